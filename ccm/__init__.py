@@ -1,0 +1,1 @@
+"""CCM: omnichannel customer communication."""

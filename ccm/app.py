@@ -1,0 +1,59 @@
+"""The Flask application factory. No side effects at import; no network calls, migrations or
+prompts inside ``create_app``: the CLI does those before it serves."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from ccm.config import Settings
+from ccm.errors import CCMError
+from ccm.http import discard_session, error_response, finish_request
+from ccm.runtime import Runtime, create_runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    """Build the API. Pass ``runtime`` to share one with an in-process worker (``ccm serve``)."""
+    runtime = runtime or create_runtime(settings or Settings.from_env())
+    app = Flask("ccm")
+    app.extensions["ccm"] = runtime
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    _register_blueprints(app)
+    app.after_request(finish_request)
+    app.teardown_request(discard_session)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from ccm import meta
+    from ccm.channels import api as outbox
+    from ccm.message_templates import api as templates
+    from ccm.messages import api as messages
+    from ccm.profiles import api as profiles
+
+    for module in (meta, profiles, templates, messages, outbox):
+        app.register_blueprint(module.bp)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CCMError)
+    def handle_ccm_error(error: CCMError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException) -> Response:
+        wrapped = CCMError(error.description or error.name)
+        wrapped.status, wrapped.code = error.code or 500, error.name.lower().replace(" ", "_")
+        return error_response(wrapped)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        wrapped = CCMError("internal error; the request changed nothing")
+        wrapped.status, wrapped.code = 500, "internal_error"
+        return error_response(wrapped)

@@ -1,0 +1,102 @@
+"""The provider interface: what every email, SMS and chat provider implements.
+
+A provider takes a frozen :class:`OutboundMessage` (never an ORM object) and either returns a
+:class:`Receipt` or raises one of the closed set of :class:`DeliveryError` subclasses, which decide
+what happens next: retry later, fail now, or fail loudly because CCM is misconfigured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """Everything a provider needs to send one message, already rendered.
+
+    For email, ``raw`` holds the complete RFC 5322 message (CRLF line endings) and
+    ``envelope_from`` the SMTP reverse path; for other channels ``body`` holds the text.
+    """
+
+    message_id: str
+    workspace_id: str
+    channel: str
+    to: str
+    body: str = ""
+    raw: bytes = b""
+    envelope_from: str = ""
+    subject: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The provider took the message. ``status`` is ``sent`` (handed over; delivery is reported
+    later, if at all) or ``delivered`` (it reached its destination, as with the local outbox)."""
+
+    provider_message_id: str | None
+    status: str = "sent"
+
+
+class DeliveryError(Exception):
+    """Base of the closed set of provider errors. ``reason`` is a short machine-readable code."""
+
+    reason: ClassVar[str] = "delivery_error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason  # type: ignore[misc]
+
+
+class TransientDeliveryError(DeliveryError):
+    """Try again later: network trouble, rate limits, HTTP 5xx and 429 answers, SMTP 4xx."""
+
+    reason = "transient_error"
+
+    def __init__(self, message: str, *, reason: str | None = None, retry_after: float | None = None):
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """This message can never be delivered as addressed: invalid address, SMTP 5xx, HTTP 4xx
+    validation errors, rejected content."""
+
+    reason = "permanent_error"
+
+
+class OutcomeUnknownError(DeliveryError):
+    """The connection broke after the message was handed over (past the commit point) and before
+    the provider answered: it may have been accepted. Never retried, to avoid a duplicate."""
+
+    reason = "outcome_unknown"
+
+
+class ProviderConfigError(DeliveryError):
+    """CCM's own configuration is wrong (credentials, TLS, missing settings). Fails loudly."""
+
+    reason = "provider_config_error"
+
+
+CommitPoint = Callable[[], None]
+"""Called by a provider right before the step after which the message may have been accepted
+(the final ``.`` of SMTP DATA, the HTTP request). It records the attempt durably and raises if this
+worker no longer owns the message, in which case the provider must abort without sending."""
+
+
+class Provider(Protocol):
+    name: ClassVar[str]
+    channel: ClassVar[str]
+    in_transaction: ClassVar[bool]
+    """True when ``send`` only writes to the database session it is given (the local outbox), so
+    the send and its status commit together and no commit point is needed."""
+
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session) -> Receipt: ...
+
+    def close(self) -> None: ...

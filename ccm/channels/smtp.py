@@ -1,0 +1,382 @@
+"""Send email over SMTP, with the commit point right before the final dot of DATA.
+
+The SMTP transaction is driven command by command rather than through ``smtplib.sendmail`` so
+that everything up to the last step can still be abandoned: until the server reads the ``.``
+that ends DATA it discards the message if the connection drops.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ccm.channels.base import (
+    CommitPoint,
+    DeliveryError,
+    OutboundMessage,
+    OutcomeUnknownError,
+    PermanentDeliveryError,
+    ProviderConfigError,
+    Receipt,
+    TransientDeliveryError,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+STARTTLS_MODES = ("opportunistic", "required", "off")
+_QUERY_KEYS = frozenset({"starttls", "cafile", "verify", "local_hostname"})
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# Replies that mean our credentials or TLS setup are wrong, whichever command they answer.
+_CONFIG_CODES = frozenset({530, 534, 535, 538})
+_QUEUE_ID = re.compile(rb"queued as ([^\s;]+)", re.IGNORECASE)
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_LINE_START_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to connect; parsed from a URL by :meth:`SmtpProvider.from_url`."""
+
+    host: str
+    port: int
+    implicit_tls: bool = False
+    starttls: str = "opportunistic"
+    username: str | None = None
+    password: str | None = None
+    cafile: str | None = None
+    verify: bool = True
+    local_hostname: str | None = None
+    timeout: float = 20.0
+
+    def __repr__(self) -> str:
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        user = f"{self.username}:***@" if self.username else ""
+        return f"SmtpSettings({scheme}://{user}{self.host}:{self.port}, starttls={self.starttls})"
+
+
+class SmtpProvider:
+    """Delivers ``OutboundMessage.raw`` to one SMTP server, one reused connection per thread.
+
+    EHLO, STARTTLS and AUTH happen once per connection. A connection the server closed while
+    idle is noticed at MAIL FROM, before anything was accepted, and replaced once.
+    """
+
+    name: ClassVar[str] = "smtp"
+    channel: ClassVar[str] = "email"
+    in_transaction: ClassVar[bool] = False
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._tls_context = _tls_context(settings)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Strong references: a connection must be QUIT by close() even after its thread ended.
+        self._open: set[smtplib.SMTP] = set()
+
+    def __repr__(self) -> str:
+        return f"SmtpProvider({self.settings!r})"
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 20.0) -> SmtpProvider:
+        """Build a provider from ``smtp://[user:pass@]host[:port][?options]`` or ``smtps://...``.
+
+        Options: ``starttls=opportunistic|required|off`` (smtp only), ``cafile=/path``,
+        ``verify=true|false``, ``local_hostname=name``. ``smtp`` defaults to port 25 and
+        ``smtps`` (implicit TLS) to 465; user and password are percent-decoded.
+
+        Raises:
+          ProviderConfigError: the URL is malformed or names an unknown option or a missing cafile.
+        """
+        return cls(parse_url(url, timeout=timeout))
+
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session) -> Receipt:
+        """Send ``message.raw`` from ``message.envelope_from`` to ``message.to``.
+
+        ``commit_point`` is called once, after the server accepted DATA and the body is on the
+        wire but before the final dot; if it raises, the connection is dropped without the dot,
+        so the server discards the message, and the exception propagates.
+
+        Raises:
+          TransientDeliveryError: network trouble or a 4xx reply; try again later.
+          OutcomeUnknownError: the connection failed after the final dot was sent.
+          PermanentDeliveryError: a 5xx reply (``rejected`` for RCPT/DATA, ``sender_rejected``
+            for MAIL FROM), or an address SMTP cannot carry.
+          ProviderConfigError: authentication or TLS is misconfigured.
+        """
+        payload = _data_payload(message)
+        while True:
+            conn, reused = self._connection()
+            try:
+                return self._transact(conn, message, payload, commit_point, reused=reused)
+            except _StaleConnection:
+                self._drop(conn)  # the next connection is fresh, so this retries at most once
+
+    def close(self) -> None:
+        """Say QUIT on every connection this provider opened, in any thread."""
+        with self._lock:
+            connections = list(self._open)
+            self._open.clear()
+        # Other threads find their connection closed (sock is None) and open a new one.
+        for conn in connections:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+        self._local.conn = None
+
+    def _connection(self) -> tuple[smtplib.SMTP, bool]:
+        """This thread's connection and whether it was used before."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None:
+            return conn, True
+        conn = _open_connection(self.settings, self._tls_context)
+        self._local.conn = conn
+        with self._lock:
+            self._open.add(conn)
+        return conn, False
+
+    def _drop(self, conn: smtplib.SMTP) -> None:
+        """Close without QUIT; used when the connection is broken or must not finish DATA."""
+        conn.close()
+        with self._lock:
+            self._open.discard(conn)
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+
+    def _transact(
+        self,
+        conn: smtplib.SMTP,
+        message: OutboundMessage,
+        payload: bytes,
+        commit_point: CommitPoint,
+        *,
+        reused: bool,
+    ) -> Receipt:
+        try:
+            self._mail_from(conn, message.envelope_from, len(payload), reused=reused)
+            self._expect(conn, "RCPT TO", conn.rcpt(message.to), (250, 251))
+            self._expect(conn, "DATA", conn.docmd("DATA"), (354,))
+            conn.send(payload)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop(conn)
+            raise TransientDeliveryError(f"SMTP connection failed: {exc}", reason="network_error") from exc
+        try:
+            commit_point()
+        except BaseException:
+            self._drop(conn)
+            raise
+        return self._finish_data(conn, message)
+
+    def _mail_from(self, conn: smtplib.SMTP, sender: str, size: int, *, reused: bool) -> None:
+        """MAIL FROM, where a reused connection the server closed while idle shows up as stale."""
+        # SIZE lets a server refuse an oversized message now rather than after the whole upload.
+        options = [f"SIZE={size}"] if conn.has_extn("size") else []
+        try:
+            reply = conn.mail(sender, options)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            if reused:
+                raise _StaleConnection from exc
+            raise
+        if reply[0] == 421 and reused:
+            raise _StaleConnection  # the idle-timeout notice, read only now
+        self._expect(conn, "MAIL FROM", reply, (250,))
+
+    def _finish_data(self, conn: smtplib.SMTP, message: OutboundMessage) -> Receipt:
+        try:
+            conn.send(b".\r\n")
+            reply = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop(conn)
+            # The server may have queued the message before the connection broke.
+            raise OutcomeUnknownError(f"SMTP connection failed after the end of DATA: {exc}") from exc
+        self._expect(conn, "end of DATA", reply, (250,))
+        found = _QUEUE_ID.search(reply[1])
+        if found:
+            return Receipt(provider_message_id=found.group(1).decode("ascii", "replace"))
+        return Receipt(provider_message_id=message.headers.get("Message-ID"))
+
+    def _expect(self, conn: smtplib.SMTP, stage: str, reply: tuple[int, bytes], ok: tuple[int, ...]) -> None:
+        """Raise the classified error for an unexpected reply, leaving the connection reusable."""
+        if reply[0] in ok:
+            return
+        error = classify_reply(stage, *reply)
+        # 421 announces that the server is closing; a non-SMTP code means we lost the thread.
+        if reply[0] == 421 or not 400 <= reply[0] < 600:
+            self._drop(conn)
+        else:
+            self._reset(conn)
+        raise error
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            if conn.rset()[0] == 250:
+                return
+        except (smtplib.SMTPException, OSError):
+            pass
+        self._drop(conn)
+
+
+class _StaleConnection(Exception):
+    """A reused connection was found closed at MAIL FROM; nothing was sent yet."""
+
+
+def classify_reply(stage: str, code: int, text: bytes) -> DeliveryError:
+    """The delivery error for an SMTP reply ``code`` to ``stage`` (``MAIL FROM``, ``RCPT TO``...)."""
+    detail = f"SMTP {stage} answered {_describe((code, text))}"
+    if code in _CONFIG_CODES:
+        return ProviderConfigError(detail, reason="auth_failed")
+    if 400 <= code < 500:
+        return TransientDeliveryError(detail, reason="deferred")
+    if 500 <= code < 600:
+        reason = "sender_rejected" if stage == "MAIL FROM" else "rejected"
+        return PermanentDeliveryError(detail, reason=reason)
+    return TransientDeliveryError(detail, reason="protocol_error")
+
+
+def _describe(reply: tuple[int, bytes]) -> str:
+    return f"{reply[0]} {reply[1].decode('utf-8', 'replace')}"
+
+
+def _data_payload(message: OutboundMessage) -> bytes:
+    """The DATA body, CRLF-normalised and dot-stuffed, ending in CRLF but without the final dot.
+
+    Bare CR or LF are normalised because servers disagree on them (the SMTP smuggling attacks).
+    """
+    for address in (message.envelope_from, message.to):
+        if not address.isascii() or any(char in address for char in "\r\n<>"):
+            raise PermanentDeliveryError(f"SMTP cannot carry the address {address!r}", reason="invalid_address")
+    if not message.raw:
+        raise PermanentDeliveryError("the message has no raw content", reason="invalid_message")
+    data = _LINE_START_DOT.sub(b"..", _LINE_ENDS.sub(b"\r\n", message.raw))
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _open_connection(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib.SMTP:
+    """Connect, say EHLO, secure and authenticate, raising the classified error on failure."""
+    conn: smtplib.SMTP | None = None
+    try:
+        conn = _connect(settings, context)
+        _secure_and_login(conn, settings, context)
+        return conn
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, DeliveryError) or not isinstance(exc, Exception):
+            raise
+        raise _connection_error(settings, exc) from exc
+
+
+def _connect(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib.SMTP:
+    local_hostname = settings.local_hostname or _local_fqdn()
+    if settings.implicit_tls:
+        return smtplib.SMTP_SSL(
+            settings.host, settings.port, local_hostname=local_hostname, timeout=settings.timeout,
+            context=context,
+        )
+    return smtplib.SMTP(settings.host, settings.port, local_hostname=local_hostname, timeout=settings.timeout)
+
+
+def _secure_and_login(conn: smtplib.SMTP, settings: SmtpSettings, context: ssl.SSLContext) -> None:
+    conn.ehlo()
+    if not settings.implicit_tls and settings.starttls != "off":
+        if conn.has_extn("starttls"):
+            conn.starttls(context=context)
+            conn.ehlo()
+        elif settings.starttls == "required":
+            raise ProviderConfigError(f"{settings.host} does not offer STARTTLS", reason="tls_unavailable")
+    if settings.username is None:
+        return
+    if not conn.has_extn("auth"):
+        raise ProviderConfigError(f"{settings.host} does not offer AUTH", reason="auth_unavailable")
+    conn.login(settings.username, settings.password or "")
+
+
+def _connection_error(settings: SmtpSettings, exc: Exception) -> DeliveryError:
+    """Classify a failure while connecting, securing or authenticating.
+
+    None of these is about the message, so none is permanent: a 5xx here (greeting, EHLO,
+    STARTTLS, AUTH) means the server will not take mail from us as configured.
+    """
+    where = f"SMTP {settings.host}:{settings.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ProviderConfigError(f"{where}: TLS certificate rejected: {exc}", reason="tls_verification")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        detail = f"{where}: {type(exc).__name__}: {_describe((exc.smtp_code, exc.smtp_error))}"
+        if 400 <= exc.smtp_code < 500:
+            return TransientDeliveryError(detail, reason="deferred")
+        reason = "auth_failed" if isinstance(exc, smtplib.SMTPAuthenticationError) else "refused"
+        return ProviderConfigError(detail, reason=reason)
+    if isinstance(exc, smtplib.SMTPException) and "authentication method" in str(exc):
+        return ProviderConfigError(f"{where}: {exc}", reason="auth_failed")
+    return TransientDeliveryError(f"{where}: {type(exc).__name__}: {exc}", reason="network_error")
+
+
+@cache
+def _local_fqdn() -> str:
+    """What smtplib would say in EHLO, looked up once per process rather than per connection."""
+    return socket.getfqdn()
+
+
+def parse_url(url: str, *, timeout: float = 20.0) -> SmtpSettings:
+    """Parse an ``smtp://`` or ``smtps://`` URL into settings; see :meth:`SmtpProvider.from_url`."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ProviderConfigError(f"invalid SMTP URL: {exc}") from exc
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise ProviderConfigError("SMTP URL must look like smtp://[user:pass@]host[:port] or smtps://...")
+    options = _query_options(parts.query)
+    implicit_tls = parts.scheme == "smtps"
+    starttls = options.get("starttls", "off" if implicit_tls else "opportunistic")
+    if starttls not in STARTTLS_MODES or (implicit_tls and starttls != "off"):
+        raise ProviderConfigError(f"starttls must be one of {STARTTLS_MODES} (and off for smtps)")
+    if parts.password is not None and not parts.username:
+        raise ProviderConfigError("SMTP URL has a password but no user")
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port or DEFAULT_PORTS[parts.scheme],
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        cafile=options.get("cafile"),
+        verify=_parse_bool(options.get("verify", "true")),
+        local_hostname=options.get("local_hostname"),
+        timeout=timeout,
+    )
+
+
+def _query_options(query: str) -> dict[str, str]:
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = set(options) - _QUERY_KEYS
+    if unknown:
+        raise ProviderConfigError(f"unknown SMTP URL options: {', '.join(sorted(unknown))}")
+    return options
+
+
+def _parse_bool(value: str) -> bool:
+    try:
+        return _BOOLEANS[value.lower()]
+    except KeyError:
+        raise ProviderConfigError(f"verify must be true or false, not {value!r}") from None
+
+
+def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=settings.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ProviderConfigError(f"cannot load cafile {settings.cafile!r}: {exc}") from exc
+    if not settings.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -1,0 +1,204 @@
+"""The ``ccm`` command line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from ccm.config import Settings
+from ccm.logs import configure_logging
+
+DEFAULT_WORKSPACE = "default"
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """CCM: customer profiles, versioned templates, and consent-aware delivery."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    ctx.obj = settings
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_obj
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the API. On the embedded default (no CCM_REDIS_URL) the worker runs in this process."""
+    from werkzeug.serving import make_server
+
+    from ccm.app import create_app
+    from ccm.bootstrap import prepare_embedded, default_api_key
+    from ccm.runtime import create_runtime
+    from ccm.worker import InProcessWorker, install
+
+    if settings.embedded:
+        prepare_embedded(settings)
+    runtime = create_runtime(settings)
+    install(runtime)
+    key = default_api_key(runtime, workspace=DEFAULT_WORKSPACE)
+    worker = InProcessWorker(runtime, threads=settings.in_process_worker_threads) if settings.embedded else None
+    if worker:
+        worker.start()
+    server = make_server(host, port, create_app(runtime=runtime), threaded=True)
+    _print_banner(settings, f"http://{host}:{server.server_port}", key)
+    _serve_until_signal(server)
+    if worker:
+        worker.stop()
+    runtime.close()
+
+
+@main.command()
+@click.option("--processes", type=int, default=None, help="worker processes (default: CPU count)")
+@click.option("--threads", type=int, default=8, show_default=True)
+@click.pass_obj
+def worker(settings: Settings, processes: int | None, threads: int) -> None:
+    """Run Dramatiq worker processes (production: needs CCM_REDIS_URL). Same as `dramatiq workers`."""
+    if settings.embedded:
+        raise click.ClickException("CCM_REDIS_URL is not set: on the embedded default `ccm serve` runs the worker")
+    from dramatiq.cli import main as dramatiq_main
+
+    args = ["dramatiq", "workers", "--threads", str(threads)]
+    if processes:
+        args += ["--processes", str(processes)]
+    sys.argv = args
+    sys.exit(dramatiq_main())
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+@click.pass_obj
+def upgrade(settings: Settings) -> None:
+    """Apply every pending migration."""
+    from ccm.migrate import upgrade as run_upgrade
+
+    if settings.embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    run_upgrade(settings.resolved_database_url)
+    click.echo("database is up to date")
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """API keys."""
+
+
+@api_keys.command("create")
+@click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="created if it does not exist")
+@click.option("--name", default="", help="a label for the key")
+@click.pass_obj
+def create_key(settings: Settings, workspace: str, name: str) -> None:
+    """Create an API key; it is printed once, alone on the last line."""
+    from ccm.auth.service import create_api_key
+    from ccm.workspaces.service import get_or_create_workspace
+
+    with _runtime(settings).db.unit_of_work() as session:
+        ws, created = get_or_create_workspace(session=session, name=workspace)
+        _, token = create_api_key(session=session, workspace_id=ws.id, name=name)
+    click.echo(f"{'created workspace' if created else 'workspace'} {workspace} ({ws.id}); new API key:", err=True)
+    click.echo(token)
+
+
+@main.group()
+def templates() -> None:
+    """Message templates."""
+
+
+@templates.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True)
+@click.pass_obj
+def import_templates(settings: Settings, folder: Path, workspace: str) -> None:
+    """Import layouts, partials and templates from FOLDER and publish them."""
+    from ccm.message_templates.importer import ImportFailed, import_folder
+    from ccm.workspaces.service import get_or_create_workspace
+
+    runtime = _runtime(settings)
+    try:
+        with runtime.db.unit_of_work() as session:
+            ws, _ = get_or_create_workspace(session=session, name=workspace)
+            with click.progressbar(length=_count_importable(folder), label="importing", file=sys.stderr) as bar:
+                results = import_folder(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, root=folder,
+                                        progress=lambda _: bar.update(1))
+    except ImportFailed as exc:
+        raise click.ClickException(f"nothing imported: {exc}") from None
+    for result in results:
+        click.echo(f"{result.key}: version {result.version}{'' if result.created else ' (unchanged)'}")
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True)
+@click.option("--raw", "message_id", default=None, help="print the raw message for this message id")
+@click.pass_obj
+def outbox(settings: Settings, limit: int, message_id: str | None) -> None:
+    """List the local outbox, newest first (or print one message in full)."""
+    from ccm.channels.service import list_outbox
+    from ccm.pagination import PageQuery
+
+    with _runtime(settings).db.unit_of_work() as session:
+        items, _ = list_outbox(session=session, workspace_id=None, page=PageQuery(limit=limit), message_id=message_id)
+        if message_id:
+            if not items:
+                raise click.ClickException(f"no outbox item for message {message_id}")
+            click.echo(items[0].raw)
+            return
+        for item in items:
+            subject = next((line[9:] for line in item.raw.splitlines() if line.startswith("Subject: ")), "")
+            click.echo(f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.message_id}  {item.channel:5}  {item.to_address}  {subject}")
+
+
+@main.command("seed-demo")
+@click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True)
+@click.option("--profiles", default=25, show_default=True)
+@click.pass_obj
+def seed_demo(settings: Settings, workspace: str, profiles: int) -> None:
+    """Import the starter templates and create demo profiles (and send each a welcome message)."""
+    from ccm.bootstrap import seed_demo as run_seed
+
+    runtime = _runtime(settings)
+    with click.progressbar(length=profiles, label="seeding", file=sys.stderr) as bar:
+        sent = run_seed(runtime, workspace=workspace, profiles=profiles, progress=lambda: bar.update(1))
+    click.echo(f"{profiles} profiles, {sent} welcome messages queued (the worker delivers them)")
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from ccm.bootstrap import prepare_embedded
+    from ccm.runtime import create_runtime
+
+    if settings.embedded:
+        prepare_embedded(settings)
+    return create_runtime(settings)
+
+
+def _count_importable(folder: Path) -> int:
+    from ccm.message_templates.importer import SNIPPET_FOLDERS
+
+    snippets = sum(1 for sub in SNIPPET_FOLDERS for p in (folder / sub).rglob("*") if p.is_file())
+    return snippets + sum(1 for p in (folder / "messages").glob("*/template.toml"))
+
+
+def _print_banner(settings: Settings, url: str, key: str | None) -> None:
+    mode = "embedded (SQLite, in-process worker" if settings.embedded else "production (external workers"
+    email = f"SMTP {settings.smtp_url.split('@')[-1]}" if settings.smtp_url else "local outbox"
+    click.echo(f"CCM listening on {url}  —  {mode}, email → {email})")
+    if key:
+        click.echo(f"API key for workspace '{DEFAULT_WORKSPACE}': {key}")
+    click.echo(f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/outbox")
+
+
+def _serve_until_signal(server) -> None:  # type: ignore[no-untyped-def]
+    def shutdown(_signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    server.serve_forever()

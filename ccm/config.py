@@ -1,0 +1,84 @@
+"""Typed settings, read once from ``CCM_*`` environment variables.
+
+Nothing else in CCM reads the environment: ``Settings.from_env()`` is called by the CLI, the WSGI
+entry point and the worker entry point, and the result is passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything CCM can be configured with; every field maps to ``CCM_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CCM_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path(".ccm")
+    database_url: str | None = None
+    """SQLAlchemy URL; absent means a SQLite file under ``data_dir``."""
+    redis_url: str | None = None
+    """Redis URL for the Dramatiq broker; absent means the in-process broker and worker."""
+    redis_namespace: str = "ccm"
+    smtp_url: str | None = None
+    """``smtp://user:pass@host:587?starttls=1`` or ``smtps://...``; absent means the local outbox."""
+    smtp_timeout: float = 20.0
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    mail_from: str = "CCM <noreply@localhost>"
+    log_level: str = "INFO"
+
+    in_process_worker_threads: int = 4
+    relay_interval: float = 1.0
+    """Seconds between scans of the job outbox for work to (re)publish."""
+    relay_grace: float = 30.0
+    """A job not finished this long after it was published is published again."""
+    claim_timeout: float = 120.0
+    """A delivery claim older than this belongs to a worker presumed dead. Must exceed the longest
+    provider call (``smtp_timeout``) plus rendering."""
+    retry_base: float = 10.0
+    retry_max: float = 3600.0
+    default_send_window: float = 24 * 3600.0
+    """Seconds a message may spend retrying before it fails with ``deadline_exceeded``."""
+    idempotency_ttl: float = 48 * 3600.0
+
+    render_timeout: float = 2.0
+    render_max_chars: int = 1_000_000
+    crash_at: str | None = Field(default=None, description="test hook: SIGKILL self at this point")
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        return cls(**overrides)  # pydantic-settings reads CCM_* for every field not overridden
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the embedded default (no Redis: in-process broker and worker)."""
+        return self.redis_url is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ccm.sqlite3').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one kept under ``data_dir`` on the embedded default."""
+        if self.secret_key:
+            return self.secret_key
+        if self.database_url and not self.database_url.startswith("sqlite"):
+            raise RuntimeError("CCM_SECRET_KEY must be set when CCM_DATABASE_URL points at a server")
+        path = self.data_dir / "secret-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()

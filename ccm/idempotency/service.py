@@ -1,0 +1,98 @@
+"""``Idempotency-Key`` handling for requests that create work.
+
+The key row is inserted first, in the transaction that does the work. Under PostgreSQL a second
+request with the same key blocks on that insert until the first commits, then replays its stored
+answer (or, if the first rolled back, does the work itself); SQLite serializes writers anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ccm.db import utcnow
+from ccm.errors import Conflict, IdempotencyKeyReused, ValidationFailed
+from ccm.idempotency.models import IdempotencyKey
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class IdempotentResult:
+    body: dict[str, Any]
+    status: int
+    replayed: bool
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(b"%s %s\n%s" % (method.encode(), path.encode(), body)).hexdigest()
+
+
+def run_idempotent(
+    *, session: Session, workspace_id: str, key: str | None, request_hash: str, ttl: float,
+    work: Callable[[], tuple[dict[str, Any], int]],
+) -> IdempotentResult:
+    """Run ``work`` once per key; replay its answer for the same key and request.
+
+    Raises:
+      IdempotencyKeyReused: the key was used with a different request.
+    """
+    if key is None:
+        body, status = work()
+        return IdempotentResult(body, status, replayed=False)
+    _check_key(key)
+    stored = _reserve(session, workspace_id, key, request_hash, ttl)
+    if stored is not None:
+        return _replay(stored, request_hash)
+    body, status = work()
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
+        .values(status_code=status, response=body)
+    )
+    return IdempotentResult(body, status, replayed=False)
+
+
+def purge_expired(*, session: Session) -> int:
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
+    return result.rowcount  # type: ignore[attr-defined]
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
+                               field="Idempotency-Key")
+
+
+def _reserve(session: Session, workspace_id: str, key: str, request_hash: str, ttl: float) -> IdempotencyKey | None:
+    """Insert the key row; return the existing row instead when the key is taken and live."""
+    now = utcnow()
+    session.execute(delete(IdempotencyKey).where(
+        IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key, IdempotencyKey.expires_at < now))
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    inserted = session.scalar(
+        insert(IdempotencyKey).values(
+            workspace_id=workspace_id, key=key, request_hash=request_hash, status_code=0, response={},
+            created_at=now, expires_at=now + dt.timedelta(seconds=ttl),
+        ).on_conflict_do_nothing().returning(IdempotencyKey.key)
+    )
+    if inserted is not None:
+        return None
+    return session.scalar(select(IdempotencyKey).where(
+        IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key))
+
+
+def _replay(stored: IdempotencyKey, request_hash: str) -> IdempotentResult:
+    if stored.request_hash != request_hash:
+        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request",
+                                   field="Idempotency-Key")
+    if stored.status_code == 0:
+        raise Conflict("a request with this Idempotency-Key is still in progress", field="Idempotency-Key")
+    return IdempotentResult(stored.response, stored.status_code, replayed=True)

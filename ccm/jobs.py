@@ -1,0 +1,210 @@
+"""Background jobs: the transactional job outbox, the relay that publishes it, and broker wiring.
+
+A job is written as a :class:`PendingJob` row in the same transaction as the work that needs it,
+and published to Dramatiq right after that transaction commits. The row stays until the job's
+actor finishes the work (the actor deletes it in its own final transaction). Anything still there
+when it falls due is published again by the relay — after a crash between commit and publish, a
+Redis outage, or a Redis that lost its data. Actors are idempotent, so a second publish costs one
+no-op run, never a second send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import BigInteger, Integer, String, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from ccm.db import Base, after_commit, utcnow
+
+if TYPE_CHECKING:
+    from ccm.config import Settings
+    from ccm.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("deliveries", "maintenance")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A kind of background work: the Dramatiq actor name and its queue."""
+
+    name: str
+    queue: str
+    time_limit_ms: int = 5 * 60 * 1000
+    max_retries: int = 20
+
+
+class PendingJob(Base):
+    """A job that was asked for and is not finished yet (the transactional outbox)."""
+
+    __tablename__ = "job_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    queue: Mapped[str] = mapped_column(String(50))
+    args: Mapped[list[Any]]
+    due_at: Mapped[dt.datetime] = mapped_column(index=True)
+    publishes: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+def job_key(job: Job, *args: Any) -> str:
+    return ":".join([job.name, *map(str, args)])
+
+
+def enqueue(session: Session, job: Job, *args: Any, grace: float, delay: float = 0.0) -> None:
+    """Ask for ``job(*args)`` to run once the current transaction commits.
+
+    The outbox row becomes due (for the relay) ``delay + grace`` seconds from now; the fast path
+    publishes right after commit. ``session.info["publisher"]`` is set by the runtime.
+    """
+    now = utcnow()
+    row = PendingJob(
+        key=job_key(job, *args), actor=job.name, queue=job.queue, args=list(args),
+        due_at=now + dt.timedelta(seconds=delay + grace),
+    )
+    session.add(row)
+    publisher: Publisher = session.info["publisher"]
+    after_commit(session, functools.partial(publisher.publish_after_commit, row.key, job, args, delay))
+
+
+def reschedule(session: Session, job: Job, *args: Any, delay: float, grace: float) -> None:
+    """Run ``job(*args)`` again in ``delay`` seconds (its outbox row moves with it)."""
+    key = job_key(job, *args)
+    due_at = utcnow() + dt.timedelta(seconds=delay + grace)
+    found = session.execute(update(PendingJob).where(PendingJob.key == key).values(due_at=due_at))
+    if not found.rowcount:  # type: ignore[attr-defined]
+        session.add(PendingJob(key=key, actor=job.name, queue=job.queue, args=list(args), due_at=due_at))
+    publisher: Publisher = session.info["publisher"]
+    after_commit(session, functools.partial(publisher.publish_after_commit, key, job, args, delay))
+
+
+def finish(session: Session, job: Job, *args: Any) -> None:
+    """Mark ``job(*args)`` done, in the transaction that records its result."""
+    session.execute(delete(PendingJob).where(PendingJob.key == job_key(job, *args)))
+
+
+class Publisher:
+    """Publishes jobs to the broker; on failure leaves them to the relay."""
+
+    def __init__(self, broker: dramatiq.Broker, sessionmaker: Callable[[], Session]) -> None:
+        self.broker = broker
+        self.sessionmaker = sessionmaker
+
+    def publish(self, actor: str, queue: str, args: Iterable[Any], delay: float = 0.0) -> None:
+        message = dramatiq.Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={})
+        self.broker.enqueue(message, delay=int(delay * 1000) or None)
+
+    def publish_after_commit(self, key: str, job: Job, args: Iterable[Any], delay: float) -> None:
+        try:
+            self.publish(job.name, job.queue, args, delay)
+        except Exception as exc:  # the broker is down: make the row due now for the relay
+            log.warning("publishing %s failed (%s); the relay will publish it", key, exc)
+            self._make_due(key, delay)
+
+    def _make_due(self, key: str, delay: float) -> None:
+        with self.sessionmaker() as session, session.begin():
+            due_at = utcnow() + dt.timedelta(seconds=delay)
+            session.execute(update(PendingJob).where(PendingJob.key == key).values(due_at=due_at))
+
+
+def relay_once(runtime: Runtime, *, limit: int = 500) -> int:
+    """Publish the outbox rows that are due; return how many were published."""
+    published = 0
+    now = utcnow()
+    with runtime.db.unit_of_work() as session:
+        rows = session.scalars(
+            select(PendingJob).where(PendingJob.due_at <= now).order_by(PendingJob.due_at)
+            .limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            try:
+                runtime.publisher.publish(row.actor, row.queue, row.args)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("relay: broker unavailable (%s); %d jobs wait", exc, len(rows) - published)
+                break
+            backoff = runtime.settings.relay_grace * 2 ** min(row.publishes, 7)
+            row.due_at, row.publishes = now + dt.timedelta(seconds=backoff), row.publishes + 1
+            published += 1
+    if published:
+        log.info("relay: published %d due jobs", published)
+    return published
+
+
+class Relay(threading.Thread):
+    """Runs :func:`relay_once` and the periodic maintenance in the background of a process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(name="ccm-relay", daemon=True)
+        self.runtime = runtime
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from ccm.idempotency.service import purge_expired
+
+        ticks = 0
+        while not self.stopping.wait(self.runtime.settings.relay_interval):
+            try:
+                while relay_once(self.runtime) == 500:
+                    pass
+                ticks += 1
+                if ticks % 600 == 1:
+                    with self.runtime.db.unit_of_work() as session:
+                        purge_expired(session=session)
+            except Exception:
+                log.exception("relay pass failed; retrying")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    """Redis when ``CCM_REDIS_URL`` is set, else the in-process stub broker."""
+    if settings.redis_url is None:
+        broker: dramatiq.Broker = StubBroker()
+    else:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=1.0, socket_timeout=10.0, health_check_interval=15
+        )
+        broker = RedisBroker(client=client, namespace=settings.redis_namespace)
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    return broker
+
+
+def check_redis_policy(broker: dramatiq.Broker) -> None:
+    """Refuse a Redis that may evict keys: an evicted queue entry is a lost message until the
+    relay notices, and an evicted ack set is a duplicate run."""
+    if not isinstance(broker, RedisBroker):
+        return
+    try:
+        policy = broker.client.config_get("maxmemory-policy").get("maxmemory-policy")
+    except redis.ResponseError:  # CONFIG disabled (managed Redis): we cannot tell
+        log.warning("cannot read Redis maxmemory-policy; make sure it is 'noeviction'")
+        return
+    if policy != "noeviction":
+        raise RuntimeError(f"Redis maxmemory-policy is {policy!r}; CCM needs 'noeviction'")
+
+
+def declare_actors(runtime: Runtime, tasks: dict[Job, Callable[..., None]]) -> None:
+    """Declare every task as a Dramatiq actor on the runtime's broker, bound to the runtime."""
+    for job, fn in tasks.items():
+        bound = functools.wraps(fn)(functools.partial(fn, runtime))
+        dramatiq.Actor(
+            bound, actor_name=job.name, queue_name=job.queue, priority=0, broker=runtime.broker,
+            options={"time_limit": job.time_limit_ms, "max_retries": job.max_retries},
+        )

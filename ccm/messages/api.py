@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, json, request
+
+from ccm.auth.api import current_workspace_id, require_api_key
+from ccm.http import db_session, endpoint
+from ccm.idempotency.service import fingerprint, run_idempotent
+from ccm.messages import service
+from ccm.messages.schemas import MessageList, MessageListQuery, MessageOut, MessageSummary, SendIn, SendOut
+
+bp = Blueprint("messages", __name__, url_prefix="/v1/messages")
+bp.before_request(require_api_key)
+
+
+@endpoint(bp, "", method="POST", body=SendIn, responses={202: SendOut}, headers=["Idempotency-Key"],
+          summary="Send a templated message to one profile")
+def send_message(body: SendIn) -> Response:
+    session, settings = db_session(), current_app.extensions["ccm"].settings
+    key = request.headers.get("Idempotency-Key")
+
+    def work() -> tuple[dict[str, str], int]:
+        message = service.send_message(session=session, settings=settings, workspace_id=current_workspace_id(),
+                                       request=body, idempotency_key=key)
+        return SendOut(id=message.id, status=message.status).model_dump(), 202
+
+    result = run_idempotent(session=session, workspace_id=current_workspace_id(), key=key,
+                            request_hash=fingerprint("POST", request.path, request.get_data()),
+                            ttl=settings.idempotency_ttl, work=work)
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return Response(json.dumps(result.body), status=result.status, headers=headers, mimetype="application/json")
+
+
+@endpoint(bp, "/<message_id>", method="GET", responses={200: MessageOut},
+          summary="A message's status, reason, route and every delivery attempt")
+def get_message(message_id: str) -> MessageOut:
+    message = service.get_message(session=db_session(), workspace_id=current_workspace_id(), message_id=message_id)
+    return MessageOut.model_validate(message)
+
+
+@endpoint(bp, "", method="GET", query=MessageListQuery, responses={200: MessageList},
+          summary="List messages, newest first")
+def list_messages(query: MessageListQuery) -> MessageList:
+    items, cursor = service.list_messages(session=db_session(), workspace_id=current_workspace_id(), page=query,
+                                          status=query.status, external_id=query.profile)
+    return MessageList(items=[MessageSummary.model_validate(m) for m in items], next_cursor=cursor)

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ccm.db import Base, utcnow
+from ccm.ids import new_id
+
+
+class MessageStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.SKIPPED}
+)
+PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.RETRYING)
+
+
+class AttemptOutcome(enum.StrEnum):
+    IN_FLIGHT = "in_flight"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    TRANSIENT_ERROR = "transient_error"
+    PERMANENT_ERROR = "permanent_error"
+    CONFIG_ERROR = "config_error"
+    UNKNOWN = "unknown"
+
+
+class Message(Base):
+    """One message to one profile. Its row is the source of truth for whether it was sent."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "send_key"),
+        Index("ix_message_workspace_profile", "workspace_id", "profile_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("msg"))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    profile_id: Mapped[str | None] = mapped_column(ForeignKey("profile.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(20))
+    send_key: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str | None] = mapped_column(String(100))
+    template_version_id: Mapped[str] = mapped_column(ForeignKey("template_version.id"))
+    template_key: Mapped[str] = mapped_column(String(200))
+    template_version: Mapped[int]
+    channel_override: Mapped[str | None] = mapped_column(String(20))
+    channel: Mapped[str | None] = mapped_column(String(20))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    route: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(20), default=MessageStatus.QUEUED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    deadline_at: Mapped[dt.datetime]
+    next_attempt_at: Mapped[dt.datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[dt.datetime | None]
+    claims: Mapped[int] = mapped_column(default=0)
+    provider_message_id: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+    attempts: Mapped[list[DeliveryAttempt]] = relationship(
+        order_by="DeliveryAttempt.number", lazy="raise", passive_deletes=True
+    )
+
+
+class DeliveryAttempt(Base):
+    """One provider call for a message: written as ``in_flight`` just before the call (the commit
+    point), then given its outcome. An ``in_flight`` row whose worker died means "maybe sent"."""
+
+    __tablename__ = "delivery_attempt"
+    __table_args__ = (UniqueConstraint("message_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("att"))
+    message_id: Mapped[str] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    channel: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str] = mapped_column(String(50))
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    outcome: Mapped[str] = mapped_column(String(20), default=AttemptOutcome.IN_FLIGHT)
+    error: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(300))
+    retry_at: Mapped[dt.datetime | None]
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]

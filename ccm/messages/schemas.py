@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ccm.message_templates.schemas import TemplateKey
+from ccm.pagination import PageQuery
+from ccm.profiles.schemas import InlineProfile
+from ccm.validation import Channel, Email
+
+
+class SendIn(BaseModel):
+    """A request to send one templated message to one profile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: InlineProfile = Field(description='{"external_id": ...} for a stored profile, or an inline profile')
+    template: TemplateKey
+    data: dict[str, Any] = Field(default_factory=dict)
+    channel: Channel | None = Field(None, description="send on this channel only")
+    category: Literal["transactional", "marketing"] | None = Field(None, description="default: the template's")
+    topic: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+    reply_to: Email | None = None
+    deadline: dt.datetime | None = Field(None, description="give up (failed: deadline_exceeded) after this time")
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone offset, e.g. 2026-01-01T12:00:00Z")
+        return value
+
+
+class SendOut(BaseModel):
+    id: str
+    status: str
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    channel: str
+    provider: str
+    to_address: str | None
+    outcome: str
+    error: str | None
+    provider_message_id: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    retry_at: dt.datetime | None
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    status: str
+    reason: str | None
+    channel: str | None
+    template: str = Field(validation_alias="template_key")
+    template_version: int
+    locale: str | None
+    category: str
+    topic: str | None
+    to_address: str | None
+    profile_id: str | None
+    route: list[dict[str, Any]]
+    attempts: list[AttemptOut]
+    deadline_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class MessageSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    status: str
+    reason: str | None
+    channel: str | None
+    template: str = Field(validation_alias="template_key")
+    template_version: int
+    to_address: str | None
+    created_at: dt.datetime
+
+
+class MessageList(BaseModel):
+    items: list[MessageSummary]
+    next_cursor: str | None
+
+
+class MessageListQuery(PageQuery):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str | None = None
+    profile: str | None = Field(None, description="external id")

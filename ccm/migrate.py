@@ -1,0 +1,44 @@
+"""Schema migrations (Alembic), run by ``ccm db upgrade`` and by ``ccm serve`` on SQLite."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("migrations")))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(slug)s_%%(rev)s")
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def heads(url: str) -> list[str]:
+    return list(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+def current(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def check_current(url: str) -> None:
+    """Refuse to run on a schema that is not at the latest migration."""
+    at, wanted = current(url), heads(url)
+    if at not in wanted:
+        raise RuntimeError(f"the database schema is at {at or 'nothing'}, not {', '.join(wanted)}: run `ccm db upgrade`")

@@ -1,0 +1,18 @@
+"""Imports every model so that ``metadata`` describes the whole schema (for Alembic and tests)."""
+
+from ccm.auth.models import ApiKey
+from ccm.channels.models import OutboxItem
+from ccm.db import Base
+from ccm.idempotency.models import IdempotencyKey
+from ccm.jobs import PendingJob
+from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
+from ccm.messages.models import DeliveryAttempt, Message
+from ccm.profiles.models import Profile
+from ccm.workspaces.models import Workspace
+
+metadata = Base.metadata
+
+__all__ = [
+    "ApiKey", "DeliveryAttempt", "IdempotencyKey", "Message", "MessageTemplate", "OutboxItem", "PendingJob",
+    "Profile", "Snippet", "TemplateVersion", "Workspace", "metadata",
+]

@@ -1,0 +1,159 @@
+"""Profiles: create, update, read, list and delete customers."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import Select, func, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ccm.db import utcnow
+from ccm.errors import NotFound, ValidationFailed
+from ccm.pagination import PageQuery, paginate, split_page
+from ccm.profiles.models import Profile
+from ccm.profiles.schemas import InlineProfile, ProfileIn, ProfilePatch
+
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+WRITABLE = ("email", "phone", "chat", "attributes", "timezone", "locale", "channels")
+
+
+def get_profile(*, session: Session, workspace_id: str, external_id: str) -> Profile:
+    profile = session.scalar(
+        select(Profile).where(Profile.workspace_id == workspace_id, Profile.external_id == external_id)
+    )
+    if profile is None:
+        raise NotFound(f"no profile with external_id {external_id!r}", field="external_id")
+    return profile
+
+
+def upsert_profile(*, session: Session, workspace_id: str, external_id: str, data: ProfileIn) -> tuple[Profile, bool]:
+    """Create the profile or replace its fields. Returns (profile, created)."""
+    values = {name: getattr(data, name) for name in WRITABLE}
+    try:
+        with session.begin_nested():
+            profile = Profile(workspace_id=workspace_id, external_id=external_id, **values)
+            session.add(profile)
+        return profile, True
+    except IntegrityError:  # it exists (perhaps created concurrently): update it instead
+        profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
+        _assign(profile, values)
+        return profile, False
+
+
+def patch_profile(*, session: Session, workspace_id: str, external_id: str, data: ProfilePatch) -> Profile:
+    profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
+    values = {name: getattr(data, name) for name in data.model_fields_set}
+    if "attributes" in values:
+        values["attributes"] = _merge(profile.attributes, values["attributes"] or {})
+    if "chat" in values:
+        values["chat"] = _merge(profile.chat, values["chat"] or {})
+    if "channels" in values and values["channels"] is None:
+        values["channels"] = []
+    _assign(profile, values)
+    return profile
+
+
+def delete_profile(*, session: Session, workspace_id: str, external_id: str) -> None:
+    """Delete the profile. Messages still waiting to go to it end ``skipped(profile_deleted)``."""
+    from ccm.messages.service import cancel_pending_messages
+
+    profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
+    cancel_pending_messages(session=session, profile_id=profile.id, reason="profile_deleted")
+    session.delete(profile)
+
+
+def list_profiles(*, session: Session, workspace_id: str, page: PageQuery, filters: dict[str, Any]) -> tuple[list[Profile], str | None]:
+    dialect = session.get_bind().dialect.name
+    statement = _filtered(select(Profile).where(Profile.workspace_id == workspace_id), filters, dialect)
+    rows = session.scalars(paginate(statement, Profile.id, page)).all()
+    items, cursor = split_page(rows, page, lambda profile: profile.id)
+    return list(items), cursor
+
+
+def resolve_recipient(*, session: Session, workspace_id: str, external_id: str | None, inline: InlineProfile | None) -> Profile:
+    """The profile a send request addresses: by external id, or from inline fields (upserted;
+    without an external id the profile is matched on email, then phone, or created)."""
+    if inline is None:
+        assert external_id is not None
+        try:
+            return get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
+        except NotFound:
+            raise ValidationFailed(f"no profile with external_id {external_id!r}", field="to.external_id") from None
+    if inline.external_id:
+        profile, _ = upsert_profile(session=session, workspace_id=workspace_id, external_id=inline.external_id,
+                                    data=ProfileIn(**inline.model_dump(exclude={"external_id"})))
+        return profile
+    return _match_or_create(session=session, workspace_id=workspace_id, inline=inline)
+
+
+def _match_or_create(*, session: Session, workspace_id: str, inline: InlineProfile) -> Profile:
+    for field in ("email", "phone"):
+        value = getattr(inline, field)
+        if value:
+            column = getattr(Profile, field)
+            match = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id, column == value).limit(1))
+            if match is not None:
+                return match
+    if not (inline.email or inline.phone or inline.chat):
+        raise ValidationFailed("an inline recipient needs an external_id, email, phone or chat handle", field="to")
+    profile = Profile(workspace_id=workspace_id, **{name: getattr(inline, name) for name in WRITABLE})
+    session.add(profile)
+    session.flush()
+    return profile
+
+
+def _assign(profile: Profile, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        setattr(profile, name, value)
+    profile.updated_at = utcnow()
+
+
+def _merge(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _filtered(statement: Select[Any], filters: dict[str, Any], dialect: str) -> Select[Any]:
+    for name, raw in filters.items():
+        if name in ("email", "phone"):
+            statement = statement.where(getattr(Profile, name) == raw)
+        elif name.startswith("attributes."):
+            statement = statement.where(_attribute_equals(name.removeprefix("attributes."), raw, dialect))
+        else:
+            raise ValidationFailed(f"query.{name}: unknown filter; use attributes.<name>", field=f"query.{name}")
+    return statement
+
+
+def _attribute_equals(attribute: str, raw: str, dialect: str) -> Any:
+    if not _ATTRIBUTE_NAME.match(attribute):
+        raise ValidationFailed(f"query.attributes.{attribute}: attribute names are letters, digits, _ and -",
+                               field=f"query.attributes.{attribute}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if not isinstance(value, str | int | float | bool):
+        raise ValidationFailed(f"query.attributes.{attribute}: filter on a string, number or boolean",
+                               field=f"query.attributes.{attribute}")
+    if dialect == "postgresql":  # JSONB containment: type-exact and able to use a GIN index
+        return type_coerce(Profile.attributes, JSONB).contains({attribute: value})
+    return func.json_extract(Profile.attributes, f'$."{attribute}"') == value
+
+
+def template_context(profile: Profile | None) -> dict[str, Any]:
+    """The ``profile`` variable templates see: plain data, never the ORM object."""
+    if profile is None:
+        return {"external_id": None, "email": None, "phone": None, "locale": None, "timezone": None, "attributes": {}}
+    return {
+        "external_id": profile.external_id, "email": profile.email, "phone": profile.phone,
+        "locale": profile.locale, "timezone": profile.timezone, "attributes": dict(profile.attributes),
+    }

@@ -1,0 +1,79 @@
+"""The long-lived objects one CCM process needs, built once from settings and passed explicitly:
+to the Flask app (``app.extensions["ccm"]``) and to every actor (bound by :func:`ccm.jobs.declare_actors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import dramatiq
+from sqlalchemy.orm import Session
+
+from ccm.channels.registry import ChannelProviders
+from ccm.config import Settings
+from ccm.db import Database
+from ccm.jobs import Publisher, build_broker
+from ccm.message_templates.rendering import PublishedTemplate
+from ccm.message_templates.sandbox import TemplateSandbox
+from ccm.tokens import Signer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    broker: dramatiq.Broker
+    publisher: Publisher
+    providers: ChannelProviders
+    sandbox: TemplateSandbox
+    signer: Signer
+    templates: TemplateCache = field(default_factory=lambda: TemplateCache())
+
+    def close(self) -> None:
+        self.providers.close()
+        self.db.dispose()
+
+
+class TemplateCache:
+    """Published template versions by id. Versions never change, so entries never go stale."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._items: OrderedDict[str, PublishedTemplate] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, version_id: str, key: str) -> PublishedTemplate:
+        from ccm.message_templates.models import TemplateVersion
+        from ccm.message_templates.service import snapshot
+
+        with self._lock:
+            found = self._items.get(version_id)
+            if found is not None:
+                self._items.move_to_end(version_id)
+                return found
+        row = session.get(TemplateVersion, version_id)
+        assert row is not None, f"template version {version_id} vanished"
+        published = snapshot(row, key)
+        with self._lock:
+            self._items[version_id] = published
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return published
+
+
+def create_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.resolved_database_url)
+    broker = build_broker(settings)
+    publisher = Publisher(broker, db.sessionmaker)
+    db.sessionmaker.configure(info={"publisher": publisher})
+    return Runtime(
+        settings=settings, db=db, broker=broker, publisher=publisher,
+        providers=ChannelProviders(settings),
+        sandbox=TemplateSandbox(timeout=settings.render_timeout, max_chars=settings.render_max_chars),
+        signer=Signer(settings.resolved_secret_key()),
+    )

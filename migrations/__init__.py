@@ -1,0 +1,1 @@
+"""Alembic migrations for CCM. Run them with ``ccm db upgrade``."""

@@ -1,0 +1,174 @@
+"""Test wiring.
+
+The suite runs on the embedded default (SQLite, in-process broker) unless
+``CCM_TEST_DATABASE_URL`` (PostgreSQL) and ``CCM_TEST_REDIS_URL`` are set, as ``.ci/run`` does.
+Under ``CI=true`` both must be set and reachable, or the run fails. The schema is always built by
+running the Alembic migrations. Tables are emptied after each test (end-to-end tests need committed
+rows that other threads and processes can see, so per-test rollback would not do).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from ccm.config import Settings
+from tests.support.api import ApiClient
+
+DATABASE_URL = os.environ.get("CCM_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith("CCM_TEST_")]:
+        del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
+    if IN_CI and not (DATABASE_URL and REDIS_URL):
+        raise pytest.UsageError("CI=true needs CCM_TEST_DATABASE_URL and CCM_TEST_REDIS_URL (see .ci/run)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"ccm backends: database={'postgresql' if DATABASE_URL else 'sqlite'} broker={'redis' if REDIS_URL else 'stub'}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """Fail any test that tries to reach beyond this machine."""
+    original = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+                raise AssertionError(f"test tried to connect to {address!r}: only loopback is allowed")
+        return original(self, address)
+
+    socket.socket.connect = guarded  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated, empty database for the session."""
+    from ccm.migrate import upgrade
+
+    if DATABASE_URL:
+        _reset_postgres(DATABASE_URL)
+        url = DATABASE_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'ccm.sqlite3'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str | None:
+    if REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).ping()
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str | None, tmp_path: Path) -> Settings:
+    return make_settings(database_url, redis_url, tmp_path)
+
+
+def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        database_url=database_url, redis_url=redis_url, redis_namespace="ccm-test", data_dir=data_dir,
+        secret_key="test-secret", public_url="http://ccm.test", relay_interval=0.2, relay_grace=2.0,
+        claim_timeout=3.0, retry_base=0.2, retry_max=2.0, in_process_worker_threads=2,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Any]:
+    from ccm.runtime import create_runtime
+    from ccm.worker import install
+
+    runtime = create_runtime(settings)
+    install(runtime)
+    yield runtime
+    runtime.close()
+    _empty_tables(settings)
+    _flush_redis(settings)
+
+
+@pytest.fixture
+def app(runtime: Any) -> Any:
+    from ccm.app import create_app
+
+    app = create_app(runtime=runtime)
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def workspace(runtime: Any) -> tuple[str, str]:
+    """(workspace id, API key) of a fresh workspace."""
+    from ccm.auth.service import create_api_key
+    from ccm.workspaces.service import get_or_create_workspace
+
+    with runtime.db.unit_of_work() as session:
+        ws, _ = get_or_create_workspace(session=session, name="acme")
+        _, token = create_api_key(session=session, workspace_id=ws.id)
+    return ws.id, token
+
+
+@pytest.fixture
+def api(app: Any, workspace: tuple[str, str]) -> ApiClient:
+    return ApiClient(app.test_client(), workspace[1])
+
+
+@pytest.fixture
+def worker(runtime: Any) -> Iterator[Any]:
+    """A real Dramatiq worker (and the relay) consuming the runtime's broker in this process."""
+    from ccm.worker import InProcessWorker
+
+    worker = InProcessWorker(runtime, threads=2)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def _empty_tables(settings: Settings) -> None:
+    from ccm.models import metadata
+
+    engine = create_engine(settings.resolved_database_url)
+    tables = [table.name for table in reversed(metadata.sorted_tables)]
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
+
+
+def _flush_redis(settings: Settings) -> None:
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url)
+        keys = list(client.scan_iter(f"{settings.redis_namespace}*"))
+        if keys:
+            client.delete(*keys)

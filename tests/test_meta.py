@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+
+def test_openapi_describes_every_endpoint_with_its_schemas(app):
+    document = app.test_client().get("/v1/openapi.json").json
+    assert document["openapi"].startswith("3.1")
+    send = document["paths"]["/v1/messages"]["post"]
+    schema_name = send["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"to", "template", "data", "channel"} <= set(document["components"]["schemas"][schema_name]["properties"])
+    assert "202" in send["responses"] and "422" in send["responses"]
+    assert {"Idempotency-Key"} <= {p["name"] for p in send["parameters"]}
+    assert "/v1/profiles/{external_id}" in document["paths"]
+    assert {"put", "get", "patch", "delete"} <= set(document["paths"]["/v1/profiles/{external_id}"])
+    assert "/v1/templates/{key}/preview" in document["paths"]
+
+
+def test_openapi_needs_no_key(app):
+    assert app.test_client().get("/v1/openapi.json").status_code == 200
+
+
+def test_healthz_reports_database_and_broker(app):
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_unknown_routes_answer_json_errors(api):
+    response = api.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"

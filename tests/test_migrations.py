@@ -1,0 +1,23 @@
+"""The Alembic migrations are the schema: one head, and exactly what the models describe."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from ccm.migrate import heads
+from ccm.models import metadata
+
+
+def test_there_is_exactly_one_head(database_url):
+    assert len(heads(database_url)) == 1
+
+
+def test_migrated_schema_matches_the_models(database_url):
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    engine.dispose()
+    assert differences == [], "models changed without a migration: run alembic revision --autogenerate"

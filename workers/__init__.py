@@ -1,0 +1,19 @@
+"""Dramatiq entry point: ``dramatiq workers`` (production: PostgreSQL + Redis).
+
+Builds the runtime from ``CCM_*`` settings, declares every actor on the Redis broker and runs the
+job relay in each worker process. Actors live in each domain's ``tasks.py``; this is wiring only.
+"""
+
+from ccm.config import Settings
+from ccm.jobs import check_redis_policy
+from ccm.logs import configure_logging
+from ccm.runtime import create_runtime
+from ccm.worker import RelayMiddleware, install
+
+settings = Settings.from_env()
+configure_logging(settings.log_level)
+runtime = create_runtime(settings)
+check_redis_policy(runtime.broker)
+runtime.broker.add_middleware(RelayMiddleware(runtime))
+install(runtime)
+broker = runtime.broker
