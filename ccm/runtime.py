@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import dramatiq
 from sqlalchemy.orm import Session
 
+from ccm import models  # noqa: F401  (registers every mapper, whatever this process imported)
 from ccm.channels.registry import ChannelProviders
 from ccm.config import Settings
 from ccm.db import Database

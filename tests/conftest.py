@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 
 from ccm.config import Settings
 from tests.support.api import ApiClient
+from tests.support.smtp_server import SmtpTestServer
 
 DATABASE_URL = os.environ.get("CCM_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
@@ -78,8 +79,23 @@ def redis_url() -> str | None:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str | None, tmp_path: Path) -> Settings:
-    return make_settings(database_url, redis_url, tmp_path)
+def settings(request: pytest.FixtureRequest, database_url: str, redis_url: str | None, tmp_path: Path) -> Settings:
+    """Test settings; ``@pytest.mark.settings(name=value)`` overrides fields, and a test that uses
+    the ``smtp_server`` fixture sends email to it."""
+    overrides: dict[str, Any] = {}
+    if "smtp_server" in request.fixturenames:
+        overrides["smtp_url"] = request.getfixturevalue("smtp_server").url()
+    marker = request.node.get_closest_marker("settings")
+    if marker:
+        overrides.update(marker.kwargs)
+    return make_settings(database_url, redis_url, tmp_path, **overrides)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpTestServer]:
+    """A real SMTP server on loopback that records what it receives."""
+    with SmtpTestServer() as server:
+        yield server
 
 
 def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **overrides: Any) -> Settings:

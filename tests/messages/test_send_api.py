@@ -16,11 +16,11 @@ def send(api, key=None, **body):
     return api.post("/v1/messages", json=payload, headers=headers)
 
 
-def finished(api, message_id):
+def finished(api, message_id, timeout=10.0):
     def probe():
         body = api.get(f"/v1/messages/{message_id}").json
         return body if body["status"] in ("delivered", "sent", "failed", "skipped") else None
-    return wait_for(probe, message=f"message {message_id} to finish")
+    return wait_for(probe, timeout=timeout, message=f"message {message_id} to finish")
 
 
 def test_send_is_accepted_and_lands_in_the_outbox(api, worker):

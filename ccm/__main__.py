@@ -1,0 +1,3 @@
+from ccm.cli import main
+
+main()

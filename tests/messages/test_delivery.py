@@ -1,0 +1,151 @@
+"""The delivery actor called directly: idempotent on the message id, one provider call at most,
+retries that end, and a job outbox that loses nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+
+from ccm.db import utcnow
+from ccm.jobs import PendingJob, relay_once
+from ccm.messages.delivery import MAX_CLAIMS, deliver_message
+from ccm.messages.models import DeliveryAttempt, Message
+from tests.messages.test_send_api import send
+from tests.support.factories import publish_template, put_profile
+
+
+@pytest.fixture
+def accepted(api, smtp_server):
+    publish_template(api)
+    put_profile(api, "u1")
+    return send(api).json["id"]
+
+
+def row(runtime, message_id):
+    with runtime.db.unit_of_work() as session:
+        return session.get(Message, message_id)
+
+
+def pending_jobs(runtime):
+    with runtime.db.unit_of_work() as session:
+        return session.scalars(select(PendingJob)).all()
+
+
+def test_running_twice_calls_the_provider_once(runtime, accepted, smtp_server):
+    deliver_message(runtime, accepted)
+    deliver_message(runtime, accepted)  # a redelivery, a lost ack, a double promotion
+    assert row(runtime, accepted).status == "sent"
+    assert len(smtp_server.messages) == 1
+    assert pending_jobs(runtime) == []  # finished work leaves the outbox
+
+
+def test_a_live_claim_makes_a_second_run_a_no_op(runtime, accepted, smtp_server):
+    with runtime.db.unit_of_work() as session:
+        session.execute(update(Message).where(Message.id == accepted).values(
+            status="sending", claim_token="someone", claimed_at=utcnow(), claims=1))
+    deliver_message(runtime, accepted)
+    assert row(runtime, accepted).status == "sending"
+    assert smtp_server.messages == []
+
+
+def test_a_stale_claim_without_a_provider_call_is_taken_over(runtime, accepted, smtp_server):
+    with runtime.db.unit_of_work() as session:
+        session.execute(update(Message).where(Message.id == accepted).values(
+            status="sending", claim_token="dead", claimed_at=utcnow() - dt.timedelta(minutes=5), claims=1))
+    deliver_message(runtime, accepted)
+    assert row(runtime, accepted).status == "sent"
+    assert len(smtp_server.messages) == 1
+
+
+def test_the_commit_point_refuses_a_run_that_lost_its_claim(runtime, accepted, smtp_server, monkeypatch):
+    from ccm.messages import delivery
+
+    real_intent = delivery.record_intent
+
+    def stolen(runtime_, claimed):
+        with runtime.db.unit_of_work() as session:  # another run took the message meanwhile
+            session.execute(update(Message).where(Message.id == accepted).values(claim_token="thief"))
+        real_intent(runtime_, claimed)
+
+    monkeypatch.setattr(delivery, "record_intent", stolen)
+    deliver_message(runtime, accepted)
+    assert smtp_server.messages == []  # the DATA was aborted before the final dot
+    assert smtp_server.commands.count("DATA") == 1
+    with runtime.db.unit_of_work() as session:
+        assert session.scalars(select(DeliveryAttempt)).all() == []
+    assert row(runtime, accepted).claim_token == "thief"
+
+
+def test_an_unexpected_error_gives_the_claim_back_and_is_raised(runtime, accepted, smtp_server, monkeypatch):
+    from ccm.channels.smtp import SmtpProvider
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(SmtpProvider, "send", explode)
+    with pytest.raises(RuntimeError):
+        deliver_message(runtime, accepted)
+    message = row(runtime, accepted)
+    assert (message.status, message.claim_token) == ("retrying", None)
+    monkeypatch.undo()
+    deliver_message(runtime, accepted)
+    assert row(runtime, accepted).status == "sent"
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_message_that_keeps_crashing_fails_with_a_reason(runtime, accepted):
+    with runtime.db.unit_of_work() as session:
+        session.execute(update(Message).where(Message.id == accepted).values(status="retrying", claims=MAX_CLAIMS))
+    deliver_message(runtime, accepted)
+    message = row(runtime, accepted)
+    assert message.status == "failed"
+    assert message.reason.startswith("too_many_attempts")
+
+
+def test_a_message_past_its_deadline_is_not_sent(runtime, accepted, smtp_server):
+    with runtime.db.unit_of_work() as session:
+        session.execute(update(Message).where(Message.id == accepted).values(deadline_at=utcnow()))
+    deliver_message(runtime, accepted)
+    assert (row(runtime, accepted).status, smtp_server.messages) == ("failed", [])
+    assert row(runtime, accepted).reason.startswith("deadline_exceeded")
+
+
+def test_a_deleted_profile_skips_its_pending_message(api, runtime, accepted, smtp_server):
+    assert api.delete("/v1/profiles/u1").status_code == 204
+    message = row(runtime, accepted)
+    assert (message.status, message.reason) == ("skipped", "profile_deleted")
+    deliver_message(runtime, accepted)
+    assert smtp_server.messages == []
+
+
+def test_an_error_inside_the_accepting_transaction_publishes_nothing(runtime, workspace, api, smtp_server):
+    from ccm.messages.schemas import SendIn
+    from ccm.messages.service import send_message
+
+    publish_template(api)
+    put_profile(api, "u1")
+    published = []
+    runtime.publisher.publish = lambda *args, **kwargs: published.append(args)  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError), runtime.db.unit_of_work() as session:
+        send_message(session=session, settings=runtime.settings, workspace_id=workspace[0], idempotency_key=None,
+                     request=SendIn.model_validate({"to": {"external_id": "u1"}, "template": "welcome"}))
+        raise RuntimeError("something after the message row, in the same transaction")
+    assert published == []
+    assert pending_jobs(runtime) == []
+    with runtime.db.unit_of_work() as session:
+        assert session.scalars(select(Message)).all() == []
+
+
+def test_the_relay_republishes_due_jobs_and_backs_off(runtime, accepted):
+    published = []
+    runtime.publisher.publish = lambda actor, queue, args, delay=0.0: published.append((actor, tuple(args)))  # type: ignore[method-assign]
+    assert relay_once(runtime) == 0  # not due yet: the fast path published it a moment ago
+    with runtime.db.unit_of_work() as session:
+        session.execute(update(PendingJob).values(due_at=utcnow() - dt.timedelta(seconds=1)))
+    assert relay_once(runtime) == 1
+    assert published == [("messages.deliver", (accepted,))]
+    assert relay_once(runtime) == 0  # rescheduled further out
+    [job] = pending_jobs(runtime)
+    assert job.publishes == 1 and job.due_at > utcnow()
