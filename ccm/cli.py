@@ -174,9 +174,12 @@ def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
     from ccm.bootstrap import prepare_embedded
     from ccm.runtime import create_runtime
 
-    if settings.embedded:
-        prepare_embedded(settings)
-    return create_runtime(settings)
+    if not settings.embedded:
+        return create_runtime(settings)
+    prepare_embedded(settings)
+    runtime = create_runtime(settings)
+    runtime.publisher.relay_only = True  # no worker here: `ccm serve` picks the jobs up
+    return runtime
 
 
 def _count_importable(folder: Path) -> int:

@@ -103,12 +103,18 @@ class Publisher:
     def __init__(self, broker: dramatiq.Broker, sessionmaker: Callable[[], Session]) -> None:
         self.broker = broker
         self.sessionmaker = sessionmaker
+        self.relay_only = False
+        """Set in processes whose in-process broker no worker reads (a CLI command beside
+        ``ccm serve`` on the embedded default): jobs are made due at once for the server's relay."""
 
     def publish(self, actor: str, queue: str, args: Iterable[Any], delay: float = 0.0) -> None:
         message = dramatiq.Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={})
         self.broker.enqueue(message, delay=int(delay * 1000) or None)
 
     def publish_after_commit(self, key: str, job: Job, args: Iterable[Any], delay: float) -> None:
+        if self.relay_only:
+            self._make_due(key, delay)
+            return
         try:
             self.publish(job.name, job.queue, args, delay)
         except Exception as exc:  # the broker is down: make the row due now for the relay

@@ -31,6 +31,12 @@ def send_message(*, session: Session, settings: Settings, workspace_id: str, req
       ValidationFailed: unknown recipient or template, a declared variable missing from the data
         and the profile, or a channel the template has no variant for. Nothing is written.
     """
+    send_key = f"api:{idempotency_key}" if idempotency_key else None
+    if send_key:  # the key's stored answer may have expired; the message it made has not
+        existing = session.scalar(select(Message).where(Message.workspace_id == workspace_id,
+                                                        Message.send_key == send_key))
+        if existing is not None:
+            return existing
     inline = request.to if request.to.model_fields_set - {"external_id"} else None
     if inline is None and not request.to.external_id:
         raise ValidationFailed("to: give an external_id or an inline profile", field="to")
@@ -42,7 +48,7 @@ def send_message(*, session: Session, settings: Settings, workspace_id: str, req
     now = utcnow()
     message = Message(
         id=message_id, workspace_id=workspace_id, profile_id=profile.id, source="api",
-        send_key=f"api:{idempotency_key or message_id}", category=request.category or version.category,
+        send_key=send_key or f"api:{message_id}", category=request.category or version.category,
         topic=request.topic, template_version_id=version.id, template_key=request.template,
         template_version=version.version, channel_override=request.channel, reply_to=request.reply_to,
         data=request.data, status=MessageStatus.QUEUED, created_at=now, updated_at=now,
