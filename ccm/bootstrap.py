@@ -66,7 +66,7 @@ def seed_demo(runtime: Runtime, *, workspace: str, profiles: int, progress: Call
                 email=f"{name.lower()}.{n + 1}@example.com", attributes={"first_name": name, "plan": rng.choice(["free", "pro"])},
                 timezone=rng.choice(["Europe/Paris", "America/New_York", "Asia/Tokyo"]), locale=rng.choice(["en", "es"]),
                 channels=["email"]))
-            send_message(session=session, settings=runtime.settings, workspace_id=ws.id, idempotency_key=f"demo-welcome-{external_id}",
+            send_message(session=session, runtime=runtime, workspace_id=ws.id, idempotency_key=f"demo-welcome-{external_id}",
                          request=SendIn.model_validate({"to": {"external_id": external_id}, "template": "welcome"}))
             progress()
     return profiles

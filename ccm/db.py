@@ -9,12 +9,14 @@ back and drop them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, Column, DateTime, Insert, MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -80,6 +82,18 @@ def rollback(session: Session) -> None:
     session.rollback()
 
 
+@functools.cache
+def insert_ignoring_conflicts(dialect: str, table: Table, returning: Column[Any] | None = None) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING [RETURNING column]`` for a dialect (``postgresql`` or
+    ``sqlite``), built once: execute it with the row as parameters."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing()
+    return statement.returning(returning) if returning is not None else statement
+
+
+def dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
 class Database:
     """An engine and a session factory for one database URL."""
 
@@ -115,7 +129,7 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -22,7 +22,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import BigInteger, Integer, String, delete, select, update
+from sqlalchemy import BigInteger, Integer, String, delete, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ccm.db import Base, after_commit, utcnow
@@ -61,6 +61,9 @@ class PendingJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+_INSERT_JOB = insert(PendingJob.__table__)
+
+
 def job_key(job: Job, *args: Any) -> str:
     return ":".join([job.name, *map(str, args)])
 
@@ -72,13 +75,11 @@ def enqueue(session: Session, job: Job, *args: Any, grace: float, delay: float =
     publishes right after commit. ``session.info["publisher"]`` is set by the runtime.
     """
     now = utcnow()
-    row = PendingJob(
-        key=job_key(job, *args), actor=job.name, queue=job.queue, args=list(args),
-        due_at=now + dt.timedelta(seconds=delay + grace),
-    )
-    session.add(row)
+    key = job_key(job, *args)
+    session.execute(_INSERT_JOB, {"key": key, "actor": job.name, "queue": job.queue, "args": list(args),
+                                  "due_at": now + dt.timedelta(seconds=delay + grace), "publishes": 0, "created_at": now})
     publisher: Publisher = session.info["publisher"]
-    after_commit(session, functools.partial(publisher.publish_after_commit, row.key, job, args, delay))
+    after_commit(session, functools.partial(publisher.publish_after_commit, key, job, args, delay))
 
 
 def reschedule(session: Session, job: Job, *args: Any, delay: float, grace: float) -> None:

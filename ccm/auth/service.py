@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ccm.auth.models import ApiKey
@@ -36,13 +36,17 @@ def create_api_key(*, session: Session, workspace_id: str, name: str = "") -> tu
     return key, token
 
 
+_keys = ApiKey.__table__
+_WORKSPACE_OF_KEY = select(_keys.c.workspace_id).where(  # prebuilt: every request runs it
+    _keys.c.digest == bindparam("digest"), _keys.c.revoked_at.is_(None))
+
+
 def authenticate(*, session: Session, token: str) -> str | None:
-    """The workspace id a key belongs to, or None for an unknown or revoked key."""
+    """The workspace id a key belongs to, or None for an unknown or revoked key. Not cached, so
+    that revoking a key takes effect on the very next request."""
     if not token.startswith(KEY_PREFIX):
         return None
-    return session.scalar(
-        select(ApiKey.workspace_id).where(ApiKey.digest == digest(token), ApiKey.revoked_at.is_(None))
-    )
+    return session.execute(_WORKSPACE_OF_KEY, {"digest": digest(token)}).scalar()
 
 
 def revoke_api_key(*, session: Session, workspace_id: str, key_id: str) -> bool:

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ccm.db import utcnow
+from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from ccm.idempotency.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
+_TABLE = IdempotencyKey.__table__
 
 
 @dataclass(frozen=True)
@@ -37,26 +37,29 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 def run_idempotent(
     *, session: Session, workspace_id: str, key: str | None, request_hash: str, ttl: float,
-    work: Callable[[], tuple[dict[str, Any], int]],
+    work: Callable[[], tuple[dict[str, Any], int]], expected: tuple[dict[str, Any], int] | None = None,
 ) -> IdempotentResult:
     """Run ``work`` once per key; replay its answer for the same key and request.
 
+    ``expected`` is the answer ``work`` will most likely give (a pre-generated id, say): it is
+    stored with the key up front, saving a write when it turns out right.
+
     Raises:
       IdempotencyKeyReused: the key was used with a different request.
+      Conflict: a request with this key is still being processed.
     """
     if key is None:
         body, status = work()
         return IdempotentResult(body, status, replayed=False)
     _check_key(key)
-    stored = _reserve(session, workspace_id, key, request_hash, ttl)
+    stored = _reserve(session, workspace_id, key, request_hash, ttl, expected or ({}, 0))
     if stored is not None:
         return _replay(stored, request_hash)
     body, status = work()
-    session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
-        .values(status_code=status, response=body)
-    )
+    if (body, status) != expected:
+        session.execute(update(IdempotencyKey).where(
+            IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key,
+        ).values(status_code=status, response=body))
     return IdempotentResult(body, status, replayed=False)
 
 
@@ -71,22 +74,21 @@ def _check_key(key: str) -> None:
                                field="Idempotency-Key")
 
 
-def _reserve(session: Session, workspace_id: str, key: str, request_hash: str, ttl: float) -> IdempotencyKey | None:
+def _reserve(session: Session, workspace_id: str, key: str, request_hash: str, ttl: float,
+             answer: tuple[dict[str, Any], int]) -> IdempotencyKey | None:
     """Insert the key row; return the existing row instead when the key is taken and live."""
     now = utcnow()
-    session.execute(delete(IdempotencyKey).where(
-        IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key, IdempotencyKey.expires_at < now))
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    inserted = session.scalar(
-        insert(IdempotencyKey).values(
-            workspace_id=workspace_id, key=key, request_hash=request_hash, status_code=0, response={},
-            created_at=now, expires_at=now + dt.timedelta(seconds=ttl),
-        ).on_conflict_do_nothing().returning(IdempotencyKey.key)
-    )
-    if inserted is not None:
+    values = {"workspace_id": workspace_id, "key": key, "request_hash": request_hash, "response": answer[0],
+              "status_code": answer[1], "created_at": now, "expires_at": now + dt.timedelta(seconds=ttl)}
+    if session.execute(insert_ignoring_conflicts(dialect_of(session), _TABLE, _TABLE.c.key), values).scalar():
         return None
-    return session.scalar(select(IdempotencyKey).where(
+    stored = session.scalar(select(IdempotencyKey).where(
         IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key))
+    if stored is not None and stored.expires_at < now:  # expired but not purged yet: start afresh
+        session.delete(stored)
+        session.flush()
+        return _reserve(session, workspace_id, key, request_hash, ttl, answer)
+    return stored
 
 
 def _replay(stored: IdempotencyKey, request_hash: str) -> IdempotentResult:

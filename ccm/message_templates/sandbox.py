@@ -52,10 +52,9 @@ BLOCKED_ATTRIBUTES = {
 }
 BLOCKED_NAMES = frozenset({"self", "lipsum", "cycler", "joiner"})
 
-# Where the attribute name sits among a filter's positional arguments.
-_ATTRIBUTE_POSITION = {"attr": 0, "selectattr": 0, "rejectattr": 0, "groupby": 0, "sum": 0,
-                       "min": 1, "max": 1, "unique": 1, "sort": 2}
-_PRINTF_FIELD = re.compile(r"%(?:%|(?:\([^)]*\))?[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?)")
+# Python's own nesting limits, hit by Jinja's recursive parser or when compiling its output.
+_TOO_DEEP = (RecursionError, SyntaxError)
+_TOO_DEEP_MESSAGE = "the template is nested too deeply"
 
 
 @dataclass(frozen=True)
@@ -101,15 +100,11 @@ class _LimitExceeded(Exception):
     """A value or the output would grow past the sandbox's limits."""
 
 
-def _check_size(size: int, limit: int) -> None:
-    if size > limit:
-        raise _LimitExceeded(f"the result would be {size:,} characters long; the limit is {limit:,}")
-
-
 @dataclass
 class _RenderScope:
     bundle: TemplateBundle
     budget: int
+    # Templates compiled for an uncacheable bundle live as long as the render, no longer.
     compiled: dict[tuple[str, str, bool], jinja2.Template] = field(default_factory=dict)
 
     def spend(self, size: int) -> None:
@@ -190,6 +185,9 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
             loader=loader,
             cache_size=0,
             auto_reload=False,
+            finalize=_refuse_callables,
+            # Constant folding would run template code at compile time, outside the size budget.
+            optimized=False,
         )
         self.max_chars = max_chars
         for name in ("lipsum", "cycler", "joiner"):
@@ -247,7 +245,8 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
 
     def check_size(self, size: int) -> None:
         """Refuse a result of ``size`` characters (or items) before it is built."""
-        _check_size(size, self.max_chars)
+        if size > self.max_chars:
+            raise _LimitExceeded(f"the result would be {size:,} characters long; the limit is {self.max_chars:,}")
 
     def produced(self, value: Any) -> Any:
         """Check a freshly built value and charge it to the budget of the render in progress."""
@@ -274,8 +273,13 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
         size_of = _METHOD_SIZES.get(name)
         return value if size_of is None else self._bounded(value, functools.partial(size_of, obj))
 
-    def _bounded(self, func: Callable[..., Any], size_of: Callable[..., int], *, materialize: bool = False) -> Callable[..., Any]:
-        """Wrap ``func`` so ``size_of`` (given the same arguments) vets its result before it is built."""
+    def _bounded(
+        self, func: Callable[..., Any], size_of: Callable[..., int], *, materialize: bool = False
+    ) -> Callable[..., Any]:
+        """Wrap ``func`` so ``size_of`` (given the same arguments) vets its result before it is built.
+
+        ``materialize`` turns the first argument into a list first, for ``str.join`` and its iterable.
+        """
 
         @functools.wraps(func)
         def bounded(*args: Any, **kwargs: Any) -> Any:
@@ -328,6 +332,8 @@ class TemplateSandbox:
                 env.compile(tree, name=name)  # unknown filters and tests only surface here
         except TemplateSyntaxError as exc:
             return [Problem(name, exc.lineno, "syntax_error", f"line {exc.lineno}: {exc.message}")]
+        except _TOO_DEEP:
+            return [Problem(name, None, "syntax_error", _TOO_DEEP_MESSAGE)]
         return problems
 
     def variables(self, source: str) -> set[str]:
@@ -371,7 +377,8 @@ class TemplateSandbox:
         try:
             for chunk in chunks:
                 size += len(chunk)
-                _check_size(size, self._max_chars)
+                if size > self._max_chars:
+                    raise _LimitExceeded(f"the output is longer than {self._max_chars:,} characters")
                 parts.append(chunk)
         finally:
             chunks.close()  # type: ignore[attr-defined]
@@ -382,6 +389,8 @@ class TemplateSandbox:
             return self._envs[True].parse(source)
         except TemplateSyntaxError as exc:
             raise RenderError("syntax_error", f"line {exc.lineno}: {exc.message}", line=exc.lineno) from exc
+        except _TOO_DEEP as exc:
+            raise RenderError("syntax_error", _TOO_DEEP_MESSAGE) from exc
 
 
 def _render_error(exc: BaseException, timeout: float) -> RenderError:
@@ -404,6 +413,10 @@ def _describe(exc: BaseException, timeout: float) -> tuple[str, str]:
         return "syntax_error", str(exc.message)
     if isinstance(exc, TemplateNotFound):
         return "template_error", f"{exc.name!r} is not part of this template version"
+    if isinstance(exc, SyntaxError):
+        return "syntax_error", _TOO_DEEP_MESSAGE
+    if isinstance(exc, RecursionError):
+        return "template_error", "the template recurses or nests too deeply"
     return "template_error", f"{type(exc).__name__}: {exc}"
 
 
@@ -426,6 +439,9 @@ def _locate(exc: BaseException) -> tuple[str | None, int | None]:
 # Static checks, run by validate().
 
 _CHECKED_NODES = (nodes.Getattr, nodes.Getitem, nodes.NSRef, nodes.Name, nodes.Filter)
+# Where the attribute name sits among a filter's positional arguments.
+_ATTRIBUTE_POSITION = {"attr": 0, "selectattr": 0, "rejectattr": 0, "groupby": 0, "sum": 0,
+                       "min": 1, "max": 1, "unique": 1, "sort": 2}
 
 
 def _forbidden_constructs(tree: nodes.Template, source_name: str) -> Iterator[Problem]:
@@ -489,7 +505,17 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+@jinja2.pass_context  # which also keeps Jinja from evaluating output at compile time
+def _refuse_callables(_context: Any, value: Any) -> Any:
+    # Printing a function or type shows Python internals ("<built-in method upper of str ...>").
+    if callable(value) and not isinstance(value, jinja2.Undefined):
+        raise SecurityError("functions and types cannot be printed")
+    return value
+
+
 # Size checks, run while rendering. A size is in characters for strings and items for lists.
+
+_PRINTF_FIELD = re.compile(r"%(?:%|(?:\([^)]*\))?[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?)")
 
 
 def _bounded_range(*args: int) -> range:
@@ -600,7 +626,8 @@ def _batch_size(value: Any, linecount: Any, fill_with: Any = None) -> int:
     return _int_or_zero(linecount)
 
 
-def _slice_size(value: Any, slices: Any, fill_with: Any = None) -> int:
+def _slice_size(_eval_ctx: Any, value: Any, slices: Any, fill_with: Any = None) -> int:
+    # The registered slice filter is Jinja's async-variant wrapper, which also takes the eval context.
     return _int_or_zero(slices)
 
 

@@ -7,9 +7,14 @@ per process sleeps until the earliest one and interrupts the thread if its block
 running.
 
 Every deadline fires at most once, and firing and finishing both happen under one lock, so the
-exception can never reach code outside the guarded block: either it is raised inside the block,
+exception never reaches code outside the guarded block: either it is raised inside the block,
 or the block finishes first and the watchdog skips it, or the watchdog fires just as the block
-finishes and the block clears the pending exception before leaving.
+finishes and the block clears the pending exception before it leaves.
+
+The exception can land at any bytecode boundary of the interrupted thread, including inside
+Python-level lock helpers such as ``threading.Condition.__enter__``, where it would leave the
+lock held for good. So the interrupted thread only touches plain ``threading.Lock`` objects,
+whose ``with`` handling is done in C, and the watchdog sleeps on a lock instead of a condition.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ _clear_in_thread = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
 )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Ticket:
     thread_id: int
     deadline: float
@@ -62,7 +67,9 @@ class Watchdog:
         os.register_at_fork(after_in_child=self._start_fresh)
 
     def _start_fresh(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        # Held by the watchdog while it sleeps; releasing it wakes the watchdog early.
+        self._wakeup = threading.Lock()
         self._heap: list[tuple[float, int, _Ticket]] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
@@ -74,43 +81,45 @@ class Watchdog:
         The exception lands at the next bytecode boundary; a single long C call (one huge
         string operation, say) finishes first, so callers must bound those themselves.
         """
-        ticket = self._arm(seconds)
+        ticket = _Ticket(threading.get_ident(), time.monotonic() + seconds)
         try:
+            self._arm(ticket)
             yield
         finally:
             self._disarm(ticket)
 
-    def _arm(self, seconds: float) -> _Ticket:
-        ticket = _Ticket(threading.get_ident(), time.monotonic() + seconds)
-        with self._cond:
+    def _arm(self, ticket: _Ticket) -> None:
+        with self._lock:
             if self._thread is None:
+                self._wakeup.acquire()
                 self._thread = threading.Thread(target=self._run, name="template-watchdog", daemon=True)
                 self._thread.start()
             heapq.heappush(self._heap, (ticket.deadline, next(self._order), ticket))
-            # Finished tickets stay in the heap until their deadline passes, so with equal
-            # timeouts a new ticket is rarely the earliest and the sleeping thread is left alone.
-            if self._heap[0][2] is ticket:
-                self._cond.notify()
-        return ticket
+            if self._heap[0][2] is ticket and self._wakeup.locked():
+                self._wakeup.release()
 
     def _disarm(self, ticket: _Ticket) -> None:
-        with self._cond:
+        with self._lock:
             ticket.done = True
             if ticket.fired:
                 _clear_in_thread(ticket.thread_id, None)
 
     def _run(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    self._fire(heapq.heappop(self._heap)[2])
-                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+        while True:
+            with self._lock:
+                timeout = self._fire_due(time.monotonic())
+            self._wakeup.acquire(timeout=timeout)
 
-    def _fire(self, ticket: _Ticket) -> None:
-        if not ticket.done:
-            ticket.fired = True
-            _raise_in_thread(ticket.thread_id, DeadlineExceeded)
+    def _fire_due(self, now: float) -> float:
+        """Fire expired tickets, drop finished ones from the top, and return how long to sleep."""
+        # Dropping finished tickets before their deadline keeps the top of the heap on a block
+        # that is still running, so the watchdog wakes about once per timeout, not per block.
+        while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+            ticket = heapq.heappop(self._heap)[2]
+            if not ticket.done:
+                ticket.fired = True
+                _raise_in_thread(ticket.thread_id, DeadlineExceeded)
+        return self._heap[0][0] - now if self._heap else -1
 
 
 WATCHDOG = Watchdog()

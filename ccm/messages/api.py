@@ -5,6 +5,7 @@ from flask import Blueprint, Response, current_app, json, request
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
 from ccm.idempotency.service import fingerprint, run_idempotent
+from ccm.ids import new_id
 from ccm.messages import service
 from ccm.messages.schemas import MessageList, MessageListQuery, MessageOut, MessageSummary, SendIn, SendOut
 
@@ -15,17 +16,18 @@ bp.before_request(require_api_key)
 @endpoint(bp, "", method="POST", body=SendIn, responses={202: SendOut}, headers=["Idempotency-Key"],
           summary="Send a templated message to one profile")
 def send_message(body: SendIn) -> Response:
-    session, settings = db_session(), current_app.extensions["ccm"].settings
-    key = request.headers.get("Idempotency-Key")
+    session, runtime = db_session(), current_app.extensions["ccm"]
+    key, message_id = request.headers.get("Idempotency-Key"), new_id("msg")
 
     def work() -> tuple[dict[str, str], int]:
-        message = service.send_message(session=session, settings=settings, workspace_id=current_workspace_id(),
-                                       request=body, idempotency_key=key)
-        return SendOut(id=message.id, status=message.status).model_dump(), 202
+        accepted = service.send_message(session=session, runtime=runtime, workspace_id=current_workspace_id(),
+                                        request=body, idempotency_key=key, message_id=message_id)
+        return {"id": accepted.id, "status": accepted.status}, 202
 
     result = run_idempotent(session=session, workspace_id=current_workspace_id(), key=key,
                             request_hash=fingerprint("POST", request.path, request.get_data()),
-                            ttl=settings.idempotency_ttl, work=work)
+                            ttl=runtime.settings.idempotency_ttl, work=work,
+                            expected=({"id": message_id, "status": "queued"}, 202))
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     return Response(json.dumps(result.body), status=result.status, headers=headers, mimetype="application/json")
 

@@ -5,58 +5,104 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ccm import jobs
-from ccm.config import Settings
-from ccm.db import utcnow
+from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.errors import NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.message_templates.models import MessageTemplate, TemplateVersion
-from ccm.message_templates.rendering import missing_variables, pick_variant
+from ccm.message_templates.rendering import PublishedTemplate, missing_variables
 from ccm.messages.models import PENDING_STATUSES, Message, MessageStatus
 from ccm.messages.schemas import SendIn
 from ccm.messages.tasks import DELIVER
 from ccm.pagination import PageQuery, paginate, split_page
 from ccm.profiles.models import Profile
 from ccm.profiles.service import get_profile, resolve_recipient
+from ccm.runtime import Runtime
 
 
-def send_message(*, session: Session, settings: Settings, workspace_id: str, request: SendIn,
-                 idempotency_key: str | None) -> Message:
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    id: str
+    attributes: dict[str, Any]
+    locale: str | None
+
+
+_profile, _template, _version, _message = (Profile.__table__, MessageTemplate.__table__, TemplateVersion.__table__,
+                                           Message.__table__)
+# Prebuilt Core statements: this is the hottest path of the API, and building ORM queries per
+# request costs more than the database round trips themselves.
+_RECIPIENT = select(_profile.c.id, _profile.c.attributes, _profile.c.locale).where(
+    _profile.c.workspace_id == bindparam("workspace_id"), _profile.c.external_id == bindparam("external_id"))
+_LATEST_VERSION = select(_version.c.id).join(_template, _version.c.template_id == _template.c.id).where(
+    _template.c.workspace_id == bindparam("workspace_id"), _template.c.key == bindparam("key"),
+    _version.c.version == _template.c.latest_version)
+_BY_SEND_KEY = select(_message.c.id, _message.c.status).where(
+    _message.c.workspace_id == bindparam("workspace_id"), _message.c.send_key == bindparam("send_key"))
+
+
+def send_message(*, session: Session, runtime: Runtime, workspace_id: str, request: SendIn,
+                 idempotency_key: str | None, message_id: str | None = None) -> Accepted:
     """Accept a message: pin the template version, write the message and its delivery job.
+
+    ``message_id`` may be chosen by the caller (to answer an idempotent request before the work).
+    A message already made with the same idempotency key is returned as it is.
 
     Raises:
       ValidationFailed: unknown recipient or template, a declared variable missing from the data
         and the profile, or a channel the template has no variant for. Nothing is written.
     """
-    send_key = f"api:{idempotency_key}" if idempotency_key else None
-    if send_key:  # the key's stored answer may have expired; the message it made has not
-        existing = session.scalar(select(Message).where(Message.workspace_id == workspace_id,
-                                                        Message.send_key == send_key))
-        if existing is not None:
-            return existing
-    inline = request.to if request.to.model_fields_set - {"external_id"} else None
-    if inline is None and not request.to.external_id:
-        raise ValidationFailed("to: give an external_id or an inline profile", field="to")
-    profile = resolve_recipient(session=session, workspace_id=workspace_id,
-                                external_id=request.to.external_id, inline=inline)
-    version = _latest_version(session, workspace_id, request.template)
-    _check_request(request, version, profile)
-    message_id = new_id("msg")
+    recipient = _recipient(session, workspace_id, request)
+    template = _latest_template(session, runtime, workspace_id, request.template)
+    _check_request(request, template, recipient)
+    message_id = message_id or new_id("msg")
+    send_key = f"api:{idempotency_key}" if idempotency_key else f"api:{message_id}"
     now = utcnow()
-    message = Message(
-        id=message_id, workspace_id=workspace_id, profile_id=profile.id, source="api",
-        send_key=send_key or f"api:{message_id}", category=request.category or version.category,
-        topic=request.topic, template_version_id=version.id, template_key=request.template,
-        template_version=version.version, channel_override=request.channel, reply_to=request.reply_to,
-        data=request.data, status=MessageStatus.QUEUED, created_at=now, updated_at=now,
-        deadline_at=request.deadline or now + dt.timedelta(seconds=settings.default_send_window),
-    )
-    session.add(message)
-    jobs.enqueue(session, DELIVER, message_id, grace=settings.relay_grace)
-    return message
+    inserted = session.execute(insert_ignoring_conflicts(dialect_of(session), _message, _message.c.id), dict(
+        id=message_id, workspace_id=workspace_id, profile_id=recipient.id, source="api", send_key=send_key,
+        category=request.category or template.category, topic=request.topic, template_version_id=template.id,
+        template_key=request.template, template_version=template.version, channel_override=request.channel,
+        reply_to=request.reply_to, data=request.data, route=[], status=MessageStatus.QUEUED, claims=0,
+        created_at=now, updated_at=now,
+        deadline_at=request.deadline or now + dt.timedelta(seconds=runtime.settings.default_send_window),
+        claim_token=None, claimed_at=None, next_attempt_at=None, locale=None, channel=None, to_address=None,
+        reason=None, provider_message_id=None, finished_at=None,
+    )).scalar()
+    if inserted is None:  # the key was used before and its stored answer has expired
+        existing = session.execute(_BY_SEND_KEY, {"workspace_id": workspace_id, "send_key": send_key}).one()
+        return Accepted(existing.id, existing.status)
+    jobs.enqueue(session, DELIVER, message_id, grace=runtime.settings.relay_grace)
+    return Accepted(message_id, MessageStatus.QUEUED)
+
+
+def _recipient(session: Session, workspace_id: str, request: SendIn) -> Recipient:
+    inline = request.to if request.to.model_fields_set - {"external_id"} else None
+    if inline is None:
+        if not request.to.external_id:
+            raise ValidationFailed("to: give an external_id or an inline profile", field="to")
+        row = session.execute(_RECIPIENT, {"workspace_id": workspace_id, "external_id": request.to.external_id}).first()
+        if row is None:
+            raise ValidationFailed(f"no profile with external_id {request.to.external_id!r}", field="to.external_id")
+        return Recipient(row.id, row.attributes, row.locale)
+    profile = resolve_recipient(session=session, workspace_id=workspace_id, external_id=None, inline=inline)
+    return Recipient(profile.id, profile.attributes, profile.locale)
+
+
+def _latest_template(session: Session, runtime: Runtime, workspace_id: str, key: str) -> PublishedTemplate:
+    version_id = session.execute(_LATEST_VERSION, {"workspace_id": workspace_id, "key": key}).scalar()
+    if version_id is None:
+        raise ValidationFailed(f"template: no published template with key {key!r}", field="template")
+    return runtime.templates.get(session, version_id, key)
 
 
 def get_message(*, session: Session, workspace_id: str, message_id: str) -> Message:
@@ -92,30 +138,15 @@ def cancel_pending_messages(*, session: Session, profile_id: str, reason: str) -
     return result.rowcount  # type: ignore[attr-defined]
 
 
-def _latest_version(session: Session, workspace_id: str, key: str) -> TemplateVersion:
-    version = session.scalar(
-        select(TemplateVersion).join(MessageTemplate, TemplateVersion.template_id == MessageTemplate.id)
-        .where(MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == key,
-               TemplateVersion.version == MessageTemplate.latest_version)
-    )
-    if version is None:
-        raise ValidationFailed(f"template: no published template with key {key!r}", field="template")
-    return version
-
-
-def _check_request(request: SendIn, version: TemplateVersion, profile: Profile) -> None:
-    missing = missing_variables(version.variables, request.data, profile.attributes)
+def _check_request(request: SendIn, template: PublishedTemplate, recipient: Recipient) -> None:
+    missing = missing_variables(template.variables, request.data, recipient.attributes)
     if missing:
         raise ValidationFailed(
             f"data.{missing[0]}: the template needs {', '.join(missing)}; give it in data or as a profile attribute",
             field=f"data.{missing[0]}", details={"missing": missing})
-    if request.channel and pick_variant(version.variants, request.channel, profile.locale,
-                                        version.default_locale) is None:
+    if request.channel and template.variant_for(request.channel, recipient.locale) is None:
         raise ValidationFailed(f"channel: template {request.template!r} has no {request.channel} variant",
                                field="channel")
-    if version.category == "marketing" and request.category == "transactional":
+    if template.category == "marketing" and request.category == "transactional":
         raise ValidationFailed("category: a marketing template cannot be sent as transactional", field="category")
 
-
-def message_payload(message: Message) -> dict[str, Any]:
-    return {"id": message.id, "status": message.status}

@@ -129,7 +129,7 @@ def test_an_error_inside_the_accepting_transaction_publishes_nothing(runtime, wo
     published = []
     runtime.publisher.publish = lambda *args, **kwargs: published.append(args)  # type: ignore[method-assign]
     with pytest.raises(RuntimeError), runtime.db.unit_of_work() as session:
-        send_message(session=session, settings=runtime.settings, workspace_id=workspace[0], idempotency_key=None,
+        send_message(session=session, runtime=runtime, workspace_id=workspace[0], idempotency_key=None,
                      request=SendIn.model_validate({"to": {"external_id": "u1"}, "template": "welcome"}))
         raise RuntimeError("something after the message row, in the same transaction")
     assert published == []

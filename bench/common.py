@@ -1,0 +1,122 @@
+"""Shared set-up for the benchmarks: a fresh PostgreSQL database, a Redis namespace, a workspace
+with a key, a published template and profiles. Run against PostgreSQL + Redis, as in production."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DATABASE = "ccm_bench"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def database_url() -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
+
+
+def fresh_database() -> str:
+    """Drop and recreate the benchmark database, then migrate it."""
+    from ccm.migrate import upgrade
+
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {DATABASE}"))
+    admin.dispose()
+    upgrade(database_url())
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return database_url()
+
+
+def ccm_env(**settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCM_")}
+    base = {"database_url": database_url(), "redis_url": REDIS_URL, "secret_key": "bench-secret",
+            "log_level": "WARNING", "data_dir": "/tmp/ccm-bench"}
+    base.update(settings)
+    env.update({f"CCM_{k.upper()}": str(v) for k, v in base.items() if v is not None})
+    return env
+
+
+def seed(*, profiles: int, template_html: str) -> str:
+    """A workspace, its API key, template ``bench`` (published) and ``profiles`` profiles."""
+    from ccm.auth.service import create_api_key
+    from ccm.config import Settings
+    from ccm.message_templates.schemas import TemplateIn
+    from ccm.message_templates.service import create_template, publish
+    from ccm.profiles.models import Profile
+    from ccm.runtime import create_runtime
+    from ccm.workspaces.service import get_or_create_workspace
+
+    runtime = create_runtime(Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret"))
+    with runtime.db.unit_of_work() as session:
+        ws, _ = get_or_create_workspace(session=session, name="bench")
+        _, key = create_api_key(session=session, workspace_id=ws.id)
+        create_template(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, data=TemplateIn.model_validate({
+            "key": "bench", "category": "transactional", "variables": ["first_name", "order"],
+            "variants": [{"channel": "email", "locale": "en", "subject": "Order {{ order }} for {{ first_name }}",
+                          "html": template_html}]}))
+        publish(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, key="bench")
+        session.add_all(Profile(workspace_id=ws.id, external_id=f"u{n}", email=f"user{n}@example.com",
+                                attributes={"first_name": f"User {n}"}, channels=["email"]) for n in range(profiles))
+    runtime.close()
+    return key
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def need(tool: str, package: str) -> str:
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
+    if not path:
+        sys.exit(f"{tool} not found: install the Debian package '{package}'")
+    return path
+
+
+def save(name: str, result: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
