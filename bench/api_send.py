@@ -19,7 +19,7 @@ import time
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, ccm_env, database_url, free_port, fresh_database, need, process, save, seed, wait_port  # noqa: E402
+from bench.common import ROOT, ccm_env, cpu_usage, database_url, free_port, fresh_database, need, process, save, seed, wait_port  # noqa: E402
 
 HTML = "<p>Hello {{ first_name }}, your order {{ order }} is confirmed.</p>"
 
@@ -66,9 +66,14 @@ def main() -> None:
         with process(gunicorn(app, port, extra), env=ccm_env(), cwd=cwd):
             wait_port(port)
             run_wrk(port, key=key, duration=3, connections=args.connections, run=f"warm-{name}")
-            results[name] = run_wrk(port, key=key, duration=args.duration, connections=args.connections, run=name)
+            cpu: dict[str, float] = {}
+            with cpu_usage(cpu):
+                results[name] = run_wrk(port, key=key, duration=args.duration, connections=args.connections, run=name)
+            served = results[name]["requests"]
+            results[name]["cpu_ms_per_request"] = {k: round(v * 1000 / served, 3) for k, v in cpu.items()}
         print(f"{name:10}  {results[name]['requests_per_s']:8.0f} req/s   p50 {results[name]['p50_ms']:6.2f} ms"
               f"   p99 {results[name]['p99_ms']:6.2f} ms   non-2xx {results[name]['errors']}", flush=True)
+        print(f"            CPU ms per request: {results[name]['cpu_ms_per_request']}", flush=True)
     engine = create_engine(database_url())
     with engine.connect() as connection:
         stored = connection.execute(text("SELECT count(*) FROM message")).scalar_one()

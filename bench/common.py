@@ -120,3 +120,32 @@ def need(tool: str, package: str) -> str:
 def save(name: str, result: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def cpu_seconds_by_command() -> dict[str, float]:
+    """CPU seconds used so far by every process on the machine, summed by command name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1: stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
+@contextmanager
+def cpu_usage(into: dict[str, float]) -> Iterator[None]:
+    """Fill ``into`` with the CPU seconds each command used inside the block."""
+    before = cpu_seconds_by_command()
+    yield
+    after = cpu_seconds_by_command()
+    for name, seconds in after.items():
+        used = seconds - before.get(name, 0.0)
+        if used > 0.05:
+            into[name] = round(used, 2)

@@ -7,16 +7,15 @@ and cannot be enumerated.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 def new_id(prefix: str) -> str:
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    # 20 bytes are 32 base32 characters with no padding; the last 26 hold the low 130 bits.
+    body = base64.b32encode(value.to_bytes(20, "big")).decode("ascii").translate(_TO_CROCKFORD)
+    return f"{prefix}_{body[6:]}"

@@ -6,44 +6,37 @@ Three layers, because each one misses something the next one catches:
   numbers the editor can show.
 * Rendering uses Jinja's immutable sandbox, tightened: names starting with ``_``, string
   formatting methods and ``mro`` are refused however they are reached, and every operator,
-  filter and string method that can build a result much larger than its inputs is sized first.
+  filter and string method that can build a result much larger than its inputs is sized first
+  (see `ccm.message_templates.limits`).
 * A watchdog interrupts renders that run past ``timeout``; the size checks exist because a
   single C call (``'x' * 10**9``) cannot be interrupted.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
-from jinja2.filters import make_attrgetter
-from jinja2.runtime import markup_join, str_join
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import soft_str
 
+# The caps are re-exported: callers may still read them from this module.
+from ccm.message_templates.limits import (
+    MAX_INT_BITS,
+    MAX_RANGE,
+    MAX_WIDTH,
+    WORK_FACTOR,
+    BoundedEnvironment,
+    LimitExceeded,
+    work_budget,
+)
 from ccm.message_templates.watchdog import WATCHDOG, DeadlineExceeded
-
-MAX_RANGE = 100_000
-"""Most items ``range()`` may produce."""
-
-MAX_WIDTH = 100
-"""Widest field (``%500s``) or JSON indent a template may ask for."""
-
-MAX_INT_BITS = 16_384
-"""Largest integer arithmetic may produce: a few thousand digits, cheap to compute."""
-
-WORK_FACTOR = 10
-"""Operations that build text may build this many times ``max_chars`` in total per render."""
 
 BLOCKED_ATTRIBUTES = {
     "format": "string formatting methods are blocked; use the format filter",
@@ -96,24 +89,14 @@ class TemplateBundle:
     cacheable: bool = True
 
 
-class _LimitExceeded(Exception):
-    """A value or the output would grow past the sandbox's limits."""
-
-
 @dataclass
 class _RenderScope:
     bundle: TemplateBundle
-    budget: int
     # Templates compiled for an uncacheable bundle live as long as the render, no longer.
     compiled: dict[tuple[str, str, bool], jinja2.Template] = field(default_factory=dict)
 
-    def spend(self, size: int) -> None:
-        self.budget -= size
-        if self.budget < 0:
-            raise _LimitExceeded("the template builds too much text while rendering")
 
-
-# Rendering is synchronous, so the loader and the size checks find the render in progress here.
+# Rendering is synchronous, so the loader finds the bundle of the render in progress here.
 _SCOPE: ContextVar[_RenderScope] = ContextVar("ccm_template_render")
 
 
@@ -162,40 +145,21 @@ class _BundleLoader(jinja2.BaseLoader):
         return template
 
 
-class _BoundedCodeGenerator(CodeGenerator):
-    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
-        # Hand the operands over unjoined so they can be sized before the join allocates.
-        self.write("environment.bounded_concat(context.eval_ctx, (")
-        for arg in node.nodes:
-            self.visit(arg, frame)
-            self.write(", ")
-        self.write("))")
-
-
-class _SandboxEnvironment(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox with name blocking and size checks; one per autoescape setting."""
-
-    code_generator_class = _BoundedCodeGenerator
-    intercepted_binops = frozenset({"+", "*", "**", "%"})
+class _SandboxEnvironment(BoundedEnvironment):
+    """The size-checked sandbox with name blocking added; one per autoescape setting."""
 
     def __init__(self, *, autoescape: bool, max_chars: int, loader: jinja2.BaseLoader) -> None:
         super().__init__(
+            max_chars=max_chars,
             autoescape=autoescape,
             undefined=jinja2.StrictUndefined,
             loader=loader,
             cache_size=0,
             auto_reload=False,
             finalize=_refuse_callables,
-            # Constant folding would run template code at compile time, outside the size budget.
-            optimized=False,
         )
-        self.max_chars = max_chars
         for name in ("lipsum", "cycler", "joiner"):
             del self.globals[name]
-        self.globals["range"] = _bounded_range
-        for name, size_of in _FILTER_SIZES.items():
-            self.filters[name] = self._bounded(self.filters[name], size_of)
-        self.filters["join"] = self._bounded_join_filter(self.filters["join"])
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return attr not in BLOCKED_ATTRIBUTES and super().is_safe_attribute(obj, attr, value)
@@ -212,94 +176,12 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
         problem = _name_problem(attribute)
         if problem:
             raise SecurityError(problem)
-        return self._bounded_method(obj, attribute, super().getattr(obj, attribute))
+        return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        if not isinstance(argument, str):
-            return super().getitem(obj, argument)
-        if argument.startswith("_"):
+        if isinstance(argument, str) and argument.startswith("_"):
             raise SecurityError(_name_problem(argument))
-        return self._bounded_method(obj, argument, super().getitem(obj, argument))
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            _check_power(left, right)
-        elif operator == "*":
-            self._check_product(left, right)
-        elif operator == "+" and _is_sized(left) and _is_sized(right):
-            self.check_size(len(left) + len(right))
-        elif operator == "%" and isinstance(left, str):
-            _check_printf_widths(left)
-        return self.produced(self.binop_table[operator](left, right))
-
-    def bounded_concat(self, eval_ctx: Any, values: tuple[Any, ...]) -> str:
-        """Join the operands of ``~``, refusing before the join if they are already too long."""
-        self.check_size(sum(len(value) for value in values if isinstance(value, str)))
-        return self.produced((markup_join if eval_ctx.autoescape else str_join)(values))
-
-    def concat(self, parts: Any) -> str:  # type: ignore[override]
-        """Join captured output (``{% set %}`` blocks, macros, ``caller()``) within the limits."""
-        parts = list(parts)
-        self.check_size(sum(map(len, parts)))
-        return self.produced("".join(parts))
-
-    def check_size(self, size: int) -> None:
-        """Refuse a result of ``size`` characters (or items) before it is built."""
-        if size > self.max_chars:
-            raise _LimitExceeded(f"the result would be {size:,} characters long; the limit is {self.max_chars:,}")
-
-    def produced(self, value: Any) -> Any:
-        """Check a freshly built value and charge it to the budget of the render in progress."""
-        if isinstance(value, (str, bytes, list, tuple)):
-            self.check_size(len(value))
-            scope = _SCOPE.get(None)
-            if scope is not None:
-                scope.spend(len(value))
-        return value
-
-    def _check_product(self, left: Any, right: Any) -> None:
-        if isinstance(left, int) and isinstance(right, int):
-            _check_int_bits(left.bit_length() + right.bit_length())
-        elif _is_sized(left) and isinstance(right, int):
-            self.check_size(len(left) * right)
-        elif _is_sized(right) and isinstance(left, int):
-            self.check_size(len(right) * left)
-
-    def _bounded_method(self, obj: Any, name: str, value: Any) -> Any:
-        if not isinstance(obj, (str, bytes)):
-            return value
-        if name == "join":
-            return self._bounded(value, lambda parts: _joined_size(obj, parts), materialize=True)
-        size_of = _METHOD_SIZES.get(name)
-        return value if size_of is None else self._bounded(value, functools.partial(size_of, obj))
-
-    def _bounded(
-        self, func: Callable[..., Any], size_of: Callable[..., int], *, materialize: bool = False
-    ) -> Callable[..., Any]:
-        """Wrap ``func`` so ``size_of`` (given the same arguments) vets its result before it is built.
-
-        ``materialize`` turns the first argument into a list first, for ``str.join`` and its iterable.
-        """
-
-        @functools.wraps(func)
-        def bounded(*args: Any, **kwargs: Any) -> Any:
-            if materialize:
-                args = (list(args[0]), *args[1:])
-            self.check_size(size_of(*args, **kwargs))
-            return self.produced(func(*args, **kwargs))
-
-        return bounded
-
-    def _bounded_join_filter(self, join: Callable[..., str]) -> Callable[..., str]:
-        @functools.wraps(join)
-        def bounded(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
-            if attribute is not None:
-                value = map(make_attrgetter(self, attribute), value)
-            parts = [soft_str(item) for item in value]
-            self.check_size(_joined_size(soft_str(d), parts))
-            return self.produced(join(eval_ctx, parts, d))
-
-        return bounded
+        return super().getitem(obj, argument)
 
 
 class TemplateSandbox:
@@ -362,9 +244,10 @@ class TemplateSandbox:
         Raises:
             RenderError: the render failed; nothing partial is returned.
         """
-        token = _SCOPE.set(_RenderScope(bundle, budget=self._max_chars * WORK_FACTOR))
+        token = _SCOPE.set(_RenderScope(bundle))
         try:
-            with WATCHDOG.deadline(self._timeout):
+            # The budget wraps the deadline so that the watchdog cannot interrupt its reset.
+            with work_budget(self._max_chars * WORK_FACTOR), WATCHDOG.deadline(self._timeout):
                 template = self._envs[autoescape].get_template(name)
                 return self._collect(template.generate(context))
         except (DeadlineExceeded, Exception) as exc:
@@ -378,7 +261,7 @@ class TemplateSandbox:
             for chunk in chunks:
                 size += len(chunk)
                 if size > self._max_chars:
-                    raise _LimitExceeded(f"the output is longer than {self._max_chars:,} characters")
+                    raise LimitExceeded(f"the output is longer than {self._max_chars:,} characters")
                 parts.append(chunk)
         finally:
             chunks.close()  # type: ignore[attr-defined]
@@ -403,7 +286,7 @@ def _render_error(exc: BaseException, timeout: float) -> RenderError:
 def _describe(exc: BaseException, timeout: float) -> tuple[str, str]:
     if isinstance(exc, DeadlineExceeded):
         return "timeout", f"rendering took longer than {timeout:g} seconds"
-    if isinstance(exc, _LimitExceeded):
+    if isinstance(exc, LimitExceeded):
         return "output_too_large", str(exc)
     if isinstance(exc, SecurityError):
         return "forbidden", str(exc)
@@ -511,153 +394,3 @@ def _refuse_callables(_context: Any, value: Any) -> Any:
     if callable(value) and not isinstance(value, jinja2.Undefined):
         raise SecurityError("functions and types cannot be printed")
     return value
-
-
-# Size checks, run while rendering. A size is in characters for strings and items for lists.
-
-_PRINTF_FIELD = re.compile(r"%(?:%|(?:\([^)]*\))?[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?)")
-
-
-def _bounded_range(*args: int) -> range:
-    numbers = range(*args)
-    try:
-        too_long = len(numbers) > MAX_RANGE
-    except OverflowError:
-        too_long = True
-    if too_long:
-        raise _LimitExceeded(f"range() is limited to {MAX_RANGE:,} items")
-    return numbers
-
-
-def _is_sized(value: Any) -> bool:
-    return isinstance(value, (str, bytes, list, tuple))
-
-
-def _int_or_zero(value: Any) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _check_int_bits(bits: int) -> None:
-    if bits > MAX_INT_BITS:
-        raise _LimitExceeded(f"numbers larger than {MAX_INT_BITS:,} bits are not allowed")
-
-
-def _check_power(base: Any, exponent: Any) -> None:
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        _check_int_bits(base.bit_length() * exponent)
-
-
-def _check_width(width: int) -> None:
-    if width > MAX_WIDTH:
-        raise _LimitExceeded(f"widths above {MAX_WIDTH} are not allowed")
-
-
-def _check_printf_widths(fmt: str) -> None:
-    for match in _PRINTF_FIELD.finditer(fmt):
-        for number in filter(None, match.groups()):
-            if number == "*":
-                raise _LimitExceeded("'*' widths are not allowed")
-            _check_width(int(number) if len(number) <= 4 else MAX_WIDTH + 1)
-
-
-def _joined_size(separator: Any, parts: list[Any]) -> int:
-    text = sum(len(part) for part in parts if isinstance(part, (str, bytes)))
-    return text + len(separator) * max(len(parts) - 1, 0)
-
-
-def _replace_size(s: Any, old: Any, new: Any, count: Any = -1) -> int:
-    hits = s.count(old) if old else len(s) + 1
-    if isinstance(count, int) and count >= 0:
-        hits = min(hits, count)
-    return len(s) + hits * len(new)
-
-
-def _pad_size(s: Any, width: Any = 80, *_: Any) -> int:
-    return max(len(soft_str(s)), _int_or_zero(width))
-
-
-def _expandtabs_size(s: Any, tabsize: Any = 8) -> int:
-    return len(s) + s.count("\t" if isinstance(s, str) else b"\t") * _int_or_zero(tabsize)
-
-
-def _translate_size(s: Any, table: Any) -> int:
-    values = table.values() if isinstance(table, Mapping) else table if isinstance(table, (list, tuple)) else ()
-    widest = max((len(value) for value in values if isinstance(value, (str, bytes))), default=1)
-    return len(s) * max(widest, 1)
-
-
-def _replace_filter_size(_eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> int:
-    return _replace_size(soft_str(s), soft_str(old), soft_str(new), count)
-
-
-def _indent_size(s: Any, width: Any = 4, first: Any = False, blank: Any = False) -> int:
-    text = soft_str(s)
-    unit = len(width) if isinstance(width, str) else _int_or_zero(width)
-    return len(text) + (text.count("\n") + 1) * unit
-
-
-def _wordwrap_size(_env: Any, s: Any, width: Any = 79, break_long_words: Any = True,
-                   wrapstring: Any = None, break_on_hyphens: Any = True) -> int:
-    # Every wrapped line holds at least one character, so there are at most len(text) breaks.
-    separator = len(wrapstring) if isinstance(wrapstring, str) else 1
-    return len(soft_str(s)) * (1 + separator)
-
-
-def _format_size(value: Any, *args: Any, **kwargs: Any) -> int:
-    text = soft_str(value)
-    _check_printf_widths(text)
-    return len(text)
-
-
-def _tojson_size(_eval_ctx: Any, value: Any, indent: Any = None) -> int:
-    _check_width(len(indent) if isinstance(indent, str) else _int_or_zero(indent))
-    return 0
-
-
-def _urlize_size(_eval_ctx: Any, value: Any, trim_url_limit: Any = None, nofollow: Any = False,
-                 target: Any = None, rel: Any = None, extra_schemes: Any = None) -> int:
-    # Every link needs a '.', '@' or ':'; each repeats its address and carries the attributes.
-    text = soft_str(value)
-    links = text.count(".") + text.count("@") + text.count(":") + 1
-    return 2 * len(text) + links * (64 + len(soft_str(target or "")) + len(soft_str(rel or "")))
-
-
-def _batch_size(value: Any, linecount: Any, fill_with: Any = None) -> int:
-    return _int_or_zero(linecount)
-
-
-def _slice_size(_eval_ctx: Any, value: Any, slices: Any, fill_with: Any = None) -> int:
-    # The registered slice filter is Jinja's async-variant wrapper, which also takes the eval context.
-    return _int_or_zero(slices)
-
-
-def _sum_size(_env: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> int:
-    # Adding lists runs one C loop that grows a list quadratically; numbers are all sum is for.
-    if not isinstance(start, (int, float)):
-        raise SecurityError("the sum filter only adds numbers")
-    return 0
-
-
-# Filters and str/bytes methods whose result can be far larger than their arguments, each with a
-# function taking the same arguments that returns the largest size the result could have.
-_FILTER_SIZES: dict[str, Callable[..., int]] = {
-    "batch": _batch_size,
-    "center": _pad_size,
-    "format": _format_size,
-    "indent": _indent_size,
-    "replace": _replace_filter_size,
-    "slice": _slice_size,
-    "sum": _sum_size,
-    "tojson": _tojson_size,
-    "urlize": _urlize_size,
-    "wordwrap": _wordwrap_size,
-}
-_METHOD_SIZES: dict[str, Callable[..., int]] = {
-    "center": _pad_size,
-    "expandtabs": _expandtabs_size,
-    "ljust": _pad_size,
-    "replace": _replace_size,
-    "rjust": _pad_size,
-    "translate": _translate_size,
-    "zfill": _pad_size,
-}
