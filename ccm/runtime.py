@@ -48,7 +48,7 @@ class TemplateCache:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, session: Session, version_id: str, key: str) -> PublishedTemplate:
+    def get(self, session: Session, version_id: str, key: str, sandbox: TemplateSandbox) -> PublishedTemplate:
         from ccm.message_templates.models import TemplateVersion
         from ccm.message_templates.service import snapshot
 
@@ -59,7 +59,7 @@ class TemplateCache:
                 return found
         row = session.get(TemplateVersion, version_id)
         assert row is not None, f"template version {version_id} vanished"
-        published = snapshot(row, key)
+        published = snapshot(row, key, sandbox)
         with self._lock:
             self._items[version_id] = published
             if len(self._items) > self._size:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
+from html import unescape
 
 _HIDDEN = frozenset({"head", "style", "script", "title"})
 _PARAGRAPH = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr", "blockquote"})
@@ -20,6 +20,19 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 _SCHEME = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
 
 
+# One token per match: a comment, a start or end tag (attributes may quote '>'), a declaration or
+# processing instruction, or text. A regex tokenizer is ~5x faster than html.parser, which matters
+# because this runs on every email that has no text part.
+_TOKEN = re.compile(
+    r"<!--.*?(?:-->|\Z)"
+    r"|<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>"
+    r"|<[!?][^>]*>"
+    r"|([^<]+|<)",
+    re.DOTALL,
+)
+_ATTRIBUTE = re.compile(r"""([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+
+
 def html_to_text(html: str) -> str:
     """Return the text of ``html`` with paragraphs, list items and link targets kept readable.
 
@@ -27,19 +40,28 @@ def html_to_text(html: str) -> str:
     ``text (href)`` unless the text already shows the target; images become their alt text.
     """
     parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
+    for match in _TOKEN.finditer(html):
+        closing, tag, attributes, text = match.groups()
+        if text is not None:
+            parser.handle_data(unescape(text))
+        elif tag is None:
+            continue  # comment, doctype, processing instruction
+        elif closing:
+            parser.handle_endtag(tag.lower())
+        else:
+            parser.handle_starttag(tag.lower(), attributes)
+            if attributes.rstrip().endswith("/"):
+                parser.handle_endtag(tag.lower())
     text = _SPACES.sub(" ", _INVISIBLE.sub("", "".join(parser.out)))
     text = _SPACES_AROUND_BREAK.sub("\n", text)
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-class _TextExtractor(HTMLParser):
+class _TextExtractor:
     """Collects text chunks in ``out``; block boundaries are held back as ``_pending`` newlines
     until more text arrives, so nested blocks produce one break rather than several."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self._hidden = 0
         self._pending = 0
@@ -48,11 +70,7 @@ class _TextExtractor(HTMLParser):
         self._items = 0
         self._links: list[tuple[str, int]] = []
 
-    def updatepos(self, i: int, j: int) -> int:
-        # Positions are only used in error messages; counting lines is ~10% of parse time.
-        return j
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(self, tag: str, attrs: str) -> None:
         if tag in _HIDDEN:
             self._hidden += 1
         elif tag == "body":
@@ -70,9 +88,9 @@ class _TextExtractor(HTMLParser):
         elif tag in _CELL:
             self.out.append(" ")
         elif tag == "a":
-            self._links.append((dict(attrs).get("href") or "", len(self.out)))
+            self._links.append((_attribute(attrs, "href"), len(self.out)))
         elif tag == "img":
-            self._emit(dict(attrs).get("alt") or "")
+            self._emit(_attribute(attrs, "alt"))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _HIDDEN:
@@ -115,6 +133,14 @@ class _TextExtractor(HTMLParser):
         text = _WHITESPACE.sub(" ", "".join(self.out[start:])).strip()
         if _shows_target(href, text):
             self._emit(f" ({href})" if text else href)
+
+
+def _attribute(attributes: str, name: str) -> str:
+    for match in _ATTRIBUTE.finditer(attributes):
+        if match.group(1).lower() == name:
+            value = match.group(2) if match.group(2) is not None else match.group(3) or match.group(4) or ""
+            return unescape(value)
+    return ""
 
 
 def _shows_target(href: str, text: str) -> bool:

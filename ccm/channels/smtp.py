@@ -265,6 +265,9 @@ def _open_connection(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib
     conn: smtplib.SMTP | None = None
     try:
         conn = _connect(settings, context)
+        # The final "." goes out as its own small write after the commit point; with Nagle's
+        # algorithm it would wait for the server's delayed ACK (~40 ms) on every message.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _secure_and_login(conn, settings, context)
         return conn
     except BaseException as exc:

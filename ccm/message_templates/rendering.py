@@ -36,6 +36,9 @@ class PublishedTemplate:
     variables: tuple[str, ...]
     variants: tuple[Mapping[str, Any], ...]
     bundle: TemplateBundle
+    builtins_used: frozenset[str] = frozenset(BUILTINS)
+    """The builtins some source reads, so the costly ones (a signed unsubscribe link) are made
+    only for templates that show them."""
 
     def variant_for(self, channel: str, locale: str | None) -> Mapping[str, Any] | None:
         return pick_variant(self.variants, channel, locale, self.default_locale)

@@ -103,12 +103,13 @@ def get_version(*, session: Session, workspace_id: str, key: str, version: int |
     return row
 
 
-def snapshot(version: TemplateVersion, key: str) -> PublishedTemplate:
+def snapshot(version: TemplateVersion, key: str, sandbox: TemplateSandbox) -> PublishedTemplate:
+    bundle = make_bundle(version.id, version.variants, version.snippets, cacheable=True)
+    used = set().union(*(sandbox.variables(source) for source in bundle.sources.values()))
     return PublishedTemplate(
         id=version.id, key=key, version=version.version, category=version.category,
         default_locale=version.default_locale, variables=tuple(version.variables),
-        variants=tuple(version.variants),
-        bundle=make_bundle(version.id, version.variants, version.snippets, cacheable=True),
+        variants=tuple(version.variants), bundle=bundle, builtins_used=frozenset(used & BUILTINS),
     )
 
 

@@ -1,9 +1,15 @@
-"""Everything between a claimed message and a provider call: route, render, build the outbound."""
+"""Everything between a pending message and a provider call: load it with its profile and
+workspace in one query, route it, render it, build the outbound message. No writes."""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.base import OutboundMessage, Provider
@@ -13,82 +19,148 @@ from ccm.message_templates.sandbox import RenderError
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.routing import candidate_channels, choose_route
 from ccm.profiles.models import Profile
-from ccm.profiles.service import template_context
 from ccm.runtime import Runtime
 from ccm.tokens import UNSUBSCRIBE
 from ccm.workspaces.models import Workspace
+
+_m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
+LOAD_PENDING = (
+    select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
+           _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
+           _m.c.channel_override, _m.c.data, _m.c.category, _m.c.topic, _m.c.reply_to,
+           _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
+           _p.c.attributes, _w.c.channel_order, _w.c.default_locale, _w.c.mail_from)
+    .select_from(_m.join(_w, _w.c.id == _m.c.workspace_id).outerjoin(_p, _p.c.id == _m.c.profile_id))
+    .where(_m.c.id == bindparam("id"))
+)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A message as loaded for delivery, with the profile and workspace fields it needs."""
+
+    id: str
+    workspace_id: str
+    profile_id: str | None
+    status: str
+    claim_token: str | None
+    claimed_at: dt.datetime | None
+    claims: int
+    next_attempt_at: dt.datetime | None
+    deadline_at: dt.datetime
+    template_version_id: str
+    template_key: str
+    channel_override: str | None
+    data: dict[str, Any]
+    category: str
+    topic: str | None
+    reply_to: str | None
+    external_id: str | None
+    email: str | None
+    phone: str | None
+    chat: dict[str, str] | None
+    channels: list[str] | None
+    locale: str | None
+    timezone: str | None
+    attributes: dict[str, Any] | None
+    channel_order: list[str]
+    default_locale: str
+    mail_from: str | None
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        """The ``profile`` variable templates see: plain data, never an ORM object."""
+        return {"external_id": self.external_id, "email": self.email, "phone": self.phone, "locale": self.locale,
+                "timezone": self.timezone, "attributes": dict(self.attributes or {})}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message ready for its provider, and what to record about the route taken."""
+
+    provider: Provider
+    outbound: OutboundMessage
+    channel: str
+    locale: str
+    to_address: str
+    route: list[dict[str, Any]]
 
 
 class NotSendable(Exception):
     """The message ends here, without a provider call, in ``status`` with ``reason``."""
 
-    def __init__(self, status: MessageStatus, reason: str) -> None:
+    def __init__(self, status: MessageStatus, reason: str, route: list[dict[str, Any]] | None = None) -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.route = status, reason, route or []
 
 
-def prepare_outbound(runtime: Runtime, session: Session, message: Message) -> tuple[Provider, OutboundMessage]:
-    """Route and render ``message``; record the route on it.
+def load_pending(session: Session, message_id: str) -> Pending | None:
+    row = session.execute(LOAD_PENDING, {"id": message_id}).first()
+    return None if row is None else Pending(**row._mapping)
+
+
+def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
+    """Route and render a pending message.
 
     Raises:
       NotSendable: no channel qualifies (skipped), or rendering or headers failed (failed).
     """
-    profile = session.get(Profile, message.profile_id) if message.profile_id else None
-    if profile is None:
+    if pending.profile_id is None:
         raise NotSendable(MessageStatus.SKIPPED, "profile_deleted")
-    workspace = session.get(Workspace, message.workspace_id)
-    assert workspace is not None
-    template = runtime.templates.get(session, message.template_version_id, message.template_key)
+    template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
     route = choose_route(
-        candidates=candidate_channels(override=message.channel_override, ranking=profile.channels,
-                                      workspace_order=workspace.channel_order),
-        template=template, locale=profile.locale or workspace.default_locale,
-        addresses={"email": profile.email, "sms": profile.phone, "chat": _chat_handle(profile)},
-        providers=lambda channel: runtime.providers.for_channel(workspace.id, channel),
+        candidates=candidate_channels(override=pending.channel_override, ranking=pending.channels or [],
+                                      workspace_order=pending.channel_order),
+        template=template, locale=pending.locale or pending.default_locale,
+        addresses={"email": pending.email, "sms": pending.phone, "chat": _chat_handle(pending.chat)},
+        providers=lambda channel: runtime.providers.for_channel(pending.workspace_id, channel),
     )
-    message.route = [hop.as_dict() for hop in route.hops]
+    hops = [hop.as_dict() for hop in route.hops]
     if route.channel is None or route.variant is None or route.provider is None or route.address is None:
-        raise NotSendable(MessageStatus.SKIPPED, route.skip_reason)
-    message.channel, message.locale, message.to_address = route.channel, route.variant["locale"], route.address
-    unsubscribe_url = _unsubscribe_url(runtime, message)
-    context = build_context(variables=template.variables, data=message.data, profile=template_context(profile),
+        raise NotSendable(MessageStatus.SKIPPED, route.skip_reason, hops)
+    unsubscribe_url = (_unsubscribe_url(runtime, pending, route.channel)
+                       if pending.category == "marketing" or "unsubscribe_url" in template.builtins_used else "")
+    context = build_context(variables=template.variables, data=pending.data, profile=pending.profile,
                             extras={"unsubscribe_url": unsubscribe_url, "message": {
-                                "id": message.id, "category": message.category, "topic": message.topic}})
+                                "id": pending.id, "category": pending.category, "topic": pending.topic}})
     try:
         parts = render_parts(runtime.sandbox, template.bundle, route.variant, context)
+        outbound = _outbound(runtime, pending, route.address, parts, unsubscribe_url)
     except RenderError as exc:
-        raise NotSendable(MessageStatus.FAILED, f"render_error: {exc.code}: {exc.message}") from None
-    return route.provider, _outbound(runtime, workspace, message, parts, unsubscribe_url)
+        raise NotSendable(MessageStatus.FAILED, f"render_error: {exc.code}: {exc.message}", hops) from None
+    except HeaderInjectionError as exc:
+        raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
+    return Prepared(route.provider, outbound, route.channel, route.variant["locale"], route.address, hops)
 
 
-def _outbound(runtime: Runtime, workspace: Workspace, message: Message, parts: RenderedParts,
+def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedParts,
               unsubscribe_url: str) -> OutboundMessage:
-    assert message.to_address is not None
     if parts.channel != "email":
-        return OutboundMessage(message.id, workspace.id, parts.channel, message.to_address, body=parts.body)
-    from_addr = workspace.mail_from or runtime.settings.mail_from
-    envelope_from = parseaddr(from_addr)[1]
-    message_id_header = f"<{message.id}@{envelope_from.rpartition('@')[2] or 'ccm.local'}>"
-    headers = {"X-CCM-Message-Id": message.id}
-    if message.category == "marketing":
+        return OutboundMessage(pending.id, pending.workspace_id, parts.channel, address, body=parts.body)
+    from_addr = pending.mail_from or runtime.settings.mail_from
+    envelope_from = _address_of(from_addr)
+    message_id_header = f"<{pending.id}@{envelope_from.rpartition('@')[2] or 'ccm.local'}>"
+    headers = {"X-CCM-Message-Id": pending.id}
+    if pending.category == "marketing":
         headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    content = EmailContent(from_addr=from_addr, to_addr=message.to_address, subject=parts.subject, html=parts.html,
-                           text=parts.text, message_id=message_id_header, reply_to=message.reply_to, headers=headers)
-    try:
-        raw = build_email(content)
-    except HeaderInjectionError as exc:
-        raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}") from None
-    return OutboundMessage(message.id, workspace.id, "email", message.to_address, raw=raw,
-                           envelope_from=envelope_from, subject=parts.subject,
-                           headers={"Message-ID": message_id_header})
+    raw = build_email(EmailContent(from_addr=from_addr, to_addr=address, subject=parts.subject, html=parts.html,
+                                   text=parts.text, message_id=message_id_header, reply_to=pending.reply_to,
+                                   headers=headers))
+    return OutboundMessage(pending.id, pending.workspace_id, "email", address, raw=raw, envelope_from=envelope_from,
+                           subject=parts.subject, headers={"Message-ID": message_id_header})
 
 
-def _unsubscribe_url(runtime: Runtime, message: Message) -> str:
-    token = runtime.signer.sign(UNSUBSCRIBE, {"w": message.workspace_id, "p": message.profile_id,
-                                              "m": message.id, "c": message.channel, "t": message.topic})
+def _unsubscribe_url(runtime: Runtime, pending: Pending, channel: str) -> str:
+    token = runtime.signer.sign(UNSUBSCRIBE, {"w": pending.workspace_id, "p": pending.profile_id,
+                                              "m": pending.id, "c": channel, "t": pending.topic})
     return f"{runtime.settings.public_url}/u/{token}"
 
 
-def _chat_handle(profile: Profile) -> str | None:
-    return next(iter(profile.chat.values()), None) if profile.chat else None
+@functools.lru_cache(maxsize=256)
+def _address_of(from_addr: str) -> str:
+    return parseaddr(from_addr)[1]
+
+
+def _chat_handle(chat: dict[str, str] | None) -> str | None:
+    return next(iter(chat.values()), None) if chat else None

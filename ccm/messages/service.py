@@ -102,7 +102,7 @@ def _latest_template(session: Session, runtime: Runtime, workspace_id: str, key:
     version_id = session.execute(_LATEST_VERSION, {"workspace_id": workspace_id, "key": key}).scalar()
     if version_id is None:
         raise ValidationFailed(f"template: no published template with key {key!r}", field="template")
-    return runtime.templates.get(session, version_id, key)
+    return runtime.templates.get(session, version_id, key, runtime.sandbox)
 
 
 def get_message(*, session: Session, workspace_id: str, message_id: str) -> Message:

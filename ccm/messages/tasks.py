@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ccm.messages.delivery import DELIVER, deliver_message
+from ccm.messages.claims import DELIVER
+from ccm.messages.delivery import deliver_message
 from ccm.runtime import Runtime
 
 __all__ = ["DELIVER", "deliver"]

@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 
 from ccm.db import utcnow
 from ccm.jobs import PendingJob, relay_once
-from ccm.messages.delivery import MAX_CLAIMS, deliver_message
+from ccm.messages.claims import MAX_CLAIMS
+from ccm.messages.delivery import deliver_message
 from ccm.messages.models import DeliveryAttempt, Message
 from tests.messages.test_send_api import send
 from tests.support.factories import publish_template, put_profile

@@ -1,0 +1,176 @@
+"""Recording how a delivery went: every write that ends, retries or releases a message.
+
+Each function runs inside the caller's transaction and only changes a message this run still owns
+(compare-and-set on the claim token), so a run that lost its claim changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from ccm import jobs
+from ccm.channels.base import (
+    DeliveryError, OutboundMessage, OutcomeUnknownError, ProviderConfigError, Receipt, TransientDeliveryError,
+)
+from ccm.db import utcnow
+from ccm.ids import new_id
+from ccm.messages.claims import DELIVER, Claimed
+from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
+from ccm.messages.outbound import NotSendable, Pending, Prepared
+from ccm.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_m, _a = Message.__table__, DeliveryAttempt.__table__
+_FINISH_OWNED = update(_m).where(_m.c.id == bindparam("b_id"), _m.c.claim_token == bindparam("b_token")).values(
+    status=bindparam("b_status"), reason=bindparam("b_reason"), provider_message_id=bindparam("b_provider_id"),
+    finished_at=bindparam("b_now"), updated_at=bindparam("b_now"), next_attempt_at=None)
+_FINISH_ATTEMPT = update(_a).where(_a.c.message_id == bindparam("b_id"), _a.c.number == bindparam("b_number")).values(
+    outcome=bindparam("b_outcome"), provider_message_id=bindparam("b_provider_id"), error=bindparam("b_error"),
+    retry_at=bindparam("b_retry_at"), finished_at=bindparam("b_now"))
+_INSERT_ATTEMPT = insert(_a)
+
+
+def attempt_row(message_id: str, number: int, provider: str, outbound: OutboundMessage, **values: Any) -> dict[str, Any]:
+    row = {"id": _attempt_id(), "message_id": message_id, "number": number, "channel": outbound.channel,
+           "provider": provider, "to_address": outbound.to, "outcome": AttemptOutcome.IN_FLIGHT, "error": None,
+           "provider_message_id": None, "retry_at": None, "started_at": utcnow(), "finished_at": None}
+    row.update(values)
+    return row
+
+
+def record_success(session: Session, claimed: Claimed, receipt: Receipt) -> None:
+    """The provider took the message: the attempt and the message end ``sent`` or ``delivered``."""
+    reason = f"accepted by {claimed.provider.name}" + (
+        f" as {receipt.provider_message_id}" if receipt.provider_message_id else "")
+    _finish_attempt(session, claimed, AttemptOutcome(receipt.status), provider_id=receipt.provider_message_id)
+    _finish_owned(session, claimed, MessageStatus(receipt.status), reason, provider_id=receipt.provider_message_id)
+
+
+def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError) -> None:
+    """The provider refused or failed: retry later, or end the message with the reason."""
+    message = f"{error.reason}: {error}"
+    _ensure_attempt(session, claimed)
+    if isinstance(error, OutcomeUnknownError):
+        _finish_attempt(session, claimed, AttemptOutcome.UNKNOWN, error=message)
+        _finish_owned(session, claimed, MessageStatus.SENT, f"{message}; not retried, to avoid a duplicate")
+    elif isinstance(error, TransientDeliveryError):
+        _retry_or_give_up(runtime, session, claimed, error, message)
+    else:
+        if isinstance(error, ProviderConfigError):
+            log.error("message %s: provider %s is misconfigured: %s", claimed.message_id, claimed.provider.name, error)
+        outcome = AttemptOutcome.CONFIG_ERROR if isinstance(error, ProviderConfigError) else AttemptOutcome.PERMANENT_ERROR
+        _finish_attempt(session, claimed, outcome, error=message)
+        _finish_owned(session, claimed, MessageStatus.FAILED, message)
+
+
+def release(session: Session, claimed: Claimed) -> None:
+    """Give the claim back after an unexpected error before the commit point, so a retry can run."""
+    now = utcnow()
+    session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token,
+                                     _m.c.status == MessageStatus.SENDING)
+                    .values(status=MessageStatus.RETRYING, claim_token=None, next_attempt_at=now, updated_at=now))
+
+
+def finish_unsent(session: Session, pending: Pending, stop: NotSendable) -> None:
+    """End a message that needs no provider call (skipped, or failed before sending)."""
+    finish_message(session, pending.id, stop.status, stop.reason, route=stop.route)
+
+
+def finish_message(session: Session, message_id: str, status: MessageStatus, reason: str, **values: Any) -> None:
+    """End a message whatever its claim (used by the run that holds the decision)."""
+    now = utcnow()
+    session.execute(update(_m).where(_m.c.id == message_id).values(
+        status=status, reason=reason, finished_at=now, updated_at=now, next_attempt_at=None, **values))
+    jobs.finish(session, DELIVER, message_id)
+
+
+def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int) -> None:
+    """Providers that only write to the database (the local outbox) send and finish in the claim's
+    transaction: exactly once, with no commit point needed."""
+    receipt = prepared.provider.send(prepared.outbound, commit_point=lambda: None, session=session)
+    session.execute(_INSERT_ATTEMPT, attempt_row(
+        pending.id, attempt_number, prepared.provider.name, prepared.outbound, outcome=AttemptOutcome(receipt.status),
+        provider_message_id=receipt.provider_message_id, finished_at=utcnow()))
+    finish_message(session, pending.id, MessageStatus(receipt.status),
+                   f"accepted by {prepared.provider.name} as {receipt.provider_message_id}",
+                   provider_message_id=receipt.provider_message_id)
+
+
+def settle_in_flight(session: Session, pending: Pending) -> bool:
+    """A dead worker left the message ``sending``. If it had reached the commit point the provider
+    may have the message: end it ``sent`` with reason ``outcome_unknown`` rather than risk a
+    duplicate. Returns whether it did."""
+    number = session.execute(select(_a.c.number).where(
+        _a.c.message_id == pending.id, _a.c.outcome == AttemptOutcome.IN_FLIGHT)).scalar()
+    if number is None:
+        return False
+    session.execute(update(_a).where(_a.c.message_id == pending.id, _a.c.number == number).values(
+        outcome=AttemptOutcome.UNKNOWN, finished_at=utcnow(), error="the worker stopped during the provider call"))
+    finish_message(session, pending.id, MessageStatus.SENT,
+                   "outcome_unknown: the worker stopped after handing the message to the provider; "
+                   "not retried, to avoid a duplicate")
+    return True
+
+
+def backoff(claims: int, *, base: float, cap: float) -> float:
+    """Exponential backoff with jitter on the upper half: ~base, 3×base, 9×base … ≤ cap."""
+    ceiling = min(cap, base * 3 ** max(0, claims - 1))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, error: TransientDeliveryError,
+                      message: str) -> None:
+    settings = runtime.settings
+    delay = max(error.retry_after or 0.0, backoff(claimed.attempt_number, base=settings.retry_base,
+                                                  cap=settings.retry_max))
+    retry_at = utcnow() + dt.timedelta(seconds=delay)
+    if retry_at >= claimed.deadline_at:
+        _finish_attempt(session, claimed, AttemptOutcome.TRANSIENT_ERROR, error=message)
+        _finish_owned(session, claimed, MessageStatus.FAILED, f"deadline_exceeded: last error {message}")
+        return
+    _finish_attempt(session, claimed, AttemptOutcome.TRANSIENT_ERROR, error=message, retry_at=retry_at)
+    retried = session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
+                              .values(status=MessageStatus.RETRYING, reason=message, next_attempt_at=retry_at,
+                                      claim_token=None, updated_at=utcnow()))
+    if retried.rowcount:  # type: ignore[attr-defined]
+        jobs.reschedule(session, DELIVER, claimed.message_id, delay=delay, grace=settings.relay_grace)
+
+
+def _ensure_attempt(session: Session, claimed: Claimed) -> None:
+    """A provider that failed before its commit point left no attempt row: add it."""
+    exists = session.execute(select(_a.c.id).where(
+        _a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)).first()
+    if exists is None:
+        session.execute(_INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number,
+                                                     claimed.provider.name, claimed.outbound))
+
+
+def _finish_attempt(session: Session, claimed: Claimed, outcome: AttemptOutcome, *, provider_id: str | None = None,
+                    error: str | None = None, retry_at: dt.datetime | None = None) -> None:
+    session.execute(_FINISH_ATTEMPT, {"b_id": claimed.message_id, "b_number": claimed.attempt_number,
+                                      "b_outcome": outcome, "b_provider_id": provider_id, "b_error": error,
+                                      "b_retry_at": retry_at, "b_now": utcnow()})
+
+
+def _finish_owned(session: Session, claimed: Claimed, status: MessageStatus, reason: str, *,
+                  provider_id: str | None = None) -> None:
+    """End the message if this run still owns it (a takeover after a long stall keeps the token,
+    so a late but definite outcome still replaces ``outcome_unknown``)."""
+    owned = session.execute(_FINISH_OWNED, {"b_id": claimed.message_id, "b_token": claimed.token, "b_status": status,
+                                            "b_reason": reason, "b_provider_id": provider_id, "b_now": utcnow()})
+    if owned.rowcount:  # type: ignore[attr-defined]
+        jobs.finish(session, DELIVER, claimed.message_id)
+    else:
+        log.warning("message %s: claim taken over before the outcome was recorded", claimed.message_id)
+
+
+def _attempt_id() -> str:
+    return new_id("att")
+
