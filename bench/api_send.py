@@ -19,7 +19,19 @@ import time
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, ccm_env, cpu_usage, database_url, free_port, fresh_database, need, process, save, seed, wait_port  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT,
+    ccm_env,
+    cpu_usage,
+    database_url,
+    free_port,
+    fresh_database,
+    need,
+    process,
+    save,
+    seed,
+    wait_port,
+)
 
 HTML = "<p>Hello {{ first_name }}, your order {{ order }} is confirmed.</p>"
 
@@ -54,7 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--gunicorn", default="", help="extra gunicorn options for both apps, e.g. '-k gthread --threads 4'")
+    parser.add_argument("--gunicorn", default="",
+                        help="extra gunicorn options for both apps, e.g. '-k gthread --threads 4'")
     args = parser.parse_args()
     extra = args.gunicorn.split()
 

@@ -22,7 +22,18 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
-    REDIS_URL, ROOT, ccm_env, cpu_usage, database_url, free_port, fresh_database, need, process, save, seed, wait_port,
+    REDIS_URL,
+    ROOT,
+    ccm_env,
+    cpu_usage,
+    database_url,
+    free_port,
+    fresh_database,
+    need,
+    process,
+    save,
+    seed,
+    wait_port,
 )
 
 DATA = {"order_number": "A-1001", "tracking_url": "https://example.com/t/1",

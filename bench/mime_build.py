@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import timeit
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -27,7 +27,7 @@ HTML = (
     "</body></html>"
 )
 TEXT = "\n".join(f"Order item {n}: Grüne Tasse, 2 × 12,50 € ... 25,00 €" for n in range(27))
-DATE = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+DATE = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 CONTENT = EmailContent(
     from_addr="Café Shop <orders@shop.example.com>",
     to_addr="customer@example.net",

@@ -10,6 +10,7 @@ from pathlib import Path
 from ccm.config import Settings
 from ccm.runtime import Runtime
 
+
 def starter_templates() -> Path:
     """The starter templates: ``./templates`` when run from a checkout, else the ones beside the package."""
     local = Path("templates")
@@ -63,10 +64,12 @@ def seed_demo(runtime: Runtime, *, workspace: str, profiles: int, progress: Call
             name = DEMO_NAMES[n % len(DEMO_NAMES)]
             external_id = f"demo-{n + 1:04d}"
             upsert_profile(session=session, workspace_id=ws.id, external_id=external_id, data=ProfileIn(
-                email=f"{name.lower()}.{n + 1}@example.com", attributes={"first_name": name, "plan": rng.choice(["free", "pro"])},
-                timezone=rng.choice(["Europe/Paris", "America/New_York", "Asia/Tokyo"]), locale=rng.choice(["en", "es"]),
-                channels=["email"]))
-            send_message(session=session, runtime=runtime, workspace_id=ws.id, idempotency_key=f"demo-welcome-{external_id}",
+                email=f"{name.lower()}.{n + 1}@example.com",
+                attributes={"first_name": name, "plan": rng.choice(["free", "pro"])},
+                timezone=rng.choice(["Europe/Paris", "America/New_York", "Asia/Tokyo"]),
+                locale=rng.choice(["en", "es"]), channels=["email"]))
+            send_message(session=session, runtime=runtime, workspace_id=ws.id,
+                         idempotency_key=f"demo-welcome-{external_id}",
                          request=SendIn.model_validate({"to": {"external_id": external_id}, "template": "welcome"}))
             progress()
     return profiles

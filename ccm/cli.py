@@ -33,7 +33,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     from ccm.app import create_app
-    from ccm.bootstrap import prepare_embedded, default_api_key
+    from ccm.bootstrap import default_api_key, prepare_embedded
     from ccm.runtime import create_runtime
     from ccm.worker import InProcessWorker, install
 
@@ -85,6 +85,16 @@ def upgrade(settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     run_upgrade(settings.resolved_database_url)
     click.echo("database is up to date")
+
+
+@db.command()
+@click.option("--message", "-m", required=True, help="what the migration does")
+@click.pass_obj
+def revision(settings: Settings, message: str) -> None:
+    """Write a new migration from the difference between the models and the database (at head)."""
+    from ccm.migrate import new_revision
+
+    click.echo(new_revision(settings.resolved_database_url, message))
 
 
 @main.group("api-keys")
@@ -153,7 +163,8 @@ def outbox(settings: Settings, limit: int, message_id: str | None) -> None:
             return
         for item in items:
             subject = next((line[9:] for line in item.raw.splitlines() if line.startswith("Subject: ")), "")
-            click.echo(f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.message_id}  {item.channel:5}  {item.to_address}  {subject}")
+            click.echo(f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.message_id}  {item.channel:5}  "
+                       f"{item.to_address}  {subject}")
 
 
 @main.command("seed-demo")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     """Redis URL for the Dramatiq broker; absent means the in-process broker and worker."""
     redis_namespace: str = "ccm"
     smtp_url: str | None = None
-    """``smtp://user:pass@host:587?starttls=1`` or ``smtps://...``; absent means the local outbox."""
+    """``smtp://user:pass@host:587?starttls=required`` or ``smtps://...``; absent means the local outbox."""
     smtp_timeout: float = 20.0
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _claims_outlive_provider_calls(self) -> Settings:
+        # A claim that expires while its provider call is still running could be taken over and
+        # sent again; the commit point stops that, but only a generous timeout keeps it rare.
+        if self.claim_timeout <= self.smtp_timeout + self.render_timeout:
+            raise ValueError("CCM_CLAIM_TIMEOUT must exceed CCM_SMTP_TIMEOUT + CCM_RENDER_TIMEOUT")
+        return self
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -2,20 +2,30 @@
 
 ``msg_01JD3Q8W6ZJ5V0M4S2K7XH3N9C``: 48 bits of milliseconds then 80 random bits in Crockford
 base32 (the ULID layout), so ids sort by creation time (cheap cursor pagination, index locality)
-and cannot be enumerated.
+and cannot be enumerated. Within one process ids are strictly increasing: inside the same
+millisecond the random part is incremented rather than drawn again (the ULID "monotonic" rule),
+so "newest first" lists things in the order this process made them.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 
 _TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_lock = threading.Lock()
+_last = 0
 
 
 def new_id(prefix: str) -> str:
+    global _last
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        if value >> 80 <= _last >> 80:  # same millisecond (or the clock stepped back)
+            value = _last + 1
+        _last = value
     # 20 bytes are 32 base32 characters with no padding; the last 26 hold the low 130 bits.
     body = base64.b32encode(value.to_bytes(20, "big")).decode("ascii").translate(_TO_CROCKFORD)
     return f"{prefix}_{body[6:]}"

@@ -77,7 +77,8 @@ def enqueue(session: Session, job: Job, *args: Any, grace: float, delay: float =
     now = utcnow()
     key = job_key(job, *args)
     session.execute(_INSERT_JOB, {"key": key, "actor": job.name, "queue": job.queue, "args": list(args),
-                                  "due_at": now + dt.timedelta(seconds=delay + grace), "publishes": 0, "created_at": now})
+                                  "due_at": now + dt.timedelta(seconds=delay + grace), "publishes": 0,
+                                  "created_at": now})
     publisher: Publisher = session.info["publisher"]
     after_commit(session, functools.partial(publisher.publish_after_commit, key, job, args, delay))
 

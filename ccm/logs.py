@@ -8,4 +8,5 @@ import logging
 def configure_logging(level: str = "INFO") -> None:
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("dramatiq").setLevel(max(numeric, logging.WARNING))
+    for noisy in ("dramatiq", "alembic"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

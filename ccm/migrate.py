@@ -21,6 +21,12 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def new_revision(url: str, message: str) -> str:
+    """Autogenerate a migration file; returns its path."""
+    script = command.revision(alembic_config(url), message=message, autogenerate=True)
+    return str(script.path) if script is not None and not isinstance(script, list) else ""
+
+
 def heads(url: str) -> list[str]:
     return list(ScriptDirectory.from_config(alembic_config(url)).get_heads())
 
@@ -41,4 +47,5 @@ def check_current(url: str) -> None:
     """Refuse to run on a schema that is not at the latest migration."""
     at, wanted = current(url), heads(url)
     if at not in wanted:
-        raise RuntimeError(f"the database schema is at {at or 'nothing'}, not {', '.join(wanted)}: run `ccm db upgrade`")
+        raise RuntimeError(f"the database schema is at {at or 'nothing'}, not {', '.join(wanted)}: "
+                           "run `ccm db upgrade`")

@@ -69,7 +69,8 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         for name, field in op.query.model_fields.items():
             params.append({"name": name, "in": "query", "required": field.is_required(),
                            "description": field.description or "", "schema": {}})
-    params += [{"name": header, "in": "header", "required": False, "schema": {"type": "string"}} for header in op.headers]
+    params += [{"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
+               for header in op.headers]
     return params
 
 

@@ -12,7 +12,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import cache
 from types import MappingProxyType
@@ -92,7 +92,7 @@ def build_email(content: EmailContent, *, date: datetime | None = None) -> bytes
       ValueError: an address (not plain ASCII, or not ``addr`` / ``Name <addr>``) or the
         Message-ID is malformed.
     """
-    head = _headers(content, date or datetime.now(timezone.utc))
+    head = _headers(content, date or datetime.now(UTC))
     text = _quoted_printable(content.text)
     if content.html is None:
         return b"".join((head, _TEXT_HEAD, text))
@@ -125,7 +125,7 @@ def _headers(content: EmailContent, date: datetime) -> bytes:
     if not _MESSAGE_ID.fullmatch(content.message_id):
         raise ValueError(f"Message-ID: not of the form <id@domain>: {content.message_id!r}")
     if date.tzinfo is None:
-        date = date.replace(tzinfo=timezone.utc)
+        date = date.replace(tzinfo=UTC)
     lines = [
         "MIME-Version: 1.0",
         f"Date: {format_datetime(date)}",

@@ -7,8 +7,17 @@ from ccm.http import db_session, endpoint
 from ccm.message_templates import service, snippets
 from ccm.message_templates.preview import preview_template
 from ccm.message_templates.schemas import (
-    PreviewIn, PreviewOut, PublishOut, SnippetIn, SnippetList, SnippetOut, TemplateIn, TemplateList,
-    TemplateOut, TemplatePatch, VersionOut,
+    PreviewIn,
+    PreviewOut,
+    PublishOut,
+    SnippetIn,
+    SnippetList,
+    SnippetOut,
+    TemplateIn,
+    TemplateList,
+    TemplateOut,
+    TemplatePatch,
+    VersionOut,
 )
 
 bp = Blueprint("templates", __name__, url_prefix="/v1")

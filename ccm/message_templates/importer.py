@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,15 @@ def import_folder(*, session: Session, sandbox: TemplateSandbox, workspace_id: s
     if not root.is_dir():
         raise ImportFailed(f"{root}: not a folder")
     for name, path in _snippet_files(root):
-        _guard(path, lambda: snippets.put_snippet(session=session, sandbox=sandbox, workspace_id=workspace_id,
-                                                  name=name, source=path.read_text("utf-8")))
+        with _naming_file(path):
+            snippets.put_snippet(session=session, sandbox=sandbox, workspace_id=workspace_id,
+                                 name=name, source=path.read_text("utf-8"))
         progress(name)
     results = []
     for folder in sorted(p for p in (root / "messages").glob("*") if (p / "template.toml").is_file()):
-        definition = _guard(folder, lambda: read_template(folder))
-        results.append(_guard(folder, lambda: _save_and_publish(session, sandbox, workspace_id, definition)))
+        with _naming_file(folder):
+            definition = read_template(folder)
+            results.append(_save_and_publish(session, sandbox, workspace_id, definition))
         progress(definition.key)
     return results
 
@@ -85,7 +88,8 @@ def _save_and_publish(session: Session, sandbox: TemplateSandbox, workspace_id: 
         service.create_template(session=session, sandbox=sandbox, workspace_id=workspace_id, data=definition)
     else:
         patch = TemplatePatch.model_validate(definition.model_dump(exclude={"key"}))
-        service.update_draft(session=session, sandbox=sandbox, workspace_id=workspace_id, key=definition.key, data=patch)
+        service.update_draft(session=session, sandbox=sandbox, workspace_id=workspace_id, key=definition.key,
+                             data=patch)
     version, created = service.publish(session=session, sandbox=sandbox, workspace_id=workspace_id, key=definition.key)
     return ImportedTemplate(definition.key, version, created)
 
@@ -105,9 +109,11 @@ def _part_name(path: Path) -> tuple[str, str, str]:
     return pieces[0], pieces[1], pieces[2]
 
 
-def _guard(path: Path, action: Callable[[], Any]) -> Any:
+@contextmanager
+def _naming_file(path: Path) -> Iterator[None]:
+    """Turn the errors a bad file causes into ``ImportFailed`` naming that file."""
     try:
-        return action()
+        yield
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ImportFailed(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None

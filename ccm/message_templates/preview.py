@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session
 from ccm.errors import ValidationFailed
 from ccm.message_templates import service
 from ccm.message_templates.rendering import (
-    build_context, make_bundle, missing_variables, pick_variant, render_parts, source_name,
+    build_context,
+    make_bundle,
+    missing_variables,
+    pick_variant,
+    render_parts,
+    source_name,
 )
 from ccm.message_templates.sandbox import RenderError, TemplateSandbox
 from ccm.message_templates.schemas import PreviewIn, PreviewOut, ProblemOut, RenderedPart

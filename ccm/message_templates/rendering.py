@@ -48,7 +48,8 @@ def source_name(variant: Mapping[str, Any], part: str) -> str:
     return f"{variant['channel']}.{variant['locale']}.{part}"
 
 
-def make_bundle(key: str, variants: Iterable[Mapping[str, Any]], snippets: Mapping[str, str], *, cacheable: bool) -> TemplateBundle:
+def make_bundle(key: str, variants: Iterable[Mapping[str, Any]], snippets: Mapping[str, str], *,
+                cacheable: bool) -> TemplateBundle:
     sources = dict(snippets)
     for variant in variants:
         for part in PARTS[variant["channel"]]:

@@ -28,9 +28,6 @@ from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxErr
 
 # The caps are re-exported: callers may still read them from this module.
 from ccm.message_templates.limits import (
-    MAX_INT_BITS,
-    MAX_RANGE,
-    MAX_WIDTH,
     WORK_FACTOR,
     BoundedEnvironment,
     LimitExceeded,
@@ -263,6 +260,11 @@ class TemplateSandbox:
                 if size > self._max_chars:
                     raise LimitExceeded(f"the output is longer than {self._max_chars:,} characters")
                 parts.append(chunk)
+        except DeadlineExceeded as exc:
+            # The deadline fell between two chunks, in this loop rather than in template code:
+            # point at the template line where the render is suspended.
+            exc.suspended_at = _suspended_at(chunks)  # type: ignore[attr-defined]
+            raise
         finally:
             chunks.close()  # type: ignore[attr-defined]
         return "".join(parts)
@@ -307,7 +309,7 @@ def _locate(exc: BaseException) -> tuple[str | None, int | None]:
     """Find the innermost template source and line an exception passed through."""
     if isinstance(exc, TemplateSyntaxError):
         return exc.name, exc.lineno
-    found: tuple[str | None, int | None] = (None, None)
+    found: tuple[str | None, int | None] = getattr(exc, "suspended_at", (None, None))
     tb = exc.__traceback__
     while tb is not None:
         frame_globals = tb.tb_frame.f_globals
@@ -316,6 +318,18 @@ def _locate(exc: BaseException) -> tuple[str | None, int | None]:
         elif (template := frame_globals.get("__jinja_template__")) is not None:
             found = (template.filename, template.get_corresponding_lineno(tb.tb_lineno))
         tb = tb.tb_next
+    return found
+
+
+def _suspended_at(generator: Any) -> tuple[str | None, int | None]:
+    """The innermost template source and line of a suspended render (following ``yield from``)."""
+    found: tuple[str | None, int | None] = (None, None)
+    while generator is not None and getattr(generator, "gi_frame", None) is not None:
+        frame = generator.gi_frame
+        template = frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            found = (template.filename, template.get_corresponding_lineno(frame.f_lineno))
+        generator = generator.gi_yieldfrom
     return found
 
 

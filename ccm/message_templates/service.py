@@ -30,7 +30,8 @@ def list_templates(*, session: Session, workspace_id: str) -> list[MessageTempla
         MessageTemplate.workspace_id == workspace_id).order_by(MessageTemplate.key)))
 
 
-def create_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, data: TemplateIn) -> MessageTemplate:
+def create_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str,
+                    data: TemplateIn) -> MessageTemplate:
     """Create a template with its first draft.
 
     Raises:

@@ -14,7 +14,8 @@ from ccm.message_templates.sandbox import TemplateSandbox
 SNIPPET_NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*\.(html|txt)$")
 
 
-def put_snippet(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, name: str, source: str) -> tuple[Snippet, bool]:
+def put_snippet(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, name: str,
+                source: str) -> tuple[Snippet, bool]:
     """Create or replace a snippet. Published versions keep the copy they were published with."""
     if not SNIPPET_NAME.match(name) or ".." in name:
         raise ValidationFailed(f"name: {name!r} is not a snippet name such as layouts/base.html", field="name")

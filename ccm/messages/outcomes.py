@@ -16,7 +16,12 @@ from sqlalchemy.orm import Session
 
 from ccm import jobs
 from ccm.channels.base import (
-    DeliveryError, OutboundMessage, OutcomeUnknownError, ProviderConfigError, Receipt, TransientDeliveryError,
+    DeliveryError,
+    OutboundMessage,
+    OutcomeUnknownError,
+    ProviderConfigError,
+    Receipt,
+    TransientDeliveryError,
 )
 from ccm.db import utcnow
 from ccm.ids import new_id
@@ -37,7 +42,8 @@ _FINISH_ATTEMPT = update(_a).where(_a.c.message_id == bindparam("b_id"), _a.c.nu
 _INSERT_ATTEMPT = insert(_a)
 
 
-def attempt_row(message_id: str, number: int, provider: str, outbound: OutboundMessage, **values: Any) -> dict[str, Any]:
+def attempt_row(message_id: str, number: int, provider: str, outbound: OutboundMessage,
+                **values: Any) -> dict[str, Any]:
     row = {"id": _attempt_id(), "message_id": message_id, "number": number, "channel": outbound.channel,
            "provider": provider, "to_address": outbound.to, "outcome": AttemptOutcome.IN_FLIGHT, "error": None,
            "provider_message_id": None, "retry_at": None, "started_at": utcnow(), "finished_at": None}
@@ -65,7 +71,8 @@ def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: 
     else:
         if isinstance(error, ProviderConfigError):
             log.error("message %s: provider %s is misconfigured: %s", claimed.message_id, claimed.provider.name, error)
-        outcome = AttemptOutcome.CONFIG_ERROR if isinstance(error, ProviderConfigError) else AttemptOutcome.PERMANENT_ERROR
+        outcome = (AttemptOutcome.CONFIG_ERROR if isinstance(error, ProviderConfigError)
+                   else AttemptOutcome.PERMANENT_ERROR)
         _finish_attempt(session, claimed, outcome, error=message)
         _finish_owned(session, claimed, MessageStatus.FAILED, message)
 
@@ -94,10 +101,11 @@ def finish_message(session: Session, message_id: str, status: MessageStatus, rea
 def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int) -> None:
     """Providers that only write to the database (the local outbox) send and finish in the claim's
     transaction: exactly once, with no commit point needed."""
+    started = utcnow()
     receipt = prepared.provider.send(prepared.outbound, commit_point=lambda: None, session=session)
     session.execute(_INSERT_ATTEMPT, attempt_row(
         pending.id, attempt_number, prepared.provider.name, prepared.outbound, outcome=AttemptOutcome(receipt.status),
-        provider_message_id=receipt.provider_message_id, finished_at=utcnow()))
+        provider_message_id=receipt.provider_message_id, started_at=started, finished_at=utcnow()))
     finish_message(session, pending.id, MessageStatus(receipt.status),
                    f"accepted by {prepared.provider.name} as {receipt.provider_message_id}",
                    provider_message_id=receipt.provider_message_id)

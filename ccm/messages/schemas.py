@@ -53,7 +53,9 @@ class AttemptOut(BaseModel):
     retry_at: dt.datetime | None
 
 
-class MessageOut(BaseModel):
+class MessageBase(BaseModel):
+    """The fields every view of a message starts with; the list and the detail view add their own."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -62,6 +64,9 @@ class MessageOut(BaseModel):
     channel: str | None
     template: str = Field(validation_alias="template_key")
     template_version: int
+
+
+class MessageOut(MessageBase):
     locale: str | None
     category: str
     topic: str | None
@@ -76,15 +81,7 @@ class MessageOut(BaseModel):
     finished_at: dt.datetime | None
 
 
-class MessageSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    status: str
-    reason: str | None
-    channel: str | None
-    template: str = Field(validation_alias="template_key")
-    template_version: int
+class MessageSummary(MessageBase):
     to_address: str | None
     created_at: dt.datetime
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -92,7 +91,8 @@ def _recipient(session: Session, workspace_id: str, request: SendIn) -> Recipien
             raise ValidationFailed("to: give an external_id or an inline profile", field="to")
         row = session.execute(_RECIPIENT, {"workspace_id": workspace_id, "external_id": request.to.external_id}).first()
         if row is None:
-            raise ValidationFailed(f"no profile with external_id {request.to.external_id!r}", field="to.external_id")
+            raise ValidationFailed(f"to.external_id: no profile with external_id {request.to.external_id!r}",
+                                   field="to.external_id")
         return Recipient(row.id, row.attributes, row.locale)
     profile = resolve_recipient(session=session, workspace_id=workspace_id, external_id=None, inline=inline)
     return Recipient(profile.id, profile.attributes, profile.locale)

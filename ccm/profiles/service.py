@@ -66,7 +66,8 @@ def delete_profile(*, session: Session, workspace_id: str, external_id: str) -> 
     session.delete(profile)
 
 
-def list_profiles(*, session: Session, workspace_id: str, page: PageQuery, filters: dict[str, Any]) -> tuple[list[Profile], str | None]:
+def list_profiles(*, session: Session, workspace_id: str, page: PageQuery,
+                  filters: dict[str, Any]) -> tuple[list[Profile], str | None]:
     dialect = session.get_bind().dialect.name
     statement = _filtered(select(Profile).where(Profile.workspace_id == workspace_id), filters, dialect)
     rows = session.scalars(paginate(statement, Profile.id, page)).all()
@@ -74,7 +75,8 @@ def list_profiles(*, session: Session, workspace_id: str, page: PageQuery, filte
     return list(items), cursor
 
 
-def resolve_recipient(*, session: Session, workspace_id: str, external_id: str | None, inline: InlineProfile | None) -> Profile:
+def resolve_recipient(*, session: Session, workspace_id: str, external_id: str | None,
+                      inline: InlineProfile | None) -> Profile:
     """The profile a send request addresses: by external id, or from inline fields (upserted;
     without an external id the profile is matched on email, then phone, or created)."""
     if inline is None:
@@ -82,7 +84,8 @@ def resolve_recipient(*, session: Session, workspace_id: str, external_id: str |
         try:
             return get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
         except NotFound:
-            raise ValidationFailed(f"no profile with external_id {external_id!r}", field="to.external_id") from None
+            raise ValidationFailed(f"to.external_id: no profile with external_id {external_id!r}",
+                                   field="to.external_id") from None
     if inline.external_id:
         profile, _ = upsert_profile(session=session, workspace_id=workspace_id, external_id=inline.external_id,
                                     data=ProfileIn(**inline.model_dump(exclude={"external_id"})))
@@ -95,7 +98,8 @@ def _match_or_create(*, session: Session, workspace_id: str, inline: InlineProfi
         value = getattr(inline, field)
         if value:
             column = getattr(Profile, field)
-            match = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id, column == value).limit(1))
+            match = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id,
+                                                         column == value).limit(1))
             if match is not None:
                 return match
     if not (inline.email or inline.phone or inline.chat):

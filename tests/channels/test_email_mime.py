@@ -8,13 +8,13 @@ import email.policy
 import re
 import socket
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_email, inline_css
 
-DATE = datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+DATE = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
 BASE = EmailContent(
     from_addr="Acme Shop <shop@mail.example.com>",
     to_addr="bob@example.net",
@@ -94,7 +94,7 @@ def test_naive_date_is_taken_as_utc():
 
 def test_date_defaults_to_now():
     sent = parse(build_email(BASE))["Date"].datetime
-    assert abs(sent - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(sent - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 @pytest.mark.parametrize(

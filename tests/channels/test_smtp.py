@@ -17,7 +17,6 @@ from ccm.channels.base import (
 )
 from ccm.channels.email_mime import EmailContent, build_email
 from ccm.channels.smtp import SmtpProvider
-
 from tests.support.smtp_server import SmtpTestServer, make_self_signed_cert
 
 SENDER = "bounces@mail.example.com"

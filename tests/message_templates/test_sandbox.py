@@ -287,7 +287,7 @@ def test_names_assembled_at_runtime_are_forbidden_too(sandbox):
 
 @pytest.mark.parametrize("name", ["config", "request"])
 def test_framework_globals_are_simply_undefined(sandbox, name):
-    source = "{{ %s }}" % name
+    source = "{{ " + name + " }}"
     assert name in sandbox.variables(source)  # so the save-time declared-variables check refuses it
     assert render_error(sandbox, source).code == "undefined_variable"
 
@@ -319,11 +319,23 @@ def test_pure_python_loops_time_out(quick_sandbox):
 def test_timeout_points_at_the_partial_that_spins(quick_sandbox):
     bundle = TemplateBundle("tv_slow", {
         "email.en.html": "Hi\n{% include 'partials/slow.html' %}",
-        "partials/slow.html": "\n\n{% for a in items %}{% for b in items %}{{ '' }}{% endfor %}{% endfor %}",
+        "partials/slow.html": "\n\n{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
     })
+    # Compile both sources first: on a loaded machine the deadline could otherwise fall while the
+    # include is being compiled, which is correctly reported at the include's line instead.
+    quick_sandbox.render(bundle, "email.en.html", {"items": [1]}, autoescape=True)
     with pytest.raises(RenderError) as caught:
         quick_sandbox.render(bundle, "email.en.html", {"items": list(range(100_000))}, autoescape=True)
     assert (caught.value.code, caught.value.name, caught.value.line) == ("timeout", "partials/slow.html", 3)
+
+
+def test_timeout_between_chunks_still_names_the_line(quick_sandbox):
+    bundle = TemplateBundle("tv_chatty", {"part": "Hi\n{% for a in items %}{% for b in items %}{{ '' }}{% endfor %}"
+                                                   "{% endfor %}"})
+    for _ in range(5):  # the deadline falls in template code or between two chunks: both are located
+        with pytest.raises(RenderError) as caught:
+            quick_sandbox.render(bundle, "part", {"items": list(range(100_000))}, autoescape=False)
+        assert (caught.value.code, caught.value.name, caught.value.line) == ("timeout", "part", 2)
 
 
 SIZE_BOMBS = [

@@ -74,8 +74,8 @@ def test_publishing_refuses_undeclared_variables(api):
 
 
 def test_layouts_and_partials_are_frozen_into_the_version(api):
-    assert api.put("/v1/snippets/layouts/base.html", json={
-        "source": "<main>{% block content %}{% endblock %}</main>{% include 'partials/footer.html' %}"}).status_code == 201
+    layout = "<main>{% block content %}{% endblock %}</main>{% include 'partials/footer.html' %}"
+    assert api.put("/v1/snippets/layouts/base.html", json={"source": layout}).status_code == 201
     api.put("/v1/snippets/partials/footer.html", json={"source": "<footer>v1 footer</footer>"})
     body = template_body(variables=["first_name"], variants=[{"channel": "email", "subject": "Hi", "html":
         "{% extends 'layouts/base.html' %}{% block content %}Hello {{ first_name }}{% endblock %}"}])

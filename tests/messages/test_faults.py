@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 def worker_env(settings, smtp_server, **overrides):
     values = dict(database_url=settings.database_url, redis_url=settings.redis_url,
                   redis_namespace=settings.redis_namespace, smtp_url=smtp_server.url(), secret_key="test-secret",
-                  public_url="http://ccm.test", claim_timeout=2, relay_grace=1, relay_interval=0.2,
+                  public_url="http://ccm.test", claim_timeout=2, smtp_timeout=0.8, render_timeout=0.8,
+                  relay_grace=1, relay_interval=0.2,
                   retry_base=0.2, retry_max=1)
     values.update(overrides)
     return ccm_env(**values)
@@ -123,7 +124,8 @@ def test_redis_down_when_the_api_is_called_then_delivered_once_it_is_back(databa
 
 
 def test_embedded_serve_killed_mid_delivery_delivers_once_after_restart(tmp_path, smtp_server):
-    env = ccm_env(data_dir=tmp_path / "data", smtp_url=smtp_server.url(), claim_timeout=2, relay_grace=1,
+    env = ccm_env(data_dir=tmp_path / "data", smtp_url=smtp_server.url(), claim_timeout=2, smtp_timeout=0.8,
+                  render_timeout=0.8, relay_grace=1,
                   relay_interval=0.2, crash_at="after_claim")
     crashing = ServeProcess(env, tmp_path / "serve1.log")
     client = ApiClient(HttpClient(crashing.url), crashing.key)

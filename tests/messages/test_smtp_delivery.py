@@ -8,9 +8,9 @@ import email.policy
 
 import pytest
 
+from tests.messages.test_send_api import finished, send
 from tests.support.api import wait_for
 from tests.support.factories import publish_template, put_profile
-from tests.messages.test_send_api import finished, send
 
 
 def received(smtp_server, count=1):

@@ -36,7 +36,8 @@ class Process:
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self._log: IO[bytes] = open(log_path, "ab")
+        # Open for the child's whole life, not one block: kill() and stop() close it.
+        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115
         self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
 

@@ -244,7 +244,8 @@ class _Handler:
         ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == self._credentials
         return AuthResult(success=ok, handled=False)
 
-    async def handle_EHLO(self, smtp: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(self, smtp: SMTP, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
         self.server.commands.append("EHLO")
         self.server.record_connection(smtp)
         session.host_name = hostname
