@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     """Seconds between scans of the job outbox for work to (re)publish."""
     relay_grace: float = 30.0
     """A job not finished this long after it was published is published again."""
+    relay_backlog_limit: int = 100
+    """The relay leaves alone a queue holding this many unfinished messages (see relay_once)."""
     claim_timeout: float = 120.0
     """A delivery claim older than this belongs to a worker presumed dead. Must exceed the longest
     provider call (``smtp_timeout``) plus rendering."""

@@ -22,7 +22,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import BigInteger, Integer, String, delete, insert, select, update
+from sqlalchemy import BigInteger, Integer, String, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ccm.db import Base, after_commit, utcnow
@@ -61,7 +61,9 @@ class PendingJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-_INSERT_JOB = insert(PendingJob.__table__)
+_JOBS = PendingJob.__table__
+_INSERT_JOB = insert(_JOBS)
+_FINISH_JOB = delete(_JOBS).where(_JOBS.c.key == bindparam("b_key"))
 
 
 def job_key(job: Job, *args: Any) -> str:
@@ -87,16 +89,17 @@ def reschedule(session: Session, job: Job, *args: Any, delay: float, grace: floa
     """Run ``job(*args)`` again in ``delay`` seconds (its outbox row moves with it)."""
     key = job_key(job, *args)
     due_at = utcnow() + dt.timedelta(seconds=delay + grace)
-    found = session.execute(update(PendingJob).where(PendingJob.key == key).values(due_at=due_at))
+    found = session.execute(update(_JOBS).where(_JOBS.c.key == key).values(due_at=due_at))
     if not found.rowcount:  # type: ignore[attr-defined]
-        session.add(PendingJob(key=key, actor=job.name, queue=job.queue, args=list(args), due_at=due_at))
+        session.execute(_INSERT_JOB, {"key": key, "actor": job.name, "queue": job.queue, "args": list(args),
+                                      "due_at": due_at, "publishes": 0, "created_at": utcnow()})
     publisher: Publisher = session.info["publisher"]
     after_commit(session, functools.partial(publisher.publish_after_commit, key, job, args, delay))
 
 
 def finish(session: Session, job: Job, *args: Any) -> None:
     """Mark ``job(*args)`` done, in the transaction that records its result."""
-    session.execute(delete(PendingJob).where(PendingJob.key == job_key(job, *args)))
+    session.execute(_FINISH_JOB, {"b_key": job_key(job, *args)})
 
 
 class Publisher:
@@ -112,6 +115,12 @@ class Publisher:
     def publish(self, actor: str, queue: str, args: Iterable[Any], delay: float = 0.0) -> None:
         message = dramatiq.Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={})
         self.broker.enqueue(message, delay=int(delay * 1000) or None)
+
+    def backlog(self, queue: str) -> int:
+        """Messages in ``queue`` not yet acknowledged (waiting or being processed)."""
+        if isinstance(self.broker, RedisBroker):
+            return int(self.broker.client.hlen(f"{self.broker.namespace}:{queue}.msgs"))
+        return self.broker.queues[queue].qsize()  # type: ignore[attr-defined]
 
     def publish_after_commit(self, key: str, job: Job, args: Iterable[Any], delay: float) -> None:
         if self.relay_only:
@@ -130,13 +139,23 @@ class Publisher:
 
 
 def relay_once(runtime: Runtime, *, limit: int = 500) -> int:
-    """Publish the outbox rows that are due; return how many were published."""
+    """Publish the outbox rows that are due; return how many were published.
+
+    A queue with a backlog is skipped: its due jobs are most likely still waiting in it, and
+    publishing them again would only add no-op runs behind them. They are published once the
+    backlog falls under ``CCM_RELAY_BACKLOG_LIMIT`` — at once if Redis lost the queue.
+    """
     published = 0
     now = utcnow()
+    try:
+        busy = [queue for queue in QUEUES if runtime.publisher.backlog(queue) >= runtime.settings.relay_backlog_limit]
+    except (redis.RedisError, OSError) as exc:
+        log.warning("relay: broker unavailable (%s)", exc)
+        return 0
     with runtime.db.unit_of_work() as session:
         rows = session.scalars(
-            select(PendingJob).where(PendingJob.due_at <= now).order_by(PendingJob.due_at)
-            .limit(limit).with_for_update(skip_locked=True)
+            select(PendingJob).where(PendingJob.due_at <= now, PendingJob.queue.not_in(busy))
+            .order_by(PendingJob.due_at).limit(limit).with_for_update(skip_locked=True)
         ).all()
         for row in rows:
             try:

@@ -1,0 +1,59 @@
+"""Draw bench/results/*.json as one SVG bar chart (bench/results/summary.svg): each benchmark's
+CCM figure next to the baseline measured in the same run.
+
+    .venv/bin/python bench/chart.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BAR, GAP, LEFT, WIDTH = 26, 18, 250, 460
+
+
+def rows() -> list[tuple[str, list[tuple[str, float, str]]]]:
+    found = []
+    api = RESULTS / "api_send.json"
+    if api.exists():
+        data = json.loads(api.read_text())
+        found.append((f"send API, requests/s (ratio {data['ratio']:.2f})", [
+            ("bare Flask endpoint", data["bare_flask"]["requests_per_s"], "#9aa5b1"),
+            (f"CCM POST /v1/messages (p99 {data['ccm']['p99_ms']:.0f} ms)", data["ccm"]["requests_per_s"], "#2563eb"),
+        ]))
+    e2e = RESULTS / "e2e_email.json"
+    if e2e.exists():
+        data = json.loads(e2e.read_text())
+        found.append((f"email end to end, messages/s (ratio {data['ratio']:.2f})", [
+            ("bare smtplib loop", data["bare_smtplib_per_s"], "#9aa5b1"),
+            ("CCM API-accepted → SMTP sink", data["ccm"]["per_second"], "#2563eb"),
+        ]))
+    return found
+
+
+def svg(groups: list[tuple[str, list[tuple[str, float, str]]]]) -> str:
+    parts, y = [], 20
+    for title, bars in groups:
+        scale = WIDTH / max(value for _, value, _ in bars)
+        parts.append(f'<text x="10" y="{y}" font-weight="600">{title}</text>')
+        y += 10
+        for label, value, colour in bars:
+            parts.append(f'<text x="10" y="{y + BAR * 0.7:.0f}">{label}</text>')
+            parts.append(f'<rect x="{LEFT}" y="{y}" width="{value * scale:.0f}" height="{BAR}" fill="{colour}"/>')
+            parts.append(f'<text x="{LEFT + value * scale + 6:.0f}" y="{y + BAR * 0.7:.0f}">{value:,.0f}</text>')
+            y += BAR + 6
+        y += GAP + 10
+    height = y
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEFT + WIDTH + 80}" height="{height}" '
+            f'font-family="Helvetica, Arial, sans-serif" font-size="13">'
+            f'<rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>\n')
+
+
+def main() -> None:
+    (RESULTS / "summary.svg").write_text(svg(rows()))
+    print(RESULTS / "summary.svg")
+
+
+if __name__ == "__main__":
+    main()
