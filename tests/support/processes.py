@@ -95,8 +95,9 @@ class ServeProcess(Process):
 class RedisServer:
     """A throwaway redis-server on a free port (nothing on disk), restartable on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: str = "noeviction") -> None:
         self.port = free_port()
+        self.policy = policy
         self.popen: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -110,7 +111,7 @@ class RedisServer:
     def start(self) -> None:
         self.popen = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--maxmemory-policy", "noeviction"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--maxmemory-policy", self.policy], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
             try:
