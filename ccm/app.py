@@ -32,11 +32,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
     from ccm.channels import api as outbox
+    from ccm.channels import providers_api as providers
+    from ccm.consent import api as consent
     from ccm.message_templates import api as templates
     from ccm.messages import api as messages
     from ccm.profiles import api as profiles
+    from ccm.suppression import api as suppressions
+    from ccm.workspaces import api as workspace
 
-    for module in (meta, profiles, templates, messages, outbox):
+    for module in (meta, profiles, consent, templates, messages, outbox, providers, suppressions, workspace):
         app.register_blueprint(module.bp)
 
 

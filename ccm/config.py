@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     """``smtp://user:pass@host:587?starttls=required`` or ``smtps://...``; absent means the local outbox."""
     smtp_timeout: float = 20.0
+    local_outbox: str | None = None
+    """Channels delivered into the local outbox when a workspace configures no provider for them
+    and (for email) ``smtp_url`` is unset: ``email``, ``email,sms,chat`` or empty. Default: email on
+    the embedded default, nothing otherwise (a production deployment never "delivers" into a table)."""
+    default_region: str = "US"
+    """Region for phone numbers written without a country code (ISO 3166, e.g. FR)."""
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     mail_from: str = "CCM <noreply@localhost>"
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when running on the embedded default (no Redis: in-process broker and worker)."""
         return self.redis_url is None
+
+    @property
+    def local_outbox_channels(self) -> frozenset[str]:
+        value = self.local_outbox if self.local_outbox is not None else ("email" if self.embedded else "")
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,18 +1,20 @@
 """Imports every model so that ``metadata`` describes the whole schema (for Alembic and tests)."""
 
 from ccm.auth.models import ApiKey
-from ccm.channels.models import OutboxItem
+from ccm.channels.models import OutboxItem, ProviderAccount
+from ccm.consent.models import ConsentRecord
 from ccm.db import Base
 from ccm.idempotency.models import IdempotencyKey
 from ccm.jobs import PendingJob
 from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
 from ccm.messages.models import DeliveryAttempt, Message
 from ccm.profiles.models import Profile
+from ccm.suppression.models import Suppression
 from ccm.workspaces.models import Workspace
 
 metadata = Base.metadata
 
 __all__ = [
-    "ApiKey", "DeliveryAttempt", "IdempotencyKey", "Message", "MessageTemplate", "OutboxItem", "PendingJob",
-    "Profile", "Snippet", "TemplateVersion", "Workspace", "metadata",
+    "ApiKey", "ConsentRecord", "DeliveryAttempt", "IdempotencyKey", "Message", "MessageTemplate", "OutboxItem",
+    "PendingJob", "Profile", "ProviderAccount", "Snippet", "Suppression", "TemplateVersion", "Workspace", "metadata",
 ]

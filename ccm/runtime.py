@@ -13,8 +13,10 @@ import dramatiq
 from sqlalchemy.orm import Session
 
 from ccm import models  # noqa: F401  (registers every mapper, whatever this process imported)
+from ccm.channels.guards import ProviderGuards
 from ccm.channels.registry import ChannelProviders
 from ccm.config import Settings
+from ccm.crypto import SecretBox
 from ccm.db import Database
 from ccm.jobs import Publisher, build_broker
 from ccm.message_templates.rendering import PublishedTemplate
@@ -33,6 +35,8 @@ class Runtime:
     providers: ChannelProviders
     sandbox: TemplateSandbox
     signer: Signer
+    secret_box: SecretBox
+    guards: ProviderGuards
     templates: TemplateCache = field(default_factory=lambda: TemplateCache())
 
     def close(self) -> None:
@@ -72,9 +76,11 @@ def create_runtime(settings: Settings) -> Runtime:
     broker = build_broker(settings)
     publisher = Publisher(broker, db.sessionmaker)
     db.sessionmaker.configure(info={"publisher": publisher})
+    secret = settings.resolved_secret_key()
+    box = SecretBox(secret, purpose="ccm.provider-secrets")
     return Runtime(
-        settings=settings, db=db, broker=broker, publisher=publisher,
-        providers=ChannelProviders(settings),
+        settings=settings, db=db, broker=broker, publisher=publisher, providers=ChannelProviders(settings, box),
         sandbox=TemplateSandbox(timeout=settings.render_timeout, max_chars=settings.render_max_chars),
-        signer=Signer(settings.resolved_secret_key()),
+        signer=Signer(secret), secret_box=box,
+        guards=ProviderGuards(getattr(broker, "client", None), namespace=settings.redis_namespace),
     )

@@ -102,7 +102,8 @@ def smtp_server() -> Iterator[SmtpTestServer]:
 def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         database_url=database_url, redis_url=redis_url, redis_namespace="ccm-test", data_dir=data_dir,
-        secret_key="test-secret", public_url="http://ccm.test", relay_interval=0.2, relay_grace=2.0,
+        secret_key="test-secret", public_url="http://ccm.test", local_outbox="email", relay_interval=0.2,
+        relay_grace=2.0,
         claim_timeout=3.0, smtp_timeout=1.0, render_timeout=1.0, retry_base=0.2, retry_max=2.0,
         in_process_worker_threads=2,
     )

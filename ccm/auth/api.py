@@ -19,7 +19,13 @@ def require_api_key() -> None:
     if workspace_id is None:
         raise Unauthorized("unknown or revoked API key", field="Authorization")
     g.workspace_id = workspace_id
+    g.actor = f"api_key:{token.strip()[:12]}"
 
 
 def current_workspace_id() -> str:
     return g.workspace_id
+
+
+def current_actor() -> str:
+    """Who is acting, for ledgers: the API key's visible prefix."""
+    return g.actor

@@ -90,13 +90,39 @@ CommitPoint = Callable[[], None]
 worker no longer owns the message, in which case the provider must abort without sending."""
 
 
+class InvalidAddress(ValueError):
+    """The address cannot be used by this provider (the message is skipped, never sent)."""
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    """What a provider accepts: the longest body (characters) and its request rate (per second,
+    shared by every worker process)."""
+
+    max_body_chars: int | None = None
+    rate_per_second: float | None = None
+
+
 class Provider(Protocol):
+    """One configured provider. ``name`` is its registry key; ``channel`` is the channel this
+    instance serves (a Twilio account can serve ``sms`` or, for WhatsApp, ``chat``)."""
+
     name: ClassVar[str]
-    channel: ClassVar[str]
+    channel: str
     in_transaction: ClassVar[bool]
     """True when ``send`` only writes to the database session it is given (the local outbox), so
     the send and its status commit together and no commit point is needed."""
+    limits: ProviderLimits
+
+    def normalize_address(self, address: str) -> str:
+        """The address in the form this provider sends to; raises :class:`InvalidAddress`."""
+        ...
 
     def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session) -> Receipt: ...
+
+    def check(self) -> None:
+        """Test the credentials against the provider. Raises ProviderConfigError (wrong
+        credentials or settings) or TransientDeliveryError (unreachable)."""
+        ...
 
     def close(self) -> None: ...

@@ -1,34 +1,120 @@
-"""Which providers exist, and which are configured for a channel in this process."""
+"""Which provider kinds exist, and which providers serve a workspace's channel, in failover order.
+
+A workspace's own providers (``/v1/providers``) come first; without any for a channel, the
+environment's defaults apply: SMTP when ``CCM_SMTP_URL`` is set, else the local outbox for the
+channels ``CCM_LOCAL_OUTBOX`` names.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from ccm.channels.base import Provider
-from ccm.channels.local_outbox import LocalOutboxProvider
+from ccm.channels.local_outbox import LocalOutboxConfig, LocalOutboxProvider
+from ccm.channels.models import ProviderAccount
+from ccm.channels.providers.mailgun import MailgunProvider
+from ccm.channels.providers.slack import SlackProvider
+from ccm.channels.providers.telegram import TelegramProvider
+from ccm.channels.providers.twilio import TwilioProvider
+from ccm.channels.providers.webhook import WebhookProvider
 from ccm.channels.smtp import SmtpProvider
 from ccm.config import Settings
+from ccm.crypto import SecretBox
 
-PROVIDERS: dict[str, type] = {
+PROVIDERS: dict[str, Any] = {
     "smtp": SmtpProvider,
+    "mailgun": MailgunProvider,
+    "twilio": TwilioProvider,
+    "webhook": WebhookProvider,
+    "slack": SlackProvider,
+    "telegram": TelegramProvider,
     "local_outbox": LocalOutboxProvider,
 }
+"""Every provider kind. Adding one means adding it here, nowhere else."""
+
+CACHE_SECONDS = 5.0
+"""How long a process keeps a workspace's provider list: configuration changes apply within it."""
+
+
+@dataclass(frozen=True)
+class Configured:
+    """A provider instance and the identity its rate limit and circuit breaker are kept under."""
+
+    key: str
+    label: str
+    provider: Provider
+
+
+def build_provider(kind: str, values: dict[str, Any]) -> Provider:
+    """Instantiate ``kind`` from its settings (validated by its config model)."""
+    cls = PROVIDERS[kind]
+    config = cls.config_model.model_validate(values)
+    return cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
 
 
 class ChannelProviders:
-    """The providers configured for each channel, in failover order.
+    """The providers serving each workspace's channels in this process, cached briefly."""
 
-    Email goes over SMTP when ``CCM_SMTP_URL`` is set, else into the local outbox. SMS and chat have
-    no providers yet: such messages end ``skipped(no_provider)``.
-    """
+    def __init__(self, settings: Settings, box: SecretBox) -> None:
+        self.box = box
+        self._defaults = _environment_defaults(settings)
+        self._lists: dict[tuple[str, str], tuple[float, list[Configured]]] = {}
+        self._instances: dict[tuple[str, Any], Configured] = {}
+        self._lock = threading.Lock()
 
-    def __init__(self, settings: Settings) -> None:
-        email: Provider = (SmtpProvider.from_url(settings.smtp_url, timeout=settings.smtp_timeout)
-                           if settings.smtp_url else LocalOutboxProvider())
-        self._by_channel: dict[str, list[Provider]] = {"email": [email], "sms": [], "chat": []}
+    def for_channel(self, session: Session, workspace_id: str, channel: str) -> list[Configured]:
+        cached = self._lists.get((workspace_id, channel))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        configured = [self._instance(account) for account in _accounts(session, workspace_id, channel)]
+        found = configured or self._defaults.get(channel, [])
+        with self._lock:
+            self._lists[(workspace_id, channel)] = (time.monotonic() + CACHE_SECONDS, found)
+        return found
 
-    def for_channel(self, workspace_id: str, channel: str) -> list[Provider]:
-        return self._by_channel.get(channel, [])
+    def forget(self, workspace_id: str) -> None:
+        """Drop this process's cached lists for a workspace (after it changed its providers)."""
+        with self._lock:
+            for key in [key for key in self._lists if key[0] == workspace_id]:
+                del self._lists[key]
 
     def close(self) -> None:
-        for providers in self._by_channel.values():
-            for provider in providers:
-                provider.close()
+        for configured in [*self._instances.values(), *(c for cs in self._defaults.values() for c in cs)]:
+            configured.provider.close()
+
+    def _instance(self, account: ProviderAccount) -> Configured:
+        key = (account.id, account.updated_at)
+        with self._lock:
+            found = self._instances.get(key)
+        if found is None:
+            values = {**account.settings, **(self.box.open(account.sealed_secrets) if account.sealed_secrets else {})}
+            found = Configured(account.id, account.label, build_provider(account.kind, values))
+            with self._lock:
+                self._instances[key] = found
+        return found
+
+
+def _accounts(session: Session, workspace_id: str, channel: str) -> list[ProviderAccount]:
+    return list(session.scalars(select(ProviderAccount).where(
+        ProviderAccount.workspace_id == workspace_id, ProviderAccount.channel == channel,
+        ProviderAccount.enabled.is_(True)).order_by(ProviderAccount.priority, ProviderAccount.created_at)))
+
+
+def _environment_defaults(settings: Settings) -> dict[str, list[Configured]]:
+    defaults: dict[str, list[Configured]] = {}
+    if settings.smtp_url:
+        smtp = SmtpProvider.from_url(settings.smtp_url, timeout=settings.smtp_timeout)
+        defaults["email"] = [Configured("env:smtp", "CCM_SMTP_URL", smtp)]
+    for channel in settings.local_outbox_channels:
+        if channel not in defaults:
+            outbox = LocalOutboxProvider(LocalOutboxConfig(channel=channel))  # type: ignore[arg-type]
+            defaults[channel] = [Configured(f"env:local_outbox:{channel}", "local outbox", outbox)]
+    return defaults
+
+

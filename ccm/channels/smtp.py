@@ -17,6 +17,9 @@ from functools import cache
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ccm.channels.addresses import normalize_email_address
 from ccm.channels.base import (
     CommitPoint,
     DeliveryError,
@@ -24,6 +27,7 @@ from ccm.channels.base import (
     OutcomeUnknownError,
     PermanentDeliveryError,
     ProviderConfigError,
+    ProviderLimits,
     Receipt,
     TransientDeliveryError,
 )
@@ -63,6 +67,15 @@ class SmtpSettings:
         return f"SmtpSettings({scheme}://{user}{self.host}:{self.port}, starttls={self.starttls})"
 
 
+class SmtpConfig(BaseModel):
+    """Settings of an SMTP provider: the whole ``smtp://`` URL is secret (it carries the password)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr = Field(description="smtp://user:pass@host:587?starttls=required, or smtps://host:465")
+    timeout: float = Field(20.0, gt=0, le=120)
+
+
 class SmtpProvider:
     """Delivers ``OutboundMessage.raw`` to one SMTP server, one reused connection per thread.
 
@@ -71,8 +84,11 @@ class SmtpProvider:
     """
 
     name: ClassVar[str] = "smtp"
-    channel: ClassVar[str] = "email"
+    config_model: ClassVar[type[BaseModel]] = SmtpConfig
+    channels: ClassVar[tuple[str, ...]] = ("email",)
+    channel: str = "email"
     in_transaction: ClassVar[bool] = False
+    limits = ProviderLimits()
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
@@ -84,6 +100,21 @@ class SmtpProvider:
 
     def __repr__(self) -> str:
         return f"SmtpProvider({self.settings!r})"
+
+    @classmethod
+    def from_config(cls, config: SmtpConfig) -> SmtpProvider:
+        return cls.from_url(config.url.get_secret_value(), timeout=config.timeout)
+
+    def normalize_address(self, address: str) -> str:
+        return normalize_email_address(address)
+
+    def check(self) -> None:
+        """Connect, say EHLO, secure and authenticate as a send would, then QUIT."""
+        conn = _open_connection(self.settings, self._tls_context)
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 20.0) -> SmtpProvider:

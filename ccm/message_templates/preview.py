@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ccm.channels.sms import sms_size
 from ccm.errors import ValidationFailed
 from ccm.message_templates import service
 from ccm.message_templates.rendering import (
+    RenderedParts,
     build_context,
     make_bundle,
     missing_variables,
@@ -45,11 +47,19 @@ def preview_template(*, session: Session, sandbox: TemplateSandbox, workspace_id
     locale = request.locale or profile["locale"]
     for variant in _chosen(variants, request.channel, locale, template.default_locale):
         try:
-            parts.append(RenderedPart(**vars(render_parts(sandbox, bundle, variant, context))))
+            parts.append(_part(render_parts(sandbox, bundle, variant, context)))
         except RenderError as exc:
             problems.append(ProblemOut(part=exc.name or source_name(variant, "?"), line=exc.line,
                                        code=exc.code, message=exc.message))
     return PreviewOut(version=number, parts=parts, problems=problems)
+
+
+def _part(rendered: RenderedParts) -> RenderedPart:
+    part = RenderedPart(**{k: v for k, v in vars(rendered).items() if k in RenderedPart.model_fields})
+    if rendered.channel == "sms":
+        size = sms_size(rendered.body)
+        part.segments, part.encoding = size.segments, size.encoding
+    return part
 
 
 def _chosen(variants: Sequence[Mapping[str, Any]], channel: str | None, locale: str | None,

@@ -22,6 +22,7 @@ class RenderedParts:
     html: str | None = None
     text: str = ""
     body: str = ""
+    unsubscribe_url: str = ""
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,8 @@ class RenderedPart(BaseModel):
     html: str | None = None
     text: str | None = None
     body: str | None = None
+    segments: int | None = Field(None, description="SMS: segments the body takes (before any opt-out footer)")
+    encoding: str | None = Field(None, description="SMS: GSM-7 or UCS-2")
 
 
 class PreviewOut(BaseModel):

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ccm import jobs
-from ccm.channels.base import OutboundMessage, Provider
+from ccm.channels.base import OutboundMessage
+from ccm.channels.registry import Configured
 
 DELIVER = jobs.Job("messages.deliver", queue="deliveries", max_retries=5)
 
 MAX_CLAIMS = 10
 """A message claimed this many times without reaching a terminal state fails (a bug or a poison
 message must not loop forever)."""
+
+
+@dataclass
+class Hops:
+    """The providers one attempt went through, in order, with how each one went."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    intent_recorded: bool = False
+    last_error: Exception | None = None
+
+    def add(self, configured: Configured, outcome: str, error: str | None = None) -> None:
+        self.items.append({"provider": configured.provider.name, "account": configured.key,
+                           "outcome": outcome, "error": error})
 
 
 class ClaimLost(Exception):
@@ -27,6 +42,6 @@ class Claimed:
     message_id: str
     token: str
     attempt_number: int
-    provider: Provider
+    providers: tuple[Configured, ...]
     outbound: OutboundMessage
     deadline_at: dt.datetime

@@ -23,16 +23,18 @@ import os
 import secrets
 import signal
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
-from ccm.channels.base import DeliveryError
+from ccm.channels.base import DeliveryError, OutcomeUnknownError, ProviderConfigError, TransientDeliveryError
+from ccm.channels.registry import Configured
 from ccm.db import utcnow
 from ccm.messages import outcomes
-from ccm.messages.claims import DELIVER, MAX_CLAIMS, Claimed, ClaimLost
-from ccm.messages.models import DeliveryAttempt, Message, MessageStatus
-from ccm.messages.outbound import NotSendable, Pending, Prepared, load_pending, prepare
+from ccm.messages.claims import DELIVER, MAX_CLAIMS, Claimed, ClaimLost, Hops
+from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
+from ccm.messages.outbound import Pending, Prepared, load_pending, prepare
+from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,11 @@ _CLAIM = update(_m).where(
     status=MessageStatus.SENDING, claim_token=bindparam("b_new_token"), claimed_at=bindparam("b_now"),
     claims=_m.c.claims + 1, updated_at=bindparam("b_now"), channel=bindparam("b_channel"),
     locale=bindparam("b_locale"), to_address=bindparam("b_to"), route=bindparam("b_route"),
+    segments=bindparam("b_segments"),
 )
 _OWNED = update(_m).where(
     _m.c.id == bindparam("b_id"), _m.c.claim_token == bindparam("b_token"), _m.c.status == MessageStatus.SENDING,
 ).values(updated_at=bindparam("b_now"))
-_INSERT_ATTEMPT = insert(_a)
 
 
 def deliver_message(runtime: Runtime, message_id: str) -> None:
@@ -58,30 +60,55 @@ def deliver_message(runtime: Runtime, message_id: str) -> None:
     if claimed is None:
         return
     _failpoint(runtime, "after_claim")
-    intent_recorded = False
+    hops = Hops()
+    for configured in claimed.providers:
+        if _try_provider(runtime, claimed, configured, hops):
+            return
+    with runtime.db.unit_of_work() as session:
+        outcomes.record_exhausted(runtime, session, claimed, hops)
+
+
+def _try_provider(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops) -> bool:
+    """Hand the message to one provider. True when the attempt is over (sent, or failed in a way
+    no other provider may retry); False to fail over to the next provider of the channel."""
+    refused = runtime.guards.admit(configured.key, configured.provider.limits.rate_per_second)
+    if refused:
+        hops.add(configured, "skipped", refused)
+        return False
 
     def commit_point() -> None:
-        nonlocal intent_recorded
-        record_intent(runtime, claimed)
-        intent_recorded = True
+        record_intent(runtime, claimed, configured, hops)
 
     try:
-        receipt = claimed.provider.send(claimed.outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
+        receipt = configured.provider.send(claimed.outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
     except ClaimLost:
-        log.info("message %s: claim lost before sending; another run owns it", message_id)
-        return
-    except DeliveryError as error:
+        log.info("message %s: claim lost before sending; another run owns it", claimed.message_id)
+        return True
+    except (TransientDeliveryError, ProviderConfigError) as error:  # this provider did not take it
+        runtime.guards.failed(configured.key)
+        hops.add(configured, AttemptOutcome.CONFIG_ERROR if isinstance(error, ProviderConfigError)
+                 else AttemptOutcome.TRANSIENT_ERROR, f"{error.reason}: {error}")
+        if isinstance(error, ProviderConfigError):
+            log.error("provider %s (%s) is misconfigured: %s", configured.label, configured.key, error)
+        hops.last_error = error
+        return False
+    except DeliveryError as error:  # permanent, or it may have been accepted: no failover
+        hops.add(configured, AttemptOutcome.UNKNOWN if isinstance(error, OutcomeUnknownError)
+                 else AttemptOutcome.PERMANENT_ERROR, f"{error.reason}: {error}")
         with runtime.db.unit_of_work() as session:
-            outcomes.record_failure(runtime, session, claimed, error)
-        return
+            outcomes.record_failure(runtime, session, claimed, error, hops)
+        return True
     except Exception:
-        if not intent_recorded:
+        if not hops.intent_recorded:
             with runtime.db.unit_of_work() as session:
                 outcomes.release(session, claimed)
         raise
+    runtime.guards.succeeded(configured.key)
+    hops.add(configured, receipt.status)
     _failpoint(runtime, "after_send")
     with runtime.db.unit_of_work() as session:
-        outcomes.record_success(session, claimed, receipt)
+        outcomes.record_success(session, claimed, configured, receipt, hops)
+    return True
 
 
 def claim(runtime: Runtime, message_id: str) -> Claimed | None:
@@ -97,13 +124,16 @@ def claim(runtime: Runtime, message_id: str) -> Claimed | None:
         except NotSendable as stop:
             outcomes.finish_unsent(session, pending, stop)
             return None
+        except Deferred as deferred:
+            outcomes.defer(runtime, session, pending, deferred)
+            return None
         token = secrets.token_hex(8)
         if not _take(session, pending, prepared, token):
             return None
-        if prepared.provider.in_transaction:
+        if prepared.providers[0].provider.in_transaction:
             outcomes.send_in_transaction(session, pending, prepared, attempt_number=pending.claims + 1)
             return None
-        return Claimed(pending.id, token, pending.claims + 1, prepared.provider, prepared.outbound,
+        return Claimed(pending.id, token, pending.claims + 1, tuple(prepared.providers), prepared.outbound,
                        pending.deadline_at)
 
 
@@ -112,7 +142,7 @@ def _take(session: Session, pending: Pending, prepared: Prepared, token: str) ->
     taken = session.execute(_CLAIM, {
         "b_id": pending.id, "b_status": pending.status, "b_token": pending.claim_token, "b_new_token": token,
         "b_now": utcnow(), "b_channel": prepared.channel, "b_locale": prepared.locale, "b_to": prepared.to_address,
-        "b_route": prepared.route,
+        "b_route": prepared.route, "b_segments": prepared.segments,
     })
     return bool(taken.rowcount)  # type: ignore[attr-defined]
 
@@ -129,9 +159,8 @@ def _claimable(runtime: Runtime, session: Session, pending: Pending) -> bool:
             return False  # a live run has it (or a redelivery raced a slow run)
         if outcomes.settle_in_flight(session, pending):
             return False
-    if pending.status == MessageStatus.RETRYING and pending.next_attempt_at and \
-            pending.next_attempt_at > now + dt.timedelta(seconds=1):
-        return False  # published early (by the relay); the delayed run will come
+    if pending.next_attempt_at and pending.next_attempt_at > now + dt.timedelta(seconds=1):
+        return False  # published early (by the relay) for a retry or a deferral; the delayed run will come
     if pending.claims >= MAX_CLAIMS:
         outcomes.finish_message(session, pending.id, MessageStatus.FAILED,
                                 f"too_many_attempts: claimed {pending.claims} times")
@@ -143,14 +172,14 @@ def _claimable(runtime: Runtime, session: Session, pending: Pending) -> bool:
     return True
 
 
-def record_intent(runtime: Runtime, claimed: Claimed) -> None:
-    """Transaction 2, the commit point: the attempt is ``in_flight`` from here on."""
+def record_intent(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops) -> None:
+    """Transaction 2, the commit point: the attempt is ``in_flight`` with this provider from here on."""
     with runtime.db.unit_of_work() as session:
         owned = session.execute(_OWNED, {"b_id": claimed.message_id, "b_token": claimed.token, "b_now": utcnow()})
         if not owned.rowcount:  # type: ignore[attr-defined]
             raise ClaimLost(claimed.message_id)
-        session.execute(_INSERT_ATTEMPT, outcomes.attempt_row(claimed.message_id, claimed.attempt_number,
-                                                              claimed.provider.name, claimed.outbound))
+        outcomes.mark_in_flight(session, claimed, configured, hops)
+    hops.intent_recorded = True
 
 
 def _failpoint(runtime: Runtime, name: str) -> None:

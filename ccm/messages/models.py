@@ -64,6 +64,8 @@ class Message(Base):
     channel: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str | None] = mapped_column(String(35))
     to_address: Mapped[str | None] = mapped_column(String(320))
+    segments: Mapped[int | None]
+    """SMS segments the body takes (what the carrier bills)."""
     reply_to: Mapped[str | None] = mapped_column(String(320))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     route: Mapped[list[Any]] = mapped_column(default=list)
@@ -100,6 +102,8 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(20), default=AttemptOutcome.IN_FLIGHT)
     error: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(300))
+    hops: Mapped[list[Any]] = mapped_column(default=list)
+    """Every provider this attempt went to, in failover order, and how each one went."""
     retry_at: Mapped[dt.datetime | None]
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]

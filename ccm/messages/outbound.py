@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from ccm.channels.base import OutboundMessage, Provider
+from ccm.channels.base import OutboundMessage
 from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_email
-from ccm.message_templates.rendering import RenderedParts, build_context, render_parts
+from ccm.channels.registry import Configured
+from ccm.message_templates.rendering import PublishedTemplate, RenderedParts, build_context, render_parts
 from ccm.message_templates.sandbox import RenderError
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.routing import candidate_channels, choose_route
+from ccm.messages.rules import NotSendable, SendRules
 from ccm.profiles.models import Profile
 from ccm.runtime import Runtime
 from ccm.tokens import UNSUBSCRIBE
 from ccm.workspaces.models import Workspace
+from ccm.workspaces.service import policy_of
 
 _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
 LOAD_PENDING = (
@@ -29,7 +33,8 @@ LOAD_PENDING = (
            _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
            _m.c.channel_override, _m.c.data, _m.c.category, _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
-           _p.c.attributes, _w.c.channel_order, _w.c.default_locale, _w.c.mail_from)
+           _p.c.attributes, _p.c.preferences, _w.c.settings.label("workspace_settings"), _w.c.default_locale,
+           _w.c.mail_from)
     .select_from(_m.join(_w, _w.c.id == _m.c.workspace_id).outerjoin(_p, _p.c.id == _m.c.profile_id))
     .where(_m.c.id == bindparam("id"))
 )
@@ -63,7 +68,8 @@ class Pending:
     locale: str | None
     timezone: str | None
     attributes: dict[str, Any] | None
-    channel_order: list[str]
+    preferences: dict[str, Any] | None
+    workspace_settings: dict[str, Any]
     default_locale: str
     mail_from: str | None
 
@@ -76,22 +82,15 @@ class Pending:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A message ready for its provider, and what to record about the route taken."""
+    """A message ready for its providers (in failover order), and what to record about the route."""
 
-    provider: Provider
+    providers: list[Configured]
     outbound: OutboundMessage
     channel: str
     locale: str
     to_address: str
     route: list[dict[str, Any]]
-
-
-class NotSendable(Exception):
-    """The message ends here, without a provider call, in ``status`` with ``reason``."""
-
-    def __init__(self, status: MessageStatus, reason: str, route: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.route = status, reason, route or []
+    segments: int | None = None
 
 
 def load_pending(session: Session, message_id: str) -> Pending | None:
@@ -100,37 +99,57 @@ def load_pending(session: Session, message_id: str) -> Pending | None:
 
 
 def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
-    """Route and render a pending message.
+    """Route, check and render a pending message, as of now.
 
     Raises:
-      NotSendable: no channel qualifies (skipped), or rendering or headers failed (failed).
+      NotSendable: no channel qualifies, a frequency cap is reached (skipped), or rendering,
+        headers or the SMS size failed (failed).
+      Deferred: quiet hours: the message waits until the window opens.
     """
     if pending.profile_id is None:
         raise NotSendable(MessageStatus.SKIPPED, "profile_deleted")
+    policy = policy_of(pending.workspace_settings)
+    rules = SendRules(session, policy, workspace_id=pending.workspace_id, profile_id=pending.profile_id,
+                      category=pending.category, topic=pending.topic, timezone=pending.timezone,
+                      preferences=pending.preferences)
     template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
     route = choose_route(
         candidates=candidate_channels(override=pending.channel_override, ranking=pending.channels or [],
-                                      workspace_order=pending.channel_order),
+                                      workspace_order=policy.channel_order),
         template=template, locale=pending.locale or pending.default_locale,
         addresses={"email": pending.email, "sms": pending.phone, "chat": _chat_handle(pending.chat)},
-        providers=lambda channel: runtime.providers.for_channel(pending.workspace_id, channel),
+        providers=lambda channel: runtime.providers.for_channel(session, pending.workspace_id, channel),
+        blocked=rules.blocked,
     )
     hops = [hop.as_dict() for hop in route.hops]
-    if route.channel is None or route.variant is None or route.provider is None or route.address is None:
+    if route.channel is None or route.variant is None or route.address is None:
         raise NotSendable(MessageStatus.SKIPPED, route.skip_reason, hops)
-    unsubscribe_url = (_unsubscribe_url(runtime, pending, route.channel)
+    rules.check_caps(route.channel, hops)
+    rules.check_quiet_hours(route.channel, hops, pending.deadline_at)
+    parts = _render(runtime, pending, template, route.channel, route.variant, hops)
+    segments = None
+    if parts.channel == "sms":
+        body, size = rules.sms_body(parts.body, hops)
+        parts, segments = replace(parts, body=body), size.segments
+    try:
+        outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url)
+    except HeaderInjectionError as exc:
+        raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
+    return Prepared(route.providers, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
+
+
+def _render(runtime: Runtime, pending: Pending, template: PublishedTemplate, channel: str,
+            variant: Mapping[str, Any], hops: list[dict[str, Any]]) -> RenderedParts:
+    unsubscribe_url = (_unsubscribe_url(runtime, pending, channel)
                        if pending.category == "marketing" or "unsubscribe_url" in template.builtins_used else "")
     context = build_context(variables=template.variables, data=pending.data, profile=pending.profile,
                             extras={"unsubscribe_url": unsubscribe_url, "message": {
                                 "id": pending.id, "category": pending.category, "topic": pending.topic}})
     try:
-        parts = render_parts(runtime.sandbox, template.bundle, route.variant, context)
-        outbound = _outbound(runtime, pending, route.address, parts, unsubscribe_url)
+        parts = render_parts(runtime.sandbox, template.bundle, variant, context)
     except RenderError as exc:
         raise NotSendable(MessageStatus.FAILED, f"render_error: {exc.code}: {exc.message}", hops) from None
-    except HeaderInjectionError as exc:
-        raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
-    return Prepared(route.provider, outbound, route.channel, route.variant["locale"], route.address, hops)
+    return replace(parts, unsubscribe_url=unsubscribe_url)
 
 
 def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedParts,

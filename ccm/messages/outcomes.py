@@ -15,19 +15,14 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
-from ccm.channels.base import (
-    DeliveryError,
-    OutboundMessage,
-    OutcomeUnknownError,
-    ProviderConfigError,
-    Receipt,
-    TransientDeliveryError,
-)
+from ccm.channels.base import DeliveryError, OutboundMessage, OutcomeUnknownError, Receipt
+from ccm.channels.registry import Configured
 from ccm.db import utcnow
 from ccm.ids import new_id
-from ccm.messages.claims import DELIVER, Claimed
+from ccm.messages.claims import DELIVER, Claimed, Hops
 from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
-from ccm.messages.outbound import NotSendable, Pending, Prepared
+from ccm.messages.outbound import Pending, Prepared
+from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,8 +32,9 @@ _FINISH_OWNED = update(_m).where(_m.c.id == bindparam("b_id"), _m.c.claim_token 
     status=bindparam("b_status"), reason=bindparam("b_reason"), provider_message_id=bindparam("b_provider_id"),
     finished_at=bindparam("b_now"), updated_at=bindparam("b_now"), next_attempt_at=None)
 _FINISH_ATTEMPT = update(_a).where(_a.c.message_id == bindparam("b_id"), _a.c.number == bindparam("b_number")).values(
-    outcome=bindparam("b_outcome"), provider_message_id=bindparam("b_provider_id"), error=bindparam("b_error"),
-    retry_at=bindparam("b_retry_at"), finished_at=bindparam("b_now"))
+    outcome=bindparam("b_outcome"), provider=bindparam("b_provider"), provider_message_id=bindparam("b_provider_id"),
+    error=bindparam("b_error"), retry_at=bindparam("b_retry_at"), hops=bindparam("b_hops"),
+    finished_at=bindparam("b_now"))
 _INSERT_ATTEMPT = insert(_a)
 
 
@@ -46,35 +42,57 @@ def attempt_row(message_id: str, number: int, provider: str, outbound: OutboundM
                 **values: Any) -> dict[str, Any]:
     row = {"id": _attempt_id(), "message_id": message_id, "number": number, "channel": outbound.channel,
            "provider": provider, "to_address": outbound.to, "outcome": AttemptOutcome.IN_FLIGHT, "error": None,
-           "provider_message_id": None, "retry_at": None, "started_at": utcnow(), "finished_at": None}
+           "provider_message_id": None, "retry_at": None, "hops": [], "started_at": utcnow(), "finished_at": None}
     row.update(values)
     return row
 
 
-def record_success(session: Session, claimed: Claimed, receipt: Receipt) -> None:
+def mark_in_flight(session: Session, claimed: Claimed, configured: Configured, hops: Hops) -> None:
+    """The attempt is in flight with this provider (inserted at the first hop, updated at later ones)."""
+    updated = session.execute(update(_a).where(_a.c.message_id == claimed.message_id,
+                                               _a.c.number == claimed.attempt_number)
+                              .values(provider=configured.provider.name, outcome=AttemptOutcome.IN_FLIGHT,
+                                      hops=list(hops.items)))
+    if not updated.rowcount:  # type: ignore[attr-defined]
+        session.execute(_INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number,
+                                                     configured.provider.name, claimed.outbound,
+                                                     hops=list(hops.items)))
+
+
+def record_success(session: Session, claimed: Claimed, configured: Configured, receipt: Receipt, hops: Hops) -> None:
     """The provider took the message: the attempt and the message end ``sent`` or ``delivered``."""
-    reason = f"accepted by {claimed.provider.name}" + (
+    reason = f"accepted by {configured.provider.name}" + (
         f" as {receipt.provider_message_id}" if receipt.provider_message_id else "")
-    _finish_attempt(session, claimed, AttemptOutcome(receipt.status), provider_id=receipt.provider_message_id)
+    _finish_attempt(session, claimed, hops, AttemptOutcome(receipt.status), provider=configured.provider.name,
+                    provider_id=receipt.provider_message_id)
     _finish_owned(session, claimed, MessageStatus(receipt.status), reason, provider_id=receipt.provider_message_id)
 
 
-def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError) -> None:
-    """The provider refused or failed: retry later, or end the message with the reason."""
+def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError, hops: Hops) -> None:
+    """A provider refused for good, or may have the message: no other provider may try."""
     message = f"{error.reason}: {error}"
-    _ensure_attempt(session, claimed)
+    provider = hops.items[-1]["provider"]
+    _ensure_attempt(session, claimed, provider)
     if isinstance(error, OutcomeUnknownError):
-        _finish_attempt(session, claimed, AttemptOutcome.UNKNOWN, error=message)
+        _finish_attempt(session, claimed, hops, AttemptOutcome.UNKNOWN, provider=provider, error=message)
         _finish_owned(session, claimed, MessageStatus.SENT, f"{message}; not retried, to avoid a duplicate")
-    elif isinstance(error, TransientDeliveryError):
-        _retry_or_give_up(runtime, session, claimed, error, message)
-    else:
-        if isinstance(error, ProviderConfigError):
-            log.error("message %s: provider %s is misconfigured: %s", claimed.message_id, claimed.provider.name, error)
-        outcome = (AttemptOutcome.CONFIG_ERROR if isinstance(error, ProviderConfigError)
-                   else AttemptOutcome.PERMANENT_ERROR)
-        _finish_attempt(session, claimed, outcome, error=message)
-        _finish_owned(session, claimed, MessageStatus.FAILED, message)
+        return
+    _finish_attempt(session, claimed, hops, AttemptOutcome.PERMANENT_ERROR, provider=provider, error=message)
+    _finish_owned(session, claimed, MessageStatus.FAILED, message)
+
+
+def record_exhausted(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops) -> None:
+    """Every provider of the channel refused this time (transient errors, open circuits, rate
+    limits, misconfiguration): retry later — unless all of them are misconfigured."""
+    provider = hops.items[-1]["provider"] if hops.items else "none"
+    _ensure_attempt(session, claimed, provider)
+    summary = "; ".join(f"{hop['provider']}: {hop['error']}" for hop in hops.items) or "no provider"
+    if hops.items and all(hop["outcome"] == AttemptOutcome.CONFIG_ERROR for hop in hops.items):
+        _finish_attempt(session, claimed, hops, AttemptOutcome.CONFIG_ERROR, provider=provider, error=summary)
+        _finish_owned(session, claimed, MessageStatus.FAILED, f"provider_config_error: {summary}")
+        return
+    retry_after = getattr(hops.last_error, "retry_after", None)
+    _retry_or_give_up(runtime, session, claimed, hops, provider, summary, retry_after)
 
 
 def release(session: Session, claimed: Claimed) -> None:
@@ -90,6 +108,15 @@ def finish_unsent(session: Session, pending: Pending, stop: NotSendable) -> None
     finish_message(session, pending.id, stop.status, stop.reason, route=stop.route)
 
 
+def defer(runtime: Runtime, session: Session, pending: Pending, deferred: Deferred) -> None:
+    """Keep the message queued until ``deferred.until`` and run it again then."""
+    delay = max(0.0, (deferred.until - utcnow()).total_seconds())
+    session.execute(update(_m).where(_m.c.id == pending.id).values(
+        status=MessageStatus.QUEUED, reason=deferred.reason, next_attempt_at=deferred.until, route=deferred.route,
+        claim_token=None, updated_at=utcnow()))
+    jobs.reschedule(session, DELIVER, pending.id, delay=delay, grace=runtime.settings.relay_grace)
+
+
 def finish_message(session: Session, message_id: str, status: MessageStatus, reason: str, **values: Any) -> None:
     """End a message whatever its claim (used by the run that holds the decision)."""
     now = utcnow()
@@ -102,12 +129,14 @@ def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, 
     """Providers that only write to the database (the local outbox) send and finish in the claim's
     transaction: exactly once, with no commit point needed."""
     started = utcnow()
-    receipt = prepared.provider.send(prepared.outbound, commit_point=lambda: None, session=session)
+    provider = prepared.providers[0].provider
+    receipt = provider.send(prepared.outbound, commit_point=lambda: None, session=session)
+    hops = [{"provider": provider.name, "account": prepared.providers[0].key, "outcome": receipt.status, "error": None}]
     session.execute(_INSERT_ATTEMPT, attempt_row(
-        pending.id, attempt_number, prepared.provider.name, prepared.outbound, outcome=AttemptOutcome(receipt.status),
-        provider_message_id=receipt.provider_message_id, started_at=started, finished_at=utcnow()))
+        pending.id, attempt_number, provider.name, prepared.outbound, outcome=AttemptOutcome(receipt.status),
+        provider_message_id=receipt.provider_message_id, hops=hops, started_at=started, finished_at=utcnow()))
     finish_message(session, pending.id, MessageStatus(receipt.status),
-                   f"accepted by {prepared.provider.name} as {receipt.provider_message_id}",
+                   f"accepted by {provider.name} as {receipt.provider_message_id}",
                    provider_message_id=receipt.provider_message_id)
 
 
@@ -133,17 +162,17 @@ def backoff(claims: int, *, base: float, cap: float) -> float:
     return ceiling / 2 + random.random() * ceiling / 2
 
 
-def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, error: TransientDeliveryError,
-                      message: str) -> None:
+def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops, provider: str,
+                      message: str, retry_after: float | None) -> None:
     settings = runtime.settings
-    delay = max(error.retry_after or 0.0, backoff(claimed.attempt_number, base=settings.retry_base,
-                                                  cap=settings.retry_max))
+    delay = max(retry_after or 0.0, backoff(claimed.attempt_number, base=settings.retry_base, cap=settings.retry_max))
     retry_at = utcnow() + dt.timedelta(seconds=delay)
     if retry_at >= claimed.deadline_at:
-        _finish_attempt(session, claimed, AttemptOutcome.TRANSIENT_ERROR, error=message)
+        _finish_attempt(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message)
         _finish_owned(session, claimed, MessageStatus.FAILED, f"deadline_exceeded: last error {message}")
         return
-    _finish_attempt(session, claimed, AttemptOutcome.TRANSIENT_ERROR, error=message, retry_at=retry_at)
+    _finish_attempt(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message,
+                    retry_at=retry_at)
     retried = session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
                               .values(status=MessageStatus.RETRYING, reason=message, next_attempt_at=retry_at,
                                       claim_token=None, updated_at=utcnow()))
@@ -151,20 +180,22 @@ def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, erro
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=delay, grace=settings.relay_grace)
 
 
-def _ensure_attempt(session: Session, claimed: Claimed) -> None:
-    """A provider that failed before its commit point left no attempt row: add it."""
+def _ensure_attempt(session: Session, claimed: Claimed, provider: str) -> None:
+    """No provider reached its commit point: the attempt row does not exist yet."""
     exists = session.execute(select(_a.c.id).where(
         _a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)).first()
     if exists is None:
-        session.execute(_INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number,
-                                                     claimed.provider.name, claimed.outbound))
+        session.execute(_INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number, provider,
+                                                     claimed.outbound))
 
 
-def _finish_attempt(session: Session, claimed: Claimed, outcome: AttemptOutcome, *, provider_id: str | None = None,
-                    error: str | None = None, retry_at: dt.datetime | None = None) -> None:
+def _finish_attempt(session: Session, claimed: Claimed, hops: Hops, outcome: AttemptOutcome, *, provider: str,
+                    provider_id: str | None = None, error: str | None = None,
+                    retry_at: dt.datetime | None = None) -> None:
     session.execute(_FINISH_ATTEMPT, {"b_id": claimed.message_id, "b_number": claimed.attempt_number,
-                                      "b_outcome": outcome, "b_provider_id": provider_id, "b_error": error,
-                                      "b_retry_at": retry_at, "b_now": utcnow()})
+                                      "b_outcome": outcome, "b_provider": provider, "b_provider_id": provider_id,
+                                      "b_error": error, "b_retry_at": retry_at, "b_hops": list(hops.items),
+                                      "b_now": utcnow()})
 
 
 def _finish_owned(session: Session, claimed: Claimed, status: MessageStatus, reason: str, *,

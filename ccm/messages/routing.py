@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccm.channels.base import Provider
+from ccm.channels.base import InvalidAddress
+from ccm.channels.registry import Configured
 from ccm.message_templates.rendering import PublishedTemplate
 
 
@@ -31,11 +32,15 @@ class Route:
     channel: str | None = None
     address: str | None = None
     variant: Mapping[str, Any] | None = None
-    provider: Provider | None = None
+    providers: list[Configured] = field(default_factory=list)
 
     @property
     def skip_reason(self) -> str:
-        return next((hop.reason for hop in self.hops if hop.reason), "no_channel")
+        """The reason of the most preferred channel (invalid_address, no_consent … win over
+        no_variant and no_address, which only say the channel was never an option)."""
+        reasons = [hop.reason for hop in self.hops if hop.reason]
+        meaningful = [reason for reason in reasons if reason not in ("no_variant", "no_address")]
+        return (meaningful or reasons or ["no_channel"])[0]
 
 
 def candidate_channels(*, override: str | None, ranking: Sequence[str], workspace_order: Sequence[str]) -> list[str]:
@@ -45,24 +50,34 @@ def candidate_channels(*, override: str | None, ranking: Sequence[str], workspac
 
 
 def choose_route(*, candidates: Sequence[str], template: PublishedTemplate, locale: str | None,
-                 addresses: Mapping[str, str | None], providers: Callable[[str], list[Provider]]) -> Route:
+                 addresses: Mapping[str, str | None], providers: Callable[[str], list[Configured]],
+                 blocked: Callable[[str, str], str | None] = lambda channel, address: None) -> Route:
+    """The first candidate channel with a template variant, a valid address, a provider and no
+    block (``blocked(channel, address)`` returns a reason such as ``no_consent``)."""
     hops: list[Hop] = []
     for channel in candidates:
         variant = template.variant_for(channel, locale)
-        reason = _rejection(variant, addresses.get(channel), providers(channel))
+        serving = providers(channel)
+        address, reason = _qualify(variant, addresses.get(channel), serving)
+        reason = reason or blocked(channel, address or "")
         if reason:
             hops.append(Hop(channel, "rejected", reason))
             continue
         hops.append(Hop(channel, "chosen"))
-        return Route(hops, channel, addresses[channel], variant, providers(channel)[0])
+        return Route(hops, channel, address, variant, serving)
     return Route(hops)
 
 
-def _rejection(variant: Mapping[str, Any] | None, address: str | None, providers: list[Provider]) -> str | None:
+def _qualify(variant: Mapping[str, Any] | None, address: str | None,
+             serving: list[Configured]) -> tuple[str | None, str | None]:
+    """The address as the first provider sends to it, or why this channel cannot be used."""
     if variant is None:
-        return "no_variant"
+        return None, "no_variant"
     if not address:
-        return "no_address"
-    if not providers:
-        return "no_provider"
-    return None
+        return None, "no_address"
+    if not serving:
+        return None, "no_provider"
+    try:
+        return serving[0].provider.normalize_address(address), None
+    except InvalidAddress:
+        return None, "invalid_address"

@@ -48,6 +48,7 @@ class AttemptOut(BaseModel):
     outcome: str
     error: str | None
     provider_message_id: str | None
+    hops: list[dict[str, Any]]
     started_at: dt.datetime
     finished_at: dt.datetime | None
     retry_at: dt.datetime | None
@@ -71,6 +72,7 @@ class MessageOut(MessageBase):
     category: str
     topic: str | None
     to_address: str | None
+    segments: int | None
     profile_id: str | None
     route: list[dict[str, Any]]
     attempts: list[AttemptOut]

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from flask import Blueprint
+import json
+
+from flask import Blueprint, Response
 
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
-from ccm.profiles import service
+from ccm.profiles import privacy, service
 from ccm.profiles.schemas import ProfileIn, ProfileList, ProfileListQuery, ProfileOut, ProfilePatch
+from ccm.workspaces.service import get_workspace, policy_of
 
 bp = Blueprint("profiles", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
@@ -38,10 +41,21 @@ def get_profile(external_id: str) -> ProfileOut:
 
 
 @endpoint(bp, "/<external_id>", method="DELETE", responses={204: None},
-          summary="Delete a profile; its pending messages end skipped(profile_deleted)")
+          summary="Erase a person (GDPR): waiting messages end skipped(erased), personal data is removed, "
+                  "only hashed suppression entries remain")
 def delete_profile(external_id: str) -> tuple[None, int]:
-    service.delete_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
+    session, workspace_id = db_session(), current_workspace_id()
+    region = policy_of(get_workspace(session=session, workspace_id=workspace_id).settings).default_region
+    privacy.erase_profile(session=session, workspace_id=workspace_id, external_id=external_id, region=region)
     return None, 204
+
+
+@endpoint(bp, "/<external_id>/export", method="GET", responses={200: None},
+          summary="Everything CCM holds about a person (GDPR access): profile, consent, messages, suppressions")
+def export_profile(external_id: str) -> Response:
+    body = privacy.export_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
+    return Response(json.dumps(body), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{external_id}.json"'})
 
 
 @endpoint(bp, "", method="GET", query=ProfileListQuery, responses={200: ProfileList},

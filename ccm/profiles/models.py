@@ -29,5 +29,7 @@ class Profile(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(35))
     channels: Mapped[list[Any]] = mapped_column(default=list)
+    preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The person's own delivery preferences, e.g. ``{"quiet_hours": ["09:00", "20:00"]}``."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import datetime as dt_time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccm.pagination import PageQuery
 from ccm.validation import ChannelRanking, Email, Locale, Phone, TimeZone
+
+
+class Preferences(BaseModel):
+    """A person's own delivery preferences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quiet_hours: tuple[dt_time.time, dt_time.time] | None = Field(
+        None, description='the hours they may be messaged, local time, e.g. ["09:00", "20:00"]')
 
 
 class ProfileIn(BaseModel):
@@ -21,6 +31,7 @@ class ProfileIn(BaseModel):
     timezone: TimeZone | None = Field(None, description="IANA time zone, e.g. Europe/Paris")
     locale: Locale | None = Field(None, description="e.g. en, es-MX")
     channels: ChannelRanking = Field(default_factory=list, description="preferred channels, best first")
+    preferences: Preferences = Field(default_factory=Preferences)
 
 
 class ProfilePatch(BaseModel):
@@ -36,6 +47,7 @@ class ProfilePatch(BaseModel):
     timezone: TimeZone | None = None
     locale: Locale | None = None
     channels: ChannelRanking | None = None
+    preferences: Preferences | None = None
 
 
 class InlineProfile(ProfileIn):
@@ -56,6 +68,7 @@ class ProfileOut(BaseModel):
     timezone: str | None
     locale: str | None
     channels: list[str]
+    preferences: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -11,14 +11,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ccm.channels.addresses import normalize_phone
+from ccm.channels.base import InvalidAddress
 from ccm.db import utcnow
 from ccm.errors import NotFound, ValidationFailed
 from ccm.pagination import PageQuery, paginate, split_page
 from ccm.profiles.models import Profile
 from ccm.profiles.schemas import InlineProfile, ProfileIn, ProfilePatch
+from ccm.workspaces.service import get_workspace, policy_of
 
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-WRITABLE = ("email", "phone", "chat", "attributes", "timezone", "locale", "channels")
+WRITABLE = ("email", "phone", "chat", "attributes", "timezone", "locale", "channels", "preferences")
 
 
 def get_profile(*, session: Session, workspace_id: str, external_id: str) -> Profile:
@@ -31,8 +34,13 @@ def get_profile(*, session: Session, workspace_id: str, external_id: str) -> Pro
 
 
 def upsert_profile(*, session: Session, workspace_id: str, external_id: str, data: ProfileIn) -> tuple[Profile, bool]:
-    """Create the profile or replace its fields. Returns (profile, created)."""
-    values = {name: getattr(data, name) for name in WRITABLE}
+    """Create the profile or replace its fields. Returns (profile, created).
+
+    Raises:
+      ValidationFailed: the phone number is not valid (national numbers are read in the
+        workspace's default region).
+    """
+    values = _plain(session, workspace_id, data, WRITABLE)
     try:
         with session.begin_nested():
             profile = Profile(workspace_id=workspace_id, external_id=external_id, **values)
@@ -46,24 +54,16 @@ def upsert_profile(*, session: Session, workspace_id: str, external_id: str, dat
 
 def patch_profile(*, session: Session, workspace_id: str, external_id: str, data: ProfilePatch) -> Profile:
     profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
-    values = {name: getattr(data, name) for name in data.model_fields_set}
+    values = _plain(session, workspace_id, data, data.model_fields_set)
     if "attributes" in values:
         values["attributes"] = _merge(profile.attributes, values["attributes"] or {})
     if "chat" in values:
         values["chat"] = _merge(profile.chat, values["chat"] or {})
-    if "channels" in values and values["channels"] is None:
-        values["channels"] = []
+    for name, empty in (("channels", []), ("preferences", {})):
+        if name in values and values[name] is None:
+            values[name] = empty
     _assign(profile, values)
     return profile
-
-
-def delete_profile(*, session: Session, workspace_id: str, external_id: str) -> None:
-    """Delete the profile. Messages still waiting to go to it end ``skipped(profile_deleted)``."""
-    from ccm.messages.service import cancel_pending_messages
-
-    profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
-    cancel_pending_messages(session=session, profile_id=profile.id, reason="profile_deleted")
-    session.delete(profile)
 
 
 def list_profiles(*, session: Session, workspace_id: str, page: PageQuery,
@@ -94,8 +94,9 @@ def resolve_recipient(*, session: Session, workspace_id: str, external_id: str |
 
 
 def _match_or_create(*, session: Session, workspace_id: str, inline: InlineProfile) -> Profile:
+    values = _plain(session, workspace_id, inline, WRITABLE)
     for field in ("email", "phone"):
-        value = getattr(inline, field)
+        value = values.get(field)
         if value:
             column = getattr(Profile, field)
             match = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id,
@@ -104,10 +105,24 @@ def _match_or_create(*, session: Session, workspace_id: str, inline: InlineProfi
                 return match
     if not (inline.email or inline.phone or inline.chat):
         raise ValidationFailed("an inline recipient needs an external_id, email, phone or chat handle", field="to")
-    profile = Profile(workspace_id=workspace_id, **{name: getattr(inline, name) for name in WRITABLE})
+    profile = Profile(workspace_id=workspace_id, **values)
     session.add(profile)
     session.flush()
     return profile
+
+
+def _plain(session: Session, workspace_id: str, data: Any, names: Any) -> dict[str, Any]:
+    """The fields to write, as stored: preferences as JSON, phone numbers in E.164."""
+    values = {name: getattr(data, name) for name in names if name in WRITABLE}
+    if values.get("preferences") is not None:
+        values["preferences"] = values["preferences"].model_dump(mode="json", exclude_none=True)
+    if values.get("phone"):
+        region = policy_of(get_workspace(session=session, workspace_id=workspace_id).settings).default_region
+        try:
+            values["phone"] = normalize_phone(values["phone"], region=region)
+        except InvalidAddress as exc:
+            raise ValidationFailed(f"phone: {exc}", field="phone") from None
+    return values
 
 
 def _assign(profile: Profile, values: dict[str, Any]) -> None:

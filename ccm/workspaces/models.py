@@ -19,6 +19,6 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     mail_from: Mapped[str | None] = mapped_column(String(320))
     default_locale: Mapped[str] = mapped_column(String(35), default="en")
-    channel_order: Mapped[list[Any]] = mapped_column(default=lambda: ["email", "sms", "chat"])
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The delivery policy (:class:`ccm.workspaces.schemas.WorkspacePolicy`), validated on write."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccm.errors import NotFound
+from ccm.http import validation_failed
 from ccm.workspaces.models import Workspace
+from ccm.workspaces.schemas import WorkspacePatch, WorkspacePolicy
 
 
 def get_or_create_workspace(*, session: Session, name: str) -> tuple[Workspace, bool]:
@@ -24,4 +29,30 @@ def get_workspace(*, session: Session, workspace_id: str) -> Workspace:
     workspace = session.get(Workspace, workspace_id)
     if workspace is None:
         raise NotFound("workspace not found")
+    return workspace
+
+
+def policy_of(settings: dict[str, Any]) -> WorkspacePolicy:
+    """The workspace's delivery policy; settings it does not name take their defaults."""
+    return WorkspacePolicy.model_validate(settings or {})
+
+
+def update_workspace(*, session: Session, workspace_id: str, data: WorkspacePatch) -> Workspace:
+    """Change the sender, default locale or policy (merged at the top level, validated whole).
+
+    Raises:
+      ValidationFailed: the merged policy is not valid (names ``policy.<field>``).
+    """
+    workspace = get_workspace(session=session, workspace_id=workspace_id)
+    if data.mail_from is not None:
+        workspace.mail_from = data.mail_from
+    if data.default_locale is not None:
+        workspace.default_locale = data.default_locale
+    if data.policy is not None:
+        try:
+            policy = WorkspacePolicy.model_validate({**(workspace.settings or {}), **data.policy})
+        except ValidationError as exc:
+            raise validation_failed(exc, prefix="policy.") from None
+        workspace.settings = policy.model_dump(mode="json", exclude_defaults=True)
+    session.flush()
     return workspace

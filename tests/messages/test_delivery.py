@@ -65,10 +65,10 @@ def test_the_commit_point_refuses_a_run_that_lost_its_claim(runtime, accepted, s
 
     real_intent = delivery.record_intent
 
-    def stolen(runtime_, claimed):
+    def stolen(runtime_, claimed, *rest):
         with runtime.db.unit_of_work() as session:  # another run took the message meanwhile
             session.execute(update(Message).where(Message.id == accepted).values(claim_token="thief"))
-        real_intent(runtime_, claimed)
+        real_intent(runtime_, claimed, *rest)
 
     monkeypatch.setattr(delivery, "record_intent", stolen)
     deliver_message(runtime, accepted)
@@ -113,10 +113,10 @@ def test_a_message_past_its_deadline_is_not_sent(runtime, accepted, smtp_server)
     assert row(runtime, accepted).reason.startswith("deadline_exceeded")
 
 
-def test_a_deleted_profile_skips_its_pending_message(api, runtime, accepted, smtp_server):
+def test_an_erased_profile_skips_its_pending_message(api, runtime, accepted, smtp_server):
     assert api.delete("/v1/profiles/u1").status_code == 204
     message = row(runtime, accepted)
-    assert (message.status, message.reason) == ("skipped", "profile_deleted")
+    assert (message.status, message.reason) == ("skipped", "erased")
     deliver_message(runtime, accepted)
     assert smtp_server.messages == []
 

@@ -1,0 +1,78 @@
+"""Per-provider rate limits and circuit breakers, shared by every worker process through Redis
+(kept in process on the embedded default, where there is only one process).
+
+The breaker opens after ``threshold`` consecutive failures (transient errors and configuration
+errors) and stays open for ``cooldown`` seconds; while it is open, deliveries go to the next
+provider of the channel. The rate limit is a one-second window per provider.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import redis
+
+
+class ProviderGuards:
+    def __init__(self, client: redis.Redis | None, *, namespace: str, threshold: int = 5,
+                 cooldown: float = 30.0) -> None:
+        self.client, self.namespace = client, namespace
+        self.threshold, self.cooldown = threshold, cooldown
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = defaultdict(int)
+        self._open_until: dict[str, float] = {}
+        self._windows: dict[tuple[str, int], int] = defaultdict(int)
+
+    def admit(self, key: str, rate_per_second: float | None) -> str | None:
+        """None when the provider may be called now; else why not (``circuit_open``, ``rate_limited``).
+        Waits for the next one-second window once when the current one is full."""
+        if self._is_open(key):
+            return "circuit_open"
+        if not rate_per_second:
+            return None
+        for _ in range(2):
+            if self._take(key, int(rate_per_second)):
+                return None
+            time.sleep(1.0 - time.time() % 1.0)
+        return "rate_limited"
+
+    def succeeded(self, key: str) -> None:
+        if self.client is None:
+            with self._lock:
+                self._failures.pop(key, None)
+        elif self._failures.pop(key, 0):  # only talk to Redis when this process saw failures
+            self.client.delete(self._key(key, "failures"))
+
+    def failed(self, key: str) -> None:
+        self._failures[key] += 1
+        if self.client is None:
+            with self._lock:
+                if self._failures[key] >= self.threshold:
+                    self._open_until[key], self._failures[key] = time.monotonic() + self.cooldown, 0
+            return
+        failures_key = self._key(key, "failures")
+        count, _ = self.client.pipeline().incr(failures_key).expire(failures_key, int(self.cooldown * 2) + 1).execute()
+        if count >= self.threshold:
+            self.client.pipeline().set(self._key(key, "open"), 1, px=int(self.cooldown * 1000)) \
+                .delete(failures_key).execute()
+
+    def _is_open(self, key: str) -> bool:
+        if self.client is None:
+            return self._open_until.get(key, 0.0) > time.monotonic()
+        return bool(self.client.exists(self._key(key, "open")))
+
+    def _take(self, key: str, limit: int) -> bool:
+        second = int(time.time())
+        if self.client is None:
+            with self._lock:
+                self._windows = defaultdict(int, {k: v for k, v in self._windows.items() if k[1] >= second})
+                self._windows[(key, second)] += 1
+                return self._windows[(key, second)] <= limit
+        window = self._key(key, f"rate:{second}")
+        count, _ = self.client.pipeline().incr(window).expire(window, 2).execute()
+        return int(count) <= limit
+
+    def _key(self, key: str, what: str) -> str:
+        return f"{self.namespace}:provider:{key}:{what}"

@@ -1,0 +1,1 @@
+"""HTTP providers for SMS, chat and email; each sends through :mod:`ccm.channels.http`."""

@@ -1,0 +1,127 @@
+"""Mailgun's HTTP API: the message CCM built (``OutboundMessage.raw``) goes out unchanged.
+
+https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/ —
+``POST /v3/{domain}/messages.mime`` with the recipient in ``to`` and the MIME message as the
+``message`` file. EU domains use ``base_url = "https://api.eu.mailgun.net"``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import httpx
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
+
+from ccm.channels.addresses import normalize_email_address
+from ccm.channels.base import (
+    CommitPoint,
+    DeliveryError,
+    InvalidAddress,
+    OutboundMessage,
+    PermanentDeliveryError,
+    ProviderConfigError,
+    ProviderLimits,
+    Receipt,
+)
+from ccm.channels.http import (
+    READ_TIMEOUT,
+    as_check_error,
+    classify_response,
+    describe,
+    make_client,
+    response_json,
+    send_probe,
+    send_with_commit_point,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+LABEL = "Mailgun"
+
+
+class MailgunConfig(BaseModel):
+    """A Mailgun sending domain and the API key that may send from it."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    api_key: SecretStr
+    domain: str = Field(max_length=253, pattern=r"^([A-Za-z0-9-]{1,63}\.)+[A-Za-z0-9-]{2,63}$")
+    base_url: AnyHttpUrl = AnyHttpUrl("https://api.mailgun.net")
+    rate_per_second: float | None = Field(None, gt=0)
+
+
+class MailgunProvider:
+    """Sends ``OutboundMessage.raw`` to ``OutboundMessage.to`` through Mailgun.
+
+    Mailgun does not dedupe, so an answer lost after the request went out is an
+    :class:`~ccm.channels.base.OutcomeUnknownError`. The receipt's id is the Message-Id Mailgun
+    assigned, without angle brackets, as its events and webhooks report it.
+    """
+
+    name: ClassVar[str] = "mailgun"
+    config_model: ClassVar[type[BaseModel]] = MailgunConfig
+    channels: ClassVar[tuple[str, ...]] = ("email",)
+    in_transaction: ClassVar[bool] = False
+    idempotent_retries: ClassVar[bool] = False
+
+    def __init__(self, config: MailgunConfig, *, timeout: float = READ_TIMEOUT) -> None:
+        self.config = config
+        self.channel = "email"
+        self.limits = ProviderLimits(rate_per_second=config.rate_per_second)
+        self._base = str(config.base_url).rstrip("/")
+        self._secrets = (config.api_key.get_secret_value(),)
+        self._client = make_client(timeout=timeout, auth=("api", self._secrets[0]))
+
+    def __repr__(self) -> str:
+        return f"MailgunProvider(domain={self.config.domain!r}, base_url={self._base!r})"
+
+    def normalize_address(self, address: str) -> str:
+        """The ASCII form of the email address (deliverability is not checked: no DNS here)."""
+        return normalize_email_address(address)
+
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session | None = None) -> Receipt:
+        """Upload the MIME message for delivery to ``message.to``.
+
+        Raises:
+          PermanentDeliveryError: Mailgun refused the message (``rejected``), or there is no
+            MIME content or usable address.
+          ProviderConfigError: wrong key or unknown domain (401, 403, 404).
+          TransientDeliveryError, OutcomeUnknownError: see :mod:`ccm.channels.http`.
+        """
+        if not message.raw:
+            raise PermanentDeliveryError("the message has no raw MIME content", reason="invalid_message")
+        try:
+            to = self.normalize_address(message.to)
+        except InvalidAddress as exc:
+            raise PermanentDeliveryError(str(exc), reason="invalid_address") from None
+        request = self._client.build_request(
+            "POST", f"{self._base}/v3/{self.config.domain}/messages.mime",
+            data={"to": to}, files={"message": ("message.eml", message.raw, "message/rfc822")},
+        )
+        response = send_with_commit_point(self._client, request, commit_point=commit_point,
+                                          idempotent=self.idempotent_retries, label=LABEL, secrets=self._secrets)
+        if not response.is_success:
+            raise self._error(response)
+        mailgun_id = response_json(response).get("id")
+        return Receipt(provider_message_id=mailgun_id.strip("<>") if isinstance(mailgun_id, str) else None,
+                       status="sent")
+
+    def check(self) -> None:
+        """Fetch the domain: proves the key and that the domain exists in this region."""
+        request = self._client.build_request("GET", f"{self._base}/v3/domains/{self.config.domain}")
+        response = send_probe(self._client, request, label=LABEL, secrets=self._secrets)
+        if not response.is_success:
+            raise as_check_error(self._error(response))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _error(self, response: httpx.Response) -> DeliveryError:
+        """Map ``{"message": ...}`` answers; 404 means an unknown domain (or the wrong region)."""
+        detail = response_json(response).get("message")
+        detail = str(detail) if detail else None
+        if response.status_code == 404:
+            message = describe(response, label=LABEL, detail=detail, secrets=self._secrets)
+            return ProviderConfigError(message, reason="unknown_domain")
+        return classify_response(response, label=LABEL, detail=detail, secrets=self._secrets)

@@ -1,0 +1,164 @@
+"""Telegram Bot API: ``sendMessage`` to a chat id or ``@channelname``.
+
+https://core.telegram.org/bots/api#sendmessage — the bot token is part of every URL
+(``/bot<token>/method``); it is put there only on the wire (see
+:func:`ccm.channels.http.send_to_hidden_url`), so logs and errors show ``/bot***/``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import httpx
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from ccm.channels.base import (
+    CommitPoint,
+    DeliveryError,
+    InvalidAddress,
+    OutboundMessage,
+    PermanentDeliveryError,
+    ProviderConfigError,
+    ProviderLimits,
+    Receipt,
+    TransientDeliveryError,
+)
+from ccm.channels.http import (
+    READ_TIMEOUT,
+    SECRET_MARK,
+    as_check_error,
+    classify_response,
+    describe,
+    make_client,
+    parse_retry_after,
+    response_json,
+    send_probe,
+    send_to_hidden_url,
+    send_with_commit_point,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+LABEL = "Telegram"
+_TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
+_CHAT_ID = re.compile(r"-?[0-9]{1,20}")
+_CHANNEL = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}")
+# 403 descriptions: the user (or group) shut the bot out, which is an opt-out, not a bad address.
+_SHUT_OUT = ("blocked by the user", "kicked", "not a member", "can't initiate conversation")
+
+
+class TelegramConfig(BaseModel):
+    """A bot's token (from @BotFather) and, optionally, how ``text`` is formatted."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    bot_token: SecretStr
+    base_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    parse_mode: Literal["HTML", "MarkdownV2", "Markdown"] | None = None
+    rate_per_second: float = Field(30.0, gt=0)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not _TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("bot_token must look like 123456:ABC-DEF… (digits, a colon, letters)")
+        return value
+
+
+class TelegramProvider:
+    """Sends ``OutboundMessage.body`` as a text message from one bot.
+
+    Telegram does not dedupe ``sendMessage``, so an answer lost after the request went out is an
+    :class:`~ccm.channels.base.OutcomeUnknownError`.
+    """
+
+    name: ClassVar[str] = "telegram"
+    config_model: ClassVar[type[BaseModel]] = TelegramConfig
+    channels: ClassVar[tuple[str, ...]] = ("chat",)
+    in_transaction: ClassVar[bool] = False
+    idempotent_retries: ClassVar[bool] = False
+
+    def __init__(self, config: TelegramConfig, *, timeout: float = READ_TIMEOUT) -> None:
+        self.config = config
+        self.channel = "chat"
+        self.limits = ProviderLimits(max_body_chars=4096, rate_per_second=config.rate_per_second)
+        self._base = str(config.base_url).rstrip("/")
+        self._token = config.bot_token.get_secret_value()
+        self._client = make_client(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"TelegramProvider(base_url={self._base!r}, bot_id={self._token.split(':')[0]!r})"
+
+    def normalize_address(self, address: str) -> str:
+        """A numeric chat id (negative for groups and channels) or a public ``@channelname``."""
+        chat = address.strip()
+        if _CHAT_ID.fullmatch(chat) or _CHANNEL.fullmatch(chat):
+            return chat
+        raise InvalidAddress(f"{address!r} is not a Telegram chat id or @channelname")
+
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session | None = None) -> Receipt:
+        """Call ``sendMessage``; the receipt's id is Telegram's ``message_id`` (unique per chat).
+
+        Raises:
+          PermanentDeliveryError: ``invalid_address`` (chat not found, user deactivated, group
+            migrated), ``unsubscribed`` (bot blocked or removed) or ``rejected``.
+          ProviderConfigError: the token was refused (401, or 404 for a malformed one).
+          TransientDeliveryError: 429 (with Telegram's ``retry_after``), 5xx, network trouble.
+          OutcomeUnknownError: no answer after the request went out.
+        """
+        payload: dict[str, Any] = {"chat_id": self._chat_id(message.to), "text": message.body}
+        if self.config.parse_mode:
+            payload["parse_mode"] = self.config.parse_mode
+        request = self._request("POST", "sendMessage", json=payload)
+        response = send_with_commit_point(self._client, request, commit_point=commit_point,
+                                          idempotent=self.idempotent_retries, label=LABEL, secrets=(self._token,))
+        body = response_json(response)
+        if not (response.is_success and body.get("ok")):
+            raise self._error(response, body)
+        message_id = (body.get("result") or {}).get("message_id")
+        return Receipt(provider_message_id=None if message_id is None else str(message_id), status="sent")
+
+    def check(self) -> None:
+        """Call ``getMe``: proves the token."""
+        response = send_probe(self._client, self._request("GET", "getMe"), label=LABEL, secrets=(self._token,))
+        body = response_json(response)
+        if not (response.is_success and body.get("ok")):
+            raise as_check_error(self._error(response, body))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, method: str, api_method: str, **kwargs: Any) -> httpx.Request:
+        request = self._client.build_request(method, f"{self._base}/bot{SECRET_MARK}/{api_method}", **kwargs)
+        return send_to_hidden_url(request, f"{self._base}/bot{self._token}/{api_method}")
+
+    def _chat_id(self, address: str) -> int | str:
+        try:
+            chat = self.normalize_address(address)
+        except InvalidAddress as exc:
+            raise PermanentDeliveryError(str(exc), reason="invalid_address") from None
+        return chat if chat.startswith("@") else int(chat)
+
+    def _error(self, response: httpx.Response, body: dict[str, Any]) -> DeliveryError:
+        """Map ``{"ok": false, "error_code": 400, "description": ...}``, then the shared rules."""
+        description = str(body.get("description") or response.text)
+        parameters = body.get("parameters") or {}
+        if "migrate_to_chat_id" in parameters:
+            description += f" (the chat is now {parameters['migrate_to_chat_id']})"
+        message = describe(response, label=LABEL, detail=description, secrets=(self._token,))
+        status, lowered = response.status_code, description.lower()
+        if status == 429:
+            wait = parameters.get("retry_after")
+            retry_after = float(wait) if isinstance(wait, int | float) else parse_retry_after(
+                response.headers.get("Retry-After"))
+            return TransientDeliveryError(message, reason="rate_limited", retry_after=retry_after)
+        if status in (401, 404):
+            return ProviderConfigError(message, reason="auth_failed")
+        if status == 403:
+            shut_out = any(phrase in lowered for phrase in _SHUT_OUT)
+            return PermanentDeliveryError(message, reason="unsubscribed" if shut_out else "invalid_address")
+        if status == 400 and ("chat not found" in lowered or "migrate_to_chat_id" in parameters):
+            return PermanentDeliveryError(message, reason="invalid_address")
+        return classify_response(response, label=LABEL, detail=description, secrets=(self._token,))

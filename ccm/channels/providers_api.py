@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from ccm.auth.api import current_workspace_id, require_api_key
+from ccm.channels import accounts
+from ccm.channels.models import ProviderAccount
+from ccm.channels.schemas import ProviderCheckOut, ProviderIn, ProviderList, ProviderOut, ProviderPatch
+from ccm.http import db_session, endpoint
+
+bp = Blueprint("providers", __name__, url_prefix="/v1/providers")
+bp.before_request(require_api_key)
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    return current_app.extensions["ccm"]
+
+
+def _out(account: ProviderAccount) -> ProviderOut:
+    return ProviderOut(id=account.id, kind=account.kind, channel=account.channel, label=account.label,
+                       priority=account.priority, enabled=account.enabled, config=accounts.public_config(account),
+                       created_at=account.created_at, updated_at=account.updated_at)
+
+
+@endpoint(bp, "", method="POST", body=ProviderIn, responses={201: ProviderOut},
+          summary="Add a provider account (secrets are encrypted at rest and never returned)")
+def create_provider(body: ProviderIn) -> tuple[ProviderOut, int]:
+    account = accounts.create_account(session=db_session(), box=_runtime().secret_box,
+                                      workspace_id=current_workspace_id(), data=body)
+    _runtime().providers.forget(current_workspace_id())
+    return _out(account), 201
+
+
+@endpoint(bp, "", method="GET", responses={200: ProviderList}, summary="List provider accounts")
+def list_providers() -> ProviderList:
+    items = accounts.list_accounts(session=db_session(), workspace_id=current_workspace_id())
+    return ProviderList(items=[_out(account) for account in items])
+
+
+@endpoint(bp, "/<account_id>", method="GET", responses={200: ProviderOut}, summary="Read a provider account")
+def get_provider(account_id: str) -> ProviderOut:
+    return _out(accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id))
+
+
+@endpoint(bp, "/<account_id>", method="PATCH", body=ProviderPatch, responses={200: ProviderOut},
+          summary="Change a provider account; config is merged and secrets left out keep their value")
+def patch_provider(account_id: str, body: ProviderPatch) -> ProviderOut:
+    account = accounts.update_account(session=db_session(), box=_runtime().secret_box,
+                                      workspace_id=current_workspace_id(), account_id=account_id, data=body)
+    _runtime().providers.forget(current_workspace_id())
+    return _out(account)
+
+
+@endpoint(bp, "/<account_id>", method="DELETE", responses={204: None}, summary="Remove a provider account")
+def delete_provider(account_id: str) -> tuple[None, int]:
+    account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
+    db_session().delete(account)
+    _runtime().providers.forget(current_workspace_id())
+    return None, 204
+
+
+@endpoint(bp, "/<account_id>/check", method="POST", responses={200: ProviderCheckOut},
+          summary="Test the account's credentials against the provider")
+def check_provider(account_id: str) -> ProviderCheckOut:
+    account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
+    error = accounts.check_account(box=_runtime().secret_box, account=account)
+    return ProviderCheckOut(ok=error is None, error=error)

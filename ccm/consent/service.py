@@ -1,0 +1,67 @@
+"""The consent ledger: record decisions, derive the current consent, decide per message.
+
+Marketing messages need consent for their channel and topic: the latest record for that topic or
+for all topics (``*``) decides; with none, the topic's mode does (``opt_out`` topics may be sent
+until revoked, ``opt_in`` topics need a grant). Transactional messages bypass topic consent (but
+never the suppression list).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ccm.consent.models import ALL_TOPICS, ConsentRecord
+from ccm.consent.schemas import ConsentIn, ConsentState
+from ccm.db import utcnow
+from ccm.workspaces.schemas import WorkspacePolicy
+
+_TABLE = ConsentRecord.__table__
+
+
+def record_consent(*, session: Session, workspace_id: str, profile_id: str, data: ConsentIn,
+                   actor: str | None) -> ConsentRecord:
+    record = ConsentRecord(workspace_id=workspace_id, profile_id=profile_id, channel=data.channel, topic=data.topic,
+                           status=data.status, source=data.source, actor=actor, ip=data.ip,
+                           user_agent=data.user_agent, proof=data.proof, recorded_at=utcnow())
+    session.add(record)
+    session.flush()
+    return record
+
+
+def history(*, session: Session, profile_id: str) -> list[ConsentRecord]:
+    return list(session.scalars(select(ConsentRecord).where(ConsentRecord.profile_id == profile_id)
+                                .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())))
+
+
+def current(records: list[ConsentRecord]) -> list[ConsentState]:
+    """The latest record per (channel, topic), from a newest-first history."""
+    latest: dict[tuple[str, str], ConsentRecord] = {}
+    for record in records:
+        latest.setdefault((record.channel, record.topic), record)
+    return [ConsentState(channel=r.channel, topic=r.topic, status=r.status, since=r.recorded_at, source=r.source)
+            for r in sorted(latest.values(), key=lambda r: (r.channel, r.topic))]
+
+
+def allows(*, session: Session, profile_id: str, channel: str, topic: str | None, policy: WorkspacePolicy) -> bool:
+    """Whether a marketing message on ``channel`` about ``topic`` may go to the profile now."""
+    topic = topic or ALL_TOPICS
+    latest = session.execute(
+        select(_TABLE.c.status).where(_TABLE.c.profile_id == profile_id, _TABLE.c.channel == channel,
+                                      _TABLE.c.topic.in_({topic, ALL_TOPICS}))
+        .order_by(_TABLE.c.recorded_at.desc(), _TABLE.c.id.desc()).limit(1)
+    ).scalar()
+    if latest is not None:
+        return bool(latest == "granted")
+    declared = policy.topics.get(topic)
+    return (declared.mode if declared else policy.consent_default) == "opt_out"
+
+
+def revoke_everywhere(*, session: Session, workspace_id: str, profile_id: str, source: str,
+                      channels: tuple[str, ...] = ("email", "sms", "chat"), **context: Any) -> None:
+    """Record a revocation of every topic on each channel (erasure, STOPALL)."""
+    for channel in channels:
+        record_consent(session=session, workspace_id=workspace_id, profile_id=profile_id, actor=context.get("actor"),
+                       data=ConsentIn(channel=channel, topic=ALL_TOPICS, status="revoked", source=source))

@@ -1,0 +1,106 @@
+"""The rules a message is checked against at send time, every time it is about to go out:
+suppression and consent per candidate channel, then frequency caps and quiet hours for the chosen
+one. Each refusal carries a reason that ends up on the message."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ccm.channels.sms import SmsSize, sms_size
+from ccm.consent.service import allows
+from ccm.db import utcnow
+from ccm.messages.models import Message, MessageStatus
+from ccm.messages.timing import Window, cap_exceeded, next_allowed, quiet_window
+from ccm.suppression.service import suppressed
+from ccm.workspaces.schemas import WorkspacePolicy
+
+_m = Message.__table__
+
+
+class NotSendable(Exception):
+    """The message ends here, without a provider call, in ``status`` with ``reason``."""
+
+    def __init__(self, status: MessageStatus, reason: str, route: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.route = status, reason, route or []
+
+
+class Deferred(Exception):
+    """The message may not go now (quiet hours): it waits, queued, until ``until``."""
+
+    def __init__(self, until: dt.datetime, reason: str, route: list[dict[str, Any]]) -> None:
+        super().__init__(reason)
+        self.until, self.reason, self.route = until, reason, route
+
+
+class SendRules:
+    """The rules for one pending message (see the module docstring)."""
+
+    def __init__(self, session: Session, policy: WorkspacePolicy, *, workspace_id: str, profile_id: str,
+                 category: str, topic: str | None, timezone: str | None, preferences: dict[str, Any] | None) -> None:
+        self.session, self.policy = session, policy
+        self.workspace_id, self.profile_id = workspace_id, profile_id
+        self.category, self.topic, self.timezone = category, topic, timezone
+        self.preferences = preferences or {}
+
+    def blocked(self, channel: str, address: str) -> str | None:
+        """Why ``address`` may not be used on ``channel`` now, or None. Suppression applies to
+        every message; topic consent to marketing only."""
+        reason = suppressed(session=self.session, workspace_id=self.workspace_id, channel=channel, address=address)
+        if reason:
+            return f"suppressed:{reason}"
+        if self.category == "marketing" and not allows(session=self.session, profile_id=self.profile_id,
+                                                       channel=channel, topic=self.topic, policy=self.policy):
+            return "no_consent"
+        return None
+
+    def check_caps(self, channel: str, route: list[dict[str, Any]]) -> None:
+        if self.category != "marketing":
+            return
+        cap = cap_exceeded(self.policy.frequency_caps, channel=channel, topic=self.topic, count_since=self._sent_since)
+        if cap is not None:
+            raise NotSendable(MessageStatus.SKIPPED, f"frequency_cap: at most {cap.max} per {cap.days:g} days "
+                              f"on {cap.channel} for topic {cap.topic}", route)
+
+    def check_quiet_hours(self, channel: str, route: list[dict[str, Any]], deadline: dt.datetime) -> None:
+        window = quiet_window(self.policy, category=self.category, channel=channel,
+                              profile_window=self._profile_window())
+        zones = [self.timezone] if self.timezone else (self.policy.audience_timezones or [self.policy.timezone])
+        until = next_allowed(utcnow(), window, zones)
+        if until is None:
+            return
+        if until >= deadline:
+            raise NotSendable(MessageStatus.SKIPPED, "quiet_hours: the deadline passes before the window opens",
+                              route)
+        where = self.timezone or f"{', '.join(zones)} (time zone unknown)"
+        raise Deferred(until, f"deferred: quiet_hours on {channel} in {where} until {until:%Y-%m-%dT%H:%MZ}", route)
+
+    def sms_body(self, body: str, route: list[dict[str, Any]]) -> tuple[str, SmsSize]:
+        """The body as sent (marketing gets the opt-out footer) and its size; too many segments fail."""
+        footer = self.policy.sms_opt_out_footer
+        if self.category == "marketing" and footer and footer.lower() not in body.lower():
+            body = f"{body}\n{footer}"
+        size = sms_size(body)
+        if size.segments > self.policy.sms_segment_cap:
+            raise NotSendable(MessageStatus.FAILED, f"sms_too_long: {size.segments} segments ({size.encoding}), "
+                              f"the workspace allows {self.policy.sms_segment_cap}", route)
+        return body, size
+
+    def _profile_window(self) -> Window | None:
+        hours = self.preferences.get("quiet_hours")
+        return (dt.time.fromisoformat(hours[0]), dt.time.fromisoformat(hours[1])) if hours else None
+
+    def _sent_since(self, since: dt.datetime, channel: str | None, topic: str | None) -> int:
+        statement = select(func.count()).select_from(_m).where(
+            _m.c.workspace_id == self.workspace_id, _m.c.profile_id == self.profile_id,
+            _m.c.category == "marketing", _m.c.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
+            _m.c.finished_at >= since)
+        if channel:
+            statement = statement.where(_m.c.channel == channel)
+        if topic:
+            statement = statement.where(_m.c.topic == topic)
+        return int(self.session.execute(statement).scalar_one())

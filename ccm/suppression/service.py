@@ -1,0 +1,85 @@
+"""The suppression list: addresses never to send to on a channel (hard bounces, complaints, STOP,
+manual blocks, erased people). Enforced at send time for every category of message."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ccm.channels.addresses import normalize_email_address, normalize_phone
+from ccm.channels.base import InvalidAddress
+from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
+from ccm.errors import NotFound, ValidationFailed
+from ccm.ids import new_id
+from ccm.pagination import PageQuery, paginate, split_page
+from ccm.suppression.models import Suppression
+
+_TABLE = Suppression.__table__
+
+
+def canonical(channel: str, address: str, *, region: str | None = None) -> str:
+    """The form an address is compared in: normalized email, E.164 phone, exact chat handle."""
+    if channel == "email":
+        return normalize_email_address(address).lower()
+    if channel == "sms":
+        return normalize_phone(address, region=region)
+    return address.strip()
+
+
+def address_hash(channel: str, canonical_address: str) -> str:
+    return hashlib.sha256(f"{channel}:{canonical_address}".encode()).hexdigest()
+
+
+def suppress(*, session: Session, workspace_id: str, channel: str, address: str, reason: str,
+             detail: str | None = None, region: str | None = None, keep_address: bool = True) -> None:
+    """Add an entry (idempotent: an address already suppressed on the channel keeps its first reason).
+
+    Raises:
+      ValidationFailed: the address is not valid for the channel.
+    """
+    try:
+        value = canonical(channel, address, region=region)
+    except InvalidAddress as exc:
+        raise ValidationFailed(f"address: {exc}", field="address") from None
+    session.execute(insert_ignoring_conflicts(dialect_of(session), _TABLE), {
+        "id": new_id("sup"), "workspace_id": workspace_id, "channel": channel,
+        "address_hash": address_hash(channel, value), "address": value if keep_address else None,
+        "reason": reason, "detail": detail, "created_at": utcnow()})
+
+
+def suppressed(*, session: Session, workspace_id: str, channel: str, address: str) -> str | None:
+    """The reason ``address`` (already normalized by the provider) is suppressed, or None."""
+    try:
+        value = canonical(channel, address)
+    except InvalidAddress:
+        return None
+    return session.scalar(select(Suppression.reason).where(
+        Suppression.workspace_id == workspace_id, Suppression.channel == channel,
+        Suppression.address_hash == address_hash(channel, value)))
+
+
+def unsuppress(*, session: Session, workspace_id: str, suppression_id: str) -> None:
+    entry = session.scalar(select(Suppression).where(Suppression.id == suppression_id,
+                                                     Suppression.workspace_id == workspace_id))
+    if entry is None:
+        raise NotFound(f"no suppression {suppression_id!r}", field="id")
+    if entry.reason == "erased":
+        raise ValidationFailed("id: an erased person's entry cannot be removed", field="id")
+    session.delete(entry)
+
+
+def list_suppressions(*, session: Session, workspace_id: str, page: PageQuery, channel: str | None,
+                      address: str | None) -> tuple[list[Suppression], str | None]:
+    statement = select(Suppression).where(Suppression.workspace_id == workspace_id)
+    if channel:
+        statement = statement.where(Suppression.channel == channel)
+    if address and channel:
+        try:
+            statement = statement.where(Suppression.address_hash == address_hash(channel, canonical(channel, address)))
+        except InvalidAddress:
+            return [], None
+    rows = session.scalars(paginate(statement, Suppression.id, page)).all()
+    items, cursor = split_page(rows, page, lambda entry: entry.id)
+    return list(items), cursor

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ccm.auth.api import current_workspace_id, require_api_key
+from ccm.http import db_session, endpoint
+from ccm.workspaces import service
+from ccm.workspaces.models import Workspace
+from ccm.workspaces.schemas import WorkspaceOut, WorkspacePatch
+
+bp = Blueprint("workspace", __name__, url_prefix="/v1/workspace")
+bp.before_request(require_api_key)
+
+
+def _out(workspace: Workspace) -> WorkspaceOut:
+    return WorkspaceOut(id=workspace.id, name=workspace.name, mail_from=workspace.mail_from,
+                        default_locale=workspace.default_locale, policy=service.policy_of(workspace.settings))
+
+
+@endpoint(bp, "", method="GET", responses={200: WorkspaceOut},
+          summary="The workspace and its delivery policy (quiet hours, caps, topics, consent defaults)")
+def get_workspace() -> WorkspaceOut:
+    return _out(service.get_workspace(session=db_session(), workspace_id=current_workspace_id()))
+
+
+@endpoint(bp, "", method="PATCH", body=WorkspacePatch, responses={200: WorkspaceOut},
+          summary="Change the sender, default locale or delivery policy")
+def patch_workspace(body: WorkspacePatch) -> WorkspaceOut:
+    workspace = service.update_workspace(session=db_session(), workspace_id=current_workspace_id(), data=body)
+    return _out(workspace)
