@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+_MAILBOX_UNKNOWN = re.compile(rb"^\s*5\.1\.[0-9]")
 STARTTLS_MODES = ("opportunistic", "required", "off")
 _QUERY_KEYS = frozenset({"starttls", "cafile", "verify", "local_hostname"})
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -268,8 +269,12 @@ def classify_reply(stage: str, code: int, text: bytes) -> DeliveryError:
     if 400 <= code < 500:
         return TransientDeliveryError(detail, reason="deferred")
     if 500 <= code < 600:
-        reason = "sender_rejected" if stage == "MAIL FROM" else "rejected"
-        return PermanentDeliveryError(detail, reason=reason)
+        if stage == "MAIL FROM":
+            return PermanentDeliveryError(detail, reason="sender_rejected")
+        # 5.1.x enhanced codes (and bare 550/551/553 at RCPT) say the mailbox does not exist: a hard bounce.
+        if _MAILBOX_UNKNOWN.match(text) or (stage == "RCPT TO" and code in (550, 551, 553)):
+            return PermanentDeliveryError(detail, reason="invalid_address")
+        return PermanentDeliveryError(detail, reason="rejected")
     return TransientDeliveryError(detail, reason="protocol_error")
 
 

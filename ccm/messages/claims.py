@@ -45,3 +45,6 @@ class Claimed:
     providers: tuple[Configured, ...]
     outbound: OutboundMessage
     deadline_at: dt.datetime
+    can_fall_back: bool = False
+    """The message may try another channel if this one fails permanently (no single-channel override)."""
+    failed_channels: tuple[dict[str, str], ...] = ()

@@ -134,7 +134,8 @@ def claim(runtime: Runtime, message_id: str) -> Claimed | None:
             outcomes.send_in_transaction(session, pending, prepared, attempt_number=pending.claims + 1)
             return None
         return Claimed(pending.id, token, pending.claims + 1, tuple(prepared.providers), prepared.outbound,
-                       pending.deadline_at)
+                       pending.deadline_at, can_fall_back=pending.channel_override is None,
+                       failed_channels=tuple(pending.failed_channels))
 
 
 def _take(session: Session, pending: Pending, prepared: Prepared, token: str) -> bool:

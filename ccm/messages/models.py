@@ -61,6 +61,10 @@ class Message(Base):
     template_key: Mapped[str] = mapped_column(String(200))
     template_version: Mapped[int]
     channel_override: Mapped[str | None] = mapped_column(String(20))
+    allowed_channels: Mapped[list[Any] | None]
+    """The channels this message may use (None: any); it falls back among them on a permanent failure."""
+    failed_channels: Mapped[list[Any]] = mapped_column(default=list)
+    """Channels that failed permanently for this message, with the reason: ``[{"channel", "reason"}]``."""
     channel: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str | None] = mapped_column(String(35))
     to_address: Mapped[str | None] = mapped_column(String(320))

@@ -31,7 +31,7 @@ _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
 LOAD_PENDING = (
     select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
            _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
-           _m.c.channel_override, _m.c.data, _m.c.category, _m.c.topic, _m.c.reply_to,
+           _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.data, _m.c.category, _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
            _p.c.attributes, _p.c.preferences, _w.c.settings.label("workspace_settings"), _w.c.default_locale,
            _w.c.mail_from)
@@ -56,6 +56,8 @@ class Pending:
     template_version_id: str
     template_key: str
     channel_override: str | None
+    allowed_channels: list[str] | None
+    failed_channels: list[dict[str, str]]
     data: dict[str, Any]
     category: str
     topic: str | None
@@ -115,14 +117,19 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
     template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
     route = choose_route(
         candidates=candidate_channels(override=pending.channel_override, ranking=pending.channels or [],
-                                      workspace_order=policy.channel_order),
+                                      workspace_order=policy.channel_order, allowed=pending.allowed_channels,
+                                      failed=[entry["channel"] for entry in pending.failed_channels]),
         template=template, locale=pending.locale or pending.default_locale,
         addresses={"email": pending.email, "sms": pending.phone, "chat": _chat_handle(pending.chat)},
         providers=lambda channel: runtime.providers.for_channel(session, pending.workspace_id, channel),
         blocked=rules.blocked,
     )
-    hops = [hop.as_dict() for hop in route.hops]
+    hops = [{"channel": entry["channel"], "decision": "failed", "reason": entry["reason"]}
+            for entry in pending.failed_channels] + [hop.as_dict() for hop in route.hops]
     if route.channel is None or route.variant is None or route.address is None:
+        if pending.failed_channels:
+            raise NotSendable(MessageStatus.FAILED, "failed on every channel it may use: " + "; ".join(
+                f"{entry['channel']}: {entry['reason']}" for entry in pending.failed_channels), hops)
         raise NotSendable(MessageStatus.SKIPPED, route.skip_reason, hops)
     rules.check_caps(route.channel, hops)
     rules.check_quiet_hours(route.channel, hops, pending.deadline_at)

@@ -23,6 +23,7 @@ from ccm.messages.claims import DELIVER, Claimed, Hops
 from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
 from ccm.messages.outbound import Pending, Prepared
 from ccm.messages.rules import Deferred, NotSendable
+from ccm.suppression.service import suppress
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,36 @@ def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: 
         _finish_owned(session, claimed, MessageStatus.SENT, f"{message}; not retried, to avoid a duplicate")
         return
     _finish_attempt(session, claimed, hops, AttemptOutcome.PERMANENT_ERROR, provider=provider, error=message)
+    _suppress_after(session, claimed, error)
+    if claimed.can_fall_back:
+        _fall_back(runtime, session, claimed, message)
+        return
     _finish_owned(session, claimed, MessageStatus.FAILED, message)
+
+
+SUPPRESS_ON = {"invalid_address": {"email": "hard_bounce", "sms": "invalid_address", "chat": "invalid_address"},
+               "unsubscribed": {"email": "complaint", "sms": "stop", "chat": "stop"}}
+"""Permanent errors that say the address itself is dead or refuses us: suppress it on the channel."""
+
+
+def _suppress_after(session: Session, claimed: Claimed, error: DeliveryError) -> None:
+    reasons = SUPPRESS_ON.get(error.reason)
+    if reasons:
+        outbound = claimed.outbound
+        suppress(session=session, workspace_id=outbound.workspace_id, channel=outbound.channel, address=outbound.to,
+                 reason=reasons[outbound.channel], detail=str(error)[:500], strict=False)
+
+
+def _fall_back(runtime: Runtime, session: Session, claimed: Claimed, message: str) -> None:
+    """Queue the message again without this channel; the next run routes it to the next one (or
+    fails it when none is left)."""
+    failed = [*claimed.failed_channels, {"channel": claimed.outbound.channel, "reason": message}]
+    requeued = session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
+                               .values(status=MessageStatus.QUEUED, claim_token=None, failed_channels=failed,
+                                       reason=f"fallback: {claimed.outbound.channel} failed: {message}",
+                                       next_attempt_at=None, updated_at=utcnow()))
+    if requeued.rowcount:  # type: ignore[attr-defined]
+        jobs.reschedule(session, DELIVER, claimed.message_id, delay=0.0, grace=runtime.settings.relay_grace)
 
 
 def record_exhausted(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops) -> None:

@@ -43,10 +43,14 @@ class Route:
         return (meaningful or reasons or ["no_channel"])[0]
 
 
-def candidate_channels(*, override: str | None, ranking: Sequence[str], workspace_order: Sequence[str]) -> list[str]:
+def candidate_channels(*, override: str | None, ranking: Sequence[str], workspace_order: Sequence[str],
+                       allowed: Sequence[str] | None = None, failed: Sequence[str] = ()) -> list[str]:
+    """The override alone; else the ranking then the workspace order, limited to the allowed
+    channels, without those that already failed permanently for this message."""
     if override:
-        return [override]
-    return list(dict.fromkeys([*ranking, *workspace_order]))
+        return [] if override in failed else [override]
+    ordered = dict.fromkeys([*ranking, *workspace_order])
+    return [c for c in ordered if (allowed is None or c in allowed) and c not in failed]
 
 
 def choose_route(*, candidates: Sequence[str], template: PublishedTemplate, locale: str | None,

@@ -70,7 +70,10 @@ class SendRules:
         window = quiet_window(self.policy, category=self.category, channel=channel,
                               profile_window=self._profile_window())
         zones = [self.timezone] if self.timezone else (self.policy.audience_timezones or [self.policy.timezone])
-        until = next_allowed(utcnow(), window, zones)
+        try:
+            until = next_allowed(utcnow(), window, zones)
+        except ValueError as exc:
+            raise NotSendable(MessageStatus.SKIPPED, f"quiet_hours: {exc}", route) from None
         if until is None:
             return
         if until >= deadline:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ccm.message_templates.schemas import TemplateKey
 from ccm.pagination import PageQuery
 from ccm.profiles.schemas import InlineProfile
-from ccm.validation import Channel, Email
+from ccm.validation import Channel, ChannelRanking, Email
 
 
 class SendIn(BaseModel):
@@ -19,7 +19,9 @@ class SendIn(BaseModel):
     to: InlineProfile = Field(description='{"external_id": ...} for a stored profile, or an inline profile')
     template: TemplateKey
     data: dict[str, Any] = Field(default_factory=dict)
-    channel: Channel | None = Field(None, description="send on this channel only")
+    channel: Channel | None = Field(None, description="send on this channel only (no fallback)")
+    channels: ChannelRanking | None = Field(
+        None, description="the channels it may use, falling back among them on a permanent failure (default: any)")
     category: Literal["transactional", "marketing"] | None = Field(None, description="default: the template's")
     topic: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
     reply_to: Email | None = None

@@ -52,7 +52,7 @@ def erase_profile(*, session: Session, workspace_id: str, external_id: str, regi
     cancelled = cancel_pending_messages(session=session, profile_id=profile.id, reason=ERASED)
     for channel, address in _addresses(profile):
         suppress(session=session, workspace_id=workspace_id, channel=channel, address=address, reason=ERASED,
-                 region=region, keep_address=False)
+                 region=region, keep_address=False, strict=False)
         session.execute(update(Suppression).where(
             Suppression.workspace_id == workspace_id, Suppression.channel == channel,
             Suppression.address_hash == _hash(channel, address, region)).values(address=None))
@@ -72,10 +72,7 @@ def _addresses(profile: Profile) -> list[tuple[str, str]]:
 
 
 def _hash(channel: str, address: str, region: str | None) -> str:
-    try:
-        return address_hash(channel, canonical(channel, address, region=region))
-    except ValueError:
-        return ""
+    return address_hash(channel, canonical(channel, address, region=region, strict=False))
 
 
 def _suppressions(session: Session, workspace_id: str, profile: Profile) -> list[dict[str, Any]]:

@@ -19,12 +19,20 @@ from ccm.suppression.models import Suppression
 _TABLE = Suppression.__table__
 
 
-def canonical(channel: str, address: str, *, region: str | None = None) -> str:
-    """The form an address is compared in: normalized email, E.164 phone, exact chat handle."""
-    if channel == "email":
-        return normalize_email_address(address).lower()
-    if channel == "sms":
-        return normalize_phone(address, region=region)
+def canonical(channel: str, address: str, *, region: str | None = None, strict: bool = True) -> str:
+    """The form an address is compared in: normalized email, E.164 phone, exact chat handle.
+
+    ``strict=False`` falls back to the trimmed, lower-cased text for an address that does not
+    validate (a provider may still have refused it, and it must stay blocked)."""
+    try:
+        if channel == "email":
+            return normalize_email_address(address).lower()
+        if channel == "sms":
+            return normalize_phone(address, region=region)
+    except InvalidAddress:
+        if strict:
+            raise
+        return address.strip().lower()
     return address.strip()
 
 
@@ -33,14 +41,15 @@ def address_hash(channel: str, canonical_address: str) -> str:
 
 
 def suppress(*, session: Session, workspace_id: str, channel: str, address: str, reason: str,
-             detail: str | None = None, region: str | None = None, keep_address: bool = True) -> None:
+             detail: str | None = None, region: str | None = None, keep_address: bool = True,
+             strict: bool = True) -> None:
     """Add an entry (idempotent: an address already suppressed on the channel keeps its first reason).
 
     Raises:
-      ValidationFailed: the address is not valid for the channel.
+      ValidationFailed: the address is not valid for the channel (only when ``strict``).
     """
     try:
-        value = canonical(channel, address, region=region)
+        value = canonical(channel, address, region=region, strict=strict)
     except InvalidAddress as exc:
         raise ValidationFailed(f"address: {exc}", field="address") from None
     session.execute(insert_ignoring_conflicts(dialect_of(session), _TABLE), {
@@ -51,10 +60,7 @@ def suppress(*, session: Session, workspace_id: str, channel: str, address: str,
 
 def suppressed(*, session: Session, workspace_id: str, channel: str, address: str) -> str | None:
     """The reason ``address`` (already normalized by the provider) is suppressed, or None."""
-    try:
-        value = canonical(channel, address)
-    except InvalidAddress:
-        return None
+    value = canonical(channel, address, strict=False)
     return session.scalar(select(Suppression.reason).where(
         Suppression.workspace_id == workspace_id, Suppression.channel == channel,
         Suppression.address_hash == address_hash(channel, value)))

@@ -176,9 +176,16 @@ def test_temporary_rcpt_failure_is_transient_and_keeps_connection(provider, serv
     assert server.connections == 1
 
 
-def test_rcpt_rejection_is_permanent(provider, server):
+def test_unknown_mailbox_is_a_permanent_invalid_address(provider, server):
     server.set_reply("RCPT", "550 5.1.1 No such user")
     with pytest.raises(PermanentDeliveryError, match="550 5.1.1 No such user") as caught:
+        send(provider, server)
+    assert caught.value.reason == "invalid_address"  # a hard bounce: the address gets suppressed
+
+
+def test_policy_rejection_at_rcpt_is_permanent_but_not_an_address_problem(provider, server):
+    server.set_reply("RCPT", "554 5.7.1 Relay access denied")
+    with pytest.raises(PermanentDeliveryError, match="554 5.7.1") as caught:
         send(provider, server)
     assert caught.value.reason == "rejected"
 

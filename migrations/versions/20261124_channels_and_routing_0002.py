@@ -1,4 +1,4 @@
-"""providers consent suppression
+"""channels and routing: provider accounts, consent ledger, suppression, fallback
 
 Revision ID: 0002
 Revises: 0001
@@ -78,6 +78,8 @@ def upgrade() -> None:
 
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.add_column(sa.Column('segments', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('allowed_channels', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
+        batch_op.add_column(sa.Column('failed_channels', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False, server_default=sa.text("'[]'")))
 
     with op.batch_alter_table('profile', schema=None) as batch_op:
         batch_op.add_column(sa.Column('preferences', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False, server_default=sa.text("'{}'")))
@@ -96,6 +98,8 @@ def downgrade() -> None:
         batch_op.drop_column('preferences')
 
     with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_column('failed_channels')
+        batch_op.drop_column('allowed_channels')
         batch_op.drop_column('segments')
 
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:
