@@ -31,7 +31,8 @@ _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
 LOAD_PENDING = (
     select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
            _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
-           _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.data, _m.c.category, _m.c.topic, _m.c.reply_to,
+           _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.data, _m.c.category,
+           _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
            _p.c.attributes, _p.c.preferences, _w.c.settings.label("workspace_settings"), _w.c.default_locale,
            _w.c.mail_from)

@@ -23,8 +23,8 @@ from ccm.messages.claims import DELIVER, Claimed, Hops
 from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
 from ccm.messages.outbound import Pending, Prepared
 from ccm.messages.rules import Deferred, NotSendable
-from ccm.suppression.service import suppress
 from ccm.runtime import Runtime
+from ccm.suppression.service import suppress
 
 log = logging.getLogger(__name__)
 

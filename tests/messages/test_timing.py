@@ -175,7 +175,8 @@ def test_a_single_channel_message_fails_instead_of_falling_back(api, runtime):
     with HttpTestServer() as twilio:
         sid = "AC" + "0" * 32
         twilio.respond(f"/2010-04-01/Accounts/{sid}/Messages.json", 400,
-                       json={"code": 21408, "message": "Permission to send an SMS has not been enabled.", "status": 400})
+                       json={"code": 21408, "status": 400,
+                             "message": "Permission to send an SMS has not been enabled."})
         api.post("/v1/providers", json={"kind": "twilio", "label": "twilio", "config": {
             "account_sid": sid, "auth_token": "secret-token", "from_number": "+14155550000", "base_url": twilio.url}})
         publish_template(api, variables=["first_name"], variants=SMS_VARIANTS)
