@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ccm.consent.models import ALL_TOPICS, ConsentRecord
@@ -19,6 +19,12 @@ from ccm.db import utcnow
 from ccm.workspaces.schemas import WorkspacePolicy
 
 _TABLE = ConsentRecord.__table__
+_LATEST = (  # prebuilt: runs for every marketing message and candidate channel
+    select(_TABLE.c.status)
+    .where(_TABLE.c.profile_id == bindparam("b_profile"), _TABLE.c.channel == bindparam("b_channel"),
+           or_(_TABLE.c.topic == bindparam("b_topic"), _TABLE.c.topic == ALL_TOPICS))
+    .order_by(_TABLE.c.recorded_at.desc(), _TABLE.c.id.desc()).limit(1)
+)
 
 
 def record_consent(*, session: Session, workspace_id: str, profile_id: str, data: ConsentIn,
@@ -48,11 +54,7 @@ def current(records: list[ConsentRecord]) -> list[ConsentState]:
 def allows(*, session: Session, profile_id: str, channel: str, topic: str | None, policy: WorkspacePolicy) -> bool:
     """Whether a marketing message on ``channel`` about ``topic`` may go to the profile now."""
     topic = topic or ALL_TOPICS
-    latest = session.execute(
-        select(_TABLE.c.status).where(_TABLE.c.profile_id == profile_id, _TABLE.c.channel == channel,
-                                      _TABLE.c.topic.in_({topic, ALL_TOPICS}))
-        .order_by(_TABLE.c.recorded_at.desc(), _TABLE.c.id.desc()).limit(1)
-    ).scalar()
+    latest = session.execute(_LATEST, {"b_profile": profile_id, "b_channel": channel, "b_topic": topic}).scalar()
     if latest is not None:
         return bool(latest == "granted")
     declared = policy.topics.get(topic)

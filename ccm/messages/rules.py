@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.sms import SmsSize, sms_size
@@ -19,6 +19,10 @@ from ccm.suppression.service import suppressed
 from ccm.workspaces.schemas import WorkspacePolicy
 
 _m = Message.__table__
+_SENT_SINCE = select(_m.c.channel, _m.c.topic, _m.c.finished_at).where(
+    _m.c.workspace_id == bindparam("b_workspace"), _m.c.profile_id == bindparam("b_profile"),
+    _m.c.category == "marketing", _m.c.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
+    _m.c.finished_at >= bindparam("b_since"))
 
 
 class NotSendable(Exception):
@@ -61,7 +65,8 @@ class SendRules:
     def check_caps(self, channel: str, route: list[dict[str, Any]]) -> None:
         if self.category != "marketing":
             return
-        cap = cap_exceeded(self.policy.frequency_caps, channel=channel, topic=self.topic, count_since=self._sent_since)
+        cap = cap_exceeded(self.policy.frequency_caps, now=utcnow(), channel=channel, topic=self.topic,
+                           sent=self._sent_since)
         if cap is not None:
             raise NotSendable(MessageStatus.SKIPPED, f"frequency_cap: at most {cap.max} per {cap.days:g} days "
                               f"on {cap.channel} for topic {cap.topic}", route)
@@ -97,13 +102,7 @@ class SendRules:
         hours = self.preferences.get("quiet_hours")
         return (dt.time.fromisoformat(hours[0]), dt.time.fromisoformat(hours[1])) if hours else None
 
-    def _sent_since(self, since: dt.datetime, channel: str | None, topic: str | None) -> int:
-        statement = select(func.count()).select_from(_m).where(
-            _m.c.workspace_id == self.workspace_id, _m.c.profile_id == self.profile_id,
-            _m.c.category == "marketing", _m.c.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
-            _m.c.finished_at >= since)
-        if channel:
-            statement = statement.where(_m.c.channel == channel)
-        if topic:
-            statement = statement.where(_m.c.topic == topic)
-        return int(self.session.execute(statement).scalar_one())
+    def _sent_since(self, since: dt.datetime) -> list[tuple[str | None, str | None, dt.datetime]]:
+        rows = self.session.execute(_SENT_SINCE, {"b_workspace": self.workspace_id, "b_profile": self.profile_id,
+                                                  "b_since": since})
+        return [(row.channel, row.topic, row.finished_at) for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ccm.workspaces.schemas import FrequencyCap, WorkspacePolicy
 
@@ -52,17 +52,22 @@ def inside(local: dt.time, window: Window) -> bool:
     return local >= start or local < end  # wraps midnight
 
 
-def cap_exceeded(caps: Sequence[FrequencyCap], *, channel: str, topic: str | None,
-                 count_since: callable) -> FrequencyCap | None:  # type: ignore[valid-type]
-    """The first cap this message would break; ``count_since(since, channel, topic)`` counts the
-    profile's marketing messages sent since then (``None`` channel/topic: any)."""
-    now = dt.datetime.now(dt.UTC)
-    for cap in caps:
-        if cap.channel not in ("*", channel) or cap.topic not in ("*", topic or "*"):
-            continue
+SentHistory = Sequence[tuple[str | None, str | None, dt.datetime]]
+
+
+def cap_exceeded(caps: Sequence[FrequencyCap], *, now: dt.datetime, channel: str, topic: str | None,
+                 sent: Callable[[dt.datetime], SentHistory]) -> FrequencyCap | None:
+    """The first cap this message would break. ``sent(since)`` lists the profile's marketing
+    messages sent since then as (channel, topic, finished_at), fetched once for the widest cap."""
+    applicable = [cap for cap in caps if cap.channel in ("*", channel) and cap.topic in ("*", topic or "*")]
+    if not applicable:
+        return None
+    history = sent(now - dt.timedelta(days=max(cap.days for cap in applicable)))
+    for cap in applicable:
         since = now - dt.timedelta(days=cap.days)
-        sent = count_since(since, None if cap.channel == "*" else channel, None if cap.topic == "*" else topic)
-        if sent >= cap.max:
+        count = sum(1 for sent_channel, sent_topic, at in history if at >= since
+                    and cap.channel in ("*", sent_channel) and cap.topic in ("*", sent_topic))
+        if count >= cap.max:
             return cap
     return None
 

@@ -3,9 +3,10 @@ manual blocks, erased people). Enforced at send time for every category of messa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.addresses import normalize_email_address, normalize_phone
@@ -17,8 +18,12 @@ from ccm.pagination import PageQuery, paginate, split_page
 from ccm.suppression.models import Suppression
 
 _TABLE = Suppression.__table__
+_REASON = select(_TABLE.c.reason).where(  # prebuilt: runs for every candidate channel of every message
+    _TABLE.c.workspace_id == bindparam("b_workspace"), _TABLE.c.channel == bindparam("b_channel"),
+    _TABLE.c.address_hash == bindparam("b_hash"))
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical(channel: str, address: str, *, region: str | None = None, strict: bool = True) -> str:
     """The form an address is compared in: normalized email, E.164 phone, exact chat handle.
 
@@ -61,9 +66,8 @@ def suppress(*, session: Session, workspace_id: str, channel: str, address: str,
 def suppressed(*, session: Session, workspace_id: str, channel: str, address: str) -> str | None:
     """The reason ``address`` (already normalized by the provider) is suppressed, or None."""
     value = canonical(channel, address, strict=False)
-    return session.scalar(select(Suppression.reason).where(
-        Suppression.workspace_id == workspace_id, Suppression.channel == channel,
-        Suppression.address_hash == address_hash(channel, value)))
+    return session.execute(_REASON, {"b_workspace": workspace_id, "b_channel": channel,
+                                     "b_hash": address_hash(channel, value)}).scalar()
 
 
 def unsuppress(*, session: Session, workspace_id: str, suppression_id: str) -> None:
