@@ -59,7 +59,9 @@ def accept_messages(count: int) -> bytes:
     from ccm.runtime import create_runtime
     from ccm.workspaces.service import get_or_create_workspace
 
-    runtime = create_runtime(Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret"))
+    # The local outbox only serves sample_email(); the workers deliver over SMTP.
+    runtime = create_runtime(Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret",
+                                      local_outbox="email"))
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="bench")
         import_folder(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, root=ROOT / "templates")

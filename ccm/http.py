@@ -89,10 +89,11 @@ def validation_failed(exc: ValidationError, *, prefix: str = "") -> ValidationFa
     """Turn pydantic's errors into one 422 naming the first offending field (all are in details)."""
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in error["loc"]) or "body"
+        location = ".".join(str(part) for part in error["loc"])
         if error["type"] == "json_invalid":
             location = "body"
-        errors.append({"field": prefix + location, "message": error["msg"], "type": error["type"]})
+        field = prefix + location if location else (prefix.rstrip(".") or "body")
+        errors.append({"field": field, "message": error["msg"], "type": error["type"]})
     first = errors[0]
     return ValidationFailed(f"{first['field']}: {first['message']}", field=first["field"],
                             details={"errors": errors})

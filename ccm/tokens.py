@@ -22,9 +22,12 @@ class InvalidToken(Exception):
 class Signer:
     def __init__(self, secret: str) -> None:
         self.keys = [key.strip() for key in secret.split(",") if key.strip()]
+        self._serializers: dict[str, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.keys, salt=purpose)
+        if purpose not in self._serializers:
+            self._serializers[purpose] = URLSafeTimedSerializer(self.keys, salt=purpose)
+        return self._serializers[purpose]
 
     def sign(self, purpose: str, payload: dict[str, Any]) -> str:
         return self._serializer(purpose).dumps(payload)

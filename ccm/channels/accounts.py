@@ -48,13 +48,15 @@ def update_account(*, session: Session, box: SecretBox, workspace_id: str, accou
     """Change an account. ``config`` is merged into the current settings; a secret left out (or
     given as the mask) keeps its current value."""
     account = get_account(session=session, workspace_id=workspace_id, account_id=account_id)
+    if data.label and data.label != account.label and _by_label(session, workspace_id, data.label) is not None:
+        raise Conflict(f"label: a provider labelled {data.label!r} exists", field="label")
     for name in ("label", "priority", "enabled"):
         if name in data.model_fields_set and getattr(data, name) is not None:
             setattr(account, name, getattr(data, name))
     if data.config is not None:
         current = {**account.settings, **(box.open(account.sealed_secrets) if account.sealed_secrets else {})}
         merged = {**current, **{k: v for k, v in data.config.items() if v != MASK}}
-        account.channel = _channel_of(account.kind, merged, account.channel)
+        account.channel = _channel_of(account.kind, merged, None)  # a WhatsApp switch moves it to chat
         settings, secrets = _split(_kind(account.kind).config_model, merged)
         account.settings, account.sealed_secrets = settings, box.seal(secrets) if secrets else ""
     account.updated_at = utcnow()

@@ -59,9 +59,13 @@ class TransientDeliveryError(DeliveryError):
 
     reason = "transient_error"
 
-    def __init__(self, message: str, *, reason: str | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, reason: str | None = None, retry_after: float | None = None,
+                 may_have_been_sent: bool = False):
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
+        self.may_have_been_sent = may_have_been_sent
+        """The request went out and no answer came back, from a provider that dedupes retries:
+        retrying the *same* account is safe, handing the message to another one is not."""
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -8,6 +8,7 @@ provider of the channel. The rate limit is a one-second window per provider.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict
@@ -24,6 +25,7 @@ class ProviderGuards:
         self._failures: dict[str, int] = defaultdict(int)
         self._open_until: dict[str, float] = {}
         self._windows: dict[tuple[str, int], int] = defaultdict(int)
+        self._seen: dict[str, tuple[bool, float]] = {}
 
     def admit(self, key: str, rate_per_second: float | None) -> str | None:
         """None when the provider may be called now; else why not (``circuit_open``, ``rate_limited``).
@@ -32,10 +34,13 @@ class ProviderGuards:
             return "circuit_open"
         if not rate_per_second:
             return None
+        # A window long enough to hold one request (rates under 1/s), holding rate × window of them.
+        window = max(1, math.ceil(1 / rate_per_second))
+        limit = max(1, int(rate_per_second * window))
         for _ in range(2):
-            if self._take(key, int(rate_per_second)):
+            if self._take(key, limit, window):
                 return None
-            time.sleep(1.0 - time.time() % 1.0)
+            time.sleep(window - time.time() % window)
         return "rate_limited"
 
     def succeeded(self, key: str) -> None:
@@ -46,7 +51,8 @@ class ProviderGuards:
             self.client.delete(self._key(key, "failures"))
 
     def failed(self, key: str) -> None:
-        self._failures[key] += 1
+        with self._lock:
+            self._failures[key] += 1
         if self.client is None:
             with self._lock:
                 if self._failures[key] >= self.threshold:
@@ -57,21 +63,29 @@ class ProviderGuards:
         if count >= self.threshold:
             self.client.pipeline().set(self._key(key, "open"), 1, px=int(self.cooldown * 1000)) \
                 .delete(failures_key).execute()
+            self._seen[key] = (True, time.monotonic() + 1.0)
 
     def _is_open(self, key: str) -> bool:
+        now = time.monotonic()
         if self.client is None:
-            return self._open_until.get(key, 0.0) > time.monotonic()
-        return bool(self.client.exists(self._key(key, "open")))
+            return self._open_until.get(key, 0.0) > now
+        # What Redis said is trusted for a second: asking it for every message would cost a round
+        # trip per send, and a breaker that opens a second late changes nothing.
+        known = self._seen.get(key)
+        if known is None or known[1] < now:
+            known = (bool(self.client.exists(self._key(key, "open"))), now + 1.0)
+            self._seen[key] = known
+        return known[0]
 
-    def _take(self, key: str, limit: int) -> bool:
-        second = int(time.time())
+    def _take(self, key: str, limit: int, window: int) -> bool:
+        slot = int(time.time()) // window
         if self.client is None:
             with self._lock:
-                self._windows = defaultdict(int, {k: v for k, v in self._windows.items() if k[1] >= second})
-                self._windows[(key, second)] += 1
-                return self._windows[(key, second)] <= limit
-        window = self._key(key, f"rate:{second}")
-        count, _ = self.client.pipeline().incr(window).expire(window, 2).execute()
+                self._windows = defaultdict(int, {k: v for k, v in self._windows.items() if k[1] >= slot})
+                self._windows[(key, slot)] += 1
+                return self._windows[(key, slot)] <= limit
+        name = self._key(key, f"rate:{window}:{slot}")
+        count, _ = self.client.pipeline().incr(name).expire(name, window + 1).execute()
         return int(count) <= limit
 
     def _key(self, key: str, what: str) -> str:

@@ -178,7 +178,8 @@ def _transport_error(exc: httpx.TransportError, *, went_out: bool, idempotent: b
     if not went_out:
         return TransientDeliveryError(f"{label}: request not sent ({cause})", reason="network_error")
     if idempotent:
-        return TransientDeliveryError(f"{label}: no answer to the request ({cause})", reason="no_response")
+        return TransientDeliveryError(f"{label}: no answer to the request ({cause})", reason="no_response",
+                                      may_have_been_sent=True)
     return OutcomeUnknownError(f"{label}: no answer after the request was sent ({cause}); "
                                "the provider may have accepted it")
 

@@ -29,6 +29,7 @@ class LocalOutboxProvider:
     config_model: ClassVar[type[BaseModel]] = LocalOutboxConfig
     channels: ClassVar[tuple[str, ...]] = ("email", "sms", "chat")
     in_transaction: ClassVar[bool] = True
+    handle_key: ClassVar[str | None] = None  # any chat handle will do
     limits = ProviderLimits()
 
     def __init__(self, config: LocalOutboxConfig | None = None) -> None:

@@ -6,6 +6,7 @@ from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.channels import accounts
 from ccm.channels.models import ProviderAccount
 from ccm.channels.schemas import ProviderCheckOut, ProviderIn, ProviderList, ProviderOut, ProviderPatch
+from ccm.db import after_commit
 from ccm.http import db_session, endpoint
 
 bp = Blueprint("providers", __name__, url_prefix="/v1/providers")
@@ -14,6 +15,13 @@ bp.before_request(require_api_key)
 
 def _runtime():  # type: ignore[no-untyped-def]
     return current_app.extensions["ccm"]
+
+
+def _forget_after_commit() -> None:
+    """Drop this process's cached provider lists once the change is committed (others refresh
+    within ``CACHE_SECONDS``); dropping them before, a concurrent send would cache the old list."""
+    workspace_id, providers = current_workspace_id(), _runtime().providers
+    after_commit(db_session(), lambda: providers.forget(workspace_id))
 
 
 def _out(account: ProviderAccount) -> ProviderOut:
@@ -27,7 +35,7 @@ def _out(account: ProviderAccount) -> ProviderOut:
 def create_provider(body: ProviderIn) -> tuple[ProviderOut, int]:
     account = accounts.create_account(session=db_session(), box=_runtime().secret_box,
                                       workspace_id=current_workspace_id(), data=body)
-    _runtime().providers.forget(current_workspace_id())
+    _forget_after_commit()
     return _out(account), 201
 
 
@@ -47,7 +55,7 @@ def get_provider(account_id: str) -> ProviderOut:
 def patch_provider(account_id: str, body: ProviderPatch) -> ProviderOut:
     account = accounts.update_account(session=db_session(), box=_runtime().secret_box,
                                       workspace_id=current_workspace_id(), account_id=account_id, data=body)
-    _runtime().providers.forget(current_workspace_id())
+    _forget_after_commit()
     return _out(account)
 
 
@@ -55,7 +63,7 @@ def patch_provider(account_id: str, body: ProviderPatch) -> ProviderOut:
 def delete_provider(account_id: str) -> tuple[None, int]:
     account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
     db_session().delete(account)
-    _runtime().providers.forget(current_workspace_id())
+    _forget_after_commit()
     return None, 204
 
 

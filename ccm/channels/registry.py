@@ -96,7 +96,11 @@ class ChannelProviders:
             values = {**account.settings, **(self.box.open(account.sealed_secrets) if account.sealed_secrets else {})}
             found = Configured(account.id, account.label, build_provider(account.kind, values))
             with self._lock:
+                stale = [k for k in self._instances if k[0] == account.id and k != key]
+                replaced = [self._instances.pop(k) for k in stale]
                 self._instances[key] = found
+            for old in replaced:  # an older version of this account (it was changed)
+                old.provider.close()
         return found
 
 

@@ -17,7 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ccm.channels.addresses import normalize_email_address
 from ccm.channels.base import (
@@ -75,6 +75,15 @@ class SmtpConfig(BaseModel):
 
     url: SecretStr = Field(description="smtp://user:pass@host:587?starttls=required, or smtps://host:465")
     timeout: float = Field(20.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: SecretStr) -> SecretStr:
+        try:
+            parse_url(value.get_secret_value(), timeout=20.0)
+        except ProviderConfigError as exc:
+            raise ValueError(str(exc)) from None  # the message never includes the password
+        return value
 
 
 class SmtpProvider:

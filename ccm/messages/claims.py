@@ -27,7 +27,7 @@ class Hops:
 
     def add(self, configured: Configured, outcome: str, error: str | None = None) -> None:
         self.items.append({"provider": configured.provider.name, "account": configured.key,
-                           "outcome": outcome, "error": error})
+                           "label": configured.label, "outcome": outcome, "error": error})
 
 
 class ClaimLost(Exception):
@@ -42,9 +42,10 @@ class Claimed:
     message_id: str
     token: str
     attempt_number: int
-    providers: tuple[Configured, ...]
+    targets: tuple[tuple[Configured, str], ...]
     outbound: OutboundMessage
     deadline_at: dt.datetime
     can_fall_back: bool = False
     """The message may try another channel if this one fails permanently (no single-channel override)."""
     failed_channels: tuple[dict[str, str], ...] = ()
+    pinned_account: str | None = None

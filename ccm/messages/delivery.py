@@ -22,12 +22,19 @@ import logging
 import os
 import secrets
 import signal
+from dataclasses import replace
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
-from ccm.channels.base import DeliveryError, OutcomeUnknownError, ProviderConfigError, TransientDeliveryError
+from ccm.channels.base import (
+    DeliveryError,
+    OutboundMessage,
+    OutcomeUnknownError,
+    ProviderConfigError,
+    TransientDeliveryError,
+)
 from ccm.channels.registry import Configured
 from ccm.db import utcnow
 from ccm.messages import outcomes
@@ -61,14 +68,15 @@ def deliver_message(runtime: Runtime, message_id: str) -> None:
         return
     _failpoint(runtime, "after_claim")
     hops = Hops()
-    for configured in claimed.providers:
-        if _try_provider(runtime, claimed, configured, hops):
+    for configured, address in claimed.targets:
+        if _try_provider(runtime, claimed, configured, replace(claimed.outbound, to=address), hops):
             return
     with runtime.db.unit_of_work() as session:
         outcomes.record_exhausted(runtime, session, claimed, hops)
 
 
-def _try_provider(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops) -> bool:
+def _try_provider(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
+                  hops: Hops) -> bool:
     """Hand the message to one provider. True when the attempt is over (sent, or failed in a way
     no other provider may retry); False to fail over to the next provider of the channel."""
     refused = runtime.guards.admit(configured.key, configured.provider.limits.rate_per_second)
@@ -77,15 +85,21 @@ def _try_provider(runtime: Runtime, claimed: Claimed, configured: Configured, ho
         return False
 
     def commit_point() -> None:
-        record_intent(runtime, claimed, configured, hops)
+        record_intent(runtime, claimed, configured, outbound, hops)
 
     try:
-        receipt = configured.provider.send(claimed.outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
+        receipt = configured.provider.send(outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
     except ClaimLost:
         log.info("message %s: claim lost before sending; another run owns it", claimed.message_id)
         return True
     except (TransientDeliveryError, ProviderConfigError) as error:  # this provider did not take it
         runtime.guards.failed(configured.key)
+        if getattr(error, "may_have_been_sent", False):  # only this account may try again
+            hops.add(configured, AttemptOutcome.TRANSIENT_ERROR, f"{error.reason}: {error}")
+            hops.last_error = error
+            with runtime.db.unit_of_work() as session:
+                outcomes.record_exhausted(runtime, session, claimed, hops, pin=configured.key)
+            return True
         hops.add(configured, AttemptOutcome.CONFIG_ERROR if isinstance(error, ProviderConfigError)
                  else AttemptOutcome.TRANSIENT_ERROR, f"{error.reason}: {error}")
         if isinstance(error, ProviderConfigError):
@@ -96,7 +110,7 @@ def _try_provider(runtime: Runtime, claimed: Claimed, configured: Configured, ho
         hops.add(configured, AttemptOutcome.UNKNOWN if isinstance(error, OutcomeUnknownError)
                  else AttemptOutcome.PERMANENT_ERROR, f"{error.reason}: {error}")
         with runtime.db.unit_of_work() as session:
-            outcomes.record_failure(runtime, session, claimed, error, hops)
+            outcomes.record_failure(runtime, session, claimed, error, hops, outbound)
         return True
     except Exception:
         if not hops.intent_recorded:
@@ -130,12 +144,12 @@ def claim(runtime: Runtime, message_id: str) -> Claimed | None:
         token = secrets.token_hex(8)
         if not _take(session, pending, prepared, token):
             return None
-        if prepared.providers[0].provider.in_transaction:
+        if prepared.targets[0][0].provider.in_transaction:
             outcomes.send_in_transaction(session, pending, prepared, attempt_number=pending.claims + 1)
             return None
-        return Claimed(pending.id, token, pending.claims + 1, tuple(prepared.providers), prepared.outbound,
+        return Claimed(pending.id, token, pending.claims + 1, tuple(prepared.targets), prepared.outbound,
                        pending.deadline_at, can_fall_back=pending.channel_override is None,
-                       failed_channels=tuple(pending.failed_channels))
+                       failed_channels=tuple(pending.failed_channels), pinned_account=pending.pinned_account)
 
 
 def _take(session: Session, pending: Pending, prepared: Prepared, token: str) -> bool:
@@ -173,13 +187,14 @@ def _claimable(runtime: Runtime, session: Session, pending: Pending) -> bool:
     return True
 
 
-def record_intent(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops) -> None:
+def record_intent(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
+                  hops: Hops) -> None:
     """Transaction 2, the commit point: the attempt is ``in_flight`` with this provider from here on."""
     with runtime.db.unit_of_work() as session:
         owned = session.execute(_OWNED, {"b_id": claimed.message_id, "b_token": claimed.token, "b_now": utcnow()})
         if not owned.rowcount:  # type: ignore[attr-defined]
             raise ClaimLost(claimed.message_id)
-        outcomes.mark_in_flight(session, claimed, configured, hops)
+        outcomes.mark_in_flight(session, claimed, configured, outbound, hops)
     hops.intent_recorded = True
 
 

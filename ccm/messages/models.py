@@ -63,6 +63,9 @@ class Message(Base):
     channel_override: Mapped[str | None] = mapped_column(String(20))
     allowed_channels: Mapped[list[Any] | None]
     """The channels this message may use (None: any); it falls back among them on a permanent failure."""
+    pinned_account: Mapped[str | None] = mapped_column(String(100))
+    """The only provider account this message may still go to: one that may already have it and
+    dedupes retries (a request that went out and got no answer)."""
     failed_channels: Mapped[list[Any]] = mapped_column(default=list)
     """Channels that failed permanently for this message, with the reason: ``[{"channel", "reason"}]``."""
     channel: Mapped[str | None] = mapped_column(String(20))

@@ -31,7 +31,8 @@ _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
 LOAD_PENDING = (
     select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
            _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
-           _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.data, _m.c.category,
+           _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.pinned_account, _m.c.data,
+           _m.c.category,
            _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
            _p.c.attributes, _p.c.preferences, _w.c.settings.label("workspace_settings"), _w.c.default_locale,
@@ -59,6 +60,7 @@ class Pending:
     channel_override: str | None
     allowed_channels: list[str] | None
     failed_channels: list[dict[str, str]]
+    pinned_account: str | None
     data: dict[str, Any]
     category: str
     topic: str | None
@@ -87,7 +89,8 @@ class Pending:
 class Prepared:
     """A message ready for its providers (in failover order), and what to record about the route."""
 
-    providers: list[Configured]
+    targets: list[tuple[Configured, str]]
+    """The providers, in failover order, each with the address it sends to."""
     outbound: OutboundMessage
     channel: str
     locale: str
@@ -111,7 +114,7 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
     """
     if pending.profile_id is None:
         raise NotSendable(MessageStatus.SKIPPED, "profile_deleted")
-    policy = policy_of(pending.workspace_settings)
+    policy = policy_of(pending.workspace_settings, workspace_id=pending.workspace_id)
     rules = SendRules(session, policy, workspace_id=pending.workspace_id, profile_id=pending.profile_id,
                       category=pending.category, topic=pending.topic, timezone=pending.timezone,
                       preferences=pending.preferences)
@@ -121,8 +124,8 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
                                       workspace_order=policy.channel_order, allowed=pending.allowed_channels,
                                       failed=[entry["channel"] for entry in pending.failed_channels]),
         template=template, locale=pending.locale or pending.default_locale,
-        addresses={"email": pending.email, "sms": pending.phone, "chat": _chat_handle(pending.chat)},
-        providers=lambda channel: runtime.providers.for_channel(session, pending.workspace_id, channel),
+        addresses={"email": pending.email, "sms": pending.phone, "chat": pending.chat},
+        providers=lambda channel: _serving(runtime, session, pending, channel),
         blocked=rules.blocked,
     )
     hops = [{"channel": entry["channel"], "decision": "failed", "reason": entry["reason"]}
@@ -143,7 +146,7 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
         outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url)
     except HeaderInjectionError as exc:
         raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
-    return Prepared(route.providers, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
+    return Prepared(route.targets, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
 
 
 def _render(runtime: Runtime, pending: Pending, template: PublishedTemplate, channel: str,
@@ -189,5 +192,9 @@ def _address_of(from_addr: str) -> str:
     return parseaddr(from_addr)[1]
 
 
-def _chat_handle(chat: dict[str, str] | None) -> str | None:
-    return next(iter(chat.values()), None) if chat else None
+def _serving(runtime: Runtime, session: Session, pending: Pending, channel: str) -> list[Configured]:
+    """The channel's providers; only the pinned account when an earlier request may have reached it."""
+    serving = runtime.providers.for_channel(session, pending.workspace_id, channel)
+    if pending.pinned_account:
+        serving = [configured for configured in serving if configured.key == pending.pinned_account]
+    return serving

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -48,16 +49,16 @@ def attempt_row(message_id: str, number: int, provider: str, outbound: OutboundM
     return row
 
 
-def mark_in_flight(session: Session, claimed: Claimed, configured: Configured, hops: Hops) -> None:
+def mark_in_flight(session: Session, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
+                   hops: Hops) -> None:
     """The attempt is in flight with this provider (inserted at the first hop, updated at later ones)."""
-    updated = session.execute(update(_a).where(_a.c.message_id == claimed.message_id,
-                                               _a.c.number == claimed.attempt_number)
-                              .values(provider=configured.provider.name, outcome=AttemptOutcome.IN_FLIGHT,
-                                      hops=list(hops.items)))
-    if not updated.rowcount:  # type: ignore[attr-defined]
+    if not hops.intent_recorded:
         session.execute(_INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number,
-                                                     configured.provider.name, claimed.outbound,
-                                                     hops=list(hops.items)))
+                                                     configured.provider.name, outbound, hops=list(hops.items)))
+        return
+    session.execute(update(_a).where(_a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)
+                    .values(provider=configured.provider.name, outcome=AttemptOutcome.IN_FLIGHT,
+                            to_address=outbound.to, hops=list(hops.items)))
 
 
 def record_success(session: Session, claimed: Claimed, configured: Configured, receipt: Receipt, hops: Hops) -> None:
@@ -69,7 +70,8 @@ def record_success(session: Session, claimed: Claimed, configured: Configured, r
     _finish_owned(session, claimed, MessageStatus(receipt.status), reason, provider_id=receipt.provider_message_id)
 
 
-def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError, hops: Hops) -> None:
+def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError, hops: Hops,
+                   outbound: OutboundMessage) -> None:
     """A provider refused for good, or may have the message: no other provider may try."""
     message = f"{error.reason}: {error}"
     provider = hops.items[-1]["provider"]
@@ -79,7 +81,7 @@ def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: 
         _finish_owned(session, claimed, MessageStatus.SENT, f"{message}; not retried, to avoid a duplicate")
         return
     _finish_attempt(session, claimed, hops, AttemptOutcome.PERMANENT_ERROR, provider=provider, error=message)
-    _suppress_after(session, claimed, error)
+    _suppress_after(session, outbound, error)
     if claimed.can_fall_back:
         _fall_back(runtime, session, claimed, message)
         return
@@ -91,10 +93,9 @@ SUPPRESS_ON = {"invalid_address": {"email": "hard_bounce", "sms": "invalid_addre
 """Permanent errors that say the address itself is dead or refuses us: suppress it on the channel."""
 
 
-def _suppress_after(session: Session, claimed: Claimed, error: DeliveryError) -> None:
+def _suppress_after(session: Session, outbound: OutboundMessage, error: DeliveryError) -> None:
     reasons = SUPPRESS_ON.get(error.reason)
     if reasons:
-        outbound = claimed.outbound
         suppress(session=session, workspace_id=outbound.workspace_id, channel=outbound.channel, address=outbound.to,
                  reason=reasons[outbound.channel], detail=str(error)[:500], strict=False)
 
@@ -111,18 +112,20 @@ def _fall_back(runtime: Runtime, session: Session, claimed: Claimed, message: st
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=0.0, grace=runtime.settings.relay_grace)
 
 
-def record_exhausted(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops) -> None:
+def record_exhausted(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops, *,
+                     pin: str | None = None) -> None:
     """Every provider of the channel refused this time (transient errors, open circuits, rate
-    limits, misconfiguration): retry later — unless all of them are misconfigured."""
+    limits, misconfiguration): retry later — unless all of them are misconfigured. ``pin`` keeps
+    the retries on one account (it may already have the message)."""
     provider = hops.items[-1]["provider"] if hops.items else "none"
     _ensure_attempt(session, claimed, provider)
-    summary = "; ".join(f"{hop['provider']}: {hop['error']}" for hop in hops.items) or "no provider"
+    summary = "; ".join(f"{hop['label']}: {hop['error']}" for hop in hops.items) or "no provider"
     if hops.items and all(hop["outcome"] == AttemptOutcome.CONFIG_ERROR for hop in hops.items):
         _finish_attempt(session, claimed, hops, AttemptOutcome.CONFIG_ERROR, provider=provider, error=summary)
         _finish_owned(session, claimed, MessageStatus.FAILED, f"provider_config_error: {summary}")
         return
     retry_after = getattr(hops.last_error, "retry_after", None)
-    _retry_or_give_up(runtime, session, claimed, hops, provider, summary, retry_after)
+    _retry_or_give_up(runtime, session, claimed, hops, provider, summary, retry_after, pin or claimed.pinned_account)
 
 
 def release(session: Session, claimed: Claimed) -> None:
@@ -159,9 +162,11 @@ def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, 
     """Providers that only write to the database (the local outbox) send and finish in the claim's
     transaction: exactly once, with no commit point needed."""
     started = utcnow()
-    provider = prepared.providers[0].provider
-    receipt = provider.send(prepared.outbound, commit_point=lambda: None, session=session)
-    hops = [{"provider": provider.name, "account": prepared.providers[0].key, "outcome": receipt.status, "error": None}]
+    first, address = prepared.targets[0]
+    provider = first.provider
+    receipt = provider.send(replace(prepared.outbound, to=address), commit_point=lambda: None, session=session)
+    hops = [{"provider": provider.name, "account": first.key, "label": first.label, "outcome": receipt.status,
+             "error": None}]
     session.execute(_INSERT_ATTEMPT, attempt_row(
         pending.id, attempt_number, provider.name, prepared.outbound, outcome=AttemptOutcome(receipt.status),
         provider_message_id=receipt.provider_message_id, hops=hops, started_at=started, finished_at=utcnow()))
@@ -193,19 +198,23 @@ def backoff(claims: int, *, base: float, cap: float) -> float:
 
 
 def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops, provider: str,
-                      message: str, retry_after: float | None) -> None:
+                      message: str, retry_after: float | None, pin: str | None) -> None:
     settings = runtime.settings
     delay = max(retry_after or 0.0, backoff(claimed.attempt_number, base=settings.retry_base, cap=settings.retry_max))
     retry_at = utcnow() + dt.timedelta(seconds=delay)
     if retry_at >= claimed.deadline_at:
         _finish_attempt(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message)
-        _finish_owned(session, claimed, MessageStatus.FAILED, f"deadline_exceeded: last error {message}")
+        if pin:  # an earlier request may have reached the provider: it is not known to have failed
+            _finish_owned(session, claimed, MessageStatus.SENT,
+                          f"outcome_unknown: deadline reached; last error {message}")
+        else:
+            _finish_owned(session, claimed, MessageStatus.FAILED, f"deadline_exceeded: last error {message}")
         return
     _finish_attempt(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message,
                     retry_at=retry_at)
     retried = session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
                               .values(status=MessageStatus.RETRYING, reason=message, next_attempt_at=retry_at,
-                                      claim_token=None, updated_at=utcnow()))
+                                      claim_token=None, pinned_account=pin, updated_at=utcnow()))
     if retried.rowcount:  # type: ignore[attr-defined]
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=delay, grace=settings.relay_grace)
 

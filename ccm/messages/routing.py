@@ -11,9 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccm.channels.addresses import chat_handle
 from ccm.channels.base import InvalidAddress
 from ccm.channels.registry import Configured
 from ccm.message_templates.rendering import PublishedTemplate
+
+Address = str | Mapping[str, str] | None
+"""A profile's address on a channel: one string, or chat handles by provider."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,8 @@ class Route:
     channel: str | None = None
     address: str | None = None
     variant: Mapping[str, Any] | None = None
-    providers: list[Configured] = field(default_factory=list)
+    targets: list[tuple[Configured, str]] = field(default_factory=list)
+    """The providers that may carry the message, in failover order, each with its address."""
 
     @property
     def skip_reason(self) -> str:
@@ -54,34 +59,45 @@ def candidate_channels(*, override: str | None, ranking: Sequence[str], workspac
 
 
 def choose_route(*, candidates: Sequence[str], template: PublishedTemplate, locale: str | None,
-                 addresses: Mapping[str, str | None], providers: Callable[[str], list[Configured]],
+                 addresses: Mapping[str, Address], providers: Callable[[str], list[Configured]],
                  blocked: Callable[[str, str], str | None] = lambda channel, address: None) -> Route:
-    """The first candidate channel with a template variant, a valid address, a provider and no
-    block (``blocked(channel, address)`` returns a reason such as ``no_consent``)."""
+    """The first candidate channel with a template variant, and a provider with a valid address
+    that is not blocked (``blocked(channel, address)`` gives a reason such as ``no_consent``)."""
     hops: list[Hop] = []
     for channel in candidates:
         variant = template.variant_for(channel, locale)
-        serving = providers(channel)
-        address, reason = _qualify(variant, addresses.get(channel), serving)
-        reason = reason or blocked(channel, address or "")
+        targets, reason = _targets(variant, addresses.get(channel), providers(channel))
+        if not reason:
+            allowed = [(c, a) for c, a in targets if not blocked(channel, a)]
+            reason = None if allowed else blocked(channel, targets[0][1])
+            targets = allowed
         if reason:
             hops.append(Hop(channel, "rejected", reason))
             continue
         hops.append(Hop(channel, "chosen"))
-        return Route(hops, channel, address, variant, serving)
+        return Route(hops, channel, targets[0][1], variant, targets)
     return Route(hops)
 
 
-def _qualify(variant: Mapping[str, Any] | None, address: str | None,
-             serving: list[Configured]) -> tuple[str | None, str | None]:
-    """The address as the first provider sends to it, or why this channel cannot be used."""
+def _targets(variant: Mapping[str, Any] | None, address: Address,
+             serving: list[Configured]) -> tuple[list[tuple[Configured, str]], str | None]:
+    """Each serving provider with the address it sends to (chat providers each read their own
+    handle), or why this channel cannot be used."""
     if variant is None:
-        return None, "no_variant"
+        return [], "no_variant"
     if not address:
-        return None, "no_address"
+        return [], "no_address"
     if not serving:
-        return None, "no_provider"
-    try:
-        return serving[0].provider.normalize_address(address), None
-    except InvalidAddress:
-        return None, "invalid_address"
+        return [], "no_provider"
+    targets, invalid = [], False
+    for configured in serving:
+        raw = address if isinstance(address, str) else chat_handle(configured.provider, address)
+        if not raw:
+            continue
+        try:
+            targets.append((configured, configured.provider.normalize_address(raw)))
+        except InvalidAddress:
+            invalid = True
+    if targets:
+        return targets, None
+    return [], "invalid_address" if invalid else "no_address"

@@ -32,9 +32,21 @@ def get_workspace(*, session: Session, workspace_id: str) -> Workspace:
     return workspace
 
 
-def policy_of(settings: dict[str, Any]) -> WorkspacePolicy:
-    """The workspace's delivery policy; settings it does not name take their defaults."""
-    return WorkspacePolicy.model_validate(settings or {})
+_policies: dict[str, tuple[dict[str, Any], WorkspacePolicy]] = {}
+
+
+def policy_of(settings: dict[str, Any], *, workspace_id: str | None = None) -> WorkspacePolicy:
+    """The workspace's delivery policy; settings it does not name take their defaults. With a
+    ``workspace_id`` the parsed policy is reused while the settings stay equal (every delivery
+    reads it, and comparing two small dicts is far cheaper than validating one)."""
+    if workspace_id is not None:
+        cached = _policies.get(workspace_id)
+        if cached is not None and cached[0] == settings:
+            return cached[1]
+    policy = WorkspacePolicy.model_validate(settings or {})
+    if workspace_id is not None:
+        _policies[workspace_id] = (settings, policy)
+    return policy
 
 
 def update_workspace(*, session: Session, workspace_id: str, data: WorkspacePatch) -> Workspace:

@@ -78,6 +78,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.add_column(sa.Column('segments', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('pinned_account', sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column('allowed_channels', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
         batch_op.add_column(sa.Column('failed_channels', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False, server_default=sa.text("'[]'")))
 
@@ -100,6 +101,7 @@ def downgrade() -> None:
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.drop_column('failed_channels')
         batch_op.drop_column('allowed_channels')
+        batch_op.drop_column('pinned_account')
         batch_op.drop_column('segments')
 
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:

@@ -102,6 +102,7 @@ class TwilioProvider:
     def __init__(self, config: TwilioConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
         self.channel = "chat" if config.whatsapp else "sms"
+        self.handle_key = "whatsapp"  # a profile's chat handle for WhatsApp: {"whatsapp": "+1…"}
         self.limits = ProviderLimits(max_body_chars=1600, rate_per_second=config.rate_per_second)
         self._account_url = f"{str(config.base_url).rstrip('/')}/2010-04-01/Accounts/{config.account_sid}"
         self._secrets = (config.auth_token.get_secret_value(),)
