@@ -20,7 +20,7 @@ def add_suppression(body: SuppressionIn) -> tuple[SuppressionList, int]:
     service.suppress(session=session, workspace_id=workspace_id, channel=body.channel, address=body.address,
                      reason=body.reason, detail=body.detail, region=region)
     items, _ = service.list_suppressions(session=session, workspace_id=workspace_id, page=SuppressionQuery(limit=1),
-                                         channel=body.channel, address=body.address)
+                                         channel=body.channel, address=body.address, region=region)
     return SuppressionList(items=[SuppressionOut.model_validate(i) for i in items], next_cursor=None), 201
 
 

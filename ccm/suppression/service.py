@@ -81,13 +81,14 @@ def unsuppress(*, session: Session, workspace_id: str, suppression_id: str) -> N
 
 
 def list_suppressions(*, session: Session, workspace_id: str, page: PageQuery, channel: str | None,
-                      address: str | None) -> tuple[list[Suppression], str | None]:
+                      address: str | None, region: str | None = None) -> tuple[list[Suppression], str | None]:
     statement = select(Suppression).where(Suppression.workspace_id == workspace_id)
     if channel:
         statement = statement.where(Suppression.channel == channel)
     if address and channel:
         try:
-            statement = statement.where(Suppression.address_hash == address_hash(channel, canonical(channel, address)))
+            value = canonical(channel, address, region=region)
+            statement = statement.where(Suppression.address_hash == address_hash(channel, value))
         except InvalidAddress:
             return [], None
     rows = session.scalars(paginate(statement, Suppression.id, page)).all()
