@@ -31,8 +31,7 @@ class Settings(BaseSettings):
     """Channels delivered into the local outbox when a workspace configures no provider for them
     and (for email) ``smtp_url`` is unset: ``email``, ``email,sms,chat`` or empty. Default: email on
     the embedded default, nothing otherwise (a production deployment never "delivers" into a table)."""
-    default_region: str = "US"
-    """Region for phone numbers written without a country code (ISO 3166, e.g. FR)."""
+
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     mail_from: str = "CCM <noreply@localhost>"
