@@ -36,10 +36,11 @@ def setup(count: int):  # type: ignore[no-untyped-def]
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="bench")
         for category in ("marketing", "transactional"):
-            create_template(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, data=TemplateIn.model_validate({
+            definition = TemplateIn.model_validate({
                 "key": category, "category": category, "variables": ["first_name"],
                 "variants": [{"channel": "sms", "body": "Hi {{ first_name }}, 20% off today"},
-                             {"channel": "email", "subject": "Hi", "html": "<p>Hi {{ first_name }}</p>"}]}))
+                             {"channel": "email", "subject": "Hi", "html": "<p>Hi {{ first_name }}</p>"}]})
+            create_template(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, data=definition)
             publish(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, key=category)
         profiles = [Profile(workspace_id=ws.id, external_id=f"u{n}", phone=f"+1415555{n % 10000:04d}",
                             email=f"u{n}@example.com", timezone="UTC", attributes={"first_name": "Ada"},
@@ -79,8 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     fresh_database()
     runtime, workspace_id, ids = setup(args.messages)
-    from ccm.workspaces.schemas import WorkspacePolicy
     from ccm.workspaces.models import Workspace
+    from ccm.workspaces.schemas import WorkspacePolicy
 
     with runtime.db.unit_of_work() as session:
         session.get(Workspace, workspace_id).settings = WorkspacePolicy.model_validate({

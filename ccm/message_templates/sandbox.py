@@ -14,7 +14,6 @@ Three layers, because each one misses something the next one catches:
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -26,21 +25,30 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 
-# The caps are re-exported: callers may still read them from this module.
+
 from ccm.message_templates.limits import (
     WORK_FACTOR,
     BoundedEnvironment,
     LimitExceeded,
     work_budget,
 )
+from ccm.message_templates.static_checks import (
+    BLOCKED_ATTRIBUTES,
+    BLOCKED_NAMES,
+    find_forbidden_constructs,
+    name_problem,
+)
 from ccm.message_templates.watchdog import WATCHDOG, DeadlineExceeded
 
-BLOCKED_ATTRIBUTES = {
-    "format": "string formatting methods are blocked; use the format filter",
-    "format_map": "string formatting methods are blocked; use the format filter",
-    "mro": "type internals are blocked",
-}
-BLOCKED_NAMES = frozenset({"self", "lipsum", "cycler", "joiner"})
+__all__ = [
+    "BLOCKED_ATTRIBUTES",
+    "BLOCKED_NAMES",
+    "WORK_FACTOR",
+    "Problem",
+    "RenderError",
+    "TemplateBundle",
+    "TemplateSandbox",
+]
 
 # Python's own nesting limits, hit by Jinja's recursive parser or when compiling its output.
 _TOO_DEEP = (RecursionError, SyntaxError)
@@ -163,21 +171,21 @@ class _SandboxEnvironment(BoundedEnvironment):
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
         # Fail at the access rather than hand back an undefined that `is defined` would accept.
-        raise SecurityError(_name_problem(attribute) or f"{attribute!r} is not allowed in templates")
+        raise SecurityError(name_problem(attribute) or f"{attribute!r} is not allowed in templates")
 
     def wrap_str_format(self, value: Any) -> None:
         # is_safe_attribute refuses str.format and format_map outright, so there is nothing to wrap.
         return None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        problem = _name_problem(attribute)
+        problem = name_problem(attribute)
         if problem:
             raise SecurityError(problem)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         if isinstance(argument, str) and argument.startswith("_"):
-            raise SecurityError(_name_problem(argument))
+            raise SecurityError(name_problem(argument))
         return super().getitem(obj, argument)
 
 
@@ -206,7 +214,11 @@ class TemplateSandbox:
         env = self._envs[True]
         try:
             tree = env.parse(source, name=name)
-            problems = sorted(_forbidden_constructs(tree, name), key=lambda problem: problem.line or 0)
+            problems = [
+                Problem(name, line, "forbidden", f"line {line}: {message}")
+                for line, message in find_forbidden_constructs(tree)
+            ]
+            problems.sort(key=lambda problem: problem.line or 0)
             if not problems:
                 env.compile(tree, name=name)  # unknown filters and tests only surface here
         except TemplateSyntaxError as exc:
@@ -331,75 +343,6 @@ def _suspended_at(generator: Any) -> tuple[str | None, int | None]:
             found = (template.filename, template.get_corresponding_lineno(frame.f_lineno))
         generator = generator.gi_yieldfrom
     return found
-
-
-# Static checks, run by validate().
-
-_CHECKED_NODES = (nodes.Getattr, nodes.Getitem, nodes.NSRef, nodes.Name, nodes.Filter)
-# Where the attribute name sits among a filter's positional arguments.
-_ATTRIBUTE_POSITION = {"attr": 0, "selectattr": 0, "rejectattr": 0, "groupby": 0, "sum": 0,
-                       "min": 1, "max": 1, "unique": 1, "sort": 2}
-
-
-def _forbidden_constructs(tree: nodes.Template, source_name: str) -> Iterator[Problem]:
-    for node in tree.find_all(_CHECKED_NODES):
-        message = _static_problem(node)
-        if message is not None:
-            yield Problem(source_name, node.lineno, "forbidden", f"line {node.lineno}: {message}")
-
-
-def _static_problem(node: nodes.Node) -> str | None:
-    if isinstance(node, (nodes.Getattr, nodes.NSRef)):
-        return _name_problem(node.attr)
-    if isinstance(node, nodes.Getitem):
-        return _name_problem(node.arg.value) if _is_str_const(node.arg) else None
-    if isinstance(node, nodes.Name):
-        return f"{node.name!r} is not available in templates" if node.name in BLOCKED_NAMES else None
-    return _filter_problem(node)
-
-
-def _filter_problem(node: nodes.Filter) -> str | None:
-    names = list(_attribute_arguments(node))
-    if _applies_attr(node) and (node.dyn_args or node.dyn_kwargs or not names or not all(map(_is_str_const, names))):
-        return "the attr filter needs a literal attribute name"
-    for arg in filter(_is_str_const, names):
-        for part in re.split(r"[.,]", arg.value):
-            problem = _name_problem(part.strip())
-            if problem:
-                return problem
-    return None
-
-
-def _applies_attr(node: nodes.Filter) -> bool:
-    return node.name == "attr" or (node.name == "map" and bool(node.args) and _const(node.args[0]) == "attr")
-
-
-def _attribute_arguments(node: nodes.Filter) -> Iterator[nodes.Expr]:
-    """Yield the arguments of a filter call that name attributes to look up."""
-    if node.name == "map" and _applies_attr(node):
-        yield from node.args[1:2]
-    position = _ATTRIBUTE_POSITION.get(node.name)
-    if position is not None and position < len(node.args):
-        yield node.args[position]
-    for keyword in node.kwargs:
-        if keyword.key == "attribute" or (node.name == "attr" and keyword.key == "name"):
-            yield keyword.value
-
-
-def _const(node: nodes.Node) -> Any:
-    return node.value if isinstance(node, nodes.Const) else None
-
-
-def _is_str_const(node: nodes.Node) -> bool:
-    return isinstance(_const(node), str)
-
-
-def _name_problem(name: str) -> str | None:
-    if name.startswith("_"):
-        return f"{name!r} is not allowed: attributes starting with '_' are blocked"
-    if name in BLOCKED_ATTRIBUTES:
-        return f"{name!r} is not allowed: {BLOCKED_ATTRIBUTES[name]}"
-    return None
 
 
 @jinja2.pass_context  # which also keeps Jinja from evaluating output at compile time

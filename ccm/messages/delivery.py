@@ -33,6 +33,7 @@ from ccm.channels.base import (
     OutboundMessage,
     OutcomeUnknownError,
     ProviderConfigError,
+    Receipt,
     TransientDeliveryError,
 )
 from ccm.channels.registry import Configured
@@ -79,50 +80,96 @@ def _try_provider(runtime: Runtime, claimed: Claimed, configured: Configured, ou
                   hops: Hops) -> bool:
     """Hand the message to one provider. True when the attempt is over (sent, or failed in a way
     no other provider may retry); False to fail over to the next provider of the channel."""
+    if _refused_by_guard(runtime, configured, hops):
+        return False
+    try:
+        receipt = _send(runtime, claimed, configured, outbound, hops)
+    except ClaimLost:
+        log.info("message %s: claim lost before sending; another run owns it", claimed.message_id)
+        return True
+    except (TransientDeliveryError, ProviderConfigError) as error:
+        return _not_taken(runtime, claimed, configured, hops, error)
+    except DeliveryError as error:
+        _record_no_failover(runtime, claimed, configured, outbound, hops, error)
+        return True
+    except Exception:
+        _release_before_intent(runtime, claimed, hops)
+        raise
+    _record_sent(runtime, claimed, configured, receipt, hops)
+    return True
+
+
+def _refused_by_guard(runtime: Runtime, configured: Configured, hops: Hops) -> bool:
+    """Whether the provider's guards (open circuit, rate limit) turn it away; a skipped hop if so."""
     refused = runtime.guards.admit(configured.key, configured.provider.limits.rate_per_second)
     if refused:
         hops.add(configured, "skipped", refused)
-        return False
+    return bool(refused)
+
+
+def _send(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
+          hops: Hops) -> Receipt:
+    """The provider call, with transaction 2 (`record_intent`) as its commit point."""
 
     def commit_point() -> None:
         record_intent(runtime, claimed, configured, outbound, hops)
 
-    try:
-        receipt = configured.provider.send(outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
-    except ClaimLost:
-        log.info("message %s: claim lost before sending; another run owns it", claimed.message_id)
+    return configured.provider.send(outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
+
+
+def _not_taken(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops,
+               error: TransientDeliveryError | ProviderConfigError) -> bool:
+    """This provider did not take the message (transient or configuration error). True when the
+    attempt is over because only this account may try again; False to fail over."""
+    runtime.guards.failed(configured.key)
+    if getattr(error, "may_have_been_sent", False):
+        _retry_pinned(runtime, claimed, configured, hops, error)
         return True
-    except (TransientDeliveryError, ProviderConfigError) as error:  # this provider did not take it
-        runtime.guards.failed(configured.key)
-        if getattr(error, "may_have_been_sent", False):  # only this account may try again
-            hops.add(configured, AttemptOutcome.TRANSIENT_ERROR, f"{error.reason}: {error}")
-            hops.last_error = error
-            with runtime.db.unit_of_work() as session:
-                outcomes.record_exhausted(runtime, session, claimed, hops, pin=configured.key)
-            return True
-        hops.add(configured, AttemptOutcome.CONFIG_ERROR if isinstance(error, ProviderConfigError)
-                 else AttemptOutcome.TRANSIENT_ERROR, f"{error.reason}: {error}")
-        if isinstance(error, ProviderConfigError):
-            log.error("provider %s (%s) is misconfigured: %s", configured.label, configured.key, error)
-        hops.last_error = error
-        return False
-    except DeliveryError as error:  # permanent, or it may have been accepted: no failover
-        hops.add(configured, AttemptOutcome.UNKNOWN if isinstance(error, OutcomeUnknownError)
-                 else AttemptOutcome.PERMANENT_ERROR, f"{error.reason}: {error}")
+    _record_failover(configured, hops, error)
+    return False
+
+
+def _retry_pinned(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops,
+                  error: DeliveryError) -> None:
+    """The provider may have the message after all: retry later on this account only."""
+    hops.add(configured, AttemptOutcome.TRANSIENT_ERROR, f"{error.reason}: {error}")
+    hops.last_error = error
+    with runtime.db.unit_of_work() as session:
+        outcomes.record_exhausted(runtime, session, claimed, hops, pin=configured.key)
+
+
+def _record_failover(configured: Configured, hops: Hops, error: TransientDeliveryError | ProviderConfigError) -> None:
+    """Note the failed hop; the next provider of the channel gets the message."""
+    misconfigured = isinstance(error, ProviderConfigError)
+    hops.add(configured, AttemptOutcome.CONFIG_ERROR if misconfigured else AttemptOutcome.TRANSIENT_ERROR,
+             f"{error.reason}: {error}")
+    if misconfigured:
+        log.error("provider %s (%s) is misconfigured: %s", configured.label, configured.key, error)
+    hops.last_error = error
+
+
+def _record_no_failover(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
+                        hops: Hops, error: DeliveryError) -> None:
+    """The provider refused for good, or may have accepted the message: no other provider may try."""
+    hops.add(configured, AttemptOutcome.UNKNOWN if isinstance(error, OutcomeUnknownError)
+             else AttemptOutcome.PERMANENT_ERROR, f"{error.reason}: {error}")
+    with runtime.db.unit_of_work() as session:
+        outcomes.record_failure(runtime, session, claimed, error, hops, outbound)
+
+
+def _release_before_intent(runtime: Runtime, claimed: Claimed, hops: Hops) -> None:
+    """After an unexpected error, give the claim back unless the commit point was passed."""
+    if not hops.intent_recorded:
         with runtime.db.unit_of_work() as session:
-            outcomes.record_failure(runtime, session, claimed, error, hops, outbound)
-        return True
-    except Exception:
-        if not hops.intent_recorded:
-            with runtime.db.unit_of_work() as session:
-                outcomes.release(session, claimed)
-        raise
+            outcomes.release(session, claimed)
+
+
+def _record_sent(runtime: Runtime, claimed: Claimed, configured: Configured, receipt: Receipt, hops: Hops) -> None:
     runtime.guards.succeeded(configured.key)
     hops.add(configured, receipt.status)
     _failpoint(runtime, "after_send")
     with runtime.db.unit_of_work() as session:
         outcomes.record_success(session, claimed, configured, receipt, hops)
-    return True
 
 
 def claim(runtime: Runtime, message_id: str) -> Claimed | None:

@@ -19,12 +19,13 @@ from ccm.channels.registry import Configured
 from ccm.message_templates.rendering import PublishedTemplate, RenderedParts, build_context, render_parts
 from ccm.message_templates.sandbox import RenderError
 from ccm.messages.models import Message, MessageStatus
-from ccm.messages.routing import candidate_channels, choose_route
+from ccm.messages.routing import Route, candidate_channels, choose_route
 from ccm.messages.rules import NotSendable, SendRules
 from ccm.profiles.models import Profile
 from ccm.runtime import Runtime
 from ccm.tokens import UNSUBSCRIBE
 from ccm.workspaces.models import Workspace
+from ccm.workspaces.schemas import WorkspacePolicy
 from ccm.workspaces.service import policy_of
 
 _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
@@ -115,11 +116,35 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
     if pending.profile_id is None:
         raise NotSendable(MessageStatus.SKIPPED, "profile_deleted")
     policy = policy_of(pending.workspace_settings, workspace_id=pending.workspace_id)
-    rules = SendRules(session, policy, workspace_id=pending.workspace_id, profile_id=pending.profile_id,
-                      category=pending.category, topic=pending.topic, timezone=pending.timezone,
-                      preferences=pending.preferences)
+    rules = _send_rules(session, pending, policy)
     template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
-    route = choose_route(
+    route = _choose_route(runtime, session, pending, policy, template, rules)
+    hops = [{"channel": entry["channel"], "decision": "failed", "reason": entry["reason"]}
+            for entry in pending.failed_channels] + [hop.as_dict() for hop in route.hops]
+    if route.channel is None or route.variant is None or route.address is None:
+        raise _no_route(pending, route, hops)
+    rules.check_caps(route.channel, hops)
+    rules.check_quiet_hours(route.channel, hops, pending.deadline_at)
+    parts = _render(runtime, pending, template, route.channel, route.variant, hops)
+    parts, segments = _size_sms(rules, parts, hops)
+    try:
+        outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url)
+    except HeaderInjectionError as exc:
+        raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
+    return Prepared(route.targets, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
+
+
+def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> SendRules:
+    assert pending.profile_id is not None  # prepare() skipped messages whose profile was deleted
+    return SendRules(session, policy, workspace_id=pending.workspace_id, profile_id=pending.profile_id,
+                     category=pending.category, topic=pending.topic, timezone=pending.timezone,
+                     preferences=pending.preferences)
+
+
+def _choose_route(runtime: Runtime, session: Session, pending: Pending, policy: WorkspacePolicy,
+                  template: PublishedTemplate, rules: SendRules) -> Route:
+    """The first channel, in the message's order of preference, with a variant and a usable provider."""
+    return choose_route(
         candidates=candidate_channels(override=pending.channel_override, ranking=pending.channels or [],
                                       workspace_order=policy.channel_order, allowed=pending.allowed_channels,
                                       failed=[entry["channel"] for entry in pending.failed_channels]),
@@ -128,25 +153,22 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
         providers=lambda channel: _serving(runtime, session, pending, channel),
         blocked=rules.blocked,
     )
-    hops = [{"channel": entry["channel"], "decision": "failed", "reason": entry["reason"]}
-            for entry in pending.failed_channels] + [hop.as_dict() for hop in route.hops]
-    if route.channel is None or route.variant is None or route.address is None:
-        if pending.failed_channels:
-            raise NotSendable(MessageStatus.FAILED, "failed on every channel it may use: " + "; ".join(
-                f"{entry['channel']}: {entry['reason']}" for entry in pending.failed_channels), hops)
-        raise NotSendable(MessageStatus.SKIPPED, route.skip_reason, hops)
-    rules.check_caps(route.channel, hops)
-    rules.check_quiet_hours(route.channel, hops, pending.deadline_at)
-    parts = _render(runtime, pending, template, route.channel, route.variant, hops)
-    segments = None
-    if parts.channel == "sms":
-        body, size = rules.sms_body(parts.body, hops)
-        parts, segments = replace(parts, body=body), size.segments
-    try:
-        outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url)
-    except HeaderInjectionError as exc:
-        raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
-    return Prepared(route.targets, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
+
+
+def _no_route(pending: Pending, route: Route, hops: list[dict[str, Any]]) -> NotSendable:
+    """Failed when earlier channels failed for good and none is left; otherwise skipped."""
+    if pending.failed_channels:
+        return NotSendable(MessageStatus.FAILED, "failed on every channel it may use: " + "; ".join(
+            f"{entry['channel']}: {entry['reason']}" for entry in pending.failed_channels), hops)
+    return NotSendable(MessageStatus.SKIPPED, route.skip_reason, hops)
+
+
+def _size_sms(rules: SendRules, parts: RenderedParts, hops: list[dict[str, Any]]) -> tuple[RenderedParts, int | None]:
+    """The parts with an SMS body fitted to the size rules, and its segment count (None off SMS)."""
+    if parts.channel != "sms":
+        return parts, None
+    body, size = rules.sms_body(parts.body, hops)
+    return replace(parts, body=body), size.segments
 
 
 def _render(runtime: Runtime, pending: Pending, template: PublishedTemplate, channel: str,
