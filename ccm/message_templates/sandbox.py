@@ -25,7 +25,6 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 
-
 from ccm.message_templates.limits import (
     WORK_FACTOR,
     BoundedEnvironment,
