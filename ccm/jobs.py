@@ -180,12 +180,15 @@ class Relay(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        from ccm.engagement.writer import drain_hits
         from ccm.idempotency.service import purge_expired
 
         ticks = 0
         while not self.stopping.wait(self.runtime.settings.relay_interval):
             try:
                 while relay_once(self.runtime) == 500:
+                    pass
+                while drain_hits(self.runtime) == 1000:
                     pass
                 ticks += 1
                 if ticks % 600 == 1:

@@ -4,6 +4,7 @@ from ccm.auth.models import ApiKey
 from ccm.channels.models import OutboxItem, ProviderAccount
 from ccm.consent.models import ConsentRecord
 from ccm.db import Base
+from ccm.engagement.models import EngagementEvent
 from ccm.idempotency.models import IdempotencyKey
 from ccm.jobs import PendingJob
 from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
@@ -15,6 +16,6 @@ from ccm.workspaces.models import Workspace
 metadata = Base.metadata
 
 __all__ = [
-    "ApiKey", "ConsentRecord", "DeliveryAttempt", "IdempotencyKey", "Message", "MessageTemplate", "OutboxItem",
+    "ApiKey", "ConsentRecord", "DeliveryAttempt", "EngagementEvent", "IdempotencyKey", "Message", "MessageTemplate", "OutboxItem",
     "PendingJob", "Profile", "ProviderAccount", "Snippet", "Suppression", "TemplateVersion", "Workspace", "metadata",
 ]

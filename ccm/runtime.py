@@ -18,6 +18,8 @@ from ccm.channels.registry import ChannelProviders
 from ccm.config import Settings
 from ccm.crypto import SecretBox
 from ccm.db import Database
+from ccm.engagement.buffer import HitBuffer
+from ccm.engagement.tracking import LinkSigner
 from ccm.jobs import Publisher, build_broker
 from ccm.message_templates.rendering import PublishedTemplate
 from ccm.message_templates.sandbox import TemplateSandbox
@@ -37,6 +39,8 @@ class Runtime:
     signer: Signer
     secret_box: SecretBox
     guards: ProviderGuards
+    link_signer: LinkSigner
+    hits: HitBuffer
     templates: TemplateCache = field(default_factory=lambda: TemplateCache())
 
     def close(self) -> None:
@@ -83,4 +87,6 @@ def create_runtime(settings: Settings) -> Runtime:
         sandbox=TemplateSandbox(timeout=settings.render_timeout, max_chars=settings.render_max_chars),
         signer=Signer(secret), secret_box=box,
         guards=ProviderGuards(getattr(broker, "client", None), namespace=settings.redis_namespace),
+        link_signer=LinkSigner(secret),
+        hits=HitBuffer(getattr(broker, "client", None), namespace=settings.redis_namespace),
     )

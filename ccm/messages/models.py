@@ -75,6 +75,9 @@ class Message(Base):
     """SMS segments the body takes (what the carrier bills)."""
     reply_to: Mapped[str | None] = mapped_column(String(320))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    track: Mapped[bool] = mapped_column(default=True)
+    """Whether this message's email may carry the open pixel and tracked links (the workspace
+    policy must allow them too)."""
     route: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(20), default=MessageStatus.QUEUED)
     reason: Mapped[str | None] = mapped_column(Text)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ccm.channels.base import OutboundMessage
 from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_email
 from ccm.channels.registry import Configured
+from ccm.engagement.tracking import rewrite_html
 from ccm.message_templates.rendering import PublishedTemplate, RenderedParts, build_context, render_parts
 from ccm.message_templates.sandbox import RenderError
 from ccm.messages.models import Message, MessageStatus
@@ -33,6 +34,7 @@ LOAD_PENDING = (
     select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
            _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
            _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.pinned_account, _m.c.data,
+           _m.c.track,
            _m.c.category,
            _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
@@ -63,6 +65,7 @@ class Pending:
     failed_channels: list[dict[str, str]]
     pinned_account: str | None
     data: dict[str, Any]
+    track: bool
     category: str
     topic: str | None
     reply_to: str | None
@@ -125,7 +128,7 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
         raise _no_route(pending, route, hops)
     rules.check_caps(route.channel, hops)
     rules.check_quiet_hours(route.channel, hops, pending.deadline_at)
-    parts = _render(runtime, pending, template, route.channel, route.variant, hops)
+    parts = _track(runtime, pending, policy, _render(runtime, pending, template, route.channel, route.variant, hops))
     parts, segments = _size_sms(rules, parts, hops)
     try:
         outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url)
@@ -183,6 +186,18 @@ def _render(runtime: Runtime, pending: Pending, template: PublishedTemplate, cha
     except RenderError as exc:
         raise NotSendable(MessageStatus.FAILED, f"render_error: {exc.code}: {exc.message}", hops) from None
     return replace(parts, unsubscribe_url=unsubscribe_url)
+
+
+def _track(runtime: Runtime, pending: Pending, policy: WorkspacePolicy, parts: RenderedParts) -> RenderedParts:
+    """Signed click links and the open pixel in the HTML, when both the workspace and the message
+    allow them. The text part keeps the plain links; the unsubscribe link is never rewritten."""
+    clicks, opens = policy.tracking.clicks and pending.track, policy.tracking.opens and pending.track
+    if parts.html is None or not (clicks or opens):
+        return parts
+    html = rewrite_html(parts.html, message_id=pending.id, public_url=runtime.settings.public_url,
+                        signer=runtime.link_signer, clicks=clicks, opens=opens,
+                        keep=frozenset({parts.unsubscribe_url}) if parts.unsubscribe_url else frozenset())
+    return replace(parts, html=html)
 
 
 def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedParts,

@@ -26,6 +26,7 @@ class SendIn(BaseModel):
     topic: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
     reply_to: Email | None = None
     deadline: dt.datetime | None = Field(None, description="give up (failed: deadline_exceeded) after this time")
+    track: bool = Field(True, description="false: no open pixel or tracked links in this message")
 
     @field_validator("deadline")
     @classmethod

@@ -71,7 +71,7 @@ def send_message(*, session: Session, runtime: Runtime, workspace_id: str, reque
         id=message_id, workspace_id=workspace_id, profile_id=recipient.id, source="api", send_key=send_key,
         category=request.category or template.category, topic=request.topic, template_version_id=template.id,
         template_key=request.template, template_version=template.version, channel_override=request.channel,
-        allowed_channels=request.channels, failed_channels=[],
+        allowed_channels=request.channels, failed_channels=[], track=request.track,
         reply_to=request.reply_to, data=request.data, route=[], status=MessageStatus.QUEUED, claims=0,
         created_at=now, updated_at=now,
         deadline_at=request.deadline or now + dt.timedelta(seconds=runtime.settings.default_send_window),

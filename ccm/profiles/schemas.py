@@ -69,6 +69,9 @@ class ProfileOut(BaseModel):
     locale: str | None
     channels: list[str]
     preferences: dict[str, Any]
+    engagement: dict[str, Any] = Field(description="per channel: counters by event kind and last engagement")
+    engagement_score: float
+    best_channel: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -42,6 +42,13 @@ class TopicPolicy(BaseModel):
     description: str = ""
 
 
+class TrackingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    opens: bool = True
+    clicks: bool = True
+
+
 class WorkspacePolicy(BaseModel):
     """Every setting that decides whether, where and when a message may go."""
 
@@ -59,6 +66,7 @@ class WorkspacePolicy(BaseModel):
     consent_default: Literal["opt_in", "opt_out"] = Field(
         "opt_out", description="for marketing topics the workspace did not declare")
     sms_segment_cap: int = Field(6, ge=1, le=20, description="longer SMS bodies fail with sms_too_long")
+    tracking: TrackingPolicy = Field(default_factory=TrackingPolicy, description="open pixel and click links in email")
     sms_opt_out_footer: str | None = Field(
         "Reply STOP to opt out", description="appended to marketing SMS; null to send none")
 

@@ -1,0 +1,133 @@
+"""Unsubscribing: the RFC 8058 one-click endpoint, the confirmation page behind the same link,
+and the preference page where a person picks topics and channels.
+
+The links carry a token signed for this purpose only (``ccm.tokens.UNSUBSCRIBE``), valid for
+400 days and across key rotations. ``GET`` never changes anything (mail scanners follow links);
+``POST`` does, and doing it twice changes nothing more. A decision is a consent record, so it is
+honoured by the very next send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from jinja2 import Environment
+from sqlalchemy.orm import Session
+
+from ccm.consent.models import ALL_TOPICS
+from ccm.consent.schemas import ConsentIn
+from ccm.consent.service import allows, record_consent
+from ccm.engagement.service import record_events
+from ccm.profiles.models import Profile
+from ccm.tokens import UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE, InvalidToken
+from ccm.workspaces.service import get_workspace, policy_of
+
+bp = Blueprint("unsubscribe", __name__, url_prefix="/u")
+_pages = Environment(autoescape=True)
+
+CONFIRM = _pages.from_string("""<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto">
+{% if done %}<h1>You are unsubscribed</h1><p>You will not get {{ what }} any more.</p>
+{% else %}<h1>Unsubscribe?</h1><p>Stop receiving {{ what }}.</p>
+<form method="post"><button type="submit">Unsubscribe</button></form>{% endif %}
+<p><a href="{{ preferences }}">Choose what you receive instead</a></p></body></html>""")
+
+PREFERENCES = _pages.from_string("""<!doctype html><html><head><meta charset="utf-8"><title>Preferences</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto">
+<h1>What would you like to receive?</h1>{% if saved %}<p><strong>Saved.</strong></p>{% endif %}
+<form method="post">{% for row in rows %}<fieldset><legend>{{ row.label }}</legend>
+{% for channel, on in row.channels %}<label><input type="checkbox" name="{{ row.topic }}:{{ channel }}"
+{% if on %}checked{% endif %}> {{ channel }}</label> {% endfor %}</fieldset>{% endfor %}
+<input type="hidden" name="submitted" value="1"><button type="submit">Save</button></form></body></html>""")
+
+CHANNELS = ("email", "sms", "chat")
+
+
+@bp.get("/<token>")
+def confirm_page(token: str) -> Response:
+    """What the link shows in a browser: a question, never a change."""
+    payload = _verify(token)
+    return _html(CONFIRM.render(done=False, what=_what(payload), preferences=f"{request.path}/preferences"))
+
+
+@bp.post("/<token>")
+def unsubscribe(token: str) -> Response:
+    """RFC 8058 one-click (``List-Unsubscribe=One-Click``) and the confirmation form: 200, never a redirect."""
+    runtime = current_app.extensions["ccm"]
+    payload = _verify(token)
+    with runtime.db.unit_of_work() as session:
+        revoke(session, payload, source="one_click" if request.form.get("List-Unsubscribe") else "unsubscribe_link")
+    return _html(CONFIRM.render(done=True, what=_what(payload), preferences=f"{request.path}/preferences"))
+
+
+@bp.route("/<token>/preferences", methods=["GET", "POST"])
+def preferences(token: str) -> Response:
+    runtime = current_app.extensions["ccm"]
+    payload = _verify(token)
+    with runtime.db.unit_of_work() as session:
+        profile = session.get(Profile, payload.get("p") or "")
+        if profile is None or profile.workspace_id != payload.get("w"):
+            return _html("<p>Nothing to choose: we do not hold any data about you.</p>")
+        policy = policy_of(get_workspace(session=session, workspace_id=profile.workspace_id).settings)
+        topics = [(ALL_TOPICS, "Every message")] + [(key, t.description or key) for key, t in policy.topics.items()]
+        if request.method == "POST":
+            _save(session, profile, policy, topics)
+        rows = [{"topic": topic, "label": label,
+                 "channels": [(c, allows(session=session, profile_id=profile.id, channel=c,
+                                         topic=None if topic == ALL_TOPICS else topic, policy=policy))
+                              for c in CHANNELS]} for topic, label in topics]
+    return _html(PREFERENCES.render(rows=rows, saved=request.method == "POST"))
+
+
+def revoke(session: Session, payload: dict[str, Any], *, source: str) -> bool:
+    """Record the opt-out the token stands for; False when it was already in effect."""
+    profile = session.get(Profile, payload.get("p") or "")
+    if profile is None or profile.workspace_id != payload.get("w"):
+        return False  # erased, or never ours: nothing to stop
+    channel, topic = payload.get("c") or "email", payload.get("t")
+    policy = policy_of(get_workspace(session=session, workspace_id=profile.workspace_id).settings)
+    if not allows(session=session, profile_id=profile.id, channel=channel, topic=topic, policy=policy):
+        return False
+    record_consent(session=session, workspace_id=profile.workspace_id, profile_id=profile.id, actor="recipient",
+                   data=ConsentIn(channel=channel, topic=topic or ALL_TOPICS, status="revoked", source=source,
+                                  ip=request.remote_addr, user_agent=request.headers.get("User-Agent"),
+                                  proof={"message_id": payload.get("m")}))
+    record_events(session, [{"workspace_id": profile.workspace_id, "profile_id": profile.id,
+                             "message_id": payload.get("m"), "channel": channel, "kind": "unsubscribed",
+                             "source": source, "detail": {"topic": topic or ALL_TOPICS}}])
+    return True
+
+
+def _save(session: Session, profile: Profile, policy: Any, topics: list[tuple[str, str]]) -> None:
+    for topic, _ in topics:
+        for channel in CHANNELS:
+            wanted = f"{topic}:{channel}" in request.form
+            current = allows(session=session, profile_id=profile.id, channel=channel,
+                             topic=None if topic == ALL_TOPICS else topic, policy=policy)
+            if wanted != current:
+                record_consent(session=session, workspace_id=profile.workspace_id, profile_id=profile.id,
+                               actor="recipient", data=ConsentIn(
+                                   channel=channel, topic=topic, status="granted" if wanted else "revoked",
+                                   source="preference_page", ip=request.remote_addr,
+                                   user_agent=request.headers.get("User-Agent")))
+
+
+def _verify(token: str) -> dict[str, Any]:
+    from werkzeug.exceptions import NotFound
+
+    try:
+        return current_app.extensions["ccm"].signer.verify(UNSUBSCRIBE, token, max_age=UNSUBSCRIBE_MAX_AGE)
+    except InvalidToken:
+        raise NotFound("This link is not valid.") from None
+
+
+def _what(payload: dict[str, Any]) -> str:
+    topic = payload.get("t")
+    return f"{'“' + topic + '” ' if topic else ''}messages by {payload.get('c') or 'email'}"
+
+
+def _html(body: str) -> Response:
+    return Response(body, mimetype="text/html", headers={"Cache-Control": "no-store"})
