@@ -35,15 +35,16 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.channels import providers_api as providers
     from ccm.consent import api as consent
     from ccm.engagement import api as tracking
-    from ccm.engagement import unsubscribe
+    from ccm.engagement import timeline_api, unsubscribe
     from ccm.message_templates import api as templates
     from ccm.messages import api as messages
     from ccm.profiles import api as profiles
     from ccm.suppression import api as suppressions
+    from ccm.webhooks import api as webhooks
     from ccm.workspaces import api as workspace
 
-    for module in (meta, tracking, unsubscribe, profiles, consent, templates, messages, outbox, providers, suppressions,
-                   workspace):
+    for module in (meta, tracking, unsubscribe, timeline_api, profiles, consent, templates, messages, outbox,
+                   providers, suppressions, workspace, webhooks):
         app.register_blueprint(module.bp)
 
 

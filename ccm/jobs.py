@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("deliveries", "maintenance")
+QUEUES = ("deliveries", "webhooks", "maintenance")
 
 
 @dataclass(frozen=True)

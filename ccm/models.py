@@ -11,11 +11,13 @@ from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersi
 from ccm.messages.models import DeliveryAttempt, Message
 from ccm.profiles.models import Profile
 from ccm.suppression.models import Suppression
+from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
 from ccm.workspaces.models import Workspace
 
 metadata = Base.metadata
 
 __all__ = [
-    "ApiKey", "ConsentRecord", "DeliveryAttempt", "EngagementEvent", "IdempotencyKey", "Message", "MessageTemplate", "OutboxItem",
-    "PendingJob", "Profile", "ProviderAccount", "Snippet", "Suppression", "TemplateVersion", "Workspace", "metadata",
+    "ApiKey", "ConsentRecord", "DeliveryAttempt", "EngagementEvent", "IdempotencyKey", "Message", "MessageTemplate",
+    "OutboxItem", "PendingJob", "Profile", "ProviderAccount", "Snippet", "Suppression", "TemplateVersion",
+    "WebhookDelivery", "WebhookEndpoint", "Workspace", "metadata",
 ]

@@ -24,6 +24,7 @@ from ccm.jobs import Publisher, build_broker
 from ccm.message_templates.rendering import PublishedTemplate
 from ccm.message_templates.sandbox import TemplateSandbox
 from ccm.tokens import Signer
+from ccm.webhooks.service import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Runtime:
     guards: ProviderGuards
     link_signer: LinkSigner
     hits: HitBuffer
+    webhooks: Subscriptions
     templates: TemplateCache = field(default_factory=lambda: TemplateCache())
 
     def close(self) -> None:
@@ -79,7 +81,8 @@ def create_runtime(settings: Settings) -> Runtime:
     db = Database(settings.resolved_database_url)
     broker = build_broker(settings)
     publisher = Publisher(broker, db.sessionmaker)
-    db.sessionmaker.configure(info={"publisher": publisher})
+    webhooks = Subscriptions(grace=settings.relay_grace)
+    db.sessionmaker.configure(info={"publisher": publisher, "webhooks": webhooks})
     secret = settings.resolved_secret_key()
     box = SecretBox(secret, purpose="ccm.provider-secrets")
     return Runtime(
@@ -89,4 +92,5 @@ def create_runtime(settings: Settings) -> Runtime:
         guards=ProviderGuards(getattr(broker, "client", None), namespace=settings.redis_namespace),
         link_signer=LinkSigner(secret),
         hits=HitBuffer(getattr(broker, "client", None), namespace=settings.redis_namespace),
+        webhooks=webhooks,
     )

@@ -12,11 +12,13 @@ from ccm import jobs
 from ccm.jobs import Job, Relay
 from ccm.messages import tasks as message_tasks
 from ccm.runtime import Runtime
+from ccm.webhooks import tasks as webhook_tasks
 
 log = logging.getLogger(__name__)
 
 TASKS: dict[Job, Callable[..., None]] = {
     message_tasks.DELIVER: message_tasks.deliver,
+    webhook_tasks.DELIVER: webhook_tasks.deliver,
 }
 """Every actor CCM has. Adding one means adding it here, nowhere else."""
 

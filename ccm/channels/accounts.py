@@ -90,10 +90,10 @@ def check_account(*, box: SecretBox, account: ProviderAccount) -> str | None:
     return None
 
 
-def public_config(account: ProviderAccount) -> dict[str, Any]:
-    """The settings as the API shows them: secrets replaced by a mask, never sent."""
-    secret_names = _secret_fields(_kind(account.kind).config_model)
-    return {**account.settings, **{name: MASK for name in secret_names if account.sealed_secrets}}
+def public_config(account: ProviderAccount, box: SecretBox) -> dict[str, Any]:
+    """The settings as the API shows them: the secrets that are set replaced by a mask, never sent."""
+    present = box.open(account.sealed_secrets) if account.sealed_secrets else {}
+    return {**account.settings, **{name: MASK for name in present}}
 
 
 def _kind(kind: str) -> Any:

@@ -130,3 +130,53 @@ class Provider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Callbacks from providers (status reports, inbound replies) -------------------------------------
+
+
+class WebhookRejected(Exception):
+    """A callback that is not provably from the provider (bad or missing signature, replay)."""
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """A provider's HTTP callback as CCM received it. ``public_url`` is the URL the provider was
+    given (``CCM_PUBLIC_URL`` + path): behind a proxy it differs from ``url`` in scheme or host,
+    and signatures are computed over the one the provider called."""
+
+    method: str
+    url: str
+    public_url: str
+    headers: dict[str, str]
+    """Lower-cased header names."""
+    body: bytes
+    form: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """What a provider reports about a message it accepted.
+
+    ``kind`` is one of ``delivered``, ``bounced_hard``, ``bounced_soft``, ``complained``,
+    ``failed``, ``read``, ``opened``, ``clicked``, ``unsubscribed``; ``event_id`` is stable across
+    the provider's retries of the same report (used to drop duplicates)."""
+
+    provider_message_id: str
+    kind: str
+    event_id: str
+    occurred_at: str | None = None
+    recipient: str | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """A message a person sent us on a channel (an SMS or chat reply)."""
+
+    channel: str
+    from_address: str
+    to_address: str | None
+    body: str
+    provider_message_id: str
+    received_at: str | None = None

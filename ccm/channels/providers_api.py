@@ -26,7 +26,8 @@ def _forget_after_commit() -> None:
 
 def _out(account: ProviderAccount) -> ProviderOut:
     return ProviderOut(id=account.id, kind=account.kind, channel=account.channel, label=account.label,
-                       priority=account.priority, enabled=account.enabled, config=accounts.public_config(account),
+                       priority=account.priority, enabled=account.enabled,
+                       config=accounts.public_config(account, _runtime().secret_box),
                        created_at=account.created_at, updated_at=account.updated_at)
 
 

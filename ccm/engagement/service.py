@@ -12,8 +12,12 @@ from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.engagement import rollups
 from ccm.engagement.models import EngagementEvent
 from ccm.ids import new_id
+from ccm.webhooks.service import emit
 
 _TABLE = EngagementEvent.__table__
+ANNOUNCED = {"opened": "engagement.opened", "clicked": "engagement.clicked", "unsubscribed": "profile.unsubscribed",
+             "replied": "conversation.replied"}
+"""Event kinds the workspace's webhooks hear about, and as what."""
 FIELDS = ("workspace_id", "profile_id", "message_id", "channel", "kind", "machine", "source", "dedupe_key",
           "detail", "occurred_at")
 
@@ -32,4 +36,9 @@ def record_events(session: Session, events: Sequence[dict[str, Any]]) -> list[di
         {session.execute(statement, rows[0]).scalar()} - {None}
     new = [row for row in rows if row["id"] in inserted]
     rollups.apply(session, new)
+    for event in new:
+        if event["kind"] in ANNOUNCED:
+            emit(session, event["workspace_id"], ANNOUNCED[event["kind"]], {
+                "event_id": event["id"], "message_id": event["message_id"], "channel": event["channel"],
+                "machine": event["machine"], "occurred_at": event["occurred_at"].isoformat(), **event["detail"]})
     return new

@@ -224,11 +224,11 @@ def _claimable(runtime: Runtime, session: Session, pending: Pending) -> bool:
     if pending.next_attempt_at and pending.next_attempt_at > now + dt.timedelta(seconds=1):
         return False  # published early (by the relay) for a retry or a deferral; the delayed run will come
     if pending.claims >= MAX_CLAIMS:
-        outcomes.finish_message(session, pending.id, MessageStatus.FAILED,
+        outcomes.finish_message(session, pending, MessageStatus.FAILED,
                                 f"too_many_attempts: claimed {pending.claims} times")
         return False
     if now >= pending.deadline_at:
-        outcomes.finish_message(session, pending.id, MessageStatus.FAILED,
+        outcomes.finish_message(session, pending, MessageStatus.FAILED,
                                 "deadline_exceeded: not sent before its deadline")
         return False
     return True

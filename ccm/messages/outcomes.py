@@ -12,7 +12,7 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
@@ -26,12 +26,18 @@ from ccm.messages.outbound import Pending, Prepared
 from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
 from ccm.suppression.service import suppress
+from ccm.webhooks.service import emit
 
 log = logging.getLogger(__name__)
 
 _m, _a = Message.__table__, DeliveryAttempt.__table__
+# A provider's delivery report can arrive before CCM records the send itself: "sent" never
+# overwrites the "delivered" (or "failed") such a report already set.
 _FINISH_OWNED = update(_m).where(_m.c.id == bindparam("b_id"), _m.c.claim_token == bindparam("b_token")).values(
-    status=bindparam("b_status"), reason=bindparam("b_reason"), provider_message_id=bindparam("b_provider_id"),
+    status=case((and_(bindparam("b_status") == MessageStatus.SENT,
+                      _m.c.status.in_((MessageStatus.DELIVERED, MessageStatus.FAILED))), _m.c.status),
+                else_=bindparam("b_status")),
+    reason=bindparam("b_reason"), provider_message_id=bindparam("b_provider_id"),
     finished_at=bindparam("b_now"), updated_at=bindparam("b_now"), next_attempt_at=None)
 _FINISH_ATTEMPT = update(_a).where(_a.c.message_id == bindparam("b_id"), _a.c.number == bindparam("b_number")).values(
     outcome=bindparam("b_outcome"), provider=bindparam("b_provider"), provider_message_id=bindparam("b_provider_id"),
@@ -138,7 +144,7 @@ def release(session: Session, claimed: Claimed) -> None:
 
 def finish_unsent(session: Session, pending: Pending, stop: NotSendable) -> None:
     """End a message that needs no provider call (skipped, or failed before sending)."""
-    finish_message(session, pending.id, stop.status, stop.reason, route=stop.route)
+    finish_message(session, pending, stop.status, stop.reason, route=stop.route)
 
 
 def defer(runtime: Runtime, session: Session, pending: Pending, deferred: Deferred) -> None:
@@ -150,12 +156,21 @@ def defer(runtime: Runtime, session: Session, pending: Pending, deferred: Deferr
     jobs.reschedule(session, DELIVER, pending.id, delay=delay, grace=runtime.settings.relay_grace)
 
 
-def finish_message(session: Session, message_id: str, status: MessageStatus, reason: str, **values: Any) -> None:
+def announce(session: Session, workspace_id: str, message_id: str, status: MessageStatus, reason: str | None,
+             channel: str | None) -> None:
+    """Tell the workspace's webhooks a message ended: ``message.sent``, ``.delivered``, ``.failed``, ``.skipped``."""
+    emit(session, workspace_id, f"message.{status}", {"message_id": message_id, "status": str(status),
+                                                      "reason": reason, "channel": channel})
+
+
+def finish_message(session: Session, pending: Pending, status: MessageStatus, reason: str, *,
+                   channel: str | None = None, **values: Any) -> None:
     """End a message whatever its claim (used by the run that holds the decision)."""
     now = utcnow()
-    session.execute(update(_m).where(_m.c.id == message_id).values(
+    session.execute(update(_m).where(_m.c.id == pending.id).values(
         status=status, reason=reason, finished_at=now, updated_at=now, next_attempt_at=None, **values))
-    jobs.finish(session, DELIVER, message_id)
+    jobs.finish(session, DELIVER, pending.id)
+    announce(session, pending.workspace_id, pending.id, status, reason, channel)
 
 
 def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int) -> None:
@@ -170,9 +185,9 @@ def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, 
     session.execute(_INSERT_ATTEMPT, attempt_row(
         pending.id, attempt_number, provider.name, prepared.outbound, outcome=AttemptOutcome(receipt.status),
         provider_message_id=receipt.provider_message_id, hops=hops, started_at=started, finished_at=utcnow()))
-    finish_message(session, pending.id, MessageStatus(receipt.status),
+    finish_message(session, pending, MessageStatus(receipt.status),
                    f"accepted by {provider.name} as {receipt.provider_message_id}",
-                   provider_message_id=receipt.provider_message_id)
+                   channel=prepared.channel, provider_message_id=receipt.provider_message_id)
 
 
 def settle_in_flight(session: Session, pending: Pending) -> bool:
@@ -185,7 +200,7 @@ def settle_in_flight(session: Session, pending: Pending) -> bool:
         return False
     session.execute(update(_a).where(_a.c.message_id == pending.id, _a.c.number == number).values(
         outcome=AttemptOutcome.UNKNOWN, finished_at=utcnow(), error="the worker stopped during the provider call"))
-    finish_message(session, pending.id, MessageStatus.SENT,
+    finish_message(session, pending, MessageStatus.SENT,
                    "outcome_unknown: the worker stopped after handing the message to the provider; "
                    "not retried, to avoid a duplicate")
     return True
@@ -245,6 +260,8 @@ def _finish_owned(session: Session, claimed: Claimed, status: MessageStatus, rea
                                             "b_reason": reason, "b_provider_id": provider_id, "b_now": utcnow()})
     if owned.rowcount:  # type: ignore[attr-defined]
         jobs.finish(session, DELIVER, claimed.message_id)
+        announce(session, claimed.outbound.workspace_id, claimed.message_id, status, reason,
+                 claimed.outbound.channel)
     else:
         log.warning("message %s: claim taken over before the outcome was recorded", claimed.message_id)
 

@@ -67,6 +67,9 @@ class WorkspacePolicy(BaseModel):
         "opt_out", description="for marketing topics the workspace did not declare")
     sms_segment_cap: int = Field(6, ge=1, le=20, description="longer SMS bodies fail with sms_too_long")
     tracking: TrackingPolicy = Field(default_factory=TrackingPolicy, description="open pixel and click links in email")
+    webhooks_allow_private: bool = Field(
+        False, description="let webhooks reach loopback and private addresses (refused by default: SSRF)")
+    help_text: str = Field("Reply STOP to opt out.", max_length=300, description="the answer to HELP by SMS or chat")
     sms_opt_out_footer: str | None = Field(
         "Reply STOP to opt out", description="appended to marketing SMS; null to send none")
 

@@ -3,11 +3,17 @@
 https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/ —
 ``POST /v3/{domain}/messages.mime`` with the recipient in ``to`` and the MIME message as the
 ``message`` file. EU domains use ``base_url = "https://api.eu.mailgun.net"``.
+
+Webhooks (https://documentation.mailgun.com/docs/mailgun/user-manual/events/webhooks/) POST JSON
+``{"signature": {"timestamp", "token", "signature"}, "event-data": {...}}``; ``signature`` is the
+hex HMAC-SHA256 of ``timestamp + token`` under the domain's HTTP webhook signing key (not the API
+key), which must be set as ``webhook_signing_key`` for any callback to be accepted. A timestamp
+more than 5 minutes from now is a replay. Inbound email (routes) is not handled here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
@@ -16,13 +22,18 @@ from ccm.channels.addresses import normalize_email_address
 from ccm.channels.base import (
     CommitPoint,
     DeliveryError,
+    InboundRequest,
+    InboundText,
     InvalidAddress,
     OutboundMessage,
     PermanentDeliveryError,
     ProviderConfigError,
     ProviderLimits,
     Receipt,
+    StatusEvent,
+    WebhookRejected,
 )
+from ccm.channels.callbacks import check_fresh, hmac_digest, iso_timestamp, json_object, nested, parse_timestamp, same
 from ccm.channels.http import (
     READ_TIMEOUT,
     as_check_error,
@@ -38,6 +49,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 LABEL = "Mailgun"
+_EVENT_KINDS = {"delivered": "delivered", "complained": "complained", "unsubscribed": "unsubscribed",
+                "opened": "opened", "clicked": "clicked"}
+_FAILED_KINDS = {"permanent": "bounced_hard", "temporary": "bounced_soft"}
 
 
 class MailgunConfig(BaseModel):
@@ -49,6 +63,7 @@ class MailgunConfig(BaseModel):
     domain: str = Field(max_length=253, pattern=r"^([A-Za-z0-9-]{1,63}\.)+[A-Za-z0-9-]{2,63}$")
     base_url: AnyHttpUrl = AnyHttpUrl("https://api.mailgun.net")
     rate_per_second: float | None = Field(None, gt=0)
+    webhook_signing_key: SecretStr | None = None
 
 
 class MailgunProvider:
@@ -64,6 +79,7 @@ class MailgunProvider:
     channels: ClassVar[tuple[str, ...]] = ("email",)
     in_transaction: ClassVar[bool] = False
     idempotent_retries: ClassVar[bool] = False
+    callbacks: ClassVar[frozenset[str]] = frozenset({"status"})
 
     def __init__(self, config: MailgunConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -117,6 +133,44 @@ class MailgunProvider:
     def close(self) -> None:
         self._client.close()
 
+    def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
+        """Check the body's ``signature`` object with ``webhook_signing_key``.
+
+        Raises:
+          WebhookRejected: no signing key is configured, the signature object is missing or
+            incomplete, the signature is wrong, or its timestamp is more than 5 minutes from
+            ``now`` (default: the clock).
+        """
+        if self.config.webhook_signing_key is None:
+            raise WebhookRejected("this Mailgun account has no webhook_signing_key, so no callback can be "
+                                  "verified: set it to the domain's HTTP webhook signing key")
+        signature = json_object(request.body).get("signature")
+        timestamp, token, received = (nested(signature, name) for name in ("timestamp", "token", "signature"))
+        if not all(isinstance(value, str) and value for value in (timestamp, token, received)):
+            raise WebhookRejected("the body has no complete signature object (timestamp, token, signature)")
+        key = self.config.webhook_signing_key.get_secret_value().encode()
+        if not same(hmac_digest(key, f"{timestamp}{token}".encode()).hex(), received):
+            raise WebhookRejected("the Mailgun signature does not match: check webhook_signing_key")
+        check_fresh(parse_timestamp(timestamp), now=now)
+
+    def parse_status_callback(self, request: InboundRequest) -> list[StatusEvent]:
+        """The event in ``event-data``: ``failed`` is ``bounced_hard`` or ``bounced_soft`` by its
+        ``severity``; ``accepted``, ``rejected`` and ``stored`` yield nothing. The message id is
+        the ``message-id`` header without angle brackets, as the receipt stored it."""
+        event = json_object(request.body).get("event-data")
+        name, event_id = nested(event, "event"), nested(event, "id")
+        message_id = nested(event, "message", "headers", "message-id")
+        kind = _FAILED_KINDS.get(nested(event, "severity")) if name == "failed" else _EVENT_KINDS.get(name)
+        if kind is None or not isinstance(message_id, str) or not event_id:
+            return []
+        return [StatusEvent(provider_message_id=message_id.strip().strip("<>"), kind=kind, event_id=str(event_id),
+                            occurred_at=iso_timestamp(event.get("timestamp")), recipient=_text(event.get("recipient")),
+                            detail=_event_detail(event))]
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
+        """Nothing: email replies do not arrive through these webhooks."""
+        return []
+
     def _error(self, response: httpx.Response) -> DeliveryError:
         """Map ``{"message": ...}`` answers; 404 means an unknown domain (or the wrong region)."""
         detail = response_json(response).get("message")
@@ -125,3 +179,15 @@ class MailgunProvider:
             message = describe(response, label=LABEL, detail=detail, secrets=self._secrets)
             return ProviderConfigError(message, reason="unknown_domain")
         return classify_response(response, label=LABEL, detail=detail, secrets=self._secrets)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _event_detail(event: dict[str, Any]) -> dict[str, str]:
+    """What Mailgun says about the outcome: the SMTP code and messages, the failure reason, the URL clicked."""
+    status = event.get("delivery-status")
+    found = {name: nested(status, name) for name in ("code", "message", "description")}
+    found.update(reason=event.get("reason"), url=event.get("url"))
+    return {name: str(value) for name, value in found.items() if value not in (None, "")}

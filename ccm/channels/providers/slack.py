@@ -7,6 +7,9 @@ profile's address from sending CCM's requests anywhere else (SSRF). Only HTTPS U
 tests). The URL's token is a credential too: it stays out of logs and error messages.
 
 https://api.slack.com/messaging/webhooks#handling_errors
+
+Incoming webhooks send no callbacks (no delivery reports, no replies), so every callback is
+refused and nothing is parsed.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from ccm.channels.base import (
     CommitPoint,
     DeliveryError,
+    InboundRequest,
+    InboundText,
     InvalidAddress,
     OutboundMessage,
     PermanentDeliveryError,
     ProviderLimits,
     Receipt,
+    StatusEvent,
+    WebhookRejected,
 )
 from ccm.channels.http import (
     READ_TIMEOUT,
@@ -93,6 +100,7 @@ class SlackProvider:
     channels: ClassVar[tuple[str, ...]] = ("chat",)
     in_transaction: ClassVar[bool] = False
     idempotent_retries: ClassVar[bool] = False
+    callbacks: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: SlackConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -150,6 +158,16 @@ class SlackProvider:
 
     def close(self) -> None:
         self._client.close()
+
+    def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
+        """Always raises :class:`WebhookRejected`: incoming webhooks have no callbacks to verify."""
+        raise WebhookRejected("Slack incoming webhooks send no callbacks")
+
+    def parse_status_callback(self, request: InboundRequest) -> list[StatusEvent]:
+        return []
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
+        return []
 
 
 def _parse_url(address: str) -> httpx.URL:

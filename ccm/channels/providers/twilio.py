@@ -1,10 +1,18 @@
 """Twilio Programmable Messaging: SMS, or WhatsApp through the same Messages API.
 
 https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
+
+Callbacks (https://www.twilio.com/docs/usage/webhooks/webhooks-security) are form POSTs signed in
+``X-Twilio-Signature``: base64 HMAC-SHA1 under the auth token of the URL Twilio called followed by
+every form field's name and value, sorted by name. The signature carries no timestamp, so there is
+no replay window. Status callbacks report a message's ``MessageStatus``; an incoming SMS or
+WhatsApp message comes with ``SmsStatus=received`` and no ``MessageStatus``.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import re
 from typing import TYPE_CHECKING, ClassVar
 
@@ -14,13 +22,18 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_
 from ccm.channels.base import (
     CommitPoint,
     DeliveryError,
+    InboundRequest,
+    InboundText,
     InvalidAddress,
     OutboundMessage,
     PermanentDeliveryError,
     ProviderConfigError,
     ProviderLimits,
     Receipt,
+    StatusEvent,
+    WebhookRejected,
 )
+from ccm.channels.callbacks import hmac_digest, require_header, same, url_variants
 from ccm.channels.http import (
     READ_TIMEOUT,
     as_check_error,
@@ -44,6 +57,12 @@ _SEPARATORS = re.compile(r"[\s().-]")
 _INVALID_ADDRESS = frozenset({21211, 21214, 21217, 21401, 21612, 21614, 63003})
 _UNSUBSCRIBED = frozenset({21610})
 _CONFIG = frozenset({20003, 20404, 21212, 21606, 21659})
+# Error codes of an ``undelivered`` message. The first set rules the number out (unreachable,
+# unknown, a landline, invalid, not a mobile number); 30007 is a carrier's spam filter refusing this
+# content, not the address. Any other code (queue overflow, account suspended, unknown) may pass later.
+_HARD_BOUNCE = frozenset({30003, 30005, 30006, 21211, 21614})
+_FILTERED = frozenset({30007})
+_STATUS_KINDS = {"delivered": "delivered", "failed": "failed", "read": "read"}
 
 
 def normalize_e164(address: str) -> str:
@@ -98,6 +117,7 @@ class TwilioProvider:
     channels: ClassVar[tuple[str, ...]] = ("sms", "chat")
     in_transaction: ClassVar[bool] = False
     idempotent_retries: ClassVar[bool] = False
+    callbacks: ClassVar[frozenset[str]] = frozenset({"status", "inbound"})
 
     def __init__(self, config: TwilioConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -145,6 +165,56 @@ class TwilioProvider:
     def close(self) -> None:
         self._client.close()
 
+    def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
+        """Check ``X-Twilio-Signature`` against ``request.public_url`` and ``request.url``, each
+        with and without the default port: a proxy may have changed the scheme, host or port.
+        Twilio signs no timestamp, so ``now`` is not used.
+
+        Raises:
+          WebhookRejected: the header is missing or matches none of those URLs.
+        """
+        received = require_header(request, "X-Twilio-Signature")
+        urls = dict.fromkeys(variant for url in (request.public_url, request.url) for variant in url_variants(url))
+        fields = "".join(name + request.form[name] for name in sorted(request.form))
+        key = self._secrets[0].encode()
+        expected = [base64.b64encode(hmac_digest(key, (url + fields).encode(), "sha1")) for url in urls]
+        if not any([same(signature, received) for signature in expected]):
+            raise WebhookRejected("X-Twilio-Signature does not match the request: check the auth token "
+                                  "and that CCM_PUBLIC_URL is the URL Twilio was given")
+
+    def parse_status_callback(self, request: InboundRequest) -> list[StatusEvent]:
+        """The event a status callback reports, or [] for steps CCM does not record (``queued``,
+        ``sending``, ``sent``…) and for incoming messages.
+
+        ``undelivered`` is ``bounced_hard`` for error codes that rule the number out,
+        ``failed`` for carrier filtering (30007) and ``bounced_soft`` otherwise.
+        """
+        form = request.form
+        sid, status = form.get("MessageSid"), form.get("MessageStatus") or form.get("SmsStatus")
+        if not sid or not status:
+            return []
+        error_code = form.get("ErrorCode", "").strip()
+        kind = _undelivered_kind(error_code) if status == "undelivered" else _STATUS_KINDS.get(status)
+        if kind is None:
+            return []
+        detail = {"status": status, **({"error_code": error_code} if error_code else {})}
+        return [StatusEvent(provider_message_id=sid, kind=kind, event_id=f"{sid}:{status}",
+                            occurred_at=_dlr_done_date(form.get("RawDlrDoneDate", "")),
+                            recipient=form.get("To", "").removeprefix(WHATSAPP) or None, detail=detail)]
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
+        """An incoming SMS (channel ``sms``) or WhatsApp message (``chat``, by its ``whatsapp:``
+        address); the addresses lose that prefix."""
+        form = request.form
+        sender, sid = form.get("From", ""), form.get("MessageSid")
+        is_incoming = "MessageStatus" not in form or form.get("SmsStatus") == "received"
+        if "Body" not in form or not sender or not sid or not is_incoming:
+            return []
+        return [InboundText(channel="chat" if sender.startswith(WHATSAPP) else "sms",
+                            from_address=sender.removeprefix(WHATSAPP),
+                            to_address=form.get("To", "").removeprefix(WHATSAPP) or None,
+                            body=form["Body"], provider_message_id=sid)]
+
     def _wire_address(self, address: str) -> str:
         try:
             number = self.normalize_address(address)
@@ -173,3 +243,20 @@ class TwilioProvider:
             if code in _UNSUBSCRIBED:
                 return PermanentDeliveryError(message, reason="unsubscribed")
         return classify_response(response, label=LABEL, detail=detail, secrets=self._secrets)
+
+
+def _undelivered_kind(error_code: str) -> str:
+    code = int(error_code) if error_code.isdigit() else None
+    if code in _HARD_BOUNCE:
+        return "bounced_hard"
+    return "failed" if code in _FILTERED else "bounced_soft"
+
+
+def _dlr_done_date(value: str) -> str | None:
+    """``RawDlrDoneDate`` (the carrier's ``YYMMDDhhmm``, sometimes with seconds, in UTC) as ISO 8601."""
+    value = value.strip()
+    pattern = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S"}.get(len(value)) if value.isdigit() else None
+    try:
+        return dt.datetime.strptime(value, pattern).replace(tzinfo=dt.UTC).isoformat() if pattern else None
+    except ValueError:
+        return None

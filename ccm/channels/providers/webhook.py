@@ -11,14 +11,29 @@ The request body::
 
 A 2xx answer means accepted; its JSON ``id``, when present, becomes the receipt's id. A ``check``
 POSTs ``{"type": "ping"}``, signed the same way.
+
+Callbacks: the gateway POSTs to CCM, signed the same way with the same secret (``webhook-id``
+unique per event and kept across its retries, ``webhook-timestamp`` within 5 minutes of CCM's
+clock, ``webhook-signature`` over the exact bytes sent; several space-separated ``v1,<base64>``
+entries are allowed, for key rotation). Two event types::
+
+    {"type": "message.status",
+     "data": {"id": "<the gateway's id from the send answer, or CCM's message id>",
+              "status": "delivered" | "failed" | "bounced" | "read",
+              "permanent": true,                       # bounced only: false or absent = soft bounce
+              "occurred_at": "2024-05-01T12:00:00Z"}}  # optional: RFC 3339 or Unix seconds
+
+    {"type": "message.inbound",
+     "data": {"id": "<the gateway's id of the reply>", "from": "+14155550100",
+              "to": "+14155550199", "body": "STOP"}}   # "to" is optional
+
+Other types, statuses not listed and payloads missing ``id`` (or ``from`` and ``body``) yield nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -29,12 +44,16 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_
 
 from ccm.channels.base import (
     CommitPoint,
+    InboundRequest,
+    InboundText,
     InvalidAddress,
     OutboundMessage,
     PermanentDeliveryError,
     ProviderLimits,
     Receipt,
+    StatusEvent,
 )
+from ccm.channels.callbacks import iso_timestamp, json_object, sign_standard_webhook, verify_standard_webhook
 from ccm.channels.http import (
     READ_TIMEOUT,
     as_check_error,
@@ -52,6 +71,7 @@ if TYPE_CHECKING:
 LABEL = "Webhook gateway"
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 16
+_STATUS_KINDS = {"delivered": "delivered", "failed": "failed", "read": "read"}
 
 
 def decode_secret(secret: str) -> bytes:
@@ -68,12 +88,6 @@ def decode_secret(secret: str) -> bytes:
     if len(key) < MIN_SECRET_BYTES:
         raise ValueError(f"secret must decode to at least {MIN_SECRET_BYTES} bytes")
     return key
-
-
-def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value: ``v1,<base64 HMAC-SHA256>``."""
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 class WebhookConfig(BaseModel):
@@ -106,6 +120,7 @@ class WebhookProvider:
     channels: ClassVar[tuple[str, ...]] = ("sms", "chat")
     in_transaction: ClassVar[bool] = False
     idempotent_retries: ClassVar[bool] = True
+    callbacks: ClassVar[frozenset[str]] = frozenset({"status", "inbound"})
 
     def __init__(self, config: WebhookConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -162,6 +177,45 @@ class WebhookProvider:
     def close(self) -> None:
         self._client.close()
 
+    def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
+        """Check the Standard Webhooks signature with the account's secret.
+
+        Raises:
+          WebhookRejected: a header is missing, no signature matches the exact body, or
+            ``webhook-timestamp`` is more than 5 minutes from ``now`` (default: the clock).
+        """
+        verify_standard_webhook(self._key, request, now=now)
+
+    def parse_status_callback(self, request: InboundRequest) -> list[StatusEvent]:
+        """A ``message.status`` event; its ``event_id`` is the ``webhook-id`` header."""
+        payload = json_object(request.body)
+        data = payload.get("data")
+        if payload.get("type") != "message.status" or not isinstance(data, dict) or not data.get("id"):
+            return []
+        status = data.get("status")
+        if status == "bounced":
+            kind = "bounced_hard" if data.get("permanent") is True else "bounced_soft"
+        elif isinstance(status, str) and status in _STATUS_KINDS:
+            kind = _STATUS_KINDS[status]
+        else:
+            return []
+        event_id = request.headers.get("webhook-id") or f"{data['id']}:{status}"
+        return [StatusEvent(provider_message_id=str(data["id"]), kind=kind, event_id=event_id,
+                            occurred_at=iso_timestamp(data.get("occurred_at")))]
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
+        """A ``message.inbound`` event, on this account's channel; addresses as the gateway sent them."""
+        payload = json_object(request.body)
+        data = payload.get("data")
+        if payload.get("type") != "message.inbound" or not isinstance(data, dict):
+            return []
+        sender, body, gateway_id, to = data.get("from"), data.get("body"), data.get("id"), data.get("to")
+        if not (isinstance(sender, str) and sender.strip() and isinstance(body, str) and gateway_id):
+            return []
+        return [InboundText(channel=self.channel, from_address=sender.strip(),
+                            to_address=to.strip() if isinstance(to, str) and to.strip() else None,
+                            body=body, provider_message_id=str(gateway_id))]
+
     def _signed_request(self, webhook_id: str, payload: dict[str, Any]) -> httpx.Request:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = int(time.time())
@@ -169,6 +223,6 @@ class WebhookProvider:
             "Content-Type": "application/json",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._key, webhook_id, timestamp, body),
+            "webhook-signature": sign_standard_webhook(self._key, webhook_id, timestamp, body),
         }
         return self._client.build_request("POST", self._url, content=body, headers=headers)

@@ -1,0 +1,75 @@
+"""One timeline per customer: every message sent to them (marketing, transactional, support),
+every event, every reply they sent, every consent change — newest first, with a cursor."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from ccm.consent.models import ConsentRecord
+from ccm.engagement.models import EngagementEvent
+from ccm.errors import ValidationFailed
+from ccm.messages.models import Message
+
+After = tuple[dt.datetime, str] | None
+Entries = list[dict[str, Any]]
+Source = Callable[[Session, str, After, int], Entries]
+
+
+def timeline(*, session: Session, profile_id: str, limit: int, cursor: str | None) -> tuple[Entries, str | None]:
+    """Up to ``limit`` entries older than ``cursor``, newest first, and the cursor for the next page."""
+    after = _decode(cursor) if cursor else None
+    entries = [entry for source in SOURCES for entry in source(session, profile_id, after, limit + 1)]
+    entries.sort(key=lambda entry: (entry["at"], entry["id"]), reverse=True)
+    page = entries[:limit]
+    following = _encode(page[-1]["at"], page[-1]["id"]) if len(entries) > limit else None
+    return page, following
+
+
+def _older(statement: Select[Any], at: Any, id_: Any, after: After, limit: int) -> Select[Any]:
+    if after is not None:
+        statement = statement.where(or_(at < after[0], and_(at == after[0], id_ < after[1])))
+    return statement.order_by(at.desc(), id_.desc()).limit(limit)
+
+
+def _messages(session: Session, profile_id: str, after: After, limit: int) -> Entries:
+    rows = session.scalars(_older(select(Message).where(Message.profile_id == profile_id),
+                                  Message.created_at, Message.id, after, limit))
+    return [{"type": "message", "id": m.id, "at": m.created_at, "status": m.status, "reason": m.reason,
+             "channel": m.channel, "category": m.category, "topic": m.topic, "template": m.template_key,
+             "source": m.source} for m in rows]
+
+
+def _events(session: Session, profile_id: str, after: After, limit: int) -> Entries:
+    rows = session.scalars(_older(select(EngagementEvent).where(EngagementEvent.profile_id == profile_id),
+                                  EngagementEvent.occurred_at, EngagementEvent.id, after, limit))
+    return [{"type": "event", "id": e.id, "at": e.occurred_at, "kind": e.kind, "channel": e.channel,
+             "message_id": e.message_id, "machine": e.machine, "source": e.source, "detail": e.detail} for e in rows]
+
+
+def _consent(session: Session, profile_id: str, after: After, limit: int) -> Entries:
+    rows = session.scalars(_older(select(ConsentRecord).where(ConsentRecord.profile_id == profile_id),
+                                  ConsentRecord.recorded_at, ConsentRecord.id, after, limit))
+    return [{"type": "consent", "id": r.id, "at": r.recorded_at, "channel": r.channel, "topic": r.topic,
+             "status": r.status, "source": r.source} for r in rows]
+
+
+SOURCES: list[Source] = [_messages, _events, _consent]
+"""Every kind of entry; conversations add the replies a person sent."""
+
+
+def _encode(at: dt.datetime, id_: str) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{id_}".encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        at, _, id_ = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+        return dt.datetime.fromisoformat(at), id_
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("query.cursor: not a cursor returned by this API", field="query.cursor") from None

@@ -1,0 +1,101 @@
+"""Outbound webhooks: subscriptions, and emitting events into the delivery log (delivered by the
+``webhooks.deliver`` actor, see :mod:`ccm.webhooks.delivery`)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ccm import jobs
+from ccm.crypto import SecretBox
+from ccm.db import after_commit, utcnow
+from ccm.errors import NotFound
+from ccm.ids import new_id
+from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+CACHE_SECONDS = 5.0
+DELIVER = jobs.Job("webhooks.deliver", queue="webhooks", max_retries=3)
+_DELIVERIES = WebhookDelivery.__table__
+
+
+def create_endpoint(*, session: Session, box: SecretBox, workspace_id: str, url: str,
+                    events: list[str]) -> tuple[WebhookEndpoint, str]:
+    """Subscribe ``url``. Returns the endpoint and its signing secret, shown this once."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    endpoint = WebhookEndpoint(workspace_id=workspace_id, url=url, events=events, sealed_secret=box.seal({"s": secret}))
+    session.add(endpoint)
+    session.flush()
+    return endpoint, secret
+
+
+def get_endpoint(*, session: Session, workspace_id: str, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id,
+                                                            WebhookEndpoint.workspace_id == workspace_id))
+    if endpoint is None:
+        raise NotFound(f"no webhook {endpoint_id!r}", field="id")
+    return endpoint
+
+
+def list_endpoints(*, session: Session, workspace_id: str) -> list[WebhookEndpoint]:
+    return list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.workspace_id == workspace_id)
+                                .order_by(WebhookEndpoint.created_at)))
+
+
+def list_deliveries(*, session: Session, workspace_id: str, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
+    get_endpoint(session=session, workspace_id=workspace_id, endpoint_id=endpoint_id)
+    return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+                                .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)))
+
+
+class Subscriptions:
+    """Which endpoints want which event types, per workspace, cached briefly in each process so
+    that emitting costs nothing for workspaces without webhooks."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self._cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
+        self._lock = threading.Lock()
+
+    def emit(self, session: Session, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+        """Log a delivery of ``event_type`` for every endpoint that wants it, in this transaction."""
+        endpoints = self._for(session, workspace_id).get(event_type)
+        if not endpoints:
+            return
+        now = utcnow()
+        body = {"type": event_type, "timestamp": now.isoformat(), "data": data}
+        for endpoint_id in endpoints:
+            delivery_id = new_id("whd")
+            session.execute(insert(_DELIVERIES), {
+                "id": delivery_id, "workspace_id": workspace_id, "endpoint_id": endpoint_id,
+                "event_type": event_type, "payload": body, "status": "pending", "attempts": 0,
+                "next_attempt_at": now, "created_at": now})
+            jobs.enqueue(session, DELIVER, delivery_id, grace=self.grace)
+
+    def forget(self, session: Session, workspace_id: str) -> None:
+        after_commit(session, lambda: self._cache.pop(workspace_id, None))
+
+    def _for(self, session: Session, workspace_id: str) -> dict[str, list[str]]:
+        cached = self._cache.get(workspace_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        wanted: dict[str, list[str]] = {}
+        for endpoint in session.execute(select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.enabled.is_(True))):
+            for event_type in endpoint.events:
+                wanted.setdefault(event_type, []).append(endpoint.id)
+        with self._lock:
+            self._cache[workspace_id] = (time.monotonic() + CACHE_SECONDS, wanted)
+        return wanted
+
+
+def emit(session: Session, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
+    """Emit through the runtime's subscriptions (set on every session by the runtime)."""
+    subscriptions: Subscriptions | None = session.info.get("webhooks")
+    if subscriptions is not None:
+        subscriptions.emit(session, workspace_id, event_type, data)
