@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
     from ccm.channels import api as outbox
+    from ccm.channels import hooks
     from ccm.channels import providers_api as providers
     from ccm.consent import api as consent
     from ccm.engagement import api as tracking
@@ -44,7 +45,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.workspaces import api as workspace
 
     for module in (meta, tracking, unsubscribe, timeline_api, profiles, consent, templates, messages, outbox,
-                   providers, suppressions, workspace, webhooks):
+                   providers, suppressions, workspace, webhooks, hooks):
         app.register_blueprint(module.bp)
 
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     """``smtp://user:pass@host:587?starttls=required`` or ``smtps://...``; absent means the local outbox."""
     smtp_timeout: float = 20.0
+    inbound_domain: str | None = None
+    """The domain whose mail ``ccm smtp-inbound`` receives (MX pointing at it); when set, emails
+    carry a ``Reply-To: reply+…@<domain>`` so every reply lands in its thread."""
     local_outbox: str | None = None
     """Channels delivered into the local outbox when a workspace configures no provider for them
     and (for email) ``smtp_url`` is unset: ``email``, ``email,sms,chat`` or empty. Default: email on

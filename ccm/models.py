@@ -3,6 +3,7 @@
 from ccm.auth.models import ApiKey
 from ccm.channels.models import OutboxItem, ProviderAccount
 from ccm.consent.models import ConsentRecord
+from ccm.conversations.models import Conversation, InboundMessage
 from ccm.db import Base
 from ccm.engagement.models import EngagementEvent
 from ccm.idempotency.models import IdempotencyKey
@@ -17,7 +18,7 @@ from ccm.workspaces.models import Workspace
 metadata = Base.metadata
 
 __all__ = [
-    "ApiKey", "ConsentRecord", "DeliveryAttempt", "EngagementEvent", "IdempotencyKey", "Message", "MessageTemplate",
-    "OutboxItem", "PendingJob", "Profile", "ProviderAccount", "Snippet", "Suppression", "TemplateVersion",
-    "WebhookDelivery", "WebhookEndpoint", "Workspace", "metadata",
+    "ApiKey", "ConsentRecord", "Conversation", "DeliveryAttempt", "EngagementEvent", "IdempotencyKey",
+    "InboundMessage", "Message", "MessageTemplate", "OutboxItem", "PendingJob", "Profile", "ProviderAccount",
+    "Snippet", "Suppression", "TemplateVersion", "WebhookDelivery", "WebhookEndpoint", "Workspace", "metadata",
 ]

@@ -129,6 +129,17 @@ class Provider(Protocol):
         credentials or settings) or TransientDeliveryError (unreachable)."""
         ...
 
+    callbacks: ClassVar[frozenset[str]]
+    """What the provider calls back with: ``status`` reports, ``inbound`` messages (or nothing)."""
+
+    def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
+        """Raise :class:`WebhookRejected` unless the callback provably comes from the provider."""
+        ...
+
+    def parse_status_callback(self, request: InboundRequest) -> list[StatusEvent]: ...
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundText]: ...
+
     def close(self) -> None: ...
 
 

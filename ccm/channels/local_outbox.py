@@ -29,6 +29,7 @@ class LocalOutboxProvider:
     config_model: ClassVar[type[BaseModel]] = LocalOutboxConfig
     channels: ClassVar[tuple[str, ...]] = ("email", "sms", "chat")
     in_transaction: ClassVar[bool] = True
+    callbacks: ClassVar[frozenset[str]] = frozenset()  # a table has nothing to report
     handle_key: ClassVar[str | None] = None  # any chat handle will do
     limits = ProviderLimits()
 

@@ -88,6 +88,10 @@ class ChannelProviders:
         for configured in [*self._instances.values(), *(c for cs in self._defaults.values() for c in cs)]:
             configured.provider.close()
 
+    def instance(self, account: ProviderAccount) -> Configured:
+        """The provider for one account (cached while the account is unchanged)."""
+        return self._instance(account)
+
     def _instance(self, account: ProviderAccount) -> Configured:
         key = (account.id, account.updated_at)
         with self._lock:

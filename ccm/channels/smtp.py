@@ -82,6 +82,7 @@ class SmtpProvider:
     channels: ClassVar[tuple[str, ...]] = ("email",)
     channel: str = "email"
     in_transaction: ClassVar[bool] = False
+    callbacks: ClassVar[frozenset[str]] = frozenset()  # bounces arrive as DSN emails (ccm smtp-inbound)
     limits = ProviderLimits()
 
     def __init__(self, settings: SmtpSettings) -> None:

@@ -59,8 +59,18 @@ def _consent(session: Session, profile_id: str, after: After, limit: int) -> Ent
              "status": r.status, "source": r.source} for r in rows]
 
 
-SOURCES: list[Source] = [_messages, _events, _consent]
-"""Every kind of entry; conversations add the replies a person sent."""
+def _inbound(session: Session, profile_id: str, after: After, limit: int) -> Entries:
+    from ccm.conversations.models import InboundMessage
+
+    rows = session.scalars(_older(select(InboundMessage).where(InboundMessage.profile_id == profile_id),
+                                  InboundMessage.received_at, InboundMessage.id, after, limit))
+    return [{"type": "inbound", "id": m.id, "at": m.received_at, "channel": m.channel, "body": m.body,
+             "subject": m.subject, "conversation_id": m.conversation_id, "in_reply_to": m.in_reply_to,
+             "automatic": m.automatic, "keyword": m.keyword} for m in rows]
+
+
+SOURCES: list[Source] = [_messages, _events, _inbound, _consent]
+"""Every kind of entry."""
 
 
 def _encode(at: dt.datetime, id_: str) -> str:

@@ -48,6 +48,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "send_key"),
         Index("ix_message_workspace_profile", "workspace_id", "profile_id"),
+        Index("ix_message_provider_message_id", "provider_message_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("msg"))
@@ -57,6 +58,8 @@ class Message(Base):
     send_key: Mapped[str] = mapped_column(String(300))
     category: Mapped[str] = mapped_column(String(20))
     topic: Mapped[str | None] = mapped_column(String(100))
+    conversation_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    """The conversation this message was sent in (a support follow-up), if any."""
     template_version_id: Mapped[str] = mapped_column(ForeignKey("template_version.id"))
     template_key: Mapped[str] = mapped_column(String(200))
     template_version: Mapped[int]

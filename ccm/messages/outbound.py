@@ -34,7 +34,7 @@ LOAD_PENDING = (
     select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
            _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
            _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.pinned_account, _m.c.data,
-           _m.c.track,
+           _m.c.track, _m.c.source, _m.c.conversation_id,
            _m.c.category,
            _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
@@ -66,6 +66,8 @@ class Pending:
     pinned_account: str | None
     data: dict[str, Any]
     track: bool
+    source: str
+    conversation_id: str | None
     category: str
     topic: str | None
     reply_to: str | None
@@ -131,7 +133,8 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
     parts = _track(runtime, pending, policy, _render(runtime, pending, template, route.channel, route.variant, hops))
     parts, segments = _size_sms(rules, parts, hops)
     try:
-        outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url)
+        outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url,
+                             reply_to(runtime, session, pending))
     except HeaderInjectionError as exc:
         raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
     return Prepared(route.targets, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
@@ -141,7 +144,7 @@ def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> 
     assert pending.profile_id is not None  # prepare() skipped messages whose profile was deleted
     return SendRules(session, policy, workspace_id=pending.workspace_id, profile_id=pending.profile_id,
                      category=pending.category, topic=pending.topic, timezone=pending.timezone,
-                     preferences=pending.preferences)
+                     preferences=pending.preferences, source=pending.source)
 
 
 def _choose_route(runtime: Runtime, session: Session, pending: Pending, policy: WorkspacePolicy,
@@ -200,8 +203,20 @@ def _track(runtime: Runtime, pending: Pending, policy: WorkspacePolicy, parts: R
     return replace(parts, html=html)
 
 
+def reply_to(runtime: Runtime, session: Session, pending: Pending) -> str | None:
+    """The message's own Reply-To, else its thread's reply address when inbound mail is set up."""
+    if pending.reply_to or not runtime.settings.inbound_domain:
+        return pending.reply_to
+    from ccm.conversations.models import Conversation
+    from ccm.conversations.service import reply_address
+
+    token = session.scalar(select(Conversation.reply_token).where(Conversation.id == pending.conversation_id)) \
+        if pending.conversation_id else None
+    return reply_address(runtime, message_id=pending.id, conversation_token=token)
+
+
 def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedParts,
-              unsubscribe_url: str) -> OutboundMessage:
+              unsubscribe_url: str, reply_address: str | None = None) -> OutboundMessage:
     if parts.channel != "email":
         return OutboundMessage(pending.id, pending.workspace_id, parts.channel, address, body=parts.body)
     from_addr = pending.mail_from or runtime.settings.mail_from
@@ -212,7 +227,7 @@ def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedP
         headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     raw = build_email(EmailContent(from_addr=from_addr, to_addr=address, subject=parts.subject, html=parts.html,
-                                   text=parts.text, message_id=message_id_header, reply_to=pending.reply_to,
+                                   text=parts.text, message_id=message_id_header, reply_to=reply_address,
                                    headers=headers))
     return OutboundMessage(pending.id, pending.workspace_id, "email", address, raw=raw, envelope_from=envelope_from,
                            subject=parts.subject, headers={"Message-ID": message_id_header})

@@ -45,16 +45,20 @@ class SendRules:
     """The rules for one pending message (see the module docstring)."""
 
     def __init__(self, session: Session, policy: WorkspacePolicy, *, workspace_id: str, profile_id: str,
-                 category: str, topic: str | None, timezone: str | None, preferences: dict[str, Any] | None) -> None:
+                 category: str, topic: str | None, timezone: str | None, preferences: dict[str, Any] | None,
+                 source: str = "api") -> None:
         self.session, self.policy = session, policy
         self.workspace_id, self.profile_id = workspace_id, profile_id
         self.category, self.topic, self.timezone = category, topic, timezone
         self.preferences = preferences or {}
+        self.source = source
 
     def blocked(self, channel: str, address: str) -> str | None:
         """Why ``address`` may not be used on ``channel`` now, or None. Suppression applies to
         every message; topic consent to marketing only."""
-        reason = suppressed(session=self.session, workspace_id=self.workspace_id, channel=channel, address=address)
+        # A keyword's confirmation answers the very STOP that just suppressed the address.
+        reason = None if self.source == "keyword" else suppressed(
+            session=self.session, workspace_id=self.workspace_id, channel=channel, address=address)
         if reason:
             return f"suppressed:{reason}"
         if self.category == "marketing" and not allows(session=self.session, profile_id=self.profile_id,

@@ -151,3 +151,41 @@ def _check_request(request: SendIn, template: PublishedTemplate, recipient: Reci
     if template.category == "marketing" and request.category == "transactional":
         raise ValidationFailed("category: a marketing template cannot be sent as transactional", field="category")
 
+
+
+SYSTEM_TEMPLATE = "ccm.system-text"
+"""A template every workspace gets when CCM first needs it: plain text for CCM's own messages."""
+
+
+def send_system_text(*, session: Session, runtime: Runtime, workspace_id: str, profile_id: str, channel: str,
+                     text: str) -> str:
+    """Queue one of CCM's own texts (keyword confirmations). Source ``keyword``: it is answered
+    even on a channel the person just stopped, and is never routed elsewhere."""
+    template = _latest_template(session, runtime, workspace_id, _system_template(session, runtime, workspace_id))
+    message_id, now = new_id("msg"), utcnow()
+    session.add(Message(
+        id=message_id, workspace_id=workspace_id, profile_id=profile_id, source="keyword",
+        send_key=f"keyword:{message_id}",
+        category="transactional", template_version_id=template.id, template_key=SYSTEM_TEMPLATE,
+        template_version=template.version, channel_override=channel, data={"text": text}, route=[],
+        status=MessageStatus.QUEUED, created_at=now, updated_at=now, failed_channels=[], track=False,
+        deadline_at=now + dt.timedelta(seconds=runtime.settings.default_send_window)))
+    session.flush()
+    jobs.enqueue(session, DELIVER, message_id, grace=runtime.settings.relay_grace)
+    return message_id
+
+
+def _system_template(session: Session, runtime: Runtime, workspace_id: str) -> str:
+    from ccm.message_templates.schemas import TemplateIn
+    from ccm.message_templates.service import create_template, publish
+
+    exists = session.scalar(select(MessageTemplate.id).where(MessageTemplate.workspace_id == workspace_id,
+                                                             MessageTemplate.key == SYSTEM_TEMPLATE))
+    if exists is None:
+        create_template(session=session, sandbox=runtime.sandbox, workspace_id=workspace_id, data=TemplateIn(
+            key=SYSTEM_TEMPLATE, category="transactional", variables=["text"], description="CCM's own texts",
+            variants=[{"channel": "sms", "body": "{{ text }}"}, {"channel": "chat", "body": "{{ text }}"},
+                      {"channel": "email", "subject": "{{ text[:60] }}", "text": "{{ text }}",
+                       "html": "<p>{{ text }}</p>"}]))  # type: ignore[list-item]
+        publish(session=session, sandbox=runtime.sandbox, workspace_id=workspace_id, key=SYSTEM_TEMPLATE)
+    return SYSTEM_TEMPLATE

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -19,6 +17,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from ccm import jobs
+from ccm.channels.callbacks import sign_standard_webhook
 from ccm.db import utcnow
 from ccm.runtime import Runtime
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -65,9 +64,8 @@ def deliver_webhook(runtime: Runtime, delivery_id: str) -> None:
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{message_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    """The ``webhook-signature`` value for a body, with a ``whsec_…`` secret (Standard Webhooks)."""
+    return sign_standard_webhook(base64.b64decode(secret.removeprefix("whsec_")), message_id, timestamp, body.encode())
 
 
 def check_destination(url: str, *, allow_private: bool) -> None:

@@ -1,0 +1,207 @@
+"""Receiving what people send us: SMS and chat replies (provider webhooks), email replies (the
+SMTP listener or the raw-MIME endpoint) and bounces; threading them into conversations; and
+acting on keywords (STOP, START, HELP).
+
+A reply lands in its thread by, in order: the reply address (``reply+c-<conversation token>`` or
+``reply+m-<message id>.<signature>``), the ``In-Reply-To``/``References`` headers naming one of our
+``Message-ID``s, and — for SMS and chat, which carry neither — the person's latest open
+conversation on that channel. The subject plays no part, so a changed subject does not matter.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ccm.channels.base import InboundText, StatusEvent
+from ccm.conversations import keywords
+from ccm.conversations.inbound_email import ParsedEmail, parse_email, reply_address_token
+from ccm.conversations.models import Conversation, InboundMessage
+from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
+from ccm.engagement.service import record_events
+from ccm.ids import new_id
+from ccm.messages.models import Message
+from ccm.profiles.models import Profile
+
+if TYPE_CHECKING:
+    from ccm.channels.models import ProviderAccount
+    from ccm.runtime import Runtime
+
+log = logging.getLogger(__name__)
+_inbound = InboundMessage.__table__
+
+
+def receive_texts(runtime: Runtime, session: Session, account: ProviderAccount, texts: list[InboundText]) -> None:
+    """SMS and chat messages from people, through one provider account."""
+    provider = runtime.providers.instance(account).provider
+    for text in texts:
+        profile = _profile_for_text(session, account.workspace_id, text, provider)
+        if keywords.handle(runtime, session, account.workspace_id, profile, text):
+            _store(session, account.workspace_id, None, profile, text.channel, text.from_address, text.to_address,
+                   None, text.body, text.provider_message_id, None, keyword=keywords.keyword_of(text.body))
+            continue
+        replied_to = _latest_sent(session, profile.id, text.channel)
+        conversation = _open_conversation(session, account.workspace_id, profile.id, text.channel, replied_to)
+        _record_reply(session, account.workspace_id, conversation, profile, text.channel, text.from_address,
+                      text.to_address, None, text.body, text.provider_message_id, replied_to, automatic=False)
+
+
+def receive_email(runtime: Runtime, session: Session, raw: bytes, rcpt_tos: tuple[str, ...] = (),
+                  workspace_id: str | None = None) -> str:
+    """An email someone sent us: a bounce report, or a reply. Returns what it was taken for
+    (``bounce``, ``reply``, ``unmatched``). ``workspace_id`` scopes unmatched replies (the posting API)."""
+    parsed = parse_email(raw)
+    if parsed.dsn is not None:
+        _apply_bounce(runtime, session, parsed)
+        return "bounce"
+    message, conversation = _thread_of(runtime, session, parsed, rcpt_tos)
+    workspace = conversation.workspace_id if conversation else message.workspace_id if message else workspace_id
+    if workspace is None:
+        log.warning("inbound email %s matches no conversation or message; dropped", parsed.message_id)
+        return "unmatched"
+    profile = _profile_for_email(session, workspace, parsed.from_address)
+    if conversation is None:
+        conversation = _open_conversation(session, workspace, profile.id, "email", message.id if message else None,
+                                          subject=parsed.subject)
+    _record_reply(session, workspace, conversation, profile, "email", parsed.from_address,
+                  (parsed.to_addresses or (None,))[0], parsed.subject, parsed.text,
+                  parsed.message_id or new_id("mid"), message.id if message else None, automatic=parsed.auto_submitted)
+    return "reply"
+
+
+def reply_address(runtime: Runtime, *, message_id: str, conversation_token: str | None) -> str | None:
+    """The Reply-To for an email, when an inbound domain is configured."""
+    domain = runtime.settings.inbound_domain
+    if not domain:
+        return None
+    if conversation_token:
+        return f"reply+c-{conversation_token}@{domain}"
+    return f"reply+m-{message_id}.{runtime.link_signer.sign({'r': message_id}).split('.')[1][:12]}@{domain}"
+
+
+def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail,
+               rcpt_tos: tuple[str, ...]) -> tuple[Message | None, Conversation | None]:
+    domain = runtime.settings.inbound_domain or ""
+    for address in (*rcpt_tos, *parsed.to_addresses):
+        token = reply_address_token(address, domain=domain) if domain else None
+        if token and token.startswith("c-"):
+            conversation = session.scalar(select(Conversation).where(Conversation.reply_token == token[2:]))
+            if conversation is not None:
+                return None, conversation
+        if token and token.startswith("m-"):
+            message_id, _, mac = token[2:].partition(".")
+            expected = runtime.link_signer.sign({"r": message_id}).split(".")[1][:12]
+            message = session.get(Message, message_id) if mac.lower() == expected.lower() else None
+            if message is not None:
+                return message, _conversation_of(session, message)
+    for reference in (*parsed.in_reply_to, *reversed(parsed.references)):
+        message = session.get(Message, reference.split("@", 1)[0]) if reference.startswith("msg_") else None
+        if message is not None:
+            return message, _conversation_of(session, message)
+    return None, None
+
+
+def _conversation_of(session: Session, message: Message) -> Conversation | None:
+    if message.conversation_id:
+        return session.get(Conversation, message.conversation_id)
+    return session.scalar(select(Conversation).where(Conversation.origin_message_id == message.id))
+
+
+def _open_conversation(session: Session, workspace_id: str, profile_id: str, channel: str,
+                       origin_message_id: str | None, *, subject: str | None = None) -> Conversation:
+    if origin_message_id:
+        found = session.scalar(select(Conversation).where(Conversation.origin_message_id == origin_message_id))
+        if found is not None:
+            return found
+    if channel != "email":
+        found = session.scalar(select(Conversation).where(
+            Conversation.profile_id == profile_id, Conversation.channel == channel, Conversation.status == "open")
+            .order_by(Conversation.last_message_at.desc()).limit(1))
+        if found is not None:
+            return found
+    conversation = Conversation(workspace_id=workspace_id, profile_id=profile_id, channel=channel, subject=subject,
+                                reply_token=secrets.token_urlsafe(16), origin_message_id=origin_message_id)
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def _record_reply(session: Session, workspace_id: str, conversation: Conversation, profile: Profile, channel: str,
+                  from_address: str | None, to_address: str | None, subject: str | None, body: str,
+                  provider_message_id: str, replied_to: str | None, *, automatic: bool) -> None:
+    stored = _store(session, workspace_id, conversation.id, profile, channel, from_address, to_address, subject, body,
+                    provider_message_id, replied_to, automatic=automatic)
+    if not stored:
+        return  # the provider sent it before: nothing more to do
+    conversation.last_message_at, conversation.status = utcnow(), "open"
+    if not automatic:
+        record_events(session, [{"workspace_id": workspace_id, "profile_id": profile.id, "message_id": replied_to,
+                                 "channel": channel, "kind": "replied", "source": "inbound",
+                                 "dedupe_key": f"reply:{channel}:{provider_message_id}",
+                                 "detail": {"conversation_id": conversation.id, "inbound_id": stored,
+                                            "text": body[:500]}}])
+
+
+def _store(session: Session, workspace_id: str, conversation_id: str | None, profile: Profile, channel: str,
+           from_address: str | None, to_address: str | None, subject: str | None, body: str,
+           provider_message_id: str, replied_to: str | None, *, automatic: bool = False,
+           keyword: str | None = None) -> str | None:
+    """Insert the inbound message; None when it was already stored (provider retries)."""
+    inbound_id = new_id("inb")
+    inserted = session.execute(insert_ignoring_conflicts(dialect_of(session), _inbound, _inbound.c.id), {
+        "id": inbound_id, "workspace_id": workspace_id, "conversation_id": conversation_id, "profile_id": profile.id,
+        "channel": channel, "from_address": from_address, "to_address": to_address, "subject": subject,
+        "body": body, "provider_message_id": provider_message_id[:300], "in_reply_to": replied_to,
+        "automatic": automatic, "keyword": keyword, "received_at": utcnow()}).scalar()
+    return inserted
+
+
+def _latest_sent(session: Session, profile_id: str, channel: str) -> str | None:
+    return session.scalar(select(Message.id).where(Message.profile_id == profile_id, Message.channel == channel)
+                          .order_by(Message.id.desc()).limit(1))
+
+
+def _profile_for_text(session: Session, workspace_id: str, text: InboundText, provider: Any) -> Profile:
+    """The sender's profile, created when CCM has never heard of them."""
+    if text.channel == "sms":
+        found = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id,
+                                                     Profile.phone == text.from_address).limit(1))
+        return found or _new_profile(session, workspace_id, phone=text.from_address)
+    key = getattr(provider, "handle_key", None) or getattr(provider, "name", "chat")
+    found = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id,
+                                                 Profile.chat[key].as_string() == text.from_address).limit(1))
+    return found or _new_profile(session, workspace_id, chat={key: text.from_address})
+
+
+def _profile_for_email(session: Session, workspace_id: str, address: str) -> Profile:
+    found = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id, Profile.email == address)
+                           .limit(1))
+    return found or _new_profile(session, workspace_id, email=address)
+
+
+def _new_profile(session: Session, workspace_id: str, **values: Any) -> Profile:
+    profile = Profile(workspace_id=workspace_id, **values)
+    session.add(profile)
+    session.flush()
+    return profile
+
+
+def _apply_bounce(runtime: Runtime, session: Session, parsed: ParsedEmail) -> None:
+    """Bounce reports (DSNs) become the same reports a provider webhook would give."""
+    from ccm.engagement.status import apply_message_reports
+
+    dsn = parsed.dsn
+    assert dsn is not None
+    message = session.get(Message, dsn.ccm_message_id) if dsn.ccm_message_id else None
+    if message is None:
+        log.warning("bounce for an unknown message (%s); ignored", dsn.original_message_id)
+        return
+    reports = [StatusEvent(provider_message_id=message.id, recipient=r.address,
+                           event_id=f"dsn:{message.id}:{r.address}", kind="bounced_hard" if r.permanent else "bounced_soft",
+                           detail={"status": r.status, "description": r.diagnostic[:300], "action": r.action})
+               for r in dsn.recipients if r.action in ("failed", "delayed")]
+    apply_message_reports(session, message, reports, source="dsn")
