@@ -35,6 +35,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.channels import hooks
     from ccm.channels import providers_api as providers
     from ccm.consent import api as consent
+    from ccm.conversations import api as conversations
     from ccm.engagement import api as tracking
     from ccm.engagement import timeline_api, unsubscribe
     from ccm.message_templates import api as templates
@@ -45,7 +46,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.workspaces import api as workspace
 
     for module in (meta, tracking, unsubscribe, timeline_api, profiles, consent, templates, messages, outbox,
-                   providers, suppressions, workspace, webhooks, hooks):
+                   providers, suppressions, workspace, webhooks, hooks, conversations):
         app.register_blueprint(module.bp)
 
 

@@ -201,7 +201,31 @@ def _apply_bounce(runtime: Runtime, session: Session, parsed: ParsedEmail) -> No
         log.warning("bounce for an unknown message (%s); ignored", dsn.original_message_id)
         return
     reports = [StatusEvent(provider_message_id=message.id, recipient=r.address,
-                           event_id=f"dsn:{message.id}:{r.address}", kind="bounced_hard" if r.permanent else "bounced_soft",
+                           event_id=f"dsn:{message.id}:{r.address}:{r.action}",
+                           kind="bounced_hard" if r.permanent else "bounced_soft",
                            detail={"status": r.status, "description": r.diagnostic[:300], "action": r.action})
                for r in dsn.recipients if r.action in ("failed", "delayed")]
     apply_message_reports(session, message, reports, source="dsn")
+
+
+def send_in_conversation(*, session: Session, runtime: Runtime, conversation: Conversation, template: str | None,
+                         data: dict[str, Any], text: str | None) -> str:
+    """A support agent's follow-up in a thread: on the thread's channel, with its reply address,
+    through the same checks as every message (a template, or plain ``text``)."""
+    from ccm.messages.service import SYSTEM_TEMPLATE, send_system_text, send_to_profile
+
+    if conversation.profile_id is None:
+        from ccm.errors import ValidationFailed
+
+        raise ValidationFailed("id: the person in this conversation was erased", field="id")
+    if text is not None:
+        message_id = send_system_text(session=session, runtime=runtime, workspace_id=conversation.workspace_id,
+                                      profile_id=conversation.profile_id, channel=conversation.channel, text=text,
+                                      source="support", conversation_id=conversation.id)
+    else:
+        message_id = send_to_profile(session=session, runtime=runtime, workspace_id=conversation.workspace_id,
+                                     profile_id=conversation.profile_id, template=template or SYSTEM_TEMPLATE,
+                                     data=data, channel=conversation.channel, source="support",
+                                     conversation_id=conversation.id)
+    conversation.last_message_at = utcnow()
+    return message_id

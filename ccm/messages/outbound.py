@@ -38,7 +38,7 @@ LOAD_PENDING = (
            _m.c.category,
            _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
-           _p.c.attributes, _p.c.preferences, _w.c.settings.label("workspace_settings"), _w.c.default_locale,
+           _p.c.attributes, _p.c.preferences, _p.c.best_channel, _w.c.settings.label("workspace_settings"), _w.c.default_locale,
            _w.c.mail_from)
     .select_from(_m.join(_w, _w.c.id == _m.c.workspace_id).outerjoin(_p, _p.c.id == _m.c.profile_id))
     .where(_m.c.id == bindparam("id"))
@@ -80,6 +80,8 @@ class Pending:
     timezone: str | None
     attributes: dict[str, Any] | None
     preferences: dict[str, Any] | None
+    best_channel: str | None
+    """Learned from engagement; used when the profile ranks no channels itself."""
     workspace_settings: dict[str, Any]
     default_locale: str
     mail_from: str | None
@@ -149,9 +151,11 @@ def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> 
 
 def _choose_route(runtime: Runtime, session: Session, pending: Pending, policy: WorkspacePolicy,
                   template: PublishedTemplate, rules: SendRules) -> Route:
-    """The first channel, in the message's order of preference, with a variant and a usable provider."""
+    """The first channel, in the message's order of preference, with a variant and a usable provider.
+    A profile that ranks no channels is ranked by the channel it engages with most."""
+    ranking = pending.channels or ([pending.best_channel] if pending.best_channel else [])
     return choose_route(
-        candidates=candidate_channels(override=pending.channel_override, ranking=pending.channels or [],
+        candidates=candidate_channels(override=pending.channel_override, ranking=ranking,
                                       workspace_order=policy.channel_order, allowed=pending.allowed_channels,
                                       failed=[entry["channel"] for entry in pending.failed_channels]),
         template=template, locale=pending.locale or pending.default_locale,

@@ -158,18 +158,28 @@ SYSTEM_TEMPLATE = "ccm.system-text"
 
 
 def send_system_text(*, session: Session, runtime: Runtime, workspace_id: str, profile_id: str, channel: str,
-                     text: str) -> str:
-    """Queue one of CCM's own texts (keyword confirmations). Source ``keyword``: it is answered
-    even on a channel the person just stopped, and is never routed elsewhere."""
-    template = _latest_template(session, runtime, workspace_id, _system_template(session, runtime, workspace_id))
+                     text: str, source: str = "keyword", conversation_id: str | None = None) -> str:
+    """Queue a plain text (keyword confirmations, agents' replies) on one channel. Source
+    ``keyword`` is answered even on a channel the person just stopped."""
+    _system_template(session, runtime, workspace_id)
+    return send_to_profile(session=session, runtime=runtime, workspace_id=workspace_id, profile_id=profile_id,
+                           template=SYSTEM_TEMPLATE, data={"text": text}, channel=channel, source=source,
+                           conversation_id=conversation_id, track=False)
+
+
+def send_to_profile(*, session: Session, runtime: Runtime, workspace_id: str, profile_id: str, template: str,
+                    data: dict[str, Any], channel: str, source: str, conversation_id: str | None = None,
+                    track: bool = True) -> str:
+    """Queue a transactional message to a known profile on one channel (no API request behind it)."""
+    published = _latest_template(session, runtime, workspace_id, template)
     message_id, now = new_id("msg"), utcnow()
     session.add(Message(
-        id=message_id, workspace_id=workspace_id, profile_id=profile_id, source="keyword",
-        send_key=f"keyword:{message_id}",
-        category="transactional", template_version_id=template.id, template_key=SYSTEM_TEMPLATE,
-        template_version=template.version, channel_override=channel, data={"text": text}, route=[],
-        status=MessageStatus.QUEUED, created_at=now, updated_at=now, failed_channels=[], track=False,
-        deadline_at=now + dt.timedelta(seconds=runtime.settings.default_send_window)))
+        id=message_id, workspace_id=workspace_id, profile_id=profile_id, source=source,
+        send_key=f"{source}:{message_id}",
+        category="transactional", template_version_id=published.id, template_key=template,
+        template_version=published.version, channel_override=channel, data=data, route=[],
+        status=MessageStatus.QUEUED, created_at=now, updated_at=now, failed_channels=[], track=track,
+        conversation_id=conversation_id, deadline_at=now + dt.timedelta(seconds=runtime.settings.default_send_window)))
     session.flush()
     jobs.enqueue(session, DELIVER, message_id, grace=runtime.settings.relay_grace)
     return message_id

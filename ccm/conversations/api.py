@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import or_, select
+
+from ccm.auth.api import current_workspace_id, require_api_key
+from ccm.conversations.models import Conversation, InboundMessage
+from ccm.conversations.service import receive_email, send_in_conversation
+from ccm.errors import NotFound, ValidationFailed
+from ccm.http import db_session, endpoint
+from ccm.messages.models import Message
+from ccm.pagination import PageQuery, paginate, split_page
+from ccm.profiles.service import get_profile
+
+bp = Blueprint("conversations", __name__, url_prefix="/v1")
+bp.before_request(require_api_key)
+
+
+class ConversationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    profile_id: str | None
+    channel: str
+    subject: str | None
+    status: str
+    created_at: dt.datetime
+    last_message_at: dt.datetime
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class ConversationQuery(PageQuery):
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str | None = Field(None, description="external id")
+
+
+class ThreadEntry(BaseModel):
+    direction: str = Field(description="out (a message we sent) or in (their reply)")
+    id: str
+    at: dt.datetime
+    channel: str | None
+    body: str | None = None
+    subject: str | None = None
+    status: str | None = None
+    automatic: bool = False
+    keyword: str | None = None
+
+
+class Thread(ConversationOut):
+    entries: list[ThreadEntry]
+
+
+class FollowUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, min_length=1, max_length=10000, description="plain text, or")
+    template: str | None = Field(None, description="a published template key, with data")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one(self) -> FollowUpIn:
+        if (self.text is None) == (self.template is None):
+            raise ValueError("give either text or template")
+        return self
+
+
+class FollowUpOut(BaseModel):
+    id: str
+    status: str = "queued"
+
+
+class InboundOut(BaseModel):
+    taken_as: str = Field(description="reply, bounce or unmatched")
+
+
+@endpoint(bp, "/inbound/email", method="POST", responses={202: InboundOut},
+          summary="Hand CCM an email someone sent you (raw RFC 5322 bytes): a reply is threaded, a bounce applied")
+def inbound_email() -> tuple[InboundOut, int]:
+    raw = request.get_data()
+    if not raw:
+        raise ValidationFailed("body: the raw email is missing", field="body")
+    taken = receive_email(current_app.extensions["ccm"], db_session(), raw, workspace_id=current_workspace_id())
+    return InboundOut(taken_as=taken), 202
+
+
+@endpoint(bp, "/conversations", method="GET", query=ConversationQuery, responses={200: ConversationList},
+          summary="Conversations, newest first")
+def list_conversations(query: ConversationQuery) -> ConversationList:
+    statement = select(Conversation).where(Conversation.workspace_id == current_workspace_id())
+    if query.profile:
+        profile = get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=query.profile)
+        statement = statement.where(Conversation.profile_id == profile.id)
+    rows = db_session().scalars(paginate(statement, Conversation.id, query)).all()
+    items, cursor = split_page(rows, query, lambda c: c.id)
+    return ConversationList(items=[ConversationOut.model_validate(c) for c in items], next_cursor=cursor)
+
+
+@endpoint(bp, "/conversations/<conversation_id>", method="GET", responses={200: Thread},
+          summary="A conversation with everything sent and received in it, oldest first")
+def get_conversation(conversation_id: str) -> Thread:
+    session, conversation = db_session(), _conversation(conversation_id)
+    sent = session.scalars(select(Message).where(or_(Message.conversation_id == conversation.id,
+                                                     Message.id == conversation.origin_message_id)))
+    received = session.scalars(select(InboundMessage).where(InboundMessage.conversation_id == conversation.id))
+    entries = [ThreadEntry(direction="out", id=m.id, at=m.created_at, channel=m.channel, status=m.status,
+                           body=m.data.get("text")) for m in sent]
+    entries += [ThreadEntry(direction="in", id=m.id, at=m.received_at, channel=m.channel, body=m.body,
+                            subject=m.subject, automatic=m.automatic, keyword=m.keyword) for m in received]
+    return Thread(**ConversationOut.model_validate(conversation).model_dump(),
+                  entries=sorted(entries, key=lambda e: (e.at, e.id)))
+
+
+@endpoint(bp, "/conversations/<conversation_id>/messages", method="POST", body=FollowUpIn,
+          responses={202: FollowUpOut}, summary="Reply in a conversation (a support agent's follow-up)")
+def follow_up(conversation_id: str, body: FollowUpIn) -> tuple[FollowUpOut, int]:
+    message_id = send_in_conversation(session=db_session(), runtime=current_app.extensions["ccm"],
+                                      conversation=_conversation(conversation_id), template=body.template,
+                                      data=body.data, text=body.text)
+    return FollowUpOut(id=message_id), 202
+
+
+def _conversation(conversation_id: str) -> Conversation:
+    conversation = db_session().scalar(select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.workspace_id == current_workspace_id()))
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id!r}", field="id")
+    return conversation
