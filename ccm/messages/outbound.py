@@ -38,8 +38,8 @@ LOAD_PENDING = (
            _m.c.category,
            _m.c.topic, _m.c.reply_to,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
-           _p.c.attributes, _p.c.preferences, _p.c.best_channel, _w.c.settings.label("workspace_settings"), _w.c.default_locale,
-           _w.c.mail_from)
+           _p.c.attributes, _p.c.preferences, _p.c.best_channel,
+           _w.c.settings.label("workspace_settings"), _w.c.default_locale, _w.c.mail_from)
     .select_from(_m.join(_w, _w.c.id == _m.c.workspace_id).outerjoin(_p, _p.c.id == _m.c.profile_id))
     .where(_m.c.id == bindparam("id"))
 )
