@@ -13,10 +13,11 @@ import codecs
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from email import message_from_bytes, message_from_string
 from email._policybase import Compat32
 from email.message import Message
-from email.utils import collapse_rfc2231_value, getaddresses, parseaddr
+from email.utils import getaddresses
 
 from ccm.channels.html_text import html_to_text
 
@@ -29,6 +30,7 @@ _ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "m
 _BOUNCE_SENDERS = ("mailer-daemon", "mailerdaemon", "mail-daemon", "postmaster")
 _AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
 _MAX_DEPTH = 20  # MIME nesting deeper than this is abuse, not mail
+_MAX_BOUNCE_LINE = 1000
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
@@ -37,11 +39,13 @@ _BRACKETED_ID = re.compile(r"<([^<>\s]+)>")
 _CCM_ID = re.compile(r"^(msg_[0-9A-Za-z]+)@")
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_REPLY = re.compile(r"\b([245])\d\d[ -]")
-_ADDRESS = re.compile(r"<?([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)>?")
+# The lookbehind and possessive quantifiers keep the search linear on long runs of address characters.
+_ADDRESS = re.compile(r"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}+"
+                      r"@[A-Za-z0-9-]{1,63}+(?:\.[A-Za-z0-9-]{1,63}+)++)")
 _ADDRESS_LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>@]+?)>?:?\s*$")
 _DELAY_WORDS = re.compile(r"delay|will (?:keep )?(?:re)?try|not yet been delivered|warning", re.IGNORECASE)
-_TEXT_HEADER = {"message-id": re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE),
-                "x-ccm-message-id": re.compile(r"^\s*X-CCM-Message-Id:\s*(\S+)", re.IGNORECASE | re.MULTILINE)}
+_TEXT_HEADER = {"message-id": re.compile(r"^[ \t]*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE),
+                "x-ccm-message-id": re.compile(r"^[ \t]*X-CCM-Message-Id:\s*(\S+)", re.IGNORECASE | re.MULTILINE)}
 # Names that are narrower than what senders actually mean, mapped to the superset they use.
 _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "ks_c_5601-1987": "cp949", "iso-8859-8-i": "iso-8859-8",
                     "x-sjis": "shift_jis", "shift-jis": "shift_jis"}
@@ -90,9 +94,22 @@ class ParsedEmail:
     dsn: Dsn | None
 
 
+class _LenientMessage(Message):
+    """A Message whose parameter lookups never raise. The stdlib's RFC 2231 decoding raises
+    TypeError or ValueError on some malformed parameters, even inside the parser (the boundary)."""
+
+    def get_param(self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True) -> Any:
+        try:
+            return super().get_param(param, failobj, header, unquote)
+        except (TypeError, ValueError, LookupError):
+            return failobj
+
+
 class _RawHeaders(Compat32):
     """compat32 parsing, but header values come back as the parsed strings (8-bit bytes as
     surrogates) so that decoding stays in this module and never raises."""
+
+    message_factory = _LenientMessage
 
     def header_fetch_parse(self, name: str, value: str) -> str:
         return value
@@ -112,6 +129,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     """
     message = _parse(raw)
     from_name, from_address = _address(_header(message, "From"))
+    from_address = from_address.lower()
     full_text = _body_text(message)
     dsn = _dsn(message, full_text) if _is_bounce(message, from_name, from_address) else None
     return ParsedEmail(
@@ -132,7 +150,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
 def reply_address_token(address: str, *, domain: str) -> str | None:
     """The token of ``reply+<token>@domain`` (local part prefix matched case-insensitively);
     None for any other address. ``address`` may carry a display name."""
-    local, _, address_domain = parseaddr(address)[1].rpartition("@")
+    local, _, address_domain = _address(address)[1].rpartition("@")
     if address_domain.lower().rstrip(".") != domain.lower().rstrip("."):
         return None
     if not local.lower().startswith("reply+") or len(local) == len("reply+"):
@@ -203,14 +221,22 @@ def _codec(charset: str | None) -> str | None:
 
 
 def _address(value: str) -> tuple[str, str]:
-    name, address = parseaddr(value)
-    return name.strip(), address.strip().lower()
+    """(display name, address) of the first address in ``value``."""
+    name, address = next(iter(_parse_addresses([value])), ("", ""))
+    return name.strip(), address.strip()
 
 
 def _recipients(message: Message) -> tuple[str, ...]:
     values = [value for name in _RECIPIENT_FIELDS for value in _all_headers(message, name)]
-    addresses = (address.strip().lower() for _, address in getaddresses(values))
+    addresses = (address.strip().lower() for _, address in _parse_addresses(values))
     return tuple(dict.fromkeys(address for address in addresses if "@" in address))
+
+
+def _parse_addresses(values: list[str]) -> list[tuple[str, str]]:
+    try:
+        return getaddresses(values)
+    except RecursionError:  # the stdlib recurses once per nested comment: "((((((..."
+        return []
 
 
 def _all_headers(message: Message, name: str) -> list[str]:
@@ -237,13 +263,18 @@ def _is_auto_submitted(message: Message) -> bool:
 
 def _leaves(part: Message, depth: int = 0) -> Iterator[Message]:
     """Every non-multipart part, depth first; attached messages are leaves, not descended into."""
-    payload = part.get_payload()
-    if part.get_content_maintype() == "multipart" and isinstance(payload, list):
+    if part.get_content_maintype() == "multipart" and part.is_multipart():
         if depth < _MAX_DEPTH:
-            for child in payload:
+            for child in _subparts(part):
                 yield from _leaves(child, depth + 1)
     else:
         yield part
+
+
+def _subparts(part: Message) -> list[Message]:
+    # get_payload() is only safe on a list payload: on text it decodes with the charset parameter,
+    # which can be an RFC 2231 tuple that makes it raise TypeError.
+    return [child for child in part.get_payload() if isinstance(child, Message)] if part.is_multipart() else []
 
 
 def _body_text(message: Message) -> str:
@@ -261,7 +292,7 @@ def _body_text(message: Message) -> str:
 
 def _part_text(part: Message) -> str:
     data = part.get_payload(decode=True)
-    return _decode_bytes(data, part.get_content_charset()) if isinstance(data, bytes) else ""
+    return _decode_bytes(data, _param(part, "charset")) if isinstance(data, bytes) else ""
 
 
 def _normalize_newlines(text: str) -> str:
@@ -270,7 +301,9 @@ def _normalize_newlines(text: str) -> str:
 
 def _param(part: Message, name: str) -> str:
     value = part.get_param(name, "")
-    return str(collapse_rfc2231_value(value)).strip().lower()
+    if isinstance(value, tuple):  # RFC 2231 (charset, language, text); the charset is ignored
+        value = value[2]
+    return str(value).strip().lower()
 
 
 def _is_bounce(message: Message, from_name: str, from_address: str) -> bool:
@@ -305,11 +338,11 @@ def _status_recipients(message: Message) -> tuple[DsnRecipient, ...]:
     part = next((leaf for leaf in _leaves(message) if leaf.get_content_type() in _STATUS_TYPES), None)
     if part is None:
         return ()
-    blocks = part.get_payload()
-    if not isinstance(blocks, list):  # a global (UTF-8) or transfer-encoded status part
+    blocks = _subparts(part)
+    if not part.is_multipart():  # a global (UTF-8) or transfer-encoded status part
         chunks = re.split(r"\n[ \t]*\n", _normalize_newlines(_part_text(part)))
         blocks = [message_from_string(chunk + "\n\n", policy=_POLICY) for chunk in chunks]
-    found = (_status_recipient(block) for block in blocks if isinstance(block, Message))
+    found = (_status_recipient(block) for block in blocks)
     return tuple(recipient for recipient in found if recipient is not None)
 
 
@@ -349,14 +382,14 @@ def _text_recipients(text: str) -> tuple[DsnRecipient, ...]:
     """
     action = "delayed" if _DELAY_WORDS.search(text) else "failed"
     found: dict[str, DsnRecipient] = {}
-    lines = text.split("\n")
+    lines = [line[:_MAX_BOUNCE_LINE] for line in text.split("\n")]
     for index, line in enumerate(lines):
         address_only = _ADDRESS_LINE.match(line)
         if address_only and "@" in address_only.group(1):
             address, detail = address_only.group(1), _next_coded_line(lines[index + 1:index + 6])
         else:
-            code, address_match = _status_code(line), _ADDRESS.search(line)
-            address, detail = (address_match.group(1), line) if code and address_match else ("", "")
+            address_match = _status_code(line) and _ADDRESS.search(line)
+            address, detail = (address_match.group(1), line) if address_match else ("", "")
         status = _status_code(detail)
         if address and status and address.lower() not in found:
             found[address.lower()] = DsnRecipient(address=address.lower(), action=action, status=status,
@@ -379,14 +412,14 @@ def _original_headers(message: Message) -> Message | None:
     for part in _leaves(message):
         if part.get_content_type() not in _ORIGINAL_TYPES:
             continue
-        payload = part.get_payload()
-        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            return payload[0]
+        if part.is_multipart():
+            return next(iter(_subparts(part)), None)
         return message_from_string(_normalize_newlines(_part_text(part)) + "\n\n", policy=_POLICY)
     return None
 
 
 _QUOTE_START_WORDS = ("on", "le", "am", "el")
+_MAX_ATTRIBUTION = 400  # real ones are under 200 characters; the bound keeps the patterns cheap
 _ATTRIBUTION = re.compile(
     r"^(?:On\s.+\swrote|Le\s.+\sa\s+écrit|Am\s.+\sschrieb(?:\s.+)?|El\s.+\sescribió)\s*:\s*$",
     re.IGNORECASE | re.DOTALL)
@@ -430,10 +463,12 @@ def _strip_quoted(text: str) -> str:
 def _attribution_length(lines: list[str], index: int) -> int:
     """How many lines (1-3: clients wrap long ones) the attribution starting at ``index`` spans; 0
     when there is none there."""
-    first_word = lines[index].strip().partition(" ")[0].lower()
-    if first_word in _QUOTE_START_WORDS:
+    if len(lines[index]) > _MAX_ATTRIBUTION:
+        return 0
+    if lines[index].strip().partition(" ")[0].lower() in _QUOTE_START_WORDS:
         for length in (1, 2, 3):
-            if _ATTRIBUTION.match(" ".join(line.strip() for line in lines[index:index + length])):
+            joined = " ".join(line.strip() for line in lines[index:index + length])
+            if len(joined) <= _MAX_ATTRIBUTION and _ATTRIBUTION.match(joined):
                 return length
     if _LOOSE_ATTRIBUTION.search(lines[index]) and _quote_follows(lines, index + 1):
         return 1

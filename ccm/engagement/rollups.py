@@ -8,7 +8,7 @@ every 30 days of age::
     weights: clicked 3, replied 5, converted 8, opened 1, read 1,
              bounced −2, unsubscribed −5, complained −10   (sent, delivered, failed: 0)
 
-Opens and clicks flagged as machine-made are left out. The best channel is the one with the highest
+Opens and clicks flagged as machine-made are left out, and at most the 2,000 latest events count. The best channel is the one with the highest
 positive score computed the same way over that channel's events; with none positive, there is none.
 """
 
@@ -31,6 +31,8 @@ WEIGHTS = {"clicked": 3.0, "replied": 5.0, "converted": 8.0, "opened": 1.0, "rea
 HALF_LIFE_DAYS = 30.0
 WINDOW_DAYS = 180.0
 ENGAGED = frozenset({"opened", "clicked", "replied", "converted", "read"})
+SCORED_EVENTS = 2000
+"""The score reads at most this many of a person's latest events (older ones weigh little anyway)."""
 
 _events = EngagementEvent.__table__
 
@@ -76,7 +78,8 @@ def _counted(current: dict[str, Any], new: list[Mapping[str, Any]]) -> dict[str,
 def _scores(session: Session, profile_id: str, now: dt.datetime) -> tuple[float, str | None]:
     since = now - dt.timedelta(days=WINDOW_DAYS)
     rows = session.execute(select(_events.c.channel, _events.c.kind, _events.c.machine, _events.c.occurred_at)
-                           .where(_events.c.profile_id == profile_id, _events.c.occurred_at >= since)).all()
+                           .where(_events.c.profile_id == profile_id, _events.c.occurred_at >= since)
+                           .order_by(_events.c.occurred_at.desc()).limit(SCORED_EVENTS)).all()
     per_channel: dict[str, list[tuple[str, bool, dt.datetime]]] = defaultdict(list)
     for row in rows:
         per_channel[row.channel or "unknown"].append((row.kind, row.machine, row.occurred_at))
