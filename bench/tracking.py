@@ -17,7 +17,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.api_send import _ms  # noqa: E402
 from bench.common import (  # noqa: E402
-    REDIS_URL, ROOT, ccm_env, cpu_usage, database_url, free_port, fresh_database, need, process, save, seed,
+    REDIS_URL,
+    ROOT,
+    ccm_env,
+    cpu_usage,
+    database_url,
+    free_port,
+    fresh_database,
+    need,
+    process,
+    save,
+    seed,
     wait_port,
 )
 

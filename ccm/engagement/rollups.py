@@ -8,8 +8,9 @@ every 30 days of age::
     weights: clicked 3, replied 5, converted 8, opened 1, read 1,
              bounced −2, unsubscribed −5, complained −10   (sent, delivered, failed: 0)
 
-Opens and clicks flagged as machine-made are left out, and at most the 2,000 latest events count. The best channel is the one with the highest
-positive score computed the same way over that channel's events; with none positive, there is none.
+Opens and clicks flagged as machine-made are left out, and at most the 2,000 latest events count.
+The best channel is the one with the highest positive score computed the same way over that
+channel's events; with none positive, there is none.
 """
 
 from __future__ import annotations
