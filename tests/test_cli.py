@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ccm.cli import main
 from tests.messages.test_send_api import finished
-from tests.support.api import ApiClient
+from tests.support.api import ApiClient, wait_for
 from tests.support.processes import ServeProcess, ccm_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +100,21 @@ def test_five_minute_tour_on_the_embedded_default(tmp_path):
         assert message["status"] == "delivered"
         [item] = api.get("/v1/outbox").json["items"]
         assert "Subject: Hello Ada" in item["raw"]
+        # Open it, as the README does, and see the profile update.
+        import re
+        import time
+        import urllib.request
+
+        parsed = email.message_from_string(item["raw"])
+        html = parsed.get_payload()[1].get_payload(decode=True).decode()
+        pixel = re.search(r'/t/o/[^"]+', html).group(0)
+        time.sleep(2.1)  # an open within 2 s of sending counts as a machine's
+        request = urllib.request.Request(server.url + pixel, headers={"User-Agent": "Mozilla/5.0 Thunderbird/128"})
+        assert urllib.request.urlopen(request, timeout=10).status == 200
+        profile = wait_for(lambda: (p := api.get("/v1/profiles/ada").json)["engagement"].get("email", {})
+                           .get("opened") == 1 and p, message="the open on the profile")
+        assert profile["engagement_score"] > 0
+        assert "event" in [entry["type"] for entry in api.get("/v1/profiles/ada/timeline").json["items"]]
     finally:
         server.stop()
     # the key survives a restart, and so does the data

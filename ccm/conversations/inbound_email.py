@@ -13,11 +13,11 @@ import codecs
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from email import message_from_bytes, message_from_string
-from email._policybase import Compat32
 from email.message import Message
+from email.policy import Compat32
 from email.utils import getaddresses
+from typing import Any
 
 from ccm.channels.html_text import html_to_text
 
