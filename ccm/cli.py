@@ -145,6 +145,34 @@ def import_templates(settings: Settings, folder: Path, workspace: str) -> None:
         click.echo(f"{result.key}: version {result.version}{'' if result.created else ' (unchanged)'}")
 
 
+@main.command("smtp-inbound")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=2525, show_default=True, type=int)
+@click.pass_obj
+def smtp_inbound(settings: Settings, host: str, port: int) -> None:
+    """Receive replies and bounces by SMTP for CCM_INBOUND_DOMAIN (point its MX here)."""
+    from ccm.conversations.service import receive_email
+    from ccm.conversations.smtp_inbound import InboundSmtpServer
+
+    if not settings.inbound_domain:
+        raise click.ClickException("set CCM_INBOUND_DOMAIN to the domain this server receives mail for")
+    runtime = _runtime(settings)
+
+    def handle(raw: bytes, mail_from: str, rcpt_tos: tuple[str, ...]) -> None:
+        with runtime.db.unit_of_work() as session:
+            receive_email(runtime, session, raw, rcpt_tos)
+
+    server = InboundSmtpServer(handle, host=host, port=port, domains=[settings.inbound_domain])
+    server.start()
+    click.echo(f"receiving mail for {settings.inbound_domain} on {host}:{server.port}")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    server.stop()
+    runtime.close()
+
+
 @main.command()
 @click.option("--limit", default=20, show_default=True)
 @click.option("--raw", "message_id", default=None, help="print the raw message for this message id")

@@ -89,6 +89,8 @@ def inbound_email() -> tuple[InboundOut, int]:
     if not raw:
         raise ValidationFailed("body: the raw email is missing", field="body")
     taken = receive_email(current_app.extensions["ccm"], db_session(), raw, workspace_id=current_workspace_id())
+    if taken == "malformed":
+        raise ValidationFailed("body: not an RFC 5322 email", field="body")
     return InboundOut(taken_as=taken), 202
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ccm.channels.base import InboundText, StatusEvent
 from ccm.conversations import keywords
-from ccm.conversations.inbound_email import ParsedEmail, parse_email, reply_address_token
+from ccm.conversations.inbound_email import MalformedEmail, ParsedEmail, parse_email, reply_address_token
 from ccm.conversations.models import Conversation, InboundMessage
 from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.engagement.service import record_events
@@ -53,8 +53,14 @@ def receive_texts(runtime: Runtime, session: Session, account: ProviderAccount, 
 def receive_email(runtime: Runtime, session: Session, raw: bytes, rcpt_tos: tuple[str, ...] = (),
                   workspace_id: str | None = None) -> str:
     """An email someone sent us: a bounce report, or a reply. Returns what it was taken for
-    (``bounce``, ``reply``, ``unmatched``). ``workspace_id`` scopes unmatched replies (the posting API)."""
-    parsed = parse_email(raw)
+    (``bounce``, ``reply``, ``unmatched``, ``malformed``). ``workspace_id`` scopes unmatched
+    replies (the posting API). Never raises for bad input: the SMTP listener must not make a
+    sender retry a message that will never parse."""
+    try:
+        parsed = parse_email(raw)
+    except MalformedEmail as exc:
+        log.warning("inbound email dropped: not an email (%s)", exc)
+        return "malformed"
     if parsed.dsn is not None:
         _apply_bounce(runtime, session, parsed)
         return "bounce"

@@ -93,7 +93,8 @@ class _Hooks:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        mail_from, rcpt_tos = envelope.mail_from or "", tuple(envelope.rcpt_tos)
+        mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        rcpt_tos = tuple(envelope.rcpt_tos)
         try:
             # In a thread: a handler writing to the database must not stall the other connections.
             await asyncio.get_running_loop().run_in_executor(None, self._handler, raw, mail_from, rcpt_tos)

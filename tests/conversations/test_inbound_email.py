@@ -379,6 +379,28 @@ def test_outlook_reply_without_separator_stops_at_header_block() -> None:
     assert parse_email(raw).text.endswith("Regards,\nAlice")
 
 
+def test_outlook_header_block_alone_ends_the_reply() -> None:
+    raw = OUTLOOK_REPLY.replace(b"-----Original Message-----\r\n", b"")
+
+    assert parse_email(raw).text.endswith("Regards,\nAlice")
+
+
+def test_from_and_date_lines_in_the_reply_itself_are_kept() -> None:
+    raw = crlf("""
+        From: traveller@example.net
+        Subject: Re: booking
+
+        Please change my booking:
+        From: Paris
+        Date: Monday 13 January
+        To: Berlin
+
+        Thanks
+    """)
+
+    assert parse_email(raw).text.endswith("To: Berlin\n\nThanks")
+
+
 def test_french_reply_decodes_encoded_words_and_strips_attribution() -> None:
     parsed = parse_email(FRENCH_REPLY)
 
@@ -500,6 +522,14 @@ def test_plain_text_bounce_is_read_best_effort() -> None:
     assert "Recipient address rejected" in recipient.diagnostic
 
 
+def test_plain_text_bounce_quoting_delay_words_stays_a_hard_bounce() -> None:
+    raw = PLAIN_TEXT_BOUNCE + b"\r\nSorry for the delay, we will retry the payment tomorrow.\r\n"
+
+    [recipient] = parse_email(raw).dsn.recipients  # type: ignore[union-attr]
+
+    assert (recipient.action, recipient.permanent) == ("failed", True)
+
+
 def test_qmail_bounce_address_then_reply_code() -> None:
     dsn = parse_email(QMAIL_BOUNCE).dsn
 
@@ -521,6 +551,42 @@ def test_bounce_without_recognisable_recipients_is_still_a_bounce() -> None:
 
     assert dsn is not None
     assert (dsn.recipients, dsn.original_message_id, dsn.ccm_message_id) == ((), None, None)
+
+
+def test_dsn_reports_the_address_as_originally_sent() -> None:
+    raw = POSTFIX_DSN.replace(b"Original-Recipient: rfc822;Nobody@example.net",
+                              b"Original-Recipient: rfc822;old-alias@example.com")
+
+    [recipient] = parse_email(raw).dsn.recipients  # type: ignore[union-attr]
+
+    assert recipient.address == "old-alias@example.com"
+
+
+def test_global_delivery_status_part_is_read() -> None:
+    raw = crlf("""
+        From: postmaster@example.jp
+        MIME-Version: 1.0
+        Content-Type: multipart/report; report-type=delivery-status; boundary="G"
+
+        --G
+        Content-Type: message/global-delivery-status
+        Content-Transfer-Encoding: 8bit
+
+        Reporting-MTA: dns; mx.example.jp
+
+        Original-Recipient: utf-8; 用户@example.jp
+        Final-Recipient: rfc822; user@example.jp
+        Action: failed
+        Status: 5.2.2
+        Diagnostic-Code: smtp; 552 5.2.2 Mailbox full
+
+        --G--
+    """)
+
+    [recipient] = parse_email(raw).dsn.recipients  # type: ignore[union-attr]
+
+    assert (recipient.address, recipient.status, recipient.diagnostic) == ("用户@example.jp", "5.2.2",
+                                                                          "552 5.2.2 Mailbox full")
 
 
 def test_other_reports_are_not_bounces() -> None:
@@ -588,6 +654,35 @@ def test_recipients_include_delivery_headers_deduplicated() -> None:
     assert parsed.to_addresses == ("b@example.net", "c@example.net", "reply+x@reply.example.com")
     assert parsed.message_id == "no-brackets@example.net"
     assert parsed.references == ("one@x", "two@x")
+
+
+def test_broken_rfc2231_parameters_do_not_break_parsing() -> None:
+    raw = crlf("""
+        From: a@example.net
+        Content-Type: multipart/mixed; boundary=y
+
+        --y
+        Content-Type: text/plain; charset*=utf-8''utf-8; charset*0=x
+
+        héllo
+        --y--
+    """)
+
+    assert parse_email(raw).text == "héllo"
+
+
+def test_deeply_nested_comments_in_addresses_are_ignored() -> None:
+    raw = b"From: " + b"(" * 5000 + b"\r\nTo: " + b"(" * 5000 + b"\r\n\r\nhi\r\n"
+
+    parsed = parse_email(raw)
+
+    assert (parsed.from_address, parsed.to_addresses, parsed.text) == ("", (), "hi")
+
+
+def test_a_huge_line_in_a_bounce_is_read_in_linear_time() -> None:
+    raw = b"From: MAILER-DAEMON@example.org\r\n\r\n550 " + b"a" * 1_000_000 + b"\r\n"
+
+    assert parse_email(raw).dsn.recipients == ()  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

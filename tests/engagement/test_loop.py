@@ -322,3 +322,36 @@ def test_webhooks_are_signed_logged_and_refused_for_private_addresses(api, runti
     expected = sign_standard_webhook(key, request.headers["webhook-id"], request.headers["webhook-timestamp"],
                                      request.body)
     assert request.headers["webhook-signature"] == expected
+
+
+@pytest.mark.settings(inbound_domain="in.ccm.test")
+def test_ccm_smtp_inbound_receives_a_reply_over_smtp(api, runtime, settings, tmp_path):
+    import email
+    import email.policy
+    import smtplib
+
+    from tests.support.processes import Process, ccm_env, free_port
+
+    publish_template(api, variables=["first_name"], variants=VARIANTS)
+    put_profile(api, "u1", channels=["email"])
+    accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"})
+    deliver_message(runtime, accepted.json["id"])
+    sent = api.get(f"/v1/outbox?message_id={accepted.json['id']}").json["items"][0]["raw"]
+    reply_to = email.message_from_string(sent, policy=email.policy.default)["Reply-To"]
+    port = free_port()
+    env = ccm_env(database_url=settings.database_url, redis_url=settings.redis_url, secret_key="test-secret",
+                  redis_namespace=settings.redis_namespace, inbound_domain="in.ccm.test", data_dir=tmp_path)
+    listener = Process([__import__("sys").executable, "-m", "ccm", "smtp-inbound", "--host", "127.0.0.1",
+                        "--port", str(port)], env, tmp_path / "smtp-inbound.log")
+    try:
+        wait_for(lambda: "receiving mail" in listener.output(), timeout=30, message="ccm smtp-inbound to start")
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost") as smtp:
+            smtp.sendmail("u1@example.com", [reply_to], b"From: u1@example.com\r\nTo: " + reply_to.encode() +
+                          b"\r\nSubject: Re: News\r\nMessage-ID: <r1@example.com>\r\n\r\nSee you there.\r\n")
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                smtp.sendmail("x@example.com", ["someone@elsewhere.example"], b"Subject: relay?\r\n\r\nno\r\n")
+        conversation = wait_for(lambda: api.get("/v1/conversations").json["items"], message="the conversation")
+        thread = api.get(f"/v1/conversations/{conversation[0]['id']}").json["entries"]
+        assert [(e["direction"], e["body"]) for e in thread][-1] == ("in", "See you there.")
+    finally:
+        listener.stop()
