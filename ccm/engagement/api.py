@@ -18,27 +18,31 @@ NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, private", "Pr
 
 @bp.route("/c/<token>", methods=["GET", "HEAD"])
 def click(token: str) -> Response:
-    runtime = current_app.extensions["ccm"]
-    try:
-        payload = runtime.link_signer.verify(token)
-    except InvalidToken:
+    """Redirect to the URL signed into the token (http and https only), after buffering the hit."""
+    payload = _verified(token)
+    if payload is None:
         return Response("Not found", status=404, mimetype="text/plain")
     target = payload.get("u")
     if not isinstance(target, str) or not target.lower().startswith(("http://", "https://")):
         return Response("Bad link", status=400, mimetype="text/plain")
-    runtime.hits.push(_hit("clicked", payload, target))
+    current_app.extensions["ccm"].hits.push(_hit("clicked", payload, target))
     return Response(status=302, headers={"Location": target, **NO_STORE})
 
 
 @bp.route("/o/<token>.gif", methods=["GET", "HEAD"])
 def pixel(token: str) -> Response:
-    runtime = current_app.extensions["ccm"]
-    try:
-        payload = runtime.link_signer.verify(token)
-    except InvalidToken:
+    payload = _verified(token)
+    if payload is None:
         return Response("Not found", status=404, mimetype="text/plain")
-    runtime.hits.push(_hit("opened", payload, None))
+    current_app.extensions["ccm"].hits.push(_hit("opened", payload, None))
     return Response(PIXEL, mimetype="image/gif", headers=NO_STORE)
+
+
+def _verified(token: str) -> dict | None:
+    try:
+        return current_app.extensions["ccm"].link_signer.verify(token)
+    except InvalidToken:
+        return None
 
 
 def _hit(kind: str, payload: dict, url: str | None) -> Hit:
