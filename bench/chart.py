@@ -29,6 +29,13 @@ def rows() -> list[tuple[str, list[tuple[str, float, str]]]]:
             ("bare smtplib loop", data["bare_smtplib_per_s"], "#9aa5b1"),
             ("CCM API-accepted → SMTP sink", data["ccm"]["per_second"], "#2563eb"),
         ]))
+    tracking = RESULTS / "tracking.json"
+    if tracking.exists():
+        data = json.loads(tracking.read_text())
+        found.append((f"open tracking, hits/s (ratio {data['ratio']:.2f})", [
+            ("bare Flask GIF endpoint", data["bare_flask"]["requests_per_s"], "#9aa5b1"),
+            (f"CCM /t/o/… (p99 {data['ccm']['p99_ms']:.0f} ms)", data["ccm"]["requests_per_s"], "#2563eb"),
+        ]))
     return found
 
 
