@@ -11,8 +11,6 @@ number of 202 answers.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import time
 
@@ -26,35 +24,20 @@ from bench.common import (  # noqa: E402
     database_url,
     free_port,
     fresh_database,
-    need,
     process,
     save,
     seed,
     wait_port,
+    wrk,
 )
 
 HTML = "<p>Hello {{ first_name }}, your order {{ order }} is confirmed.</p>"
 
 
 def run_wrk(port: int, *, key: str, duration: int, connections: int, run: str) -> dict[str, float]:
-    env = {"CCM_KEY": key, "BENCH_PROFILES": "1000", "BENCH_RUN": run, "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [need("wrk", "wrk"), "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
-         str(ROOT / "bench" / "send.lua"), f"http://127.0.0.1:{port}"],
-        env=env, capture_output=True, text=True, check=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return {
-        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
-        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
-        "requests": total, "errors": int(non_2xx.group(1)) if non_2xx else 0,
-    }
-
-
-def _ms(value: str) -> float:
-    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    env = {"CCM_KEY": key, "BENCH_PROFILES": "1000", "BENCH_RUN": run}
+    return wrk(f"http://127.0.0.1:{port}", duration=duration, connections=connections,
+               script=ROOT / "bench" / "send.lua", env=env)
 
 
 def gunicorn(app: str, port: int, extra: list[str]) -> list[str]:

@@ -150,3 +150,32 @@ def cpu_usage(into: dict[str, float]) -> Iterator[None]:
         used = seconds - before.get(name, 0.0)
         if used > 0.05:
             into[name] = round(used, 2)
+
+
+def wrk(url: str, *, duration: int, connections: int, script: Path | None = None,
+        env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run wrk (2 threads) against ``url``: requests/s, p50/p99 in ms, request and non-2xx counts."""
+    import re
+
+    args = [need("wrk", "wrk"), "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], env={"PATH": "/usr/bin:/bin", **(env or {})}, capture_output=True, text=True,
+                         check=True).stdout
+
+    def found(pattern: str) -> str:
+        match = re.search(pattern, out)
+        if match is None:
+            raise RuntimeError(f"unexpected wrk output:\n{out}")
+        return match.group(1)
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": float(found(r"Requests/sec:\s+([\d.]+)")), "p50_ms": _ms(found(r"50%\s+([\d.]+\w+)")),
+            "p99_ms": _ms(found(r"99%\s+([\d.]+\w+)")), "requests": int(found(r"(\d+) requests in")),
+            "errors": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+def _ms(value: str) -> float:
+    number, unit = value[:-2] if value.endswith(("us", "ms")) else value[:-1], value[-2:] if value.endswith(
+        ("us", "ms")) else value[-1:]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]

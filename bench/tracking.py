@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.api_send import _ms  # noqa: E402
 from bench.common import (  # noqa: E402
     REDIS_URL,
     ROOT,
@@ -24,11 +23,11 @@ from bench.common import (  # noqa: E402
     database_url,
     free_port,
     fresh_database,
-    need,
     process,
     save,
     seed,
     wait_port,
+    wrk,
 )
 
 
@@ -68,17 +67,7 @@ def write_rate() -> tuple[int, float]:
 
 
 def run_wrk(port: int, path: str, *, duration: int, connections: int) -> dict[str, float]:
-    import re
-    import subprocess
-
-    out = subprocess.run([need("wrk", "wrk"), "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
-                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
-            "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
-            "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-            "errors": int(non_2xx.group(1)) if non_2xx else 0}
+    return wrk(f"http://127.0.0.1:{port}{path}", duration=duration, connections=connections)
 
 
 def main() -> None:
