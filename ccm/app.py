@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ccm.config import Settings
-from ccm.errors import CCMError
+from ccm.errors import CCMError, PayloadTooLarge
 from ccm.http import discard_session, error_response, finish_request
 from ccm.runtime import Runtime, create_runtime
 
@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     runtime = runtime or create_runtime(settings or Settings.from_env())
     app = Flask("ccm")
     app.extensions["ccm"] = runtime
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_request_bytes  # larger bodies get 413
     app.json.sort_keys = False  # type: ignore[attr-defined]
     _register_blueprints(app)
     app.after_request(finish_request)
@@ -54,6 +55,12 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CCMError)
     def handle_ccm_error(error: CCMError) -> Response:
         return error_response(error)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(error: RequestEntityTooLarge) -> Response:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return error_response(PayloadTooLarge(f"body: larger than {limit} bytes (CCM_MAX_REQUEST_BYTES)",
+                                              field="body"))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:

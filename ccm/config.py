@@ -14,17 +14,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Everything CCM can be configured with; every field maps to ``CCM_<FIELD>``."""
+    """Everything CCM can be configured with; every field maps to ``CCM_<FIELD>``. Fields that
+    may hold a password or key are left out of ``repr`` (and so out of logs and tracebacks)."""
 
     model_config = SettingsConfigDict(env_prefix="CCM_", extra="ignore", frozen=True)
 
     data_dir: Path = Path(".ccm")
-    database_url: str | None = None
+    database_url: str | None = Field(None, repr=False)
     """SQLAlchemy URL; absent means a SQLite file under ``data_dir``."""
-    redis_url: str | None = None
+    redis_url: str | None = Field(None, repr=False)
     """Redis URL for the Dramatiq broker; absent means the in-process broker and worker."""
     redis_namespace: str = "ccm"
-    smtp_url: str | None = None
+    smtp_url: str | None = Field(None, repr=False)
     """``smtp://user:pass@host:587?starttls=required`` or ``smtps://...``; absent means the local outbox."""
     smtp_timeout: float = 20.0
     inbound_domain: str | None = None
@@ -35,10 +36,12 @@ class Settings(BaseSettings):
     and (for email) ``smtp_url`` is unset: ``email``, ``email,sms,chat`` or empty. Default: email on
     the embedded default, nothing otherwise (a production deployment never "delivers" into a table)."""
 
-    secret_key: str | None = None
+    secret_key: str | None = Field(None, repr=False)
     public_url: str = "http://127.0.0.1:8000"
     mail_from: str = "CCM <noreply@localhost>"
     log_level: str = "INFO"
+    max_request_bytes: int = 10_000_000
+    """Larger request bodies are refused with 413 (an inbound email's raw bytes are the largest)."""
 
     in_process_worker_threads: int = 4
     relay_interval: float = 1.0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from email.utils import getaddresses
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 Channel = Literal["email", "sms", "chat"]
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "chat")
@@ -53,6 +54,17 @@ def check_header_value(value: str) -> str:
     return value
 
 
+def check_mailbox(value: str) -> str:
+    """A From value: ``addr@example.com`` or ``Display Name <addr@example.com>``."""
+    check_header_value(value)
+    found = getaddresses([value])
+    address = found[0][1] if len(found) == 1 else ""
+    if not address:
+        raise ValueError(f"not an address like 'Shop <hello@shop.example>': {value!r}")
+    normalize_email(address)
+    return value.strip()
+
+
 def check_unique_channels(value: list[Channel]) -> list[Channel]:
     if len(set(value)) != len(value):
         raise ValueError("each channel may appear once")
@@ -64,4 +76,5 @@ TimeZone = Annotated[str, AfterValidator(check_timezone)]
 Locale = Annotated[str, AfterValidator(check_locale)]
 Phone = Annotated[str, AfterValidator(check_phone)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
+Mailbox = Annotated[str, Field(max_length=320), AfterValidator(check_mailbox)]
 ChannelRanking = Annotated[list[Channel], AfterValidator(check_unique_channels)]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 
 def test_openapi_describes_every_endpoint_with_its_schemas(app):
     document = app.test_client().get("/v1/openapi.json").json
@@ -28,3 +30,17 @@ def test_unknown_routes_answer_json_errors(api):
     response = api.get("/v1/nothing-here")
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
+
+
+@pytest.mark.settings(max_request_bytes=1000)
+def test_an_oversized_body_is_refused_with_413_naming_it(api):
+    response = api.request("POST", "/v1/inbound/email", data=b"x" * 2000)
+    assert (response.status_code, response.json["error"]["details"]["field"]) == (413, "body")
+
+
+def test_settings_keep_secrets_out_of_their_repr():
+    from ccm.config import Settings
+
+    shown = repr(Settings(smtp_url="smtp://user:hunter2@mail.example.com", secret_key="k" * 40,
+                          database_url="postgresql://u:hunter2@db/ccm", redis_url="redis://:hunter2@cache"))
+    assert "hunter2" not in shown and "k" * 40 not in shown

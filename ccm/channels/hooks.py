@@ -21,7 +21,7 @@ bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 @bp.post("/<account_id>/<kind>")
 def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
     from ccm.conversations.service import receive_texts
-    from ccm.engagement.status import apply_reports
+    from ccm.engagement.status import ReportTooEarly, apply_reports
 
     runtime = current_app.extensions["ccm"]
     if kind not in ("status", "inbound"):
@@ -39,12 +39,23 @@ def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
             session.rollback()
             return jsonify(error={"code": "unauthorized", "message": f"callback refused: {exc}"}), 401
         if kind == "status":
-            apply_reports(session, account, provider.parse_status_callback(inbound))
+            try:
+                apply_reports(session, account, provider.parse_status_callback(inbound),
+                              handle_key=getattr(provider, "handle_key", None))
+            except ReportTooEarly as exc:
+                session.rollback()  # nothing recorded: the provider's retry will find the message
+                return _retry_later(f"message {exc} not recorded yet; retry")
         else:
             receive_texts(runtime, session, account, provider.parse_inbound(inbound))
     if account.kind == "twilio":  # Twilio wants TwiML; an empty response sends nothing back
         return Response("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>", mimetype="text/xml")
     return jsonify(ok=True)
+
+
+def _retry_later(message: str) -> tuple[Response, int]:
+    response = jsonify(error={"code": "retry", "message": message})
+    response.headers["Retry-After"] = "5"
+    return response, 503
 
 
 def _inbound_request(public_url: str) -> InboundRequest:

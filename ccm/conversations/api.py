@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select
 
@@ -12,6 +12,7 @@ from ccm.conversations.models import Conversation, InboundMessage
 from ccm.conversations.service import receive_email, send_in_conversation
 from ccm.errors import NotFound, ValidationFailed
 from ccm.http import db_session, endpoint
+from ccm.idempotency.http import respond_idempotently
 from ccm.messages.models import Message
 from ccm.pagination import PageQuery, paginate, split_page
 from ccm.profiles.service import get_profile
@@ -122,12 +123,18 @@ def get_conversation(conversation_id: str) -> Thread:
 
 
 @endpoint(bp, "/conversations/<conversation_id>/messages", method="POST", body=FollowUpIn,
-          responses={202: FollowUpOut}, summary="Reply in a conversation (a support agent's follow-up)")
-def follow_up(conversation_id: str, body: FollowUpIn) -> tuple[FollowUpOut, int]:
-    message_id = send_in_conversation(session=db_session(), runtime=current_app.extensions["ccm"],
-                                      conversation=_conversation(conversation_id), template=body.template,
-                                      data=body.data, text=body.text)
-    return FollowUpOut(id=message_id), 202
+          responses={202: FollowUpOut}, headers=["Idempotency-Key"],
+          summary="Reply in a conversation (a support agent's follow-up)")
+def follow_up(conversation_id: str, body: FollowUpIn) -> Response:
+    session, runtime = db_session(), current_app.extensions["ccm"]
+    conversation = _conversation(conversation_id)
+
+    def work() -> tuple[dict[str, str], int]:
+        message_id = send_in_conversation(session=session, runtime=runtime, conversation=conversation,
+                                          template=body.template, data=body.data, text=body.text)
+        return FollowUpOut(id=message_id).model_dump(), 202
+
+    return respond_idempotently(work)
 
 
 def _conversation(conversation_id: str) -> Conversation:

@@ -105,8 +105,18 @@ def _address(value: str) -> tuple[str, str]:
 
 def _recipients(message: Message) -> tuple[str, ...]:
     values = [value for name in _RECIPIENT_FIELDS for value in all_headers(message, name)]
-    addresses = (address.strip().lower() for _, address in _parse_addresses(values))
-    return tuple(dict.fromkeys(address for address in addresses if "@" in address))
+    addresses = (_lower_domain(address.strip()) for _, address in _parse_addresses(values))
+    unique: dict[str, str] = {}
+    for address in addresses:
+        if "@" in address:
+            unique.setdefault(address.lower(), address)  # the first spelling of each address
+    return tuple(unique.values())
+
+
+def _lower_domain(address: str) -> str:
+    """Domains are case-insensitive; local parts may not be (reply tokens are in them)."""
+    local, at, domain = address.rpartition("@")
+    return f"{local}{at}{domain.lower()}"
 
 
 def _parse_addresses(values: list[str]) -> list[tuple[str, str]]:

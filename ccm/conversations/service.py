@@ -10,6 +10,7 @@ conversation on that channel. The subject plays no part, so a changed subject do
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -40,9 +41,12 @@ def receive_texts(runtime: Runtime, session: Session, account: ProviderAccount, 
     provider = runtime.providers.instance(account).provider
     for text in texts:
         profile = _profile_for_text(session, account.workspace_id, text, provider)
-        if keywords.handle(runtime, session, account.workspace_id, profile, text):
-            _store(session, account.workspace_id, None, profile, text.channel, text.from_address, text.to_address,
-                   None, text.body, text.provider_message_id, None, keyword=keywords.keyword_of(text.body))
+        keyword = keywords.keyword_of(text.body)
+        if keyword is not None:
+            # Stored first: a provider retrying the webhook must not get a second confirmation.
+            if _store(session, account.workspace_id, None, profile, text.channel, text.from_address, text.to_address,
+                      None, text.body, text.provider_message_id, None, keyword=keyword):
+                keywords.handle(runtime, session, account.workspace_id, profile, text)
             continue
         replied_to = _latest_sent(session, profile.id, text.channel)
         conversation = _open_conversation(session, account.workspace_id, profile.id, text.channel, replied_to)
@@ -62,9 +66,9 @@ def receive_email(runtime: Runtime, session: Session, raw: bytes, rcpt_tos: tupl
         log.warning("inbound email dropped: not an email (%s)", exc)
         return "malformed"
     if parsed.dsn is not None:
-        _apply_bounce(runtime, session, parsed)
+        _apply_bounce(session, parsed, workspace_id)
         return "bounce"
-    message, conversation = _thread_of(runtime, session, parsed, rcpt_tos)
+    message, conversation = _thread_of(runtime, session, parsed, rcpt_tos, workspace_id)
     workspace = conversation.workspace_id if conversation else message.workspace_id if message else workspace_id
     if workspace is None:
         log.warning("inbound email %s matches no conversation or message; dropped", parsed.message_id)
@@ -86,51 +90,72 @@ def reply_address(runtime: Runtime, *, message_id: str, conversation_token: str 
         return None
     if conversation_token:
         return f"reply+c-{conversation_token}@{domain}"
-    return f"reply+m-{message_id}.{runtime.link_signer.sign({'r': message_id}).split('.')[1][:12]}@{domain}"
+    return f"reply+m-{message_id}.{_reply_mac(runtime, message_id)}@{domain}"
 
 
-def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail,
-               rcpt_tos: tuple[str, ...]) -> tuple[Message | None, Conversation | None]:
+def _reply_mac(runtime: Runtime, message_id: str) -> str:
+    return runtime.link_signer.sign({"r": message_id}).split(".")[1][:12]
+
+
+def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail, rcpt_tos: tuple[str, ...],
+               workspace_id: str | None) -> tuple[Message | None, Conversation | None]:
+    """The message and conversation an email replies to. Reply addresses carry a secret (a random
+    conversation token, or a signed message id), so they are trusted from anyone; the
+    ``In-Reply-To``/``References`` headers name guessable ids, so they count only when the email
+    comes from the address the message went to. Nothing outside ``workspace_id`` (when given) is
+    ever matched."""
     domain = runtime.settings.inbound_domain or ""
     for address in (*rcpt_tos, *parsed.to_addresses):
         token = reply_address_token(address, domain=domain) if domain else None
+        token = f"{token[:2].lower()}{token[2:]}" if token else None
         if token and token.startswith("c-"):
-            conversation = session.scalar(select(Conversation).where(Conversation.reply_token == token[2:]))
-            if conversation is not None:
+            conversation = session.scalar(select(Conversation).where(Conversation.reply_token == token[2:].lower()))
+            if conversation is not None and workspace_id in (None, conversation.workspace_id):
                 return None, conversation
         if token and token.startswith("m-"):
             message_id, _, mac = token[2:].partition(".")
-            expected = runtime.link_signer.sign({"r": message_id}).split(".")[1][:12]
-            message = session.get(Message, message_id) if mac.lower() == expected.lower() else None
-            if message is not None:
-                return message, _conversation_of(session, message)
+            message_id = message_id[:4].lower() + message_id[4:].upper()  # "msg_" + ULID, whatever the MTA did
+            if hmac.compare_digest(mac.lower(), _reply_mac(runtime, message_id).lower()):
+                message = _message_in(session, message_id, workspace_id)
+                if message is not None:
+                    return message, _conversation_of(session, message)
     for reference in (*parsed.in_reply_to, *reversed(parsed.references)):
-        message = session.get(Message, reference.split("@", 1)[0]) if reference.startswith("msg_") else None
-        if message is not None:
+        message = _message_in(session, reference.split("@", 1)[0], workspace_id) \
+            if reference.startswith("msg_") else None
+        if message is not None and (message.to_address or "").lower() == parsed.from_address:
             return message, _conversation_of(session, message)
     return None, None
+
+
+def _message_in(session: Session, message_id: str, workspace_id: str | None) -> Message | None:
+    message = session.get(Message, message_id)
+    return message if message is not None and workspace_id in (None, message.workspace_id) else None
 
 
 def _conversation_of(session: Session, message: Message) -> Conversation | None:
     if message.conversation_id:
         return session.get(Conversation, message.conversation_id)
-    return session.scalar(select(Conversation).where(Conversation.origin_message_id == message.id))
+    return session.scalar(select(Conversation).where(Conversation.workspace_id == message.workspace_id,
+                                                     Conversation.origin_message_id == message.id))
 
 
 def _open_conversation(session: Session, workspace_id: str, profile_id: str, channel: str,
                        origin_message_id: str | None, *, subject: str | None = None) -> Conversation:
     if origin_message_id:
-        found = session.scalar(select(Conversation).where(Conversation.origin_message_id == origin_message_id))
+        found = session.scalar(select(Conversation).where(Conversation.workspace_id == workspace_id,
+                                                          Conversation.origin_message_id == origin_message_id))
         if found is not None:
             return found
     if channel != "email":
         found = session.scalar(select(Conversation).where(
-            Conversation.profile_id == profile_id, Conversation.channel == channel, Conversation.status == "open")
+            Conversation.workspace_id == workspace_id, Conversation.profile_id == profile_id,
+            Conversation.channel == channel, Conversation.status == "open")
             .order_by(Conversation.last_message_at.desc()).limit(1))
         if found is not None:
             return found
     conversation = Conversation(workspace_id=workspace_id, profile_id=profile_id, channel=channel, subject=subject,
-                                reply_token=secrets.token_urlsafe(16), origin_message_id=origin_message_id)
+                                reply_token=secrets.token_hex(16),  # lower case: some MTAs fold addresses
+                                origin_message_id=origin_message_id)
     session.add(conversation)
     session.flush()
     return conversation
@@ -196,21 +221,27 @@ def _new_profile(session: Session, workspace_id: str, **values: Any) -> Profile:
     return profile
 
 
-def _apply_bounce(runtime: Runtime, session: Session, parsed: ParsedEmail) -> None:
-    """Bounce reports (DSNs) become the same reports a provider webhook would give."""
+def _apply_bounce(session: Session, parsed: ParsedEmail, workspace_id: str | None) -> None:
+    """Bounce reports (DSNs) become the same reports a provider webhook would give — for the
+    recipients the message actually went to, so a forged bounce naming a message id cannot
+    suppress anyone else."""
     from ccm.engagement.status import apply_message_reports
 
     dsn = parsed.dsn
     assert dsn is not None
-    message = session.get(Message, dsn.ccm_message_id) if dsn.ccm_message_id else None
+    message = _message_in(session, dsn.ccm_message_id, workspace_id) if dsn.ccm_message_id else None
     if message is None:
         log.warning("bounce for an unknown message (%s); ignored", dsn.original_message_id)
         return
+    sent_to = (message.to_address or "").lower()
     reports = [StatusEvent(provider_message_id=message.id, recipient=r.address,
                            event_id=f"dsn:{message.id}:{r.address}:{r.action}",
                            kind="bounced_hard" if r.permanent else "bounced_soft",
                            detail={"status": r.status, "description": r.diagnostic[:300], "action": r.action})
-               for r in dsn.recipients if r.action in ("failed", "delayed")]
+               for r in dsn.recipients if r.action in ("failed", "delayed") and r.address.lower() == sent_to]
+    if not reports:
+        log.warning("bounce for %s names none of its recipients; ignored", message.id)
+        return
     apply_message_reports(session, message, reports, source="dsn")
 
 

@@ -19,6 +19,7 @@ from ccm.db import utcnow
 from ccm.engagement.service import record_events
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.outcomes import announce
+from ccm.profiles.models import Profile
 from ccm.suppression.service import suppress
 
 EVENT_KIND = {"delivered": "delivered", "bounced_hard": "bounced", "bounced_soft": "bounced",
@@ -30,16 +31,46 @@ OPEN = (MessageStatus.SENDING, MessageStatus.SENT)
 _m = Message.__table__
 
 
-def apply_reports(session: Session, account: ProviderAccount, reports: Iterable[StatusEvent]) -> int:
-    """Record a provider's reports; returns how many were new (duplicates change nothing)."""
+class ReportTooEarly(Exception):
+    """A report names a provider message id CCM has not recorded yet, while messages on that
+    channel are still being handed over: the provider should send it again shortly."""
+
+
+def apply_reports(session: Session, account: ProviderAccount, reports: Iterable[StatusEvent], *,
+                  handle_key: str | None = None) -> int:
+    """Record a provider's reports; returns how many were new (duplicates change nothing).
+
+    Raises:
+      ReportTooEarly: a report may have overtaken the send it is about (see the class).
+    """
     applied = 0
     for report in reports:
         message = _message(session, account.workspace_id, report.provider_message_id)
+        if message is None and report.provider_message_id and _handing_over(session, account):
+            raise ReportTooEarly(report.provider_message_id)
         event = _event(account.workspace_id, account.channel, f"provider:{account.kind}", account.kind, report, message)
-        if record_events(session, [event]) and message is not None:
+        if not record_events(session, [event]):
+            continue
+        if message is not None:
             _transition(session, message, report)
-            applied += 1
+        elif report.kind == "unsubscribed" and report.recipient:
+            _opt_out_address(session, account, report.recipient, handle_key)
+        applied += 1
     return applied
+
+
+def _opt_out_address(session: Session, account: ProviderAccount, address: str, handle_key: str | None) -> None:
+    """A report about a person rather than a message (a Telegram user blocking the bot): the
+    address gets nothing more on this channel, and its profile's consent is revoked."""
+    suppress(session=session, workspace_id=account.workspace_id, channel=account.channel, address=address,
+             reason="stop", detail=f"opted out through {account.kind}", strict=False)
+    column = {"email": Profile.email, "sms": Profile.phone}.get(account.channel)
+    match = column == address if column is not None else Profile.chat[handle_key or account.kind].as_string() == address
+    for profile_id in session.scalars(select(Profile.id).where(Profile.workspace_id == account.workspace_id, match)):
+        record_consent(session=session, workspace_id=account.workspace_id, profile_id=profile_id, actor="provider",
+                       data=ConsentIn(channel=account.channel, topic=ALL_TOPICS, status="revoked",  # type: ignore[arg-type]
+                                      source="provider_unsubscribe", proof={"provider": account.kind,
+                                                                            "address": address}))
 
 
 def apply_message_reports(session: Session, message: Any, reports: Iterable[StatusEvent], *, source: str) -> int:
@@ -60,6 +91,12 @@ def _message(session: Session, workspace_id: str, provider_message_id: str) -> A
     return session.execute(select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.channel, _m.c.to_address,
                                   _m.c.status).where(_m.c.workspace_id == workspace_id,
                                                      _m.c.provider_message_id == provider_message_id)).first()
+
+
+def _handing_over(session: Session, account: ProviderAccount) -> bool:
+    return session.execute(select(_m.c.id).where(_m.c.workspace_id == account.workspace_id,
+                                                 _m.c.channel == account.channel,
+                                                 _m.c.status == MessageStatus.SENDING).limit(1)).first() is not None
 
 
 def _event(workspace_id: str, channel: str, source: str, namespace: str, report: StatusEvent,

@@ -80,6 +80,9 @@ def _encode(at: dt.datetime, id_: str) -> str:
 def _decode(cursor: str) -> tuple[dt.datetime, str]:
     try:
         at, _, id_ = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
-        return dt.datetime.fromisoformat(at), id_
+        when = dt.datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, id_
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("query.cursor: not a cursor returned by this API", field="query.cursor") from None

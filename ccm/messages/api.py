@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, json, request
+from flask import Blueprint, Response, current_app, request
 
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
-from ccm.idempotency.service import fingerprint, run_idempotent
+from ccm.idempotency.http import respond_idempotently
 from ccm.ids import new_id
 from ccm.messages import service
 from ccm.messages.schemas import MessageList, MessageListQuery, MessageOut, MessageSummary, SendIn, SendOut
@@ -24,12 +24,7 @@ def send_message(body: SendIn) -> Response:
                                         request=body, idempotency_key=key, message_id=message_id)
         return {"id": accepted.id, "status": accepted.status}, 202
 
-    result = run_idempotent(session=session, workspace_id=current_workspace_id(), key=key,
-                            request_hash=fingerprint("POST", request.path, request.get_data()),
-                            ttl=runtime.settings.idempotency_ttl, work=work,
-                            expected=({"id": message_id, "status": "queued"}, 202))
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return Response(json.dumps(result.body), status=result.status, headers=headers, mimetype="application/json")
+    return respond_idempotently(work, expected=({"id": message_id, "status": "queued"}, 202))
 
 
 @endpoint(bp, "/<message_id>", method="GET", responses={200: MessageOut},

@@ -25,6 +25,7 @@ import signal
 from dataclasses import replace
 
 from sqlalchemy import bindparam, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ccm import jobs
@@ -180,23 +181,36 @@ def claim(runtime: Runtime, message_id: str) -> Claimed | None:
             raise LookupError(f"message {message_id} not found (not committed yet?)")
         if not _claimable(runtime, session, pending):
             return None
-        try:
-            prepared = prepare(runtime, session, pending)
-        except NotSendable as stop:
-            outcomes.finish_unsent(session, pending, stop)
-            return None
-        except Deferred as deferred:
-            outcomes.defer(runtime, session, pending, deferred)
-            return None
+        prepared = _prepare_or_end(runtime, session, pending)
         token = secrets.token_hex(8)
-        if not _take(session, pending, prepared, token):
+        if prepared is None or not _take(session, pending, prepared, token):
             return None
         if prepared.targets[0][0].provider.in_transaction:
-            outcomes.send_in_transaction(session, pending, prepared, attempt_number=pending.claims + 1)
+            outcomes.send_in_transaction(session, replace(pending, status=MessageStatus.SENDING, claim_token=token),
+                                         prepared, attempt_number=pending.claims + 1)
             return None
-        return Claimed(pending.id, token, pending.claims + 1, tuple(prepared.targets), prepared.outbound,
+        # A provider writing to the database (the local outbox) serves only as a channel's first choice.
+        targets = tuple(target for target in prepared.targets if not target[0].provider.in_transaction)
+        return Claimed(pending.id, token, pending.claims + 1, targets, prepared.outbound,
                        pending.deadline_at, can_fall_back=pending.channel_override is None,
                        failed_channels=tuple(pending.failed_channels), pinned_account=pending.pinned_account)
+
+
+def _prepare_or_end(runtime: Runtime, session: Session, pending: Pending) -> Prepared | None:
+    """What to send; None when the message ended or was deferred instead."""
+    try:
+        return prepare(runtime, session, pending)
+    except NotSendable as stop:
+        outcomes.finish_unsent(session, pending, stop)
+    except Deferred as deferred:
+        outcomes.defer(runtime, session, pending, deferred)
+    except SQLAlchemyError:
+        raise  # the database is unwell: retry the job later
+    except Exception as exc:  # a bug: end the message with a reason instead of retrying it forever
+        log.exception("message %s: preparing it failed", pending.id)
+        outcomes.finish_unsent(session, pending, NotSendable(
+            MessageStatus.FAILED, f"internal_error: {type(exc).__name__} while preparing the message"))
+    return None
 
 
 def _take(session: Session, pending: Pending, prepared: Prepared, token: str) -> bool:

@@ -144,7 +144,8 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
 
 def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> SendRules:
     assert pending.profile_id is not None  # prepare() skipped messages whose profile was deleted
-    return SendRules(session, policy, workspace_id=pending.workspace_id, profile_id=pending.profile_id,
+    return SendRules(session, policy, message_id=pending.id, workspace_id=pending.workspace_id,
+                     profile_id=pending.profile_id,
                      category=pending.category, topic=pending.topic, timezone=pending.timezone,
                      preferences=pending.preferences, source=pending.source)
 

@@ -150,10 +150,11 @@ def finish_unsent(session: Session, pending: Pending, stop: NotSendable) -> None
 def defer(runtime: Runtime, session: Session, pending: Pending, deferred: Deferred) -> None:
     """Keep the message queued until ``deferred.until`` and run it again then."""
     delay = max(0.0, (deferred.until - utcnow()).total_seconds())
-    session.execute(update(_m).where(_m.c.id == pending.id).values(
+    deferred_now = session.execute(update(_m).where(_m.c.id == pending.id, *_unchanged(pending)).values(
         status=MessageStatus.QUEUED, reason=deferred.reason, next_attempt_at=deferred.until, route=deferred.route,
         claim_token=None, updated_at=utcnow()))
-    jobs.reschedule(session, DELIVER, pending.id, delay=delay, grace=runtime.settings.relay_grace)
+    if deferred_now.rowcount:  # type: ignore[attr-defined]
+        jobs.reschedule(session, DELIVER, pending.id, delay=delay, grace=runtime.settings.relay_grace)
 
 
 def announce(session: Session, workspace_id: str, message_id: str, status: MessageStatus, reason: str | None,
@@ -165,12 +166,20 @@ def announce(session: Session, workspace_id: str, message_id: str, status: Messa
 
 def finish_message(session: Session, pending: Pending, status: MessageStatus, reason: str, *,
                    channel: str | None = None, **values: Any) -> None:
-    """End a message whatever its claim (used by the run that holds the decision)."""
+    """End a message as loaded in ``pending``; nothing happens if another run changed it since
+    (compare-and-set on its status and claim token)."""
     now = utcnow()
-    session.execute(update(_m).where(_m.c.id == pending.id).values(
+    ended = session.execute(update(_m).where(_m.c.id == pending.id, *_unchanged(pending)).values(
         status=status, reason=reason, finished_at=now, updated_at=now, next_attempt_at=None, **values))
+    if not ended.rowcount:  # type: ignore[attr-defined]
+        log.info("message %s changed while being decided; left to the run that changed it", pending.id)
+        return
     jobs.finish(session, DELIVER, pending.id)
     announce(session, pending.workspace_id, pending.id, status, reason, channel)
+
+
+def _unchanged(pending: Pending) -> tuple[Any, ...]:
+    return _m.c.status == pending.status, _m.c.claim_token.is_not_distinct_from(pending.claim_token)
 
 
 def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int) -> None:

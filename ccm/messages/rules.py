@@ -7,22 +7,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.sms import SmsSize, sms_size
 from ccm.consent.service import allows
-from ccm.db import utcnow
+from ccm.db import UTCDateTime, utcnow
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.timing import Window, cap_exceeded, next_allowed, quiet_window
 from ccm.suppression.service import suppressed
 from ccm.workspaces.schemas import WorkspacePolicy
 
 _m = Message.__table__
-_SENT_SINCE = select(_m.c.channel, _m.c.topic, _m.c.finished_at).where(
+# Messages other runs are sending right now count too: two campaigns reaching one person at once
+# must not both slip under a cap of one.
+_sent_at = func.coalesce(_m.c.finished_at, _m.c.claimed_at, type_=UTCDateTime)
+_SENT_SINCE = select(_m.c.channel, _m.c.topic, _sent_at.label("sent_at")).where(
     _m.c.workspace_id == bindparam("b_workspace"), _m.c.profile_id == bindparam("b_profile"),
-    _m.c.category == "marketing", _m.c.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
-    _m.c.finished_at >= bindparam("b_since"))
+    _m.c.category == "marketing", _m.c.id != bindparam("b_self"),
+    _m.c.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.SENDING)),
+    _sent_at >= bindparam("b_since"))
 
 
 class NotSendable(Exception):
@@ -44,22 +48,29 @@ class Deferred(Exception):
 class SendRules:
     """The rules for one pending message (see the module docstring)."""
 
-    def __init__(self, session: Session, policy: WorkspacePolicy, *, workspace_id: str, profile_id: str,
-                 category: str, topic: str | None, timezone: str | None, preferences: dict[str, Any] | None,
-                 source: str = "api") -> None:
+    def __init__(self, session: Session, policy: WorkspacePolicy, *, message_id: str, workspace_id: str,
+                 profile_id: str, category: str, topic: str | None, timezone: str | None,
+                 preferences: dict[str, Any] | None, source: str = "api") -> None:
         self.session, self.policy = session, policy
-        self.workspace_id, self.profile_id = workspace_id, profile_id
+        self.message_id, self.workspace_id, self.profile_id = message_id, workspace_id, profile_id
         self.category, self.topic, self.timezone = category, topic, timezone
         self.preferences = preferences or {}
         self.source = source
+        self._blocked: dict[tuple[str, str], str | None] = {}
 
     def blocked(self, channel: str, address: str) -> str | None:
         """Why ``address`` may not be used on ``channel`` now, or None. Suppression applies to
         every message; topic consent to marketing only."""
-        # A keyword's confirmation answers the very STOP that just suppressed the address.
-        reason = None if self.source == "keyword" else suppressed(
-            session=self.session, workspace_id=self.workspace_id, channel=channel, address=address)
-        if reason:
+        key = (channel, address)
+        if key not in self._blocked:
+            self._blocked[key] = self._check(channel, address)
+        return self._blocked[key]
+
+    def _check(self, channel: str, address: str) -> str | None:
+        reason = suppressed(session=self.session, workspace_id=self.workspace_id, channel=channel, address=address)
+        # A keyword's confirmation answers the very STOP that just suppressed the address — and
+        # only a STOP: a bounced or erased address gets nothing.
+        if reason and not (reason == "stop" and self.source == "keyword"):
             return f"suppressed:{reason}"
         if self.category == "marketing" and not allows(session=self.session, profile_id=self.profile_id,
                                                        channel=channel, topic=self.topic, policy=self.policy):
@@ -108,5 +119,5 @@ class SendRules:
 
     def _sent_since(self, since: dt.datetime) -> list[tuple[str | None, str | None, dt.datetime]]:
         rows = self.session.execute(_SENT_SINCE, {"b_workspace": self.workspace_id, "b_profile": self.profile_id,
-                                                  "b_since": since})
-        return [(row.channel, row.topic, row.finished_at) for row in rows]
+                                                  "b_self": self.message_id, "b_since": since})
+        return [(row.channel, row.topic, row.sent_at) for row in rows]

@@ -63,7 +63,7 @@ def send_message(*, session: Session, runtime: Runtime, workspace_id: str, reque
     """
     recipient = _recipient(session, workspace_id, request)
     template = _latest_template(session, runtime, workspace_id, request.template)
-    _check_request(request, template, recipient)
+    _check_request(template, recipient, data=request.data, channel=request.channel, category=request.category)
     message_id = message_id or new_id("msg")
     send_key = f"api:{idempotency_key}" if idempotency_key else f"api:{message_id}"
     now = utcnow()
@@ -139,16 +139,16 @@ def cancel_pending_messages(*, session: Session, profile_id: str, reason: str) -
     return result.rowcount  # type: ignore[attr-defined]
 
 
-def _check_request(request: SendIn, template: PublishedTemplate, recipient: Recipient) -> None:
-    missing = missing_variables(template.variables, request.data, recipient.attributes)
+def _check_request(template: PublishedTemplate, recipient: Recipient, *, data: dict[str, Any], channel: str | None,
+                   category: str | None = None) -> None:
+    missing = missing_variables(template.variables, data, recipient.attributes)
     if missing:
         raise ValidationFailed(
             f"data.{missing[0]}: the template needs {', '.join(missing)}; give it in data or as a profile attribute",
             field=f"data.{missing[0]}", details={"missing": missing})
-    if request.channel and template.variant_for(request.channel, recipient.locale) is None:
-        raise ValidationFailed(f"channel: template {request.template!r} has no {request.channel} variant",
-                               field="channel")
-    if template.category == "marketing" and request.category == "transactional":
+    if channel and template.variant_for(channel, recipient.locale) is None:
+        raise ValidationFailed(f"channel: template {template.key!r} has no {channel} variant", field="channel")
+    if template.category == "marketing" and category == "transactional":
         raise ValidationFailed("category: a marketing template cannot be sent as transactional", field="category")
 
 
@@ -170,13 +170,22 @@ def send_system_text(*, session: Session, runtime: Runtime, workspace_id: str, p
 def send_to_profile(*, session: Session, runtime: Runtime, workspace_id: str, profile_id: str, template: str,
                     data: dict[str, Any], channel: str, source: str, conversation_id: str | None = None,
                     track: bool = True) -> str:
-    """Queue a transactional message to a known profile on one channel (no API request behind it)."""
+    """Queue a message to a known profile on one channel (no API request behind it), in the
+    template's category: a marketing template still needs the person's consent.
+
+    Raises:
+      ValidationFailed: no such published template, a variable missing from ``data`` and the
+        profile, or no variant for ``channel``. Nothing is written.
+    """
     published = _latest_template(session, runtime, workspace_id, template)
+    profile = session.get(Profile, profile_id)
+    _check_request(published, Recipient(profile_id, profile.attributes if profile else {},
+                                        profile.locale if profile else None), data=data, channel=channel)
     message_id, now = new_id("msg"), utcnow()
     session.add(Message(
         id=message_id, workspace_id=workspace_id, profile_id=profile_id, source=source,
         send_key=f"{source}:{message_id}",
-        category="transactional", template_version_id=published.id, template_key=template,
+        category=published.category, template_version_id=published.id, template_key=template,
         template_version=published.version, channel_override=channel, data=data, route=[],
         status=MessageStatus.QUEUED, created_at=now, updated_at=now, failed_channels=[], track=track,
         conversation_id=conversation_id, deadline_at=now + dt.timedelta(seconds=runtime.settings.default_send_window)))

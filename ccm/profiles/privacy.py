@@ -1,21 +1,25 @@
 """GDPR: export everything CCM holds about a person, and erase them.
 
-Erasure cancels their waiting messages, strips personal data from the messages and attempts kept
-for the workspace's statistics, drops their outbox copies, consent ledger and profile, and leaves
-only SHA-256 hashes of their addresses on the suppression list, so a re-import or a late event
-cannot make CCM message them again.
+Erasure cancels their waiting messages, strips personal data from the messages, attempts and
+engagement events kept for the workspace's statistics, deletes their replies and conversations,
+outbox copies, consent ledger and profile, redacts the webhook notifications about them (and
+cancels those not yet delivered), and leaves only SHA-256 hashes of their addresses on the
+suppression list, so a re-import or a late event cannot make CCM message them again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from ccm.channels.models import OutboxItem
 from ccm.consent.models import ConsentRecord
 from ccm.consent.schemas import ConsentRecordOut
+from ccm.conversations.models import Conversation, InboundMessage
+from ccm.db import utcnow
+from ccm.engagement.models import EngagementEvent
 from ccm.messages.models import DeliveryAttempt, Message
 from ccm.messages.schemas import MessageOut
 from ccm.messages.service import cancel_pending_messages
@@ -24,6 +28,7 @@ from ccm.profiles.schemas import ProfileOut
 from ccm.profiles.service import get_profile
 from ccm.suppression.models import Suppression
 from ccm.suppression.service import address_hash, canonical, suppress
+from ccm.webhooks.models import WebhookDelivery
 
 ERASED = "erased"
 
@@ -43,6 +48,12 @@ def export_profile(*, session: Session, workspace_id: str, external_id: str) -> 
         "consent": [ConsentRecordOut.model_validate(record).model_dump(mode="json") for record in consent],
         "messages": [_message(message, by_message.get(message.id, [])) for message in messages],
         "suppressions": _suppressions(session, workspace_id, profile),
+        "conversations": _conversations(session, profile),
+        "events": [{"id": e.id, "kind": e.kind, "channel": e.channel, "message_id": e.message_id,
+                    "source": e.source, "machine": e.machine, "detail": e.detail,
+                    "occurred_at": e.occurred_at.isoformat()}
+                   for e in session.scalars(select(EngagementEvent).where(EngagementEvent.profile_id == profile.id)
+                                            .order_by(EngagementEvent.occurred_at))],
     }
 
 
@@ -60,10 +71,48 @@ def erase_profile(*, session: Session, workspace_id: str, external_id: str, regi
     session.execute(update(DeliveryAttempt).where(DeliveryAttempt.message_id.in_(message_ids))
                     .values(to_address=None))
     session.execute(delete(OutboxItem).where(OutboxItem.message_id.in_(message_ids)))
+    _erase_engagement(session, workspace_id, profile.id, message_ids)
     session.execute(update(Message).where(Message.profile_id == profile.id).values(
         data={}, to_address=None, reply_to=None, profile_id=None))
     session.delete(profile)  # the consent ledger goes with it (ON DELETE CASCADE)
     return cancelled
+
+
+def _erase_engagement(session: Session, workspace_id: str, profile_id: str, message_ids: Any) -> None:
+    """Their own words (replies, conversations) go; events keep only what counts (kind, channel,
+    time); webhook notifications about them are redacted, and cancelled when not yet delivered."""
+    session.execute(delete(InboundMessage).where(InboundMessage.profile_id == profile_id))
+    session.execute(delete(Conversation).where(Conversation.profile_id == profile_id))
+    theirs = or_(EngagementEvent.profile_id == profile_id, EngagementEvent.message_id.in_(message_ids))
+    event_ids = select(EngagementEvent.id).where(EngagementEvent.workspace_id == workspace_id, theirs) \
+        .scalar_subquery()
+    data = WebhookDelivery.payload["data"]
+    deliveries = session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.workspace_id == workspace_id,
+        or_(data["message_id"].as_string().in_(message_ids), data["event_id"].as_string().in_(event_ids))))
+    for delivery in deliveries:
+        delivery.payload = {"type": delivery.event_type, "data": {"erased": True}}
+        if delivery.status == "pending":
+            delivery.status, delivery.last_error, delivery.finished_at = "failed", "erased: the person was erased", \
+                utcnow()
+    session.execute(update(EngagementEvent).where(EngagementEvent.workspace_id == workspace_id, theirs)
+                    .values(detail={}, profile_id=None))
+
+
+def _conversations(session: Session, profile: Profile) -> list[dict[str, Any]]:
+    replies: dict[str | None, list[dict[str, Any]]] = {}
+    for reply in session.scalars(select(InboundMessage).where(InboundMessage.profile_id == profile.id)
+                                 .order_by(InboundMessage.received_at)):
+        replies.setdefault(reply.conversation_id, []).append({
+            "id": reply.id, "channel": reply.channel, "from": reply.from_address, "to": reply.to_address,
+            "subject": reply.subject, "body": reply.body, "keyword": reply.keyword, "automatic": reply.automatic,
+            "received_at": reply.received_at.isoformat()})
+    threads = [{"id": c.id, "channel": c.channel, "subject": c.subject, "status": c.status,
+                "created_at": c.created_at.isoformat(), "replies": replies.pop(c.id, [])}
+               for c in session.scalars(select(Conversation).where(Conversation.profile_id == profile.id)
+                                        .order_by(Conversation.created_at))]
+    loose = [reply for replies_ in replies.values() for reply in replies_]
+    return threads + ([{"id": None, "channel": None, "replies": loose}] if loose else [])
 
 
 def _addresses(profile: Profile) -> list[tuple[str, str]]:

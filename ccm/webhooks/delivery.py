@@ -42,6 +42,8 @@ def deliver_webhook(runtime: Runtime, delivery_id: str) -> None:
         if delivery is None or delivery.status != "pending":
             jobs.finish(session, DELIVER, delivery_id)
             return
+        if delivery.next_attempt_at and delivery.next_attempt_at > utcnow() + dt.timedelta(seconds=1):
+            return  # published early (by the relay) for a retry; the delayed run will come
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
         if endpoint is None or not endpoint.enabled:
             _finish(session, delivery, "failed", "the endpoint was removed or disabled")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ccm.validation import ChannelRanking, TimeZone
+from ccm.validation import ChannelRanking, Locale, Mailbox, TimeZone
 
 Window = tuple[dt.time, dt.time]
 
@@ -93,6 +93,6 @@ class WorkspaceOut(BaseModel):
 class WorkspacePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mail_from: str | None = None
-    default_locale: str | None = None
+    mail_from: Mailbox | None = None
+    default_locale: Locale | None = None
     policy: dict | None = Field(None, description="merged into the current policy, then validated whole")

@@ -77,6 +77,22 @@ def test_workspace_policy_is_validated_whole_and_names_the_field(api):
     assert ok.json["policy"]["quiet_hours"]["marketing"]["sms"] == ["08:00:00", "21:00:00"]  # defaults kept
 
 
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"mail_from": "Shop <hello@shop.example>\r\nBcc: everyone@example.com"}, "mail_from"),
+    ({"mail_from": "not an address"}, "mail_from"),
+    ({"mail_from": "a@shop.example, b@shop.example"}, "mail_from"),
+    ({"mail_from": "x" * 320 + "@shop.example"}, "mail_from"),
+    ({"default_locale": "english please"}, "default_locale"),
+])
+def test_workspace_sender_and_locale_are_validated(api, patch, field):
+    before = api.get("/v1/workspace").json
+    response = api.patch("/v1/workspace", json=patch)
+    assert (response.status_code, response.json["error"]["details"]["field"]) == (422, field)
+    assert api.get("/v1/workspace").json == before
+    ok = api.patch("/v1/workspace", json={"mail_from": "Shop <hello@shop.example>", "default_locale": "es-mx"})
+    assert (ok.json["mail_from"], ok.json["default_locale"]) == ("Shop <hello@shop.example>", "es-MX")
+
+
 def test_phone_numbers_are_stored_in_e164_using_the_workspace_region(api):
     api.patch("/v1/workspace", json={"policy": {"default_region": "FR"}})
     assert put_profile(api, "u1", phone="06 12 34 56 78")["phone"] == "+33612345678"
@@ -175,3 +191,54 @@ def test_rate_limits_are_shared_through_redis(redis_url):
     time.sleep(1.0 - time.time() % 1.0 + 0.01)  # start at the beginning of a window
     admitted = [guards._take("acct", 5, 1) for guards in (first, second) * 4]
     assert admitted.count(True) == 5
+
+
+REPLY = (b"From: Ada <ada@example.com>\r\nTo: noreply@localhost\r\nSubject: Re: Hi\r\n"
+         b"Message-ID: <r1@mail.example.com>\r\nIn-Reply-To: <%s@localhost>\r\n\r\nCall me on 555-0100.\r\n")
+
+
+def _replied(api, runtime):
+    """u1 got an email and replied to it; a webhook endpoint (never reachable) heard about both."""
+    api.patch("/v1/workspace", json={"policy": {"webhooks_allow_private": True}})
+    hook = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook",
+                                          "events": ["message.delivered", "conversation.replied"]}).json
+    publish_template(api, variables=["text"], variants=SMS)
+    put_profile(api, "u1", email="ada@example.com", channels=["email"])
+    sent = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
+                                          "data": {"text": "private"}}).json["id"]
+    deliver_message(runtime, sent)
+    taken = api.request("POST", "/v1/inbound/email", data=REPLY % sent.encode())
+    assert taken.json == {"taken_as": "reply"}
+    return sent, hook
+
+
+def test_export_includes_replies_conversations_and_events(api, runtime):
+    sent, _ = _replied(api, runtime)
+    body = api.get("/v1/profiles/u1/export").json
+    [conversation] = body["conversations"]
+    assert [r["body"] for r in conversation["replies"]] == ["Call me on 555-0100."]
+    assert {e["kind"] for e in body["events"]} >= {"replied"}
+    assert any(e["message_id"] == sent for e in body["events"])
+
+
+def test_erasure_removes_replies_event_details_and_webhook_payloads(api, runtime):
+    from ccm.conversations.models import Conversation, InboundMessage
+    from ccm.engagement.models import EngagementEvent
+    from ccm.webhooks.models import WebhookDelivery
+
+    sent, hook = _replied(api, runtime)
+    before = api.get(f"/v1/webhooks/{hook['id']}/deliveries").json["items"]
+    assert {d["event_type"] for d in before} == {"message.delivered", "conversation.replied"}
+    assert api.delete("/v1/profiles/u1").status_code == 204
+
+    with runtime.db.unit_of_work() as session:
+        assert session.scalars(select(InboundMessage)).all() == []
+        assert session.scalars(select(Conversation)).all() == []
+        events = session.scalars(select(EngagementEvent)).all()
+        assert events and all(e.detail == {} and e.profile_id is None for e in events)  # still counted
+        deliveries = session.scalars(select(WebhookDelivery)).all()
+    assert len(deliveries) == 2
+    for delivery in deliveries:
+        assert delivery.payload == {"type": delivery.event_type, "data": {"erased": True}}
+        assert delivery.status == "failed" and delivery.last_error.startswith("erased")
+    assert "555-0100" not in repr([d.payload for d in deliveries]) + repr([e.detail for e in events])

@@ -651,7 +651,7 @@ def test_recipients_include_delivery_headers_deduplicated() -> None:
 
     parsed = parse_email(raw)
 
-    assert parsed.to_addresses == ("b@example.net", "c@example.net", "reply+x@reply.example.com")
+    assert parsed.to_addresses == ("b@example.net", "c@example.net", "Reply+X@reply.example.com")
     assert parsed.message_id == "no-brackets@example.net"
     assert parsed.references == ("one@x", "two@x")
 

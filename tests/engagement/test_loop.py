@@ -355,3 +355,87 @@ def test_ccm_smtp_inbound_receives_a_reply_over_smtp(api, runtime, settings, tmp
         assert [(e["direction"], e["body"]) for e in thread][-1] == ("in", "See you there.")
     finally:
         listener.stop()
+
+
+def test_a_report_that_overtakes_its_send_is_refused_until_the_send_is_recorded(api, app, runtime, sms_sent):
+    from sqlalchemy import update
+
+    from ccm.messages.models import Message
+
+    message_id, account_id = sms_sent
+
+    def set_message(**values):
+        with runtime.db.unit_of_work() as session:
+            session.execute(update(Message).where(Message.id == message_id).values(**values))
+
+    set_message(status="sending", provider_message_id=None)  # Twilio answered; CCM has not written it yet
+    early = post_twilio(app, account_id, "status", status_form("delivered"))
+    assert (early.status_code, early.headers["Retry-After"]) == (503, "5")
+    assert events(runtime) == 0  # nothing recorded, so the retry is not a "duplicate"
+    set_message(status="sent", provider_message_id=SMS_SID)
+    assert post_twilio(app, account_id, "status", status_form("delivered")).status_code == 200
+    assert api.get(f"/v1/messages/{message_id}").json["status"] == "delivered"
+    # A report about a message CCM never sent, while nothing is being sent, is simply kept.
+    unknown = post_twilio(app, account_id, "status", status_form("delivered", MessageSid="SM" + "f" * 32))
+    assert unknown.status_code == 200
+
+
+def test_a_retried_help_is_answered_once(api, app, runtime, sms_sent):
+    _, account_id = sms_sent
+    form = {"MessageSid": "SM" + "e" * 32, "From": PHONE, "To": "+14155550199", "Body": "HELP"}
+    for _ in range(3):
+        assert post_twilio(app, account_id, "inbound", form).status_code == 200
+    answers = [m for m in api.get("/v1/messages").json["items"] if m["template"] == "ccm.system-text"]
+    assert len(answers) == 1
+
+
+def test_a_telegram_user_blocking_the_bot_is_suppressed_and_opted_out(api, app, runtime):
+    from tests.channels.test_provider_callbacks import TELEGRAM_SECRET, TELEGRAM_TOKEN, telegram_member
+
+    account = add_provider(api, "telegram", "bot", {"bot_token": TELEGRAM_TOKEN, "webhook_secret": TELEGRAM_SECRET})
+    put_profile(api, "bob", email=None, chat={"telegram": "987654321"}, channels=["chat"])
+    api.post("/v1/profiles/bob/consent", json={"channel": "chat", "status": "granted"})
+    update = telegram_member(730151009, "member", "kicked")
+    for _ in range(2):  # Telegram retries; the second changes nothing
+        answer = app.test_client().post(f"/hooks/{account['id']}/status", json=update,
+                                        headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+        assert answer.status_code == 200
+    [entry] = api.get("/v1/suppressions").json["items"]
+    assert (entry["channel"], entry["reason"]) == ("chat", "stop")
+    history = api.get("/v1/profiles/bob/consent").json["history"]
+    assert [(h["status"], h["source"]) for h in history][0] == ("revoked", "provider_unsubscribe")
+
+
+def test_a_follow_up_with_a_template_is_checked_like_any_send(api, app, runtime, sms_sent):
+    message_id, account_id = sms_sent
+    form = {"MessageSid": "SM" + "d" * 32, "From": PHONE, "To": "+14155550199", "Body": "Tell me more"}
+    post_twilio(app, account_id, "inbound", form)
+    [conversation] = api.get("/v1/conversations?profile=u1").json["items"]
+    path = f"/v1/conversations/{conversation['id']}/messages"
+    publish_template(api, "coupon", variables=["code"], variants=[{"channel": "sms", "body": "Use {{ code }}"}])
+    missing = api.post(path, json={"template": "coupon", "data": {}})
+    assert (missing.status_code, missing.json["error"]["details"]["field"]) == (422, "data.code")
+    publish_template(api, "mail-only", variants=[VARIANTS[1]], variables=["first_name"])
+    email_only = api.post(path, json={"template": "mail-only", "data": {}})  # the thread is on SMS
+    assert (email_only.status_code, email_only.json["error"]["details"]["field"]) == (422, "channel")
+    api.post("/v1/profiles/u1/consent", json={"channel": "sms", "status": "revoked"})
+    key = {"Idempotency-Key": "follow-up-1"}
+    first = api.post(path, json={"template": "welcome", "data": {"first_name": "Ada"}}, headers=key)
+    again = api.post(path, json={"template": "welcome", "data": {"first_name": "Ada"}}, headers=key)
+    assert first.status_code == 202 and again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    deliver_message(runtime, first.json["id"])
+    followed = api.get(f"/v1/messages/{first.json['id']}").json
+    assert (followed["category"], followed["status"]) == ("marketing", "skipped")  # consent still rules
+    assert followed["reason"] == "no_consent"
+
+
+def test_only_a_stop_is_confirmed_to_a_blocked_number(api, app, runtime, sms_sent):
+    _, account_id = sms_sent
+    post_twilio(app, account_id, "status", status_form("undelivered", ErrorCode="30005"))  # hard bounce
+    form = {"MessageSid": "SM" + "9" * 32, "From": PHONE, "To": "+14155550199", "Body": "HELP"}
+    post_twilio(app, account_id, "inbound", form)
+    [answer] = [m for m in api.get("/v1/messages").json["items"] if m["template"] == "ccm.system-text"]
+    deliver_message(runtime, answer["id"])
+    answered = api.get(f"/v1/messages/{answer['id']}").json
+    assert (answered["status"], answered["route"][0]["reason"]) == ("skipped", "suppressed:hard_bounce")

@@ -13,6 +13,9 @@ import json
 import re
 import time
 
+import pytest
+
+from ccm.db import utcnow
 from ccm.engagement.writer import drain_hits
 from ccm.messages.delivery import deliver_message
 from ccm.webhooks.delivery import deliver_webhook
@@ -126,10 +129,28 @@ def test_a_failing_webhook_endpoint_is_retried_with_backoff_and_logged(api, runt
         assert 0 < wait.total_seconds() <= 5
         receiver.reset()  # the endpoint is back
         receiver.respond("/hook", 200)
+        deliver_webhook(runtime, delivery["id"])  # a run published before the retry is due waits
+        assert api.get(f"/v1/webhooks/{hook['id']}/deliveries").json["items"][0]["attempts"] == 1
+        assert receiver.requests == []
+        _make_due(runtime, delivery["id"])
         deliver_webhook(runtime, delivery["id"])
     logged = api.get(f"/v1/webhooks/{hook['id']}/deliveries").json["items"][0]
     assert (logged["status"], logged["attempts"]) == ("delivered", 2)
     assert json.loads(receiver.requests[-1].body)["data"]["reason"] == "no_provider"
+
+
+@pytest.mark.parametrize("cursor", ["bm90IGEgY3Vyc29y", "MjAyNi0wMS0wMVQwMDowMDowMHxldnRfMQ", "%%%"])
+def test_a_cursor_the_api_did_not_give_is_a_422(api, cursor):
+    put_profile(api, "u1")
+    response = api.get(f"/v1/profiles/u1/timeline?cursor={cursor}")  # the second is a naive timestamp
+    assert (response.status_code, response.json["error"]["details"]["field"]) == (422, "query.cursor")
+
+
+def _make_due(runtime, delivery_id):
+    from ccm.webhooks.models import WebhookDelivery
+
+    with runtime.db.unit_of_work() as session:
+        session.get(WebhookDelivery, delivery_id).next_attempt_at = utcnow()
 
 
 def _sent_long_ago(runtime, message_id):

@@ -162,3 +162,64 @@ def test_the_relay_leaves_a_queue_with_a_backlog_alone(runtime, accepted, monkey
     monkeypatch.setattr(runtime.publisher, "backlog", lambda queue: 0)  # drained, or Redis lost it
     assert relay_once(runtime) == 1
     assert published == [[accepted]]
+
+
+def test_a_bug_while_preparing_fails_the_message_with_a_reason(runtime, accepted, smtp_server, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("first_name")
+
+    monkeypatch.setattr("ccm.messages.delivery.prepare", broken)
+    deliver_message(runtime, accepted)  # ends the message instead of raising (and being retried forever)
+    message = row(runtime, accepted)
+    assert (message.status, message.reason) == ("failed", "internal_error: KeyError while preparing the message")
+    assert pending_jobs(runtime) == [] and smtp_server.messages == []
+
+
+def test_a_database_error_while_preparing_is_retried(runtime, accepted, smtp_server, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def unwell(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr("ccm.messages.delivery.prepare", unwell)
+    with pytest.raises(OperationalError):
+        deliver_message(runtime, accepted)
+    assert row(runtime, accepted).status == "queued"
+    monkeypatch.undo()
+    deliver_message(runtime, accepted)
+    assert row(runtime, accepted).status == "sent"
+
+
+def test_a_decision_on_a_message_changed_meanwhile_changes_nothing(runtime, accepted):
+    from ccm.messages import outcomes
+    from ccm.messages.models import MessageStatus
+    from ccm.messages.outbound import load_pending
+
+    with runtime.db.unit_of_work() as session:
+        stale = load_pending(session, accepted)
+    with runtime.db.unit_of_work() as session:  # another run claimed it in between
+        session.execute(update(Message).where(Message.id == accepted).values(status="sending", claim_token="other"))
+    with runtime.db.unit_of_work() as session:
+        outcomes.finish_message(session, stale, MessageStatus.FAILED, "deadline_exceeded: test")
+    message = row(runtime, accepted)
+    assert (message.status, message.claim_token, message.reason) == ("sending", "other", None)
+    assert len(pending_jobs(runtime)) == 1  # the job stays with the run that owns the message
+
+
+@pytest.mark.settings(local_outbox="")
+def test_a_local_outbox_behind_another_provider_is_never_a_failover_target(api, runtime):
+    from tests.support.http_server import HttpTestServer
+
+    with HttpTestServer() as gateway:
+        gateway.respond("/send", 503)
+        api.post("/v1/providers", json={"kind": "webhook", "label": "gateway", "priority": 0, "config": {
+            "url": f"{gateway.url}/send", "secret": "whsec_" + "A" * 32, "channel": "sms"}})
+        api.post("/v1/providers", json={"kind": "local_outbox", "label": "outbox", "priority": 1,
+                                        "config": {"channel": "sms"}})
+        publish_template(api, variants=[{"channel": "sms", "body": "Hi {{ first_name }}"}], variables=["first_name"])
+        put_profile(api, "u1", phone="+14155550100", channels=["sms"])
+        message_id = send(api).json["id"]
+        deliver_message(runtime, message_id)
+    message = row(runtime, message_id)
+    assert message.status == "retrying"  # the gateway's outage is retried; the outbox did not "send" it
+    assert api.get("/v1/outbox").json["items"] == []

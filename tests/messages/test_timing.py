@@ -147,6 +147,28 @@ def test_frequency_cap_at_its_boundary(api, runtime):
     assert messages[3]["reason"] == "frequency_cap: at most 2 per 7 days on * for topic *"
 
 
+@pytest.mark.settings(local_outbox="email,sms")
+def test_a_message_being_sent_counts_against_the_cap(api, runtime):
+    from sqlalchemy import update
+
+    from ccm.db import utcnow
+    from ccm.messages.models import Message
+
+    api.patch("/v1/workspace", json={"policy": {"frequency_caps": [{"channel": "*", "max": 1, "days": 1}]}})
+    publish_template(api, variables=["first_name"], variants=SMS_VARIANTS, category="marketing")
+    put_profile(api, "u1", channels=["email"])
+    first, second = send(api), send(api)
+    with runtime.db.unit_of_work() as session:  # another worker is handing the first one over right now
+        session.execute(update(Message).where(Message.id == first).values(status="sending", claimed_at=utcnow()))
+    deliver_message(runtime, second)
+    assert api.get(f"/v1/messages/{second}").json["reason"] == "frequency_cap: at most 1 per 1 days on * for topic *"
+    with runtime.db.unit_of_work() as session:  # a stale claim taken over: the message does not block itself
+        session.execute(update(Message).where(Message.id == first).values(
+            claimed_at=utcnow() - dt.timedelta(hours=1)))
+    deliver_message(runtime, first)
+    assert api.get(f"/v1/messages/{first}").json["status"] == "delivered"
+
+
 @pytest.mark.settings(local_outbox="email")
 def test_a_permanent_failure_falls_back_to_the_next_channel_and_suppresses_the_address(api, runtime):
     with HttpTestServer() as twilio:
