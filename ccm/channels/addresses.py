@@ -48,8 +48,14 @@ def chat_handle(provider: object, handles: dict[str, str] | object) -> str | Non
     ``None`` takes any handle, as the local outbox does)."""
     if not isinstance(handles, dict) or not handles:
         return None
-    key = getattr(provider, "handle_key", getattr(provider, "name", None))
+    key = handle_key(provider)
     return next(iter(handles.values())) if key is None else handles.get(key)
+
+
+def handle_key(provider: object) -> str | None:
+    """The key of ``provider``'s handles in ``profile.chat``: its ``handle_key``, else its name;
+    None when any handle will do."""
+    return getattr(provider, "handle_key", getattr(provider, "name", None))
 
 
 def phone_region(e164: str) -> str | None:

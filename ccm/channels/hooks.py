@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from ccm.channels.addresses import handle_key
 from ccm.channels.base import InboundRequest, WebhookRejected
 from ccm.channels.models import ProviderAccount
 
@@ -41,7 +42,7 @@ def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
         if kind == "status":
             try:
                 apply_reports(session, account, provider.parse_status_callback(inbound),
-                              handle_key=getattr(provider, "handle_key", None))
+                              chat_key=handle_key(provider))
             except ReportTooEarly as exc:
                 session.rollback()  # nothing recorded: the provider's retry will find the message
                 return _retry_later(f"message {exc} not recorded yet; retry")

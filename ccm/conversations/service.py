@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ccm.channels.addresses import handle_key
 from ccm.channels.base import InboundText, StatusEvent
 from ccm.conversations import keywords
 from ccm.conversations.inbound_email import MalformedEmail, ParsedEmail, parse_email, reply_address_token
@@ -27,6 +28,7 @@ from ccm.engagement.service import record_events
 from ccm.ids import new_id
 from ccm.messages.models import Message
 from ccm.profiles.models import Profile
+from ccm.profiles.service import find_by_address
 
 if TYPE_CHECKING:
     from ccm.channels.models import ProviderAccount
@@ -106,15 +108,15 @@ def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail, rcpt_tos
     ever matched."""
     domain = runtime.settings.inbound_domain or ""
     for address in (*rcpt_tos, *parsed.to_addresses):
-        token = reply_address_token(address, domain=domain) if domain else None
-        token = f"{token[:2].lower()}{token[2:]}" if token else None
-        if token and token.startswith("c-"):
-            conversation = session.scalar(select(Conversation).where(Conversation.reply_token == token[2:].lower()))
+        # Some MTAs fold the case of addresses: tokens are matched whatever their case.
+        kind, _, value = (reply_address_token(address, domain=domain) or "").partition("-") if domain else ("", "", "")
+        if kind.lower() == "c":
+            conversation = session.scalar(select(Conversation).where(Conversation.reply_token == value.lower()))
             if conversation is not None and workspace_id in (None, conversation.workspace_id):
                 return None, conversation
-        if token and token.startswith("m-"):
-            message_id, _, mac = token[2:].partition(".")
-            message_id = message_id[:4].lower() + message_id[4:].upper()  # "msg_" + ULID, whatever the MTA did
+        if kind.lower() == "m":
+            message_id, _, mac = value.partition(".")
+            message_id = message_id[:4].lower() + message_id[4:].upper()  # "msg_" + an upper-case ULID
             if hmac.compare_digest(mac.lower(), _reply_mac(runtime, message_id).lower()):
                 message = _message_in(session, message_id, workspace_id)
                 if message is not None:
@@ -154,7 +156,7 @@ def _open_conversation(session: Session, workspace_id: str, profile_id: str, cha
         if found is not None:
             return found
     conversation = Conversation(workspace_id=workspace_id, profile_id=profile_id, channel=channel, subject=subject,
-                                reply_token=secrets.token_hex(16),  # lower case: some MTAs fold addresses
+                                reply_token=secrets.token_hex(16),  # lower case, so folding cannot change it
                                 origin_message_id=origin_message_id)
     session.add(conversation)
     session.flush()
@@ -198,19 +200,18 @@ def _latest_sent(session: Session, profile_id: str, channel: str) -> str | None:
 
 def _profile_for_text(session: Session, workspace_id: str, text: InboundText, provider: Any) -> Profile:
     """The sender's profile, created when CCM has never heard of them."""
+    key = handle_key(provider) or provider.name
+    found = find_by_address(session=session, workspace_id=workspace_id, channel=text.channel,
+                            address=text.from_address, chat_key=key)
+    if found is not None:
+        return found
     if text.channel == "sms":
-        found = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id,
-                                                     Profile.phone == text.from_address).limit(1))
-        return found or _new_profile(session, workspace_id, phone=text.from_address)
-    key = getattr(provider, "handle_key", None) or getattr(provider, "name", "chat")
-    found = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id,
-                                                 Profile.chat[key].as_string() == text.from_address).limit(1))
-    return found or _new_profile(session, workspace_id, chat={key: text.from_address})
+        return _new_profile(session, workspace_id, phone=text.from_address)
+    return _new_profile(session, workspace_id, chat={key: text.from_address})
 
 
 def _profile_for_email(session: Session, workspace_id: str, address: str) -> Profile:
-    found = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id, Profile.email == address)
-                           .limit(1))
+    found = find_by_address(session=session, workspace_id=workspace_id, channel="email", address=address)
     return found or _new_profile(session, workspace_id, email=address)
 
 

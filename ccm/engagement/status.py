@@ -19,7 +19,7 @@ from ccm.db import utcnow
 from ccm.engagement.service import record_events
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.outcomes import announce
-from ccm.profiles.models import Profile
+from ccm.profiles.service import find_by_address
 from ccm.suppression.service import suppress
 
 EVENT_KIND = {"delivered": "delivered", "bounced_hard": "bounced", "bounced_soft": "bounced",
@@ -37,7 +37,7 @@ class ReportTooEarly(Exception):
 
 
 def apply_reports(session: Session, account: ProviderAccount, reports: Iterable[StatusEvent], *,
-                  handle_key: str | None = None) -> int:
+                  chat_key: str | None = None) -> int:
     """Record a provider's reports; returns how many were new (duplicates change nothing).
 
     Raises:
@@ -54,23 +54,27 @@ def apply_reports(session: Session, account: ProviderAccount, reports: Iterable[
         if message is not None:
             _transition(session, message, report)
         elif report.kind == "unsubscribed" and report.recipient:
-            _opt_out_address(session, account, report.recipient, handle_key)
+            _opt_out_address(session, account, report.recipient, chat_key)
         applied += 1
     return applied
 
 
-def _opt_out_address(session: Session, account: ProviderAccount, address: str, handle_key: str | None) -> None:
+def _opt_out_address(session: Session, account: ProviderAccount, address: str, chat_key: str | None) -> None:
     """A report about a person rather than a message (a Telegram user blocking the bot): the
     address gets nothing more on this channel, and its profile's consent is revoked."""
     suppress(session=session, workspace_id=account.workspace_id, channel=account.channel, address=address,
              reason="stop", detail=f"opted out through {account.kind}", strict=False)
-    column = {"email": Profile.email, "sms": Profile.phone}.get(account.channel)
-    match = column == address if column is not None else Profile.chat[handle_key or account.kind].as_string() == address
-    for profile_id in session.scalars(select(Profile.id).where(Profile.workspace_id == account.workspace_id, match)):
-        record_consent(session=session, workspace_id=account.workspace_id, profile_id=profile_id, actor="provider",
-                       data=ConsentIn(channel=account.channel, topic=ALL_TOPICS, status="revoked",  # type: ignore[arg-type]
-                                      source="provider_unsubscribe", proof={"provider": account.kind,
-                                                                            "address": address}))
+    profile = find_by_address(session=session, workspace_id=account.workspace_id, channel=account.channel,
+                              address=address, chat_key=chat_key)
+    if profile is not None:
+        _revoke(session, account.workspace_id, profile.id, account.channel, {"provider": account.kind,
+                                                                            "address": address})
+
+
+def _revoke(session: Session, workspace_id: str, profile_id: str, channel: str, proof: dict[str, Any]) -> None:
+    record_consent(session=session, workspace_id=workspace_id, profile_id=profile_id, actor="provider",
+                   data=ConsentIn(channel=channel, topic=ALL_TOPICS, status="revoked",  # type: ignore[arg-type]
+                                  source="provider_unsubscribe", proof=proof))
 
 
 def apply_message_reports(session: Session, message: Any, reports: Iterable[StatusEvent], *, source: str) -> int:
@@ -123,10 +127,8 @@ def _transition(session: Session, message: Any, report: StatusEvent) -> None:
         suppress(session=session, workspace_id=message.workspace_id, channel=message.channel,
                  address=message.to_address, reason="complaint", strict=False)
     elif kind == "unsubscribed" and message.profile_id:
-        record_consent(session=session, workspace_id=message.workspace_id, profile_id=message.profile_id,
-                       actor="provider", data=ConsentIn(channel=message.channel or "email", topic=ALL_TOPICS,
-                                                        status="revoked", source="provider_unsubscribe",
-                                                        proof={"message_id": message.id}))
+        _revoke(session, message.workspace_id, message.profile_id, message.channel or "email",
+                {"message_id": message.id})
 
 
 def _move(session: Session, message: Any, status: MessageStatus, reason: str) -> None:

@@ -75,6 +75,21 @@ def list_profiles(*, session: Session, workspace_id: str, page: PageQuery,
     return list(items), cursor
 
 
+def find_by_address(*, session: Session, workspace_id: str, channel: str, address: str,
+                    chat_key: str | None = None) -> Profile | None:
+    """The profile with ``address`` on ``channel`` (``profile.chat[chat_key]`` for chat); the
+    first one when several share it."""
+    if channel == "email":
+        match = Profile.email == address
+    elif channel == "sms":
+        match = Profile.phone == address
+    elif chat_key:
+        match = Profile.chat[chat_key].as_string() == address
+    else:
+        return None
+    return session.scalar(select(Profile).where(Profile.workspace_id == workspace_id, match).limit(1))
+
+
 def resolve_recipient(*, session: Session, workspace_id: str, external_id: str | None,
                       inline: InlineProfile | None) -> Profile:
     """The profile a send request addresses: by external id, or from inline fields (upserted;
