@@ -51,7 +51,10 @@ class HitBuffer:
                 return [Hit.from_json(raw) for raw in self._in_progress]
         if not self.client.set(self.lock, 1, nx=True, px=30_000):
             return []  # another worker process is writing a batch
-        return [Hit.from_json(raw) for raw in self._take(keys=[self.key, self.processing], args=[limit])]
+        batch = [Hit.from_json(raw) for raw in self._take(keys=[self.key, self.processing], args=[limit])]
+        if not batch:
+            self.release()  # nothing to write: the next tick must not wait for the lock to expire
+        return batch
 
     def done(self) -> None:
         if self.client is None:

@@ -109,6 +109,14 @@ def test_a_batch_taken_twice_is_recorded_once(api, app, runtime):
     assert api.get("/v1/profiles/u1").json["engagement"]["email"]["opened"] == 1
 
 
+def test_a_hit_after_an_empty_drain_is_recorded_on_the_next_one(api, app, runtime):
+    message_id, html, _ = send_email(api, runtime)
+    assert drain_hits(runtime) == 0  # the relay polls an empty buffer
+    pixel = re.search(r'<img src="http://ccm.test(/t/o/[^"]+)"', html).group(1)
+    app.test_client().get(pixel, headers={"User-Agent": "Mozilla/5.0 (X11) Thunderbird/128"})
+    assert drain_hits(runtime) == 1  # not held back until an idle poll's lock expires
+
+
 @pytest.mark.parametrize("where", ["workspace", "message"])
 def test_tracking_can_be_turned_off(api, runtime, where):
     fields = {}
