@@ -17,11 +17,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
+def secret_keys(secret: str) -> list[str]:
+    """The keys ``CCM_SECRET_KEY`` lists, separated by commas, newest last."""
+    return [key.strip() for key in secret.split(",") if key.strip()]
+
+
+def derive_key(key: str, purpose: str) -> bytes:
+    """32 bytes of key material for one purpose (HKDF-SHA256), independent of every other purpose's."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ccm", info=purpose.encode()).derive(key.encode())
+
+
 class SecretBox:
     def __init__(self, secret: str, *, purpose: str) -> None:
-        keys = [key.strip() for key in secret.split(",") if key.strip()]
         # MultiFernet encrypts with its first key: the newest, which is listed last.
-        self._fernet = MultiFernet([Fernet(_derive(key, purpose)) for key in reversed(keys)])
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(derive_key(key, purpose)))
+                                    for key in reversed(secret_keys(secret))])
 
     def seal(self, values: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode()).decode()
@@ -32,7 +42,3 @@ class SecretBox:
         except InvalidToken:
             raise ValueError("cannot decrypt: the secret key that sealed this value is not configured") from None
 
-
-def _derive(key: str, purpose: str) -> bytes:
-    material = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ccm", info=purpose.encode()).derive(key.encode())
-    return base64.urlsafe_b64encode(material)

@@ -11,6 +11,8 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from ccm.crypto import secret_keys
+
 UNSUBSCRIBE = "ccm.unsubscribe"
 UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600
 
@@ -21,7 +23,7 @@ class InvalidToken(Exception):
 
 class Signer:
     def __init__(self, secret: str) -> None:
-        self.keys = [key.strip() for key in secret.split(",") if key.strip()]
+        self.keys = secret_keys(secret)
         self._serializers: dict[str, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:

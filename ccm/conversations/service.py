@@ -10,7 +10,6 @@ conversation on that channel. The subject plays no part, so a changed subject do
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -92,11 +91,7 @@ def reply_address(runtime: Runtime, *, message_id: str, conversation_token: str 
         return None
     if conversation_token:
         return f"reply+c-{conversation_token}@{domain}"
-    return f"reply+m-{message_id}.{_reply_mac(runtime, message_id)}@{domain}"
-
-
-def _reply_mac(runtime: Runtime, message_id: str) -> str:
-    return runtime.link_signer.sign({"r": message_id}).split(".")[1][:12]
+    return f"reply+m-{message_id}.{runtime.link_signer.short_mac({'r': message_id})}@{domain}"
 
 
 def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail, rcpt_tos: tuple[str, ...],
@@ -117,7 +112,7 @@ def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail, rcpt_tos
         if kind.lower() == "m":
             message_id, _, mac = value.partition(".")
             message_id = message_id[:4].lower() + message_id[4:].upper()  # "msg_" + an upper-case ULID
-            if hmac.compare_digest(mac.lower(), _reply_mac(runtime, message_id).lower()):
+            if runtime.link_signer.short_mac_matches({"r": message_id}, mac):
                 message = _message_in(session, message_id, workspace_id)
                 if message is not None:
                     return message, _conversation_of(session, message)

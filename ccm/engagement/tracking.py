@@ -19,8 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from ccm.crypto import derive_key, secret_keys
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -59,12 +58,21 @@ class LinkSigner:
     """Compact signed tokens for tracking links (see the module docstring)."""
 
     def __init__(self, secret: str) -> None:
-        keys = [key.strip() for key in secret.split(",") if key.strip()]
-        self._keys = [_derive(key) for key in reversed(keys)]  # newest first: it signs
+        self._keys = [derive_key(key, "ccm.tracking") for key in reversed(secret_keys(secret))]  # newest signs
 
     def sign(self, payload: dict[str, Any]) -> str:
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        body = _body(payload)
         return f"{body}.{self._mac(self._keys[0], body)}"
+
+    def short_mac(self, payload: dict[str, Any], *, length: int = 12) -> str:
+        """A MAC of ``payload`` short enough for an email address's local part (newest key)."""
+        return self._mac(self._keys[0], _body(payload))[:length]
+
+    def short_mac_matches(self, payload: dict[str, Any], mac: str, *, length: int = 12) -> bool:
+        """Whether ``mac`` is ``short_mac(payload)`` under any configured key, whatever its case
+        (mail systems may fold addresses), so addresses in mail sent before a key rotation still match."""
+        body = _body(payload)
+        return any(hmac.compare_digest(mac.lower(), self._mac(key, body)[:length].lower()) for key in self._keys)
 
     def verify(self, token: str) -> dict[str, Any]:
         body, _, mac = token.partition(".")
@@ -118,8 +126,8 @@ def is_machine(hit: Hit, *, seconds_after_send: float | None) -> bool:
     return seconds_after_send is not None and seconds_after_send < 2.0
 
 
-def _derive(key: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ccm", info=b"ccm.tracking").derive(key.encode())
+def _body(payload: dict[str, Any]) -> str:
+    return _b64(json.dumps(payload, separators=(",", ":")).encode())
 
 
 def _b64(data: bytes) -> str:

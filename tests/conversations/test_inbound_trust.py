@@ -86,3 +86,13 @@ def test_a_reply_address_with_a_wrong_signature_threads_nothing(api, runtime, se
     post_email(api, genuine.replace(b"<m1@", b"<m2@"))  # the right signature threads, whoever sends it
     threads = [api.get(f"/v1/conversations/{c['id']}").json for c in api.get("/v1/conversations").json["items"]]
     assert any(sent in [e["id"] for e in thread["entries"]] for thread in threads)
+
+
+def test_reply_addresses_in_mail_sent_before_a_key_rotation_still_match():
+    from ccm.engagement.tracking import LinkSigner
+
+    mac = LinkSigner("old-secret-key").short_mac({"r": "msg_1"})
+    rotated = LinkSigner("old-secret-key,new-secret-key")
+    assert rotated.short_mac_matches({"r": "msg_1"}, mac.upper())  # whatever the MTA did to its case
+    assert not rotated.short_mac_matches({"r": "msg_2"}, mac)
+    assert not LinkSigner("new-secret-key").short_mac_matches({"r": "msg_1"}, mac)
