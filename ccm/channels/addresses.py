@@ -12,6 +12,8 @@ from ccm.channels.base import InvalidAddress
 
 # An address already in normalized form (as profiles store them): lower-case ASCII domain, plain
 # local part. Recognising it skips email-validator's full parse, which costs ~150 µs per send.
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+_SEPARATORS = re.compile(r"[\s().-]")
 _NORMALIZED = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
                          r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -25,6 +27,18 @@ def normalize_email_address(address: str) -> str:
     except EmailNotValidError as exc:
         raise InvalidAddress(f"not a valid email address: {exc}") from None
     return result.ascii_email or result.normalized
+
+
+def normalize_e164(address: str) -> str:
+    """``+`` and 8 to 15 digits, once spaces, dots, dashes and brackets are removed.
+
+    Raises:
+      InvalidAddress: anything else (national numbers must have been made E.164 before).
+    """
+    number = _SEPARATORS.sub("", address)
+    if not _E164.fullmatch(number):
+        raise InvalidAddress(f"{address!r} is not an E.164 phone number (+ and 8 to 15 digits)")
+    return number
 
 
 def normalize_phone(address: str, *, region: str | None = None) -> str:

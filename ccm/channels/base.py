@@ -130,7 +130,9 @@ class Provider(Protocol):
         ...
 
     callbacks: ClassVar[frozenset[str]]
-    """What the provider calls back with: ``status`` reports, ``inbound`` messages (or nothing)."""
+    """What the provider calls back with: ``status`` reports, ``inbound`` messages (or nothing).
+    A provider that wants a particular answer to its callbacks sets ``callback_answer`` to
+    ``(body, mimetype)``; the others get ``{"ok": true}``."""
 
     def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
         """Raise :class:`WebhookRejected` unless the callback provably comes from the provider."""

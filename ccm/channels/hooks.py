@@ -48,9 +48,8 @@ def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
                 return _retry_later(f"message {exc} not recorded yet; retry")
         else:
             receive_texts(runtime, session, account, provider.parse_inbound(inbound))
-    if account.kind == "twilio":  # Twilio wants TwiML; an empty response sends nothing back
-        return Response("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>", mimetype="text/xml")
-    return jsonify(ok=True)
+    answer = getattr(provider, "callback_answer", None)  # (body, mimetype), for providers that want one
+    return Response(answer[0], mimetype=answer[1]) if answer else jsonify(ok=True)
 
 
 def _retry_later(message: str) -> tuple[Response, int]:

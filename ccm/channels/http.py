@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import functools
-import json
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -48,6 +47,7 @@ from ccm.channels.base import (
     ProviderConfigError,
     TransientDeliveryError,
 )
+from ccm.channels.callbacks import json_object
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
@@ -248,11 +248,7 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
 
 def response_json(response: httpx.Response) -> dict[str, Any]:
     """The response's JSON object, or an empty dict when the body is not one."""
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return json_object(response.content)
 
 
 def truncate(text: str, limit: int = MAX_DETAIL) -> str:

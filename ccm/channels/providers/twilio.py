@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import re
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from ccm.channels.addresses import normalize_e164
 from ccm.channels.base import (
     CommitPoint,
     DeliveryError,
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 
 LABEL = "Twilio"
 WHATSAPP = "whatsapp:"
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
-_SEPARATORS = re.compile(r"[\s().-]")
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that say something about the recipient
 # or our account rather than the request; any other 4xx is a plain rejection.
 _INVALID_ADDRESS = frozenset({21211, 21214, 21217, 21401, 21612, 21614, 63003})
@@ -63,18 +61,6 @@ _CONFIG = frozenset({20003, 20404, 21212, 21606, 21659})
 _HARD_BOUNCE = frozenset({30003, 30005, 30006, 21211, 21614})
 _FILTERED = frozenset({30007})
 _STATUS_KINDS = {"delivered": "delivered", "failed": "failed", "read": "read"}
-
-
-def normalize_e164(address: str) -> str:
-    """``+`` and 8 to 15 digits, once spaces, dots, dashes and brackets are removed.
-
-    Raises:
-      InvalidAddress: anything else (national numbers must have been made E.164 before).
-    """
-    number = _SEPARATORS.sub("", address)
-    if not _E164.fullmatch(number):
-        raise InvalidAddress(f"{address!r} is not an E.164 phone number (+ and 8 to 15 digits)")
-    return number
 
 
 class TwilioConfig(BaseModel):
@@ -118,6 +104,8 @@ class TwilioProvider:
     in_transaction: ClassVar[bool] = False
     idempotent_retries: ClassVar[bool] = False
     callbacks: ClassVar[frozenset[str]] = frozenset({"status", "inbound"})
+    callback_answer: ClassVar[tuple[str, str]] = ('<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
+    """Twilio reads the answer to an inbound message as TwiML: an empty one sends nothing back."""
 
     def __init__(self, config: TwilioConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from ccm.channels.addresses import normalize_e164
 from ccm.channels.base import (
     CommitPoint,
     InboundRequest,
@@ -63,7 +64,6 @@ from ccm.channels.http import (
     send_probe,
     send_with_commit_point,
 )
-from ccm.channels.providers.twilio import normalize_e164
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
