@@ -439,3 +439,16 @@ def test_only_a_stop_is_confirmed_to_a_blocked_number(api, app, runtime, sms_sen
     deliver_message(runtime, answer["id"])
     answered = api.get(f"/v1/messages/{answer['id']}").json
     assert (answered["status"], answered["route"][0]["reason"]) == ("skipped", "suppressed:hard_bounce")
+
+
+def test_twilio_gets_an_empty_twiml_answer_and_other_providers_json(api, app, runtime, sms_sent):
+    _, account_id = sms_sent
+    form = {"MessageSid": "SM" + "8" * 32, "From": PHONE, "To": "+14155550199", "Body": "thanks"}
+    answer = post_twilio(app, account_id, "inbound", form)
+    assert (answer.mimetype, answer.get_data()) == ("text/xml", b'<?xml version="1.0" encoding="UTF-8"?><Response/>')
+    gateway = add_provider(api, "webhook", "gateway", {"url": "http://127.0.0.1:9/send", "secret": GATEWAY_SECRET,
+                                                       "channel": "sms"})
+    report = post_gateway(app, gateway["id"], "status", {"type": "message.status", "data": {"id": "gw-9",
+                                                                                           "status": "delivered"}},
+                          event_id="evt-9")
+    assert (report.status_code, report.json) == (200, {"ok": True})
