@@ -21,7 +21,7 @@ from ccm.engagement.service import record_events
 from ccm.profiles.models import Profile
 from ccm.suppression.models import Suppression
 from ccm.suppression.service import address_hash, canonical, suppress, suppressed
-from ccm.workspaces.service import get_workspace, policy_of
+from ccm.workspaces.service import workspace_policy
 
 if TYPE_CHECKING:
     from ccm.runtime import Runtime
@@ -52,7 +52,7 @@ def handle(runtime: Runtime, session: Session, workspace_id: str, profile: Profi
     elif word in START:
         _start(runtime, session, workspace_id, profile, text, word)
     else:
-        help_text = policy_of(get_workspace(session=session, workspace_id=workspace_id).settings).help_text
+        help_text = workspace_policy(session=session, workspace_id=workspace_id).help_text
         _answer(runtime, session, workspace_id, profile, text.channel, help_text)
     return True
 

@@ -21,7 +21,7 @@ from ccm.consent.service import allows, record_consent
 from ccm.engagement.service import record_events
 from ccm.profiles.models import Profile
 from ccm.tokens import UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE, InvalidToken
-from ccm.workspaces.service import get_workspace, policy_of
+from ccm.workspaces.service import workspace_policy
 
 bp = Blueprint("unsubscribe", __name__, url_prefix="/u")
 _pages = Environment(autoescape=True)
@@ -71,7 +71,7 @@ def preferences(token: str) -> Response:
         profile = session.get(Profile, payload.get("p") or "")
         if profile is None or profile.workspace_id != payload.get("w"):
             return _html("<p>Nothing to choose: we do not hold any data about you.</p>")
-        policy = policy_of(get_workspace(session=session, workspace_id=profile.workspace_id).settings)
+        policy = workspace_policy(session=session, workspace_id=profile.workspace_id)
         topics = [(ALL_TOPICS, "Every message")] + [(key, t.description or key) for key, t in policy.topics.items()]
         if request.method == "POST":
             _save(session, profile, policy, topics)
@@ -88,7 +88,7 @@ def revoke(session: Session, payload: dict[str, Any], *, source: str) -> bool:
     if profile is None or profile.workspace_id != payload.get("w"):
         return False  # erased, or never ours: nothing to stop
     channel, topic = payload.get("c") or "email", payload.get("t")
-    policy = policy_of(get_workspace(session=session, workspace_id=profile.workspace_id).settings)
+    policy = workspace_policy(session=session, workspace_id=profile.workspace_id)
     if not allows(session=session, profile_id=profile.id, channel=channel, topic=topic, policy=policy):
         return False
     record_consent(session=session, workspace_id=profile.workspace_id, profile_id=profile.id, actor="recipient",

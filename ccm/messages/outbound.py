@@ -23,6 +23,7 @@ from ccm.messages.models import Message, MessageStatus
 from ccm.messages.routing import Route, candidate_channels, choose_route
 from ccm.messages.rules import NotSendable, SendRules
 from ccm.profiles.models import Profile
+from ccm.profiles.service import template_context
 from ccm.runtime import Runtime
 from ccm.tokens import UNSUBSCRIBE
 from ccm.workspaces.models import Workspace
@@ -88,9 +89,8 @@ class Pending:
 
     @property
     def profile(self) -> dict[str, Any]:
-        """The ``profile`` variable templates see: plain data, never an ORM object."""
-        return {"external_id": self.external_id, "email": self.email, "phone": self.phone, "locale": self.locale,
-                "timezone": self.timezone, "attributes": dict(self.attributes or {})}
+        """The ``profile`` variable templates see."""
+        return template_context(self)
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,7 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
     parts = _track(runtime, pending, policy, _render(runtime, pending, template, route.channel, route.variant, hops))
     parts, segments = _size_sms(rules, parts, hops)
     try:
-        outbound = _outbound(runtime, pending, route.address, parts, parts.unsubscribe_url,
-                             reply_to(runtime, session, pending))
+        outbound = _outbound(runtime, session, pending, route.address, parts)
     except HeaderInjectionError as exc:
         raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
     return Prepared(route.targets, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
@@ -220,8 +219,8 @@ def reply_to(runtime: Runtime, session: Session, pending: Pending) -> str | None
     return reply_address(runtime, message_id=pending.id, conversation_token=token)
 
 
-def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedParts,
-              unsubscribe_url: str, reply_address: str | None = None) -> OutboundMessage:
+def _outbound(runtime: Runtime, session: Session, pending: Pending, address: str,
+              parts: RenderedParts) -> OutboundMessage:
     if parts.channel != "email":
         return OutboundMessage(pending.id, pending.workspace_id, parts.channel, address, body=parts.body)
     from_addr = pending.mail_from or runtime.settings.mail_from
@@ -229,10 +228,11 @@ def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedP
     message_id_header = f"<{pending.id}@{envelope_from.rpartition('@')[2] or 'ccm.local'}>"
     headers = {"X-CCM-Message-Id": pending.id}
     if pending.category == "marketing":
-        headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        headers["List-Unsubscribe"] = f"<{parts.unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     raw = build_email(EmailContent(from_addr=from_addr, to_addr=address, subject=parts.subject, html=parts.html,
-                                   text=parts.text, message_id=message_id_header, reply_to=reply_address,
+                                   text=parts.text, message_id=message_id_header,
+                                   reply_to=reply_to(runtime, session, pending),
                                    headers=headers))
     return OutboundMessage(pending.id, pending.workspace_id, "email", address, raw=raw, envelope_from=envelope_from,
                            subject=parts.subject, headers={"Message-ID": message_id_header})

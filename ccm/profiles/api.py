@@ -8,7 +8,7 @@ from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
 from ccm.profiles import privacy, service
 from ccm.profiles.schemas import ProfileIn, ProfileList, ProfileListQuery, ProfileOut, ProfilePatch
-from ccm.workspaces.service import get_workspace, policy_of
+from ccm.workspaces.service import workspace_policy
 
 bp = Blueprint("profiles", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
@@ -45,7 +45,7 @@ def get_profile(external_id: str) -> ProfileOut:
                   "only hashed suppression entries remain")
 def delete_profile(external_id: str) -> tuple[None, int]:
     session, workspace_id = db_session(), current_workspace_id()
-    region = policy_of(get_workspace(session=session, workspace_id=workspace_id).settings).default_region
+    region = workspace_policy(session=session, workspace_id=workspace_id).default_region
     privacy.erase_profile(session=session, workspace_id=workspace_id, external_id=external_id, region=region)
     return None, 204
 

@@ -18,7 +18,7 @@ from ccm.errors import NotFound, ValidationFailed
 from ccm.pagination import PageQuery, paginate, split_page
 from ccm.profiles.models import Profile
 from ccm.profiles.schemas import InlineProfile, ProfileIn, ProfilePatch
-from ccm.workspaces.service import get_workspace, policy_of
+from ccm.workspaces.service import workspace_policy
 
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 WRITABLE = ("email", "phone", "chat", "attributes", "timezone", "locale", "channels", "preferences")
@@ -110,14 +110,11 @@ def resolve_recipient(*, session: Session, workspace_id: str, external_id: str |
 
 def _match_or_create(*, session: Session, workspace_id: str, inline: InlineProfile) -> Profile:
     values = _plain(session, workspace_id, inline, WRITABLE)
-    for field in ("email", "phone"):
-        value = values.get(field)
-        if value:
-            column = getattr(Profile, field)
-            match = session.scalar(select(Profile).where(Profile.workspace_id == workspace_id,
-                                                         column == value).limit(1))
-            if match is not None:
-                return match
+    for channel, field in (("email", "email"), ("sms", "phone")):
+        match = find_by_address(session=session, workspace_id=workspace_id, channel=channel,
+                                address=values[field]) if values.get(field) else None
+        if match is not None:
+            return match
     if not (inline.email or inline.phone or inline.chat):
         raise ValidationFailed("an inline recipient needs an external_id, email, phone or chat handle", field="to")
     profile = Profile(workspace_id=workspace_id, **values)
@@ -132,7 +129,7 @@ def _plain(session: Session, workspace_id: str, data: Any, names: Any) -> dict[s
     if values.get("preferences") is not None:
         values["preferences"] = values["preferences"].model_dump(mode="json", exclude_none=True)
     if values.get("phone"):
-        region = policy_of(get_workspace(session=session, workspace_id=workspace_id).settings).default_region
+        region = workspace_policy(session=session, workspace_id=workspace_id).default_region
         try:
             values["phone"] = normalize_phone(values["phone"], region=region)
         except InvalidAddress as exc:
@@ -183,11 +180,12 @@ def _attribute_equals(attribute: str, raw: str, dialect: str) -> Any:
     return func.json_extract(Profile.attributes, f'$."{attribute}"') == value
 
 
-def template_context(profile: Profile | None) -> dict[str, Any]:
-    """The ``profile`` variable templates see: plain data, never the ORM object."""
+def template_context(profile: Any) -> dict[str, Any]:
+    """The ``profile`` variable templates see: plain data, never the ORM object. ``profile`` is a
+    Profile, or anything with its fields (a message loaded for delivery), or None."""
     if profile is None:
         return {"external_id": None, "email": None, "phone": None, "locale": None, "timezone": None, "attributes": {}}
     return {
         "external_id": profile.external_id, "email": profile.email, "phone": profile.phone,
-        "locale": profile.locale, "timezone": profile.timezone, "attributes": dict(profile.attributes),
+        "locale": profile.locale, "timezone": profile.timezone, "attributes": dict(profile.attributes or {}),
     }

@@ -6,7 +6,7 @@ from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
 from ccm.suppression import service
 from ccm.suppression.schemas import SuppressionIn, SuppressionList, SuppressionOut, SuppressionQuery
-from ccm.workspaces.service import get_workspace, policy_of
+from ccm.workspaces.service import workspace_policy
 
 bp = Blueprint("suppressions", __name__, url_prefix="/v1/suppressions")
 bp.before_request(require_api_key)
@@ -16,7 +16,7 @@ bp.before_request(require_api_key)
           summary="Suppress an address on a channel (idempotent)")
 def add_suppression(body: SuppressionIn) -> tuple[SuppressionList, int]:
     session, workspace_id = db_session(), current_workspace_id()
-    region = policy_of(get_workspace(session=session, workspace_id=workspace_id).settings).default_region
+    region = workspace_policy(session=session, workspace_id=workspace_id).default_region
     service.suppress(session=session, workspace_id=workspace_id, channel=body.channel, address=body.address,
                      reason=body.reason, detail=body.detail, region=region)
     items, _ = service.list_suppressions(session=session, workspace_id=workspace_id, page=SuppressionQuery(limit=1),

@@ -22,7 +22,7 @@ from ccm.db import utcnow
 from ccm.runtime import Runtime
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
 from ccm.webhooks.service import DELIVER
-from ccm.workspaces.service import get_workspace, policy_of
+from ccm.workspaces.service import workspace_policy
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def deliver_webhook(runtime: Runtime, delivery_id: str) -> None:
         if endpoint is None or not endpoint.enabled:
             _finish(session, delivery, "failed", "the endpoint was removed or disabled")
             return
-        allow_private = policy_of(get_workspace(session=session, workspace_id=delivery.workspace_id).settings) \
+        allow_private = workspace_policy(session=session, workspace_id=delivery.workspace_id) \
             .webhooks_allow_private
         secret = runtime.secret_box.open(endpoint.sealed_secret)["s"]
         url, body, delivery.attempts = endpoint.url, json.dumps(delivery.payload), delivery.attempts + 1

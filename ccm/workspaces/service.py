@@ -49,6 +49,11 @@ def policy_of(settings: dict[str, Any], *, workspace_id: str | None = None) -> W
     return policy
 
 
+def workspace_policy(*, session: Session, workspace_id: str) -> WorkspacePolicy:
+    """The policy of a workspace, by id (parsed once while its settings stay the same)."""
+    return policy_of(get_workspace(session=session, workspace_id=workspace_id).settings, workspace_id=workspace_id)
+
+
 def update_workspace(*, session: Session, workspace_id: str, data: WorkspacePatch) -> Workspace:
     """Change the sender, default locale or policy (merged at the top level, validated whole).
 
