@@ -8,8 +8,6 @@ never the suppression list).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
@@ -60,10 +58,3 @@ def allows(*, session: Session, profile_id: str, channel: str, topic: str | None
     declared = policy.topics.get(topic)
     return (declared.mode if declared else policy.consent_default) == "opt_out"
 
-
-def revoke_everywhere(*, session: Session, workspace_id: str, profile_id: str, source: str,
-                      channels: tuple[str, ...] = ("email", "sms", "chat"), **context: Any) -> None:
-    """Record a revocation of every topic on each channel (erasure, STOPALL)."""
-    for channel in channels:
-        record_consent(session=session, workspace_id=workspace_id, profile_id=profile_id, actor=context.get("actor"),
-                       data=ConsentIn(channel=channel, topic=ALL_TOPICS, status="revoked", source=source))

@@ -67,6 +67,3 @@ class HitBuffer:
         """Give up the batch without recording it (it will be taken again)."""
         if self.client is not None:
             self.client.delete(self.lock)
-
-    def __len__(self) -> int:
-        return len(self._pending) if self.client is None else int(self.client.llen(self.key))

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccm.db import utcnow
@@ -89,7 +89,3 @@ def _scores(session: Session, profile_id: str, now: dt.datetime) -> tuple[float,
     best = max(channel_scores, key=channel_scores.__getitem__, default=None)
     return total, best if best is not None and channel_scores[best] > 0 else None
 
-
-def reset(session: Session, profile_id: str) -> None:
-    session.execute(update(Profile).where(Profile.id == profile_id).values(
-        engagement={}, engagement_score=0.0, best_channel=None))

@@ -3,7 +3,6 @@ every event, every reply they sent, every consent change — newest first, with 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from ccm.consent.models import ConsentRecord
 from ccm.engagement.models import EngagementEvent
 from ccm.errors import ValidationFailed
 from ccm.messages.models import Message
+from ccm.pagination import decode_cursor, encode_cursor
 
 After = tuple[dt.datetime, str] | None
 Entries = list[dict[str, Any]]
@@ -74,15 +74,15 @@ SOURCES: list[Source] = [_messages, _events, _inbound, _consent]
 
 
 def _encode(at: dt.datetime, id_: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{id_}".encode()).decode().rstrip("=")
+    return encode_cursor(f"{at.isoformat()}|{id_}")
 
 
 def _decode(cursor: str) -> tuple[dt.datetime, str]:
+    at, _, id_ = decode_cursor(cursor).partition("|")
     try:
-        at, _, id_ = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
         when = dt.datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError("naive time")
-        return when, id_
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("query.cursor: not a cursor returned by this API", field="query.cursor") from None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValidationFailed("query.cursor: not a cursor returned by this API", field="query.cursor")
+    return when, id_
