@@ -13,6 +13,7 @@ receives.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import email.utils
 import hashlib
@@ -142,6 +143,33 @@ def url_variants(url: str) -> list[str]:
     host = parts.netloc.rsplit(":", 1)[0] if port else parts.netloc
     other = host if port else f"{host}:{default}"
     return [url, urlunsplit(parts._replace(netloc=other))]
+
+
+WHSEC_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 16
+
+
+def decode_whsec(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret (the prefix is optional, as in Standard Webhooks'
+    own libraries).
+
+    Raises:
+      ValueError: not base64, or shorter than :data:`MIN_SECRET_BYTES` bytes.
+    """
+    try:
+        key = base64.b64decode(secret.removeprefix(WHSEC_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("secret must be whsec_ followed by base64") from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(f"secret must decode to at least {MIN_SECRET_BYTES} bytes")
+    return key
+
+
+def standard_webhook_headers(key: bytes, webhook_id: str, body: bytes) -> dict[str, str]:
+    """The headers of a signed JSON webhook (Standard Webhooks), timestamped now."""
+    timestamp = int(time.time())
+    return {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign_standard_webhook(key, webhook_id, timestamp, body)}
 
 
 def sign_standard_webhook(key: bytes, webhook_id: str, timestamp: int | str, body: bytes) -> str:

@@ -4,20 +4,20 @@ the workspace allows it (server-side request forgery)."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
+import functools
 import ipaddress
 import json
 import logging
 import socket
-import time
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.orm import Session
 
 from ccm import jobs
-from ccm.channels.callbacks import sign_standard_webhook
+from ccm.channels.callbacks import decode_whsec, standard_webhook_headers
+from ccm.channels.http import make_client
 from ccm.db import utcnow
 from ccm.runtime import Runtime
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAYS = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 21600, 28800, 28800)
 """Seconds before each retry: ~30 hours in all, so an endpoint down for a day misses nothing."""
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 class BlockedAddress(Exception):
@@ -65,11 +64,6 @@ def deliver_webhook(runtime: Runtime, delivery_id: str) -> None:
             _retry(runtime, session, delivery)
 
 
-def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
-    """The ``webhook-signature`` value for a body, with a ``whsec_…`` secret (Standard Webhooks)."""
-    return sign_standard_webhook(base64.b64decode(secret.removeprefix("whsec_")), message_id, timestamp, body.encode())
-
-
 def check_destination(url: str, *, allow_private: bool) -> None:
     """Refuse URLs that resolve to loopback, private, link-local or otherwise internal addresses."""
     parts = urlsplit(url)
@@ -92,15 +86,19 @@ def _post(url: str, body: str, delivery_id: str, secret: str, *, allow_private: 
         check_destination(url, allow_private=allow_private)
     except BlockedAddress as exc:
         return None, f"blocked: {exc}"
-    timestamp = int(time.time())
-    headers = {"content-type": "application/json", "webhook-id": delivery_id, "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign(secret, delivery_id, timestamp, body), "user-agent": "CCM-Webhooks/1"}
+    headers = {**standard_webhook_headers(decode_whsec(secret), delivery_id, body.encode()),
+               "user-agent": "CCM-Webhooks/1"}
     try:
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
-            response = client.post(url, content=body.encode(), headers=headers)
+        response = _client().post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
     return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+
+
+@functools.cache
+def _client() -> httpx.Client:
+    """One client for every delivery: its connections and TLS context are reused."""
+    return make_client(timeout=10.0, connect_timeout=5.0)  # seconds
 
 
 def _retry(runtime: Runtime, session: Session, delivery: WebhookDelivery) -> None:

@@ -32,11 +32,8 @@ Other types, statuses not listed and payloads missing ``id`` (or ``from`` and ``
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
-import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
@@ -54,7 +51,14 @@ from ccm.channels.base import (
     Receipt,
     StatusEvent,
 )
-from ccm.channels.callbacks import iso_timestamp, json_object, sign_standard_webhook, verify_standard_webhook
+from ccm.channels.callbacks import (
+    WHSEC_PREFIX,
+    decode_whsec,
+    iso_timestamp,
+    json_object,
+    standard_webhook_headers,
+    verify_standard_webhook,
+)
 from ccm.channels.http import (
     READ_TIMEOUT,
     as_check_error,
@@ -69,25 +73,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 LABEL = "Webhook gateway"
-SECRET_PREFIX = "whsec_"
-MIN_SECRET_BYTES = 16
 _STATUS_KINDS = {"delivered": "delivered", "failed": "failed", "read": "read"}
-
-
-def decode_secret(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_<base64>`` secret (the prefix is optional, as in Standard Webhooks'
-    own libraries).
-
-    Raises:
-      ValueError: not base64, or shorter than :data:`MIN_SECRET_BYTES` bytes.
-    """
-    try:
-        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("secret must be whsec_ followed by base64") from None
-    if len(key) < MIN_SECRET_BYTES:
-        raise ValueError(f"secret must decode to at least {MIN_SECRET_BYTES} bytes")
-    return key
 
 
 class WebhookConfig(BaseModel):
@@ -104,7 +90,7 @@ class WebhookConfig(BaseModel):
     @field_validator("secret")
     @classmethod
     def _decodable(cls, value: SecretStr) -> SecretStr:
-        decode_secret(value.get_secret_value())
+        decode_whsec(value.get_secret_value())
         return value
 
 
@@ -127,8 +113,8 @@ class WebhookProvider:
         self.channel = config.channel
         self.limits = ProviderLimits(max_body_chars=config.max_body_chars, rate_per_second=config.rate_per_second)
         self._url = str(config.url)
-        self._key = decode_secret(config.secret.get_secret_value())
-        self._secrets = (config.secret.get_secret_value(), config.secret.get_secret_value().removeprefix(SECRET_PREFIX))
+        self._key = decode_whsec(config.secret.get_secret_value())
+        self._secrets = (config.secret.get_secret_value(), config.secret.get_secret_value().removeprefix(WHSEC_PREFIX))
         self._client = make_client(timeout=timeout)
 
     def __repr__(self) -> str:
@@ -218,11 +204,5 @@ class WebhookProvider:
 
     def _signed_request(self, webhook_id: str, payload: dict[str, Any]) -> httpx.Request:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_standard_webhook(self._key, webhook_id, timestamp, body),
-        }
-        return self._client.build_request("POST", self._url, content=body, headers=headers)
+        return self._client.build_request("POST", self._url, content=body,
+                                          headers=standard_webhook_headers(self._key, webhook_id, body))
