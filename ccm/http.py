@@ -15,9 +15,10 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from ccm.errors import CCMError, ValidationFailed
+from ccm.errors import CCMError, PayloadTooLarge, ValidationFailed
 
 MAX_BODY_BYTES = 1_000_000
+"""JSON bodies are smaller than this; raw ones (inbound email) are bounded by CCM_MAX_REQUEST_BYTES."""
 
 
 @dataclass
@@ -68,7 +69,7 @@ def endpoint(
 
 def parse_body(model: type[BaseModel]) -> BaseModel:
     if request.content_length and request.content_length > MAX_BODY_BYTES:
-        raise CCMError(f"request body larger than {MAX_BODY_BYTES} bytes", details={"field": "body"})
+        raise PayloadTooLarge(f"body: a JSON body larger than {MAX_BODY_BYTES} bytes", field="body")
     raw = request.get_data(cache=True)
     if not raw:
         raise ValidationFailed("a JSON body is required", field="body")

@@ -38,6 +38,12 @@ def test_an_oversized_body_is_refused_with_413_naming_it(api):
     assert (response.status_code, response.json["error"]["details"]["field"]) == (413, "body")
 
 
+def test_an_oversized_json_body_is_refused_with_413_and_changes_nothing(api):
+    response = api.put("/v1/profiles/u1", json={"attributes": {"notes": "x" * 1_100_000}})
+    assert (response.status_code, response.json["error"]["details"]["field"]) == (413, "body")
+    assert api.get("/v1/profiles/u1").status_code == 404
+
+
 def test_settings_keep_secrets_out_of_their_repr():
     from ccm.config import Settings
 
