@@ -109,8 +109,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             self._check_product(left, right)
         elif operator == "+" and _is_sized(left) and _is_sized(right):
             self.check_size(len(left) + len(right))
-        elif operator == "%" and isinstance(left, str):
-            _check_printf_widths(left)
+        elif operator == "%" and isinstance(left, (str, bytes)):
+            _check_printf_widths(left.decode("latin-1") if isinstance(left, bytes) else left)
         return self.produced(self.binop_table[operator](left, right))
 
     def bounded_concat(self, eval_ctx: Any, values: tuple[Any, ...]) -> str:
@@ -183,7 +183,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return bounded
 
 
-_PRINTF_FIELD = re.compile(r"%(?:%|(?:\([^)]*\))?[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?)")
+# What follows a printf field's '%' and its optional '(key)': flags, width, precision, length, conversion.
+_PRINTF_SPEC = re.compile(r"[#0 +-]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.?)", re.DOTALL)
+_PARENTHESES = {"(": 1, ")": -1}
 
 
 def _bounded_range(*args: int) -> range:
@@ -220,9 +222,43 @@ def _check_width(width: int) -> None:
         raise LimitExceeded(f"widths above {MAX_WIDTH} are not allowed")
 
 
+def printf_fields(fmt: str) -> tuple[tuple[str, str, str], ...]:
+    """The width, precision and conversion of every field of a printf-style format, as Python's
+    ``%`` reads them (``''`` where one is absent; ``%%`` is a field converting ``'%'``)."""
+    # Formats are mostly short literals in the template, parsed again at every render.
+    return _cached_printf_fields(fmt) if len(fmt) <= 200 else _parse_printf_fields(fmt)
+
+
+def _parse_printf_fields(fmt: str) -> tuple[tuple[str, str, str], ...]:
+    fields = []
+    start = fmt.find("%")
+    while start != -1:
+        position = _after_key(fmt, start + 1)
+        match = _PRINTF_SPEC.match(fmt, position)
+        assert match is not None  # every part of the pattern is optional
+        fields.append((match.group(1) or "", match.group(2) or "", match.group(3)))
+        start = fmt.find("%", match.end())
+    return tuple(fields)
+
+
+_cached_printf_fields = functools.lru_cache(maxsize=1024)(_parse_printf_fields)
+
+
+def _after_key(fmt: str, position: int) -> int:
+    """Skip a mapping key such as ``(name)`` at ``position``; Python lets keys nest parentheses."""
+    if not fmt.startswith("(", position):
+        return position
+    depth = 0
+    for index in range(position, len(fmt)):
+        depth += _PARENTHESES.get(fmt[index], 0)
+        if depth == 0:
+            return index + 1
+    return len(fmt)
+
+
 def _check_printf_widths(fmt: str) -> None:
-    for match in _PRINTF_FIELD.finditer(fmt):
-        for number in filter(None, match.groups()):
+    for width, precision, _ in printf_fields(fmt):
+        for number in filter(None, (width, precision)):
             if number == "*":
                 raise LimitExceeded("'*' widths are not allowed")
             _check_width(int(number) if len(number) <= 4 else MAX_WIDTH + 1)

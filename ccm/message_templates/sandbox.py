@@ -7,7 +7,9 @@ Three layers, because each one misses something the next one catches:
 * Rendering uses Jinja's immutable sandbox, tightened: names starting with ``_``, string
   formatting methods and ``mro`` are refused however they are reached, and every operator,
   filter and string method that can build a result much larger than its inputs is sized first
-  (see `ccm.message_templates.limits`).
+  (see `ccm.message_templates.limits`). Only plain data may become text: a function, class, loop
+  or namespace is refused wherever it would be printed, alone, in a list, joined or formatted
+  (see `ccm.message_templates.printing`).
 * A watchdog interrupts renders that run past ``timeout``; the size checks exist because a
   single C call (``'x' * 10**9``) cannot be interrupted.
 """
@@ -25,12 +27,8 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 
-from ccm.message_templates.limits import (
-    WORK_FACTOR,
-    BoundedEnvironment,
-    LimitExceeded,
-    work_budget,
-)
+from ccm.message_templates.limits import WORK_FACTOR, LimitExceeded, work_budget
+from ccm.message_templates.printing import PlainUndefined, PrintableEnvironment, scrub
 from ccm.message_templates.static_checks import (
     BLOCKED_ATTRIBUTES,
     BLOCKED_NAMES,
@@ -149,18 +147,17 @@ class _BundleLoader(jinja2.BaseLoader):
         return template
 
 
-class _SandboxEnvironment(BoundedEnvironment):
-    """The size-checked sandbox with name blocking added; one per autoescape setting."""
+class _SandboxEnvironment(PrintableEnvironment):
+    """The size-checked, plain-text sandbox with name blocking added; one per autoescape setting."""
 
     def __init__(self, *, autoescape: bool, max_chars: int, loader: jinja2.BaseLoader) -> None:
         super().__init__(
             max_chars=max_chars,
             autoescape=autoescape,
-            undefined=jinja2.StrictUndefined,
+            undefined=PlainUndefined,
             loader=loader,
             cache_size=0,
             auto_reload=False,
-            finalize=_refuse_callables,
         )
         for name in ("lipsum", "cycler", "joiner"):
             del self.globals[name]
@@ -293,7 +290,7 @@ def _render_error(exc: BaseException, timeout: float) -> RenderError:
     code, detail = _describe(exc, timeout)
     name, line = _locate(exc)
     where = f"{name}, line {line}: " if name and line else ""
-    return RenderError(code, where + detail, name=name, line=line)
+    return RenderError(code, where + scrub(detail), name=name, line=line)
 
 
 def _describe(exc: BaseException, timeout: float) -> tuple[str, str]:
@@ -308,6 +305,8 @@ def _describe(exc: BaseException, timeout: float) -> tuple[str, str]:
     if isinstance(exc, TemplateSyntaxError):
         return "syntax_error", str(exc.message)
     if isinstance(exc, TemplateNotFound):
+        if not isinstance(exc.name, str):
+            return "template_error", "a template name must be a string"
         return "template_error", f"{exc.name!r} is not part of this template version"
     if isinstance(exc, SyntaxError):
         return "syntax_error", _TOO_DEEP_MESSAGE
@@ -342,11 +341,3 @@ def _suspended_at(generator: Any) -> tuple[str | None, int | None]:
             found = (template.filename, template.get_corresponding_lineno(frame.f_lineno))
         generator = generator.gi_yieldfrom
     return found
-
-
-@jinja2.pass_context  # which also keeps Jinja from evaluating output at compile time
-def _refuse_callables(_context: Any, value: Any) -> Any:
-    # Printing a function or type shows Python internals ("<built-in method upper of str ...>").
-    if callable(value) and not isinstance(value, jinja2.Undefined):
-        raise SecurityError("functions and types cannot be printed")
-    return value

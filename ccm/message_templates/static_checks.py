@@ -46,9 +46,11 @@ def _static_problem(node: nodes.Node) -> str | None:
     if isinstance(node, (nodes.Getattr, nodes.NSRef)):
         return name_problem(node.attr)
     if isinstance(node, nodes.Getitem):
-        return name_problem(node.arg.value) if _is_str_const(node.arg) else None
+        key = _const(node.arg)
+        return name_problem(key) if isinstance(key, str) else None
     if isinstance(node, nodes.Name):
         return f"{node.name!r} is not available in templates" if node.name in BLOCKED_NAMES else None
+    assert isinstance(node, nodes.Filter)  # the last of _CHECKED_NODES
     return _filter_problem(node)
 
 
@@ -57,7 +59,7 @@ def _filter_problem(node: nodes.Filter) -> str | None:
     if _applies_attr(node) and (node.dyn_args or node.dyn_kwargs or not names or not all(map(_is_str_const, names))):
         return "the attr filter needs a literal attribute name"
     for arg in filter(_is_str_const, names):
-        for part in re.split(r"[.,]", arg.value):
+        for part in re.split(r"[.,]", _const(arg)):
             problem = name_problem(part.strip())
             if problem:
                 return problem

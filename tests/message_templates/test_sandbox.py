@@ -1,4 +1,5 @@
-"""The template sandbox: escaping, bundles and caching, save-time validation, escape payloads, caps."""
+"""The template sandbox: escaping, bundles and caching, save-time validation, escape payloads, printing
+only plain data, caps."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import tracemalloc
 
 import jinja2
 import pytest
+from jinja2.filters import FILTERS
+from jinja2.runtime import LoopContext
 
 from ccm.message_templates import sandbox as sandbox_module
+from ccm.message_templates.printing import PASS_THROUGH_FILTERS
 from ccm.message_templates.sandbox import Problem, RenderError, TemplateBundle, TemplateSandbox
 from ccm.message_templates.watchdog import DeadlineExceeded, Watchdog
 
@@ -298,6 +302,177 @@ def test_functions_are_not_printed(sandbox):
     assert "built-in" not in error.message
 
 
+# Only plain data is printed: never a function, class, module, Jinja object or address
+
+# Errors may still name Python's builtin types ("'function' object is not iterable"); output may not.
+HOST_NAMES = ("<function", "<class", "<module", "<built-in", "<bound method", " at 0x", "0x7f", "jinja2.",
+              "markupsafe", "Namespace", "LoopContext", "Macro", "Undefined", "TemplateReference", "TemplateModule",
+              "Markup(")
+INTERNALS = (*HOST_NAMES, "<generator", "range(", "dict_items", "dict_keys", "iterator", "b'")
+MACROS = "{% macro m() %}x{{ caller is defined }}{% endmacro %}{% import 'lib' as lib %}"
+
+
+def assert_shows_no_internals(text: str) -> None:
+    assert [internal for internal in INTERNALS if internal in text] == [], text
+
+
+def assert_says_no_internals(message: str) -> None:
+    assert [internal for internal in HOST_NAMES if internal in message] == [], message
+
+
+def outcome(sandbox: TemplateSandbox, source: str, *, autoescape: bool = False) -> str:
+    """The output, or the error message, of rendering ``source`` (with a library to import)."""
+    bundle = TemplateBundle("draft", {"part": MACROS + source, "lib": "{% macro f() %}{% endmacro %}"}, cacheable=False)
+    try:
+        return sandbox.render(bundle, "part", {"x": "text"}, autoescape=autoescape)
+    except RenderError as exc:
+        return f"error {exc.code}: {exc.message}"
+
+
+PRINTING_PAYLOADS = [
+    # Each passes the save-time checks, and used to print a Python repr (<function ...>, b'...').
+    ('{{ "%s"|format(range) }}', "a function cannot be printed"),
+    ("{{ range|string }}", "a function cannot be printed"),
+    ("{{ [namespace] }}", "a class cannot be printed"),
+    ("{{ {'k': dict} }}", "a class cannot be printed"),
+    ("{{ (range,) }}", "a function cannot be printed"),
+    ("{{ [[['x'.upper]]] }}", "a function cannot be printed"),
+    ("{{ dict(a=range) }}", "a function cannot be printed"),
+    ("{{ range ~ '' }}", "a function cannot be printed"),
+    ("{{ 'a' ~ [dict] }}", "a class cannot be printed"),
+    ("{{ '%s' % range }}", "a function cannot be printed"),
+    ("{{ '%s, %s' % (1, dict) }}", "a class cannot be printed"),
+    ("{{ '%(a)s' % {'a': range} }}", "a function cannot be printed"),
+    ("{{ '%s' % {'a': range} }}", "a function cannot be printed"),
+    ("{{ [range]|join }}", "a function cannot be printed"),
+    ("{{ ['a']|join(attribute='upper') }}", "a function cannot be printed"),
+    ("{{ ['a']|join(', ', 'upper') }}", "a function cannot be printed"),
+    ("{{ range|pprint }}", "a function cannot be printed"),
+    ("{{ {'a': range}|tojson }}", "a function cannot be printed"),
+    ("{{ {'a': range}|urlencode }}", "a function cannot be printed"),
+    ("{{ {'a': range}.items()|urlencode }}", "a function cannot be printed"),
+    ("{{ {'a': dict}|xmlattr }}", "a class cannot be printed"),
+    ("{{ 'a'|replace('a', range) }}", "a function cannot be printed"),
+    ("{{ range|title }}", "a function cannot be printed"),
+    ("{{ range|e }}", "a function cannot be printed"),
+    ("{{ range|safe }}", "a function cannot be printed"),
+    ("{% filter format(range) %}%s{% endfilter %}", "a function cannot be printed"),
+    ("{{ namespace() }}", "a namespace cannot be printed"),
+    ("{% set ns = namespace(f=range) %}{{ ns.f|string }}", "a function cannot be printed"),
+    ("{% for i in [1] %}{{ [loop] }}{% endfor %}", "the loop variable cannot be printed"),
+    ("{% for i in [1] %}{{ loop.cycle|string }}{% endfor %}", "a function cannot be printed"),
+    ("{{ [m] }}", "a macro cannot be printed"),
+    ("{{ m|string }}", "a macro cannot be printed"),
+    ("{% macro n() %}{{ caller|string }}{% endmacro %}{% call n() %}y{% endcall %}", "a macro cannot be printed"),
+    ("{{ lib|string }}", "an imported template cannot be printed"),
+    ("{{ range(3) }}", "a sequence that is not a list cannot be printed; apply |list or |join first"),
+    ("{{ [1, 2]|map('string') }}", "a sequence that is not a list cannot be printed"),
+    ("{{ [2, 1]|reverse }}", "a sequence that is not a list cannot be printed"),
+    ("{{ {'a': 1}.keys() }}", "a sequence that is not a list cannot be printed"),
+    ("{{ x.encode() }}", "bytes cannot be printed"),
+    ("{{ (x|safe).join([range]) }}", "a function cannot be printed"),
+    ("{{ (x|safe).escape(dict) }}", "a class cannot be printed"),
+    ("{{ (x|safe).replace('t', dict) }}", "a class cannot be printed"),
+    ("{{ ('%s'|safe) % dict }}", "a class cannot be printed"),
+    ("{{ '%r' % x }}", "'%r' and '%a' are not allowed"),
+    ("{{ '%(k)-5a' % {'k': x} }}", "'%r' and '%a' are not allowed"),
+    ("{{ '%r'|format(x) }}", "'%r' and '%a' are not allowed"),
+    ("{{ '%r'.encode() % () }}", "'%r' and '%a' are not allowed"),
+]
+
+
+@pytest.mark.parametrize(("source", "message"), PRINTING_PAYLOADS)
+@pytest.mark.parametrize("autoescape", [False, True])
+def test_what_is_not_plain_data_is_refused_wherever_it_would_become_text(sandbox, source, message, autoescape):
+    assert sandbox.validate(MACROS + source, name="part") == []
+    result = outcome(sandbox, source, autoescape=autoescape)
+    assert result.startswith("error forbidden: part, line 1: " + message)
+    assert_shows_no_internals(result)
+
+
+@pytest.mark.parametrize("source", [
+    "{{ [profile.nickname] }}", "{{ {'a': profile.nickname} }}", "{{ profile.nickname|pprint }}",
+    "{{ '%s' % (profile.nickname,) }}", "{{ 'a' ~ profile.nickname }}",
+])
+def test_undefined_values_inside_what_is_printed_are_undefined_variables(sandbox, source):
+    error = render_error(sandbox, source, {"profile": {}})
+    assert (error.code, error.message) == ("undefined_variable", "part, line 1: a dict has no attribute 'nickname'")
+
+
+@pytest.mark.parametrize("source", [
+    "{{ {}[range] }}", "{% for i in [1] %}{{ loop.nothing }}{% endfor %}", "{% include [range] %}",
+    "{{ namespace()|length }}", "{{ lib|first }}", "{{ m|abs }}", "{{ x[x|safe] }}", "{{ (x|safe)|round }}",
+    "{{ (x|safe) + 1 }}",
+])
+def test_error_messages_show_no_internals_either(sandbox, source):
+    result = outcome(sandbox, source)
+    assert result.startswith("error ")
+    assert_says_no_internals(result)
+
+
+def test_plain_data_prints_as_before(sandbox):
+    source = ("{{ [1, 'a', none, true, 1.5] }} {{ {'k': ('v', [2])} }} {{ items|groupby('a') }} "
+              "{{ [x|safe] }} {{ x|safe|pprint }} {{ '%s|%5.1f' % ('a', 2.25) }} {{ '%(k)s' % {'k': [1]} }} "
+              "{{ {'a': 'b c'}|urlencode }} {{ {'a': 'b'}|xmlattr }} {{ [1]|tojson }} "
+              "{{ range(3)|list }} {{ {'a': 1}.items()|list }}")
+    items = [{"a": 1}, {"a": 1}]
+    assert render(sandbox, source, {"x": "t", "items": items}) == (
+        "[1, 'a', None, True, 1.5] {'k': ('v', [2])} [(1, [{'a': 1}, {'a': 1}])] ['t'] 't' a|  2.2 [1] "
+        "a=b+c  a=\"b\" [1] [0, 1, 2] [('a', 1)]")
+
+
+def test_markup_keeps_its_escaping_where_it_is_joined_or_formatted(sandbox):
+    source = ("{{ ['<b>'|safe, '<i>']|join(' ') }}|{{ ('<br>'|safe).join(['<u>', '<s>'|safe]) }}|"
+              "{{ '<p>%s %s</p>'|safe % ('<b>'|safe, '<i>') }}|{{ '<b>'|safe ~ '<i>' }}|{{ ['<b>'|safe] }}")
+    assert render(sandbox, source, autoescape=True) == (
+        "<b> &lt;i&gt;|&lt;u&gt;<br><s>|<p><b> &lt;i&gt;</p>|<b>&lt;i&gt;|[&#39;&lt;b&gt;&#39;]")
+
+
+@pytest.fixture(scope="module")
+def host_objects() -> list[object]:
+    """Objects of the host that a render can reach (made here, since most exist only inside one)."""
+    module = jinja2.Environment().from_string("{% macro m() %}x{% endmacro %}").module
+    return [len, "a".upper, dict, jinja2, jinja2.utils.Namespace(a=1), LoopContext([1], jinja2.Undefined),
+            module.m, module, {}.items(), iter([1]), b"x", [len], {"k": dict}, (1, [dict])]
+
+
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_every_filter_turns_only_plain_data_into_text(sandbox, host_objects, name):
+    # Derived from Jinja's own registry, so a filter it adds is covered without anyone listing it.
+    forms = ["h|{0}", "'a'|{0}(h)", "[1, 2]|{0}(h)", "'a'|{0}('a', h)", "[h]|{0}", "h|{0}|list"]
+    for index, form in enumerate(forms):
+        expression = form.format(name)
+        source = "{{ " + expression + " }}{{ (" + expression + ")|string }}"
+        bundle = TemplateBundle(f"filters.{name}.{index}", {"part": source})
+        for host in host_objects:
+            for autoescape in (False, True):
+                try:
+                    text = sandbox.render(bundle, "part", {"h": host}, autoescape=autoescape)
+                except RenderError as exc:
+                    assert_says_no_internals(exc.message)
+                else:
+                    assert_shows_no_internals(text)
+
+
+def test_filters_known_to_pass_through_are_jinja_filters():
+    assert FILTERS.keys() >= PASS_THROUGH_FILTERS
+
+
+def test_a_printed_container_is_sized_before_its_text_is_built(quick_sandbox):
+    # 2**24 leaves from 24 small steps; its repr would take about 50 MB, built in one C call.
+    source = ("{% set ns = namespace(a=[1]) %}{% for i in range(24) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
+              "{{ ns.a|length }}{{ ns.a }}")
+    tracemalloc.start()
+    try:
+        error = render_error(quick_sandbox, source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (error.code, error.message) == ("output_too_large",
+                                           "part, line 1: the value would print as more than 1,000 characters")
+    assert peak < 8_000_000
+
+
 # Caps
 
 
@@ -382,6 +557,12 @@ SIZE_BOMBS = [
     ("{{ range(100001)|length }}", "output_too_large"),
     ("{{ range(10**100)|length }}", "output_too_large"),
     ("{{ ([[1] * 100000] * 100)|sum(start=[]) }}", "forbidden"),
+    ("{{ '%((k))999999999s' % {'(k)': 1} }}", "output_too_large"),  # Python lets mapping keys nest parentheses
+    ("{{ '%999999999s'.encode() % () }}", "output_too_large"),
+    ("{{ '%.999999999f'.encode() % () }}", "output_too_large"),
+    ("{{ [['x' * 100000] * 100] * 100 }}", "output_too_large"),
+    ("{{ ([['x' * 100000] * 100] * 100)|string }}", "output_too_large"),
+    ("{{ ([['x' * 100000] * 100] * 100)|tojson }}", "output_too_large"),
 ]
 
 
