@@ -6,11 +6,20 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ccm.config import Settings
 from ccm.errors import CCMError, PayloadTooLarge
-from ccm.http import discard_session, error_response, finish_request
+from ccm.http import (
+    check_request,
+    discard_session,
+    error_response,
+    finish_request,
+    unavailable_response,
+    unreachable,
+)
 from ccm.runtime import Runtime, create_runtime
 
 log = logging.getLogger(__name__)
@@ -24,6 +33,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_request_bytes  # larger bodies get 413
     app.json.sort_keys = False  # type: ignore[attr-defined]
     _register_blueprints(app)
+    app.before_request(check_request)
     app.after_request(finish_request)
     app.teardown_request(discard_session)
     _register_error_handlers(app)
@@ -32,6 +42,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
+    from ccm.auth import api as api_keys
     from ccm.channels import api as outbox
     from ccm.channels import hooks
     from ccm.channels import providers_api as providers
@@ -47,7 +58,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.workspaces import api as workspace
 
     for module in (meta, tracking, unsubscribe, timeline_api, profiles, consent, templates, messages, outbox,
-                   providers, suppressions, workspace, webhooks, hooks, conversations):
+                   providers, suppressions, workspace, webhooks, hooks, conversations, api_keys):
         app.register_blueprint(module.bp)
 
 
@@ -66,7 +77,14 @@ def _register_error_handlers(app: Flask) -> None:
     def handle_http_error(error: HTTPException) -> Response:
         wrapped = CCMError(error.description or error.name)
         wrapped.status, wrapped.code = error.code or 500, error.name.lower().replace(" ", "_")
-        return error_response(wrapped)
+        # 405 keeps its Allow header (RFC 9110 §15.5.6).
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return error_response(wrapped, headers)
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def handle_database_error(error: Exception) -> Response:
+        return unavailable_response(error) if unreachable(error) else handle_unexpected(error)
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:
@@ -74,3 +92,4 @@ def _register_error_handlers(app: Flask) -> None:
         wrapped = CCMError("internal error; the request changed nothing")
         wrapped.status, wrapped.code = 500, "internal_error"
         return error_response(wrapped)
+

@@ -1,35 +1,71 @@
-"""The ``ccm`` command line."""
+"""The ``ccm`` command line.
+
+Settings are read when a command runs (so ``-h`` works whatever the environment says); a setting
+that is missing or wrong ends any command with one line naming the variable, and exit status 2.
+"""
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ccm.config import Settings
+from ccm.config import Settings, SettingsError
 from ccm.logs import configure_logging
 
 DEFAULT_WORKSPACE = "default"
 
 
-@click.group()
-@click.pass_context
-def main(ctx: click.Context) -> None:
+class SettingsProblem(click.ClickException):
+    exit_code = 2
+
+
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            raise SettingsProblem(str(exc)) from None
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(f"cannot use the database at CCM_DATABASE_URL: {reason}") from None
+
+
+@click.group("ccm", cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ccm", prog_name="ccm", message="%(prog)s %(version)s")
+def main() -> None:
     """CCM: customer profiles, versioned templates, and consent-aware delivery."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_level)
-    ctx.obj = settings
+
+
+def pass_settings(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Call ``command`` with the settings, read from ``CCM_*`` once per run."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        root = click.get_current_context().find_root()
+        if "settings" not in root.meta:
+            root.meta["settings"] = Settings.from_env()
+            configure_logging(root.meta["settings"].log_level)
+        return command(root.meta["settings"], *args, **kwargs)
+
+    return run
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.pass_obj
+@pass_settings
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve the API. On the embedded default (no CCM_REDIS_URL) the worker runs in this process."""
+    """Serve the API. On the embedded default (no CCM_REDIS_URL) the worker runs in this process,
+    and links in messages point at this server unless CCM_PUBLIC_URL is set."""
     from werkzeug.serving import make_server
 
     from ccm.app import create_app
@@ -37,6 +73,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from ccm.runtime import create_runtime
     from ccm.worker import InProcessWorker, install
 
+    settings.resolved_secret_key()  # a missing key is said before anything else is tried
+    # Bound first, so that links follow the port actually taken (--port 0 picks one).
+    server = make_server(host, port, _not_ready, threaded=True)
+    settings = settings.listening_on(host, server.server_port)
     if settings.embedded:
         prepare_embedded(settings)
     runtime = create_runtime(settings)
@@ -45,7 +85,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     worker = InProcessWorker(runtime, threads=settings.in_process_worker_threads) if settings.embedded else None
     if worker:
         worker.start()
-    server = make_server(host, port, create_app(runtime=runtime), threaded=True)
+    server.app = create_app(runtime=runtime)
     _print_banner(settings, f"http://{host}:{server.server_port}", key)
     _serve_until_signal(server)
     if worker:
@@ -56,11 +96,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
 @main.command()
 @click.option("--processes", type=int, default=None, help="worker processes (default: CPU count)")
 @click.option("--threads", type=int, default=8, show_default=True)
-@click.pass_obj
+@pass_settings
 def worker(settings: Settings, processes: int | None, threads: int) -> None:
     """Run Dramatiq worker processes (production: needs CCM_REDIS_URL). Same as `dramatiq workers`."""
     if settings.embedded:
         raise click.ClickException("CCM_REDIS_URL is not set: on the embedded default `ccm serve` runs the worker")
+    settings.resolved_secret_key()  # said here in one line, not in a traceback from every worker process
     from dramatiq.cli import main as dramatiq_main
 
     args = ["dramatiq", "workers", "--threads", str(threads)]
@@ -76,20 +117,19 @@ def db() -> None:
 
 
 @db.command()
-@click.pass_obj
+@pass_settings
 def upgrade(settings: Settings) -> None:
-    """Apply every pending migration."""
+    """Apply every pending migration; says which, or that there were none."""
     from ccm.migrate import upgrade as run_upgrade
 
     if settings.embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    run_upgrade(settings.resolved_database_url)
-    click.echo("database is up to date")
+    click.echo(run_upgrade(settings.resolved_database_url).describe())
 
 
 @db.command()
 @click.option("--message", "-m", required=True, help="what the migration does")
-@click.pass_obj
+@pass_settings
 def revision(settings: Settings, message: str) -> None:
     """Write a new migration from the difference between the models and the database (at head)."""
     from ccm.migrate import new_revision
@@ -99,23 +139,65 @@ def revision(settings: Settings, message: str) -> None:
 
 @main.group("api-keys")
 def api_keys() -> None:
-    """API keys."""
+    """API keys: admin keys may also manage keys through the API; standard keys may not."""
 
 
 @api_keys.command("create")
 @click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="created if it does not exist")
 @click.option("--name", default="", help="a label for the key")
-@click.pass_obj
-def create_key(settings: Settings, workspace: str, name: str) -> None:
+@click.option("--role", type=click.Choice(["admin", "standard"]), default="admin", show_default=True,
+              help="standard: everything but managing API keys")
+@pass_settings
+def create_key(settings: Settings, workspace: str, name: str, role: str) -> None:
     """Create an API key; it is printed once, alone on the last line."""
+    from ccm.auth.models import ApiKeyRole
     from ccm.auth.service import create_api_key
     from ccm.workspaces.service import get_or_create_workspace
 
     with _runtime(settings).db.unit_of_work() as session:
         ws, created = get_or_create_workspace(session=session, name=workspace)
-        _, token = create_api_key(session=session, workspace_id=ws.id, name=name)
-    click.echo(f"{'created workspace' if created else 'workspace'} {workspace} ({ws.id}); new API key:", err=True)
+        _, token = create_api_key(session=session, workspace_id=ws.id, name=name, role=ApiKeyRole(role))
+    click.echo(f"{'created workspace' if created else 'workspace'} {workspace} ({ws.id}); new {role} API key:",
+               err=True)
     click.echo(token)
+
+
+@api_keys.command("list")
+@click.option("--workspace", default=None, help="only this workspace's keys (default: every workspace's)")
+@pass_settings
+def list_keys(settings: Settings, workspace: str | None) -> None:
+    """List the keys not revoked: id, prefix, role, when created, workspace and name."""
+    from sqlalchemy import select
+
+    from ccm.auth.service import list_api_keys
+    from ccm.workspaces.models import Workspace
+
+    with _runtime(settings).db.unit_of_work() as session:
+        names = {row.id: row.name for row in session.execute(select(Workspace.id, Workspace.name))}
+        workspace_id = next((id_ for id_, name in names.items() if name == workspace), None)
+        if workspace is not None and workspace_id is None:
+            raise click.ClickException(f"no workspace named {workspace!r}")
+        keys = list_api_keys(session=session, workspace_id=workspace_id)
+        click.echo(f"{'ID':30}  {'PREFIX':12}  {'ROLE':8}  {'CREATED':16}  {'WORKSPACE':12}  NAME")
+        for key in keys:
+            click.echo(f"{key.id:30}  {key.prefix:12}  {key.role:8}  {key.created_at:%Y-%m-%d %H:%M}  "
+                       f"{names.get(key.workspace_id, '?'):12}  {key.name}")
+
+
+@api_keys.command("revoke")
+@click.argument("key")
+@pass_settings
+def revoke_key(settings: Settings, key: str) -> None:
+    """Revoke the key with this id or prefix (as `list` shows them): it stops working at once."""
+    from ccm.auth.service import revoke_by_id_or_prefix
+    from ccm.errors import CCMError
+
+    try:
+        with _runtime(settings).db.unit_of_work() as session:
+            revoked = revoke_by_id_or_prefix(session=session, ref=key)
+            click.echo(f"revoked {revoked.id} ({revoked.prefix}…, {revoked.role})")
+    except CCMError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @main.group()
@@ -126,7 +208,7 @@ def templates() -> None:
 @templates.command("import")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True)
-@click.pass_obj
+@pass_settings
 def import_templates(settings: Settings, folder: Path, workspace: str) -> None:
     """Import layouts, partials and templates from FOLDER and publish them."""
     from ccm.message_templates.importer import ImportFailed, import_folder
@@ -148,7 +230,7 @@ def import_templates(settings: Settings, folder: Path, workspace: str) -> None:
 @main.command("smtp-inbound")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=2525, show_default=True, type=int)
-@click.pass_obj
+@pass_settings
 def smtp_inbound(settings: Settings, host: str, port: int) -> None:
     """Receive replies and bounces by SMTP for CCM_INBOUND_DOMAIN (point its MX here)."""
     from ccm.conversations.service import receive_email
@@ -176,7 +258,7 @@ def smtp_inbound(settings: Settings, host: str, port: int) -> None:
 @main.command()
 @click.option("--limit", default=20, show_default=True)
 @click.option("--raw", "message_id", default=None, help="print the raw message for this message id")
-@click.pass_obj
+@pass_settings
 def outbox(settings: Settings, limit: int, message_id: str | None) -> None:
     """List the local outbox, newest first (or print one message in full)."""
     from ccm.channels.service import list_outbox
@@ -198,21 +280,26 @@ def outbox(settings: Settings, limit: int, message_id: str | None) -> None:
 @main.command("seed-demo")
 @click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True)
 @click.option("--profiles", default=25, show_default=True)
-@click.pass_obj
+@pass_settings
 def seed_demo(settings: Settings, workspace: str, profiles: int) -> None:
-    """Import the starter templates and create demo profiles (and send each a welcome message)."""
+    """Import the starter templates and create demo profiles (and send each a welcome message).
+    Templates, snippets and profiles the workspace already has are left alone and listed as skipped."""
     from ccm.bootstrap import seed_demo as run_seed
 
     runtime = _runtime(settings)
     with click.progressbar(length=profiles, label="seeding", file=sys.stderr) as bar:
-        sent = run_seed(runtime, workspace=workspace, profiles=profiles, progress=lambda: bar.update(1))
-    click.echo(f"{profiles} profiles, {sent} welcome messages queued (the worker delivers them)")
+        seeded = run_seed(runtime, workspace=workspace, profiles=profiles, progress=lambda: bar.update(1))
+    click.echo(f"{seeded.profiles_created} profiles created, {seeded.messages_queued} welcome messages queued "
+               "(the worker delivers them)")
+    if seeded.skipped:
+        click.echo(f"skipped, already in the workspace (left as they are): {', '.join(seeded.skipped)}")
 
 
 def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
     from ccm.bootstrap import prepare_embedded
     from ccm.runtime import create_runtime
 
+    settings.resolved_secret_key()  # a missing key is said before anything else is tried
     if not settings.embedded:
         return create_runtime(settings)
     prepare_embedded(settings)
@@ -228,10 +315,18 @@ def _count_importable(folder: Path) -> int:
     return snippets + sum(1 for p in (folder / "messages").glob("*/template.toml"))
 
 
+def _not_ready(environ: Any, start_response: Any) -> list[bytes]:
+    """Answers nothing: the server is bound before the app exists, but serves only after."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting\n"]
+
+
 def _print_banner(settings: Settings, url: str, key: str | None) -> None:
     mode = "embedded (SQLite, in-process worker" if settings.embedded else "production (external workers"
     email = f"SMTP {settings.smtp_url.split('@')[-1]}" if settings.smtp_url else "local outbox"
     click.echo(f"CCM listening on {url}  —  {mode}, email → {email})")
+    click.echo(f"Links in messages point at {settings.public_url}"
+               + ("" if settings.public_url_given else " (set CCM_PUBLIC_URL to change it)"))
     if key:
         click.echo(f"API key for workspace '{DEFAULT_WORKSPACE}': {key}")
     click.echo(f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/outbox")

@@ -9,8 +9,12 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message names the ``CCM_*`` variable and says what to do."""
 
 
 class Settings(BaseSettings):
@@ -78,7 +82,34 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        return cls(**overrides)  # pydantic-settings reads CCM_* for every field not overridden
+        """The settings from ``CCM_*`` variables (and ``overrides``).
+
+        Raises:
+          SettingsError: a value is malformed or the values contradict each other; one line
+            naming each variable.
+        """
+        try:
+            return cls(**overrides)  # pydantic-settings reads CCM_* for every field not overridden
+        except ValidationError as exc:
+            raise SettingsError("; ".join(_describe(error) for error in exc.errors(include_url=False))) from None
+
+    @property
+    def public_url_given(self) -> bool:
+        """Whether ``CCM_PUBLIC_URL`` was set, rather than left to its default."""
+        return "public_url" in self.model_fields_set
+
+    def listening_on(self, host: str, port: int) -> Settings:
+        """These settings for ``ccm serve`` bound to ``host:port``. On the embedded default, where
+        the worker that writes links runs in the same process, links follow the server unless
+        ``CCM_PUBLIC_URL`` says otherwise; separate workers cannot know the port, so elsewhere
+        ``CCM_PUBLIC_URL`` (or its default) stands."""
+        if self.public_url_given or not self.embedded:
+            return self
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"  # every interface: loopback is one of them
+        elif host == "::":
+            host = "::1"
+        return self.model_copy(update={"public_url": f"http://{f'[{host}]' if ':' in host else host}:{port}"})
 
     @property
     def embedded(self) -> bool:
@@ -101,10 +132,20 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         if self.database_url and not self.database_url.startswith("sqlite"):
-            raise RuntimeError("CCM_SECRET_KEY must be set when CCM_DATABASE_URL points at a server")
+            raise SettingsError("CCM_SECRET_KEY is not set; it is required when CCM_DATABASE_URL points at a "
+                                "server (make one with: openssl rand -hex 32)")
         path = self.data_dir / "secret-key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def _describe(error: dict[str, object]) -> str:
+    """``CCM_<FIELD>: <what is wrong>`` for one pydantic error (field-less ones carry the name)."""
+    location = error.get("loc") or ()
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if not location:
+        return message
+    return f"CCM_{str(location[0]).upper()}: {message}"  # type: ignore[index]

@@ -4,12 +4,17 @@ Services ``flush()`` when they need ids and never ``commit()``. The request wrap
 (:mod:`ccm.app`) and the actor wrapper (:mod:`ccm.jobs`) own the transaction: they commit once and
 then run the callbacks registered with :func:`after_commit` (publishing jobs, for instance), or roll
 back and drop them.
+
+Work that only reads takes a read-only session (:meth:`Database.read_only`, and GET requests): it
+never holds a write lock, so nothing slow done beside it (a render, a network call) can block a
+writer. Slow work never runs inside a write transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,6 +82,13 @@ def commit(session: Session) -> None:
             log.exception("after-commit callback %r failed", callback)
 
 
+def end_transaction(session: Session) -> None:
+    """Commit now, before slow work that needs no database (a render, a network call), so that
+    the session holds no lock meanwhile; it begins a new transaction only if used again. For a unit
+    of work that has nothing left to write."""
+    commit(session)
+
+
 def rollback(session: Session) -> None:
     session.info.pop("after_commit", None)
     session.rollback()
@@ -94,6 +106,10 @@ def dialect_of(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+READ_ONLY = "ccm_read_only"
+"""The execution option (and SQLite connection flag) of read-only sessions."""
+
+
 class Database:
     """An engine and a session factory for one database URL."""
 
@@ -101,6 +117,8 @@ class Database:
         self.url = url
         self.engine = _create_engine(url, echo=echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_only_sessionmaker = sessionmaker(_read_only(self.engine), expire_on_commit=False)
+        """Sessions that only read: no write lock on SQLite, ``READ ONLY`` on PostgreSQL; a write fails."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -119,6 +137,13 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def read_only(self) -> Iterator[Session]:
+        """A session for reads only, ended when the block ends. It takes no write lock (on SQLite
+        it begins DEFERRED, and WAL readers never block the writer) and refuses writes."""
+        with self.read_only_sessionmaker() as session:
+            yield session
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -129,7 +154,18 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800,
+                         json_deserializer=_load_jsonb)
+
+
+def _load_jsonb(text: str) -> Any:
+    """JSON from PostgreSQL. JSONB keeps numbers as decimals without exponent (``1.5e308`` comes
+    back as 309 digits); CCM accepts no integer beyond 64 bits, so such a number was a float."""
+    return json.loads(text, parse_int=_int_or_float)
+
+
+def _int_or_float(digits: str) -> int | float:
+    return int(digits) if len(digits.lstrip("-")) <= 19 else float(digits)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -141,7 +177,20 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _read_only(engine: Engine) -> Engine:
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True  # reset when the connection goes back to the pool
+    return engine.execution_options(**options)
+
+
 def _sqlite_on_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front. A deferred transaction that reads and then writes
     # fails with SQLITE_BUSY when another writer committed in between, and busy_timeout cannot help.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # So a deferred transaction is only for a read-only session, and query_only makes sure of it
+    # (a connection setting: flipped only when the pooled connection changes role).
+    read_only = bool(connection.get_execution_options().get(READ_ONLY))
+    if connection.info.get(READ_ONLY, False) != read_only:
+        connection.exec_driver_sql(f"PRAGMA query_only = {int(read_only)}")
+        connection.info[READ_ONLY] = read_only
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

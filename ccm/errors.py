@@ -21,6 +21,15 @@ class CCMError(Exception):
         if field is not None:
             self.details["field"] = field
 
+    def under(self, prefix: str) -> CCMError:
+        """The same error about a field nested under ``prefix`` (``phone`` → ``to.phone``)."""
+        field = self.details.get("field")
+        if not field or field == prefix or field.startswith(prefix + "."):
+            return self
+        nested = type(self)(f"{prefix}.{self.message}", details={**self.details, "field": f"{prefix}.{field}"})
+        nested.status, nested.code = self.status, self.code
+        return nested
+
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
@@ -53,3 +62,18 @@ class IdempotencyKeyReused(CCMError):
 class PayloadTooLarge(CCMError):
     status = 413
     code = "payload_too_large"
+
+
+class ServiceUnavailable(CCMError):
+    """A backing service (the database) cannot be reached: nothing was changed; retry later."""
+
+    status = 503
+    code = "unavailable"
+    retry_after = 5
+
+
+class Forbidden(CCMError):
+    """The API key is valid but its role may not do this."""
+
+    status = 403
+    code = "forbidden"

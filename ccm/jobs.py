@@ -64,6 +64,8 @@ class PendingJob(Base):
 _JOBS = PendingJob.__table__
 _INSERT_JOB = insert(_JOBS)
 _FINISH_JOB = delete(_JOBS).where(_JOBS.c.key == bindparam("b_key"))
+_PUSH_JOB = update(_JOBS).where(_JOBS.c.key == bindparam("b_key")).values(
+    due_at=bindparam("b_due"), publishes=bindparam("b_publishes"))
 
 
 def job_key(job: Job, *args: Any) -> str:
@@ -138,37 +140,84 @@ class Publisher:
             session.execute(update(PendingJob).where(PendingJob.key == key).values(due_at=due_at))
 
 
+@dataclass(frozen=True)
+class _Taken:
+    """An outbox row the relay is about to publish, with what to restore if publishing fails."""
+
+    key: str
+    actor: str
+    queue: str
+    args: list[Any]
+    due_at: dt.datetime
+    publishes: int
+    pushed_to: dt.datetime
+
+
 def relay_once(runtime: Runtime, *, limit: int = 500) -> int:
     """Publish the outbox rows that are due; return how many were published.
 
     A queue with a backlog is skipped: its due jobs are most likely still waiting in it, and
     publishing them again would only add no-op runs behind them. They are published once the
     backlog falls under ``CCM_RELAY_BACKLOG_LIMIT`` — at once if Redis lost the queue.
+
+    The broker is never called inside a transaction: a short one takes the due rows (moving their
+    due time on, with backoff), they are published after it commits, and those the broker refused
+    are made due again. A crash in between only delays them by their backoff.
     """
-    published = 0
-    now = utcnow()
     try:
         busy = [queue for queue in QUEUES if runtime.publisher.backlog(queue) >= runtime.settings.relay_backlog_limit]
     except (redis.RedisError, OSError) as exc:
         log.warning("relay: broker unavailable (%s)", exc)
         return 0
+    now = utcnow()
+    due = (PendingJob.due_at <= now, PendingJob.queue.not_in(busy))
+    with runtime.db.read_only() as session:  # the usual answer, "nothing", takes no write lock
+        if session.execute(select(PendingJob.id).where(*due).limit(1)).first() is None:
+            return 0
     with runtime.db.unit_of_work() as session:
-        rows = session.scalars(
-            select(PendingJob).where(PendingJob.due_at <= now, PendingJob.queue.not_in(busy))
-            .order_by(PendingJob.due_at).limit(limit).with_for_update(skip_locked=True)
-        ).all()
-        for row in rows:
-            try:
-                runtime.publisher.publish(row.actor, row.queue, row.args)
-            except (redis.RedisError, OSError) as exc:
-                log.warning("relay: broker unavailable (%s); %d jobs wait", exc, len(rows) - published)
-                break
-            backoff = runtime.settings.relay_grace * 2 ** min(row.publishes, 7)
-            row.due_at, row.publishes = now + dt.timedelta(seconds=backoff), row.publishes + 1
-            published += 1
+        taken = _take_due(runtime, session, now, due, limit)
+    published = _publish(runtime, taken)
+    if published < len(taken):
+        with runtime.db.unit_of_work() as session:
+            _give_back(session, taken[published:])
     if published:
         log.info("relay: published %d due jobs", published)
     return published
+
+
+def _take_due(runtime: Runtime, session: Session, now: dt.datetime, due: tuple[Any, ...],
+              limit: int) -> list[_Taken]:
+    """Lock the due rows (other relays skip them) and move their due time on: two statements,
+    because this transaction holds the write lock."""
+    rows = session.execute(select(_JOBS.c.key, _JOBS.c.actor, _JOBS.c.queue, _JOBS.c.args, _JOBS.c.due_at,
+                                  _JOBS.c.publishes).where(*due).order_by(_JOBS.c.due_at).limit(limit)
+                           .with_for_update(skip_locked=True)).all()
+    taken = [_Taken(row.key, row.actor, row.queue, row.args, row.due_at, row.publishes,
+                    now + dt.timedelta(seconds=runtime.settings.relay_grace * 2 ** min(row.publishes, 7)))
+             for row in rows]
+    if taken:
+        session.execute(_PUSH_JOB, [{"b_key": job.key, "b_due": job.pushed_to, "b_publishes": job.publishes + 1}
+                                    for job in taken])
+    return taken
+
+
+def _publish(runtime: Runtime, taken: list[_Taken]) -> int:
+    """Publish in order until the broker refuses; return how many went out."""
+    for published, job in enumerate(taken):
+        try:
+            runtime.publisher.publish(job.actor, job.queue, job.args)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("relay: broker unavailable (%s); %d jobs wait", exc, len(taken) - published)
+            return published
+    return len(taken)
+
+
+def _give_back(session: Session, unpublished: list[_Taken]) -> None:
+    """Make jobs the broker refused due again — unless their row changed meanwhile (finished,
+    or rescheduled by its actor)."""
+    for job in unpublished:
+        session.execute(update(_JOBS).where(_JOBS.c.key == job.key, _JOBS.c.due_at == job.pushed_to)
+                        .values(due_at=job.due_at, publishes=job.publishes))
 
 
 class Relay(threading.Thread):

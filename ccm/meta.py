@@ -35,8 +35,8 @@ def _check(probe) -> str:  # type: ignore[no-untyped-def]
 
 
 def _ping_database(runtime) -> None:  # type: ignore[no-untyped-def]
-    with runtime.db.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    with runtime.db.read_only() as session:  # no write lock on SQLite: health never waits for a writer
+        session.execute(text("SELECT 1"))
 
 
 def _ping_broker(runtime) -> None:  # type: ignore[no-untyped-def]

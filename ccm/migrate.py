@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
 
 from alembic import command
@@ -17,8 +18,32 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+@dataclass(frozen=True)
+class Upgraded:
+    """What ``upgrade`` did: the revisions applied, oldest first, from ``before`` to ``after``."""
+
+    before: str | None
+    after: str | None
+    applied: tuple[str, ...]
+
+    def describe(self) -> str:
+        if not self.applied:
+            return f"already up to date (at {self.after or 'an empty schema'})"
+        count = len(self.applied)
+        return (f"applied {count} migration{'s' if count > 1 else ''}: "
+                f"{self.before or '(empty)'} → {self.after}")
+
+
+def upgrade(url: str, revision: str = "head") -> Upgraded:
+    """Apply every migration up to ``revision``."""
+    before = current(url)
     command.upgrade(alembic_config(url), revision)
+    after = current(url)
+    if before == after:
+        return Upgraded(before, after, ())
+    script = ScriptDirectory.from_config(alembic_config(url))
+    applied = [rev.revision for rev in script.iterate_revisions(after, before)]
+    return Upgraded(before, after, tuple(reversed(applied)))
 
 
 def new_revision(url: str, message: str) -> str:

@@ -1,40 +1,36 @@
-"""Cursor pagination over time-ordered string ids (see :mod:`ccm.ids`)."""
+"""Cursor pagination over time-ordered ids (see :mod:`ccm.ids`), newest first.
+
+A cursor is the id of the last item of the previous page, so any string of that shape is a valid
+cursor (the schema says all there is to know) and a page after a deleted item still works.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ccm.errors import ValidationFailed
+from ccm.validation import QueryModel
 
 T = TypeVar("T")
 
+ID_PATTERN = r"[a-z]{1,8}_[0-9A-Z]{26}"
+Cursor = Annotated[str, Field(pattern=rf"^{ID_PATTERN}$", max_length=35,
+                              description="next_cursor of the previous page")]
 
-class PageQuery(BaseModel):
+
+class PageQuery(QueryModel):
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = None
-
-
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("query.cursor: not a cursor returned by this API", field="query.cursor") from None
+    cursor: Cursor | None = None
 
 
 def paginate(statement: Select[Any], id_column: InstrumentedAttribute[str], page: PageQuery) -> Select[Any]:
     """Newest first; the cursor is the last id of the previous page."""
     if page.cursor:
-        statement = statement.where(id_column < decode_cursor(page.cursor))
+        statement = statement.where(id_column < page.cursor)
     return statement.order_by(id_column.desc()).limit(page.limit + 1)
 
 
@@ -42,4 +38,4 @@ def split_page(rows: Sequence[T], page: PageQuery, id_of: Any) -> tuple[Sequence
     if len(rows) <= page.limit:
         return rows, None
     rows = rows[: page.limit]
-    return rows, encode_cursor(id_of(rows[-1]))
+    return rows, id_of(rows[-1])

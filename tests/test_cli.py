@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,157 @@ def test_five_minute_tour_on_the_embedded_default(tmp_path):
         assert api.get(f"/v1/messages/{accepted.json['id']}").json["status"] == "delivered"
     finally:
         again.stop()
+
+
+def test_version_and_short_help(cli):
+    from importlib.metadata import version
+
+    assert cli("--version").output.strip() == f"ccm {version('ccm')}"
+    for args in (["-h"], ["api-keys", "-h"], ["api-keys", "create", "-h"], ["db", "upgrade", "-h"], ["serve", "-h"]):
+        result = cli(*args)
+        assert result.exit_code == 0 and result.output.startswith("Usage: ccm"), (args, result.output)
+
+
+def test_db_upgrade_says_how_many_migrations_it_applied(tmp_path):
+    from ccm.migrate import heads
+
+    env = {"CCM_DATA_DIR": str(tmp_path / "data")}
+    first = CliRunner().invoke(main, ["db", "upgrade"], env=env, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    [head] = heads(f"sqlite:///{tmp_path / 'data' / 'ccm.sqlite3'}")
+    assert first.output.startswith("applied ") and first.output.strip().endswith(f"(empty) → {head}")
+    again = CliRunner().invoke(main, ["db", "upgrade"], env=env, catch_exceptions=False)
+    assert again.output.strip() == f"already up to date (at {head})"
+
+
+NO_SECRET_KEY = {"CCM_DATABASE_URL": "postgresql+psycopg://ccm@127.0.0.1:9/ccm"}
+SETTINGS_ERRORS = [
+    *[(NO_SECRET_KEY, "CCM_SECRET_KEY", command) for command in (["api-keys", "list"], ["outbox"], ["serve"])],
+    *[({"CCM_CLAIM_TIMEOUT": value}, "CCM_CLAIM_TIMEOUT", command) for value in ("soon", "1")
+      for command in (["api-keys", "list"], ["db", "upgrade"], ["serve", "--port", "0"])],
+]
+
+
+@pytest.mark.parametrize(("env", "variable", "command"), SETTINGS_ERRORS)
+def test_a_settings_error_is_one_line_naming_the_variable_and_exit_2(tmp_path, env, variable, command):
+    result = CliRunner().invoke(main, command, env={"CCM_DATA_DIR": str(tmp_path), **env})
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and variable in line and "Traceback" not in line
+
+
+def test_api_keys_list_and_revoke_by_prefix(cli, app):
+    created = cli("api-keys", "create", "--workspace", "acme-cli", "--name", "shop", "--role", "standard")
+    assert created.exit_code == 0, created.output
+    token = created.output.strip().splitlines()[-1]
+    listing = cli("api-keys", "list", "--workspace", "acme-cli").output.splitlines()
+    assert listing[0].split() == ["ID", "PREFIX", "ROLE", "CREATED", "WORKSPACE", "NAME"]
+    [row] = [line for line in listing[1:] if token[:12] in line]
+    assert row.split()[2:3] == ["standard"] and row.split()[-2:] == ["acme-cli", "shop"]
+    client = ApiClient(app.test_client(), token)
+    assert client.get("/v1/profiles").status_code == 200
+    revoked = cli("api-keys", "revoke", token[:12])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert client.get("/v1/profiles").status_code == 401
+    assert token[:12] not in cli("api-keys", "list").output
+    again = cli("api-keys", "revoke", token[:12])
+    assert again.exit_code == 1 and "no API key" in again.output
+
+
+def test_api_keys_create_makes_admin_keys_by_default(cli, app):
+    token = cli("api-keys", "create", "--workspace", "acme-cli").output.strip().splitlines()[-1]
+    assert ApiClient(app.test_client(), token).get("/v1/api-keys").status_code == 200
+
+
+def test_seed_demo_leaves_the_workspaces_own_objects_alone(cli, runtime):
+    from ccm.auth.service import create_api_key
+    from ccm.workspaces.service import get_or_create_workspace
+    from tests.support.factories import publish_template, put_profile
+
+    with runtime.db.unit_of_work() as session:
+        ws, _ = get_or_create_workspace(session=session, name="default")
+        _, key = create_api_key(session=session, workspace_id=ws.id)
+    from ccm.app import create_app
+
+    api = ApiClient(create_app(runtime=runtime).test_client(), key)
+    publish_template(api, "welcome", variants=[{"channel": "email", "locale": "en", "subject": "Our own welcome",
+                                                "html": "<p>Hi {{ first_name }} on {{ plan }}</p>"}])
+    api.put("/v1/snippets/partials/footer.html", json={"source": "<p>Our footer</p>"})
+    put_profile(api, "demo-0001", email="real.customer@example.org")
+
+    result = cli("seed-demo", "--profiles", "2")
+    assert result.exit_code == 0, result.output
+    assert "1 profiles created, 0 welcome messages queued" in result.output
+    skipped = result.output.split("skipped, already in the workspace (left as they are): ")[1]
+    assert {"template welcome", "snippet partials/footer.html", "profile demo-0001"} <= set(skipped.strip().split(", "))
+    welcome = api.get("/v1/templates/welcome").json
+    assert (welcome["latest_version"], welcome["variants"][0]["subject"]) == (1, "Our own welcome")
+    assert api.get("/v1/snippets/partials/footer.html").json["source"] == "<p>Our footer</p>"
+    assert api.get("/v1/profiles/demo-0001").json["email"] == "real.customer@example.org"
+    assert api.get("/v1/profiles/demo-0002").status_code == 200
+    assert api.get("/v1/messages").json["items"] == []
+    assert api.get("/v1/templates/password-reset").status_code == 200  # the demo's other templates came in
+
+
+@pytest.fixture(scope="module")
+def embedded_server(tmp_path_factory):
+    """One real ``ccm serve`` on the embedded default, on a free port, for the tests below."""
+    data = tmp_path_factory.mktemp("serve")
+    server = ServeProcess(ccm_env(data_dir=data / "data"), data / "serve.log")
+    yield server
+    server.stop()
+
+
+def test_links_in_messages_follow_the_port_ccm_serve_listens_on(embedded_server):
+    import re
+
+    from tests.messages.test_faults import HttpClient
+
+    api = ApiClient(HttpClient(embedded_server.url), embedded_server.key)
+    assert api.put("/v1/profiles/links", json={"email": "links@example.com", "attributes": {"first_name": "Ada"},
+                                               "channels": ["email"]}).status_code in (200, 201)
+    assert api.post("/v1/templates", json={
+        "key": "links", "category": "marketing", "variables": ["first_name"],
+        "variants": [{"channel": "email", "locale": "en", "subject": "Hi {{ first_name }}",
+                      "html": '<p><a href="https://example.com/x">x</a> <a href="{{ unsubscribe_url }}">u</a></p>'}]
+    }).status_code == 201
+    api.post("/v1/templates/links/publish")
+    accepted = api.post("/v1/messages", json={"to": {"external_id": "links"}, "template": "links"}).json
+    assert finished(api, accepted["id"])["status"] == "delivered"
+    [item] = api.get(f"/v1/outbox?message_id={accepted['id']}").json["items"]
+    html = email.message_from_string(item["raw"]).get_payload()[1].get_payload(decode=True).decode()
+    links = re.findall(r'(?:href|src)="([^"]+)"', html)
+    assert {link.split("/")[3] for link in links} == {"t", "u"}  # click, pixel, unsubscribe
+    assert all(link.startswith(embedded_server.url + "/") for link in links), (embedded_server.url, links)
+    assert "Links in messages point at " + embedded_server.url in embedded_server.output()
+
+
+def test_ccm_public_url_wins_over_the_listening_address():
+    from ccm.config import Settings
+
+    embedded = Settings.from_env()
+    assert embedded.listening_on("0.0.0.0", 8123).public_url == "http://127.0.0.1:8123"
+    assert embedded.listening_on("::", 8123).public_url == "http://[::1]:8123"
+    given = Settings.from_env(public_url="https://ccm.example.com/")
+    assert given.listening_on("127.0.0.1", 8123).public_url == "https://ccm.example.com"
+    production = Settings.from_env(redis_url="redis://127.0.0.1:6379/0")
+    assert production.listening_on("127.0.0.1", 8123).public_url == "http://127.0.0.1:8000"
+
+
+def test_a_privacy_export_of_a_non_latin1_id_downloads_from_a_real_server(embedded_server):
+    import urllib.parse
+    import urllib.request
+
+    from tests.messages.test_faults import HttpClient
+
+    api = ApiClient(HttpClient(embedded_server.url), embedded_server.key)
+    external_id = "élève-✓"
+    path = f"/v1/profiles/{urllib.parse.quote(external_id)}"
+    assert api.put(path, json={"email": "eleve@example.com"}).status_code in (200, 201)
+    request = urllib.request.Request(embedded_server.url + path + "/export",
+                                     headers={"Authorization": f"Bearer {embedded_server.key}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+        disposition = answer.headers["Content-Disposition"]
+        assert json.loads(answer.read())["profile"]["external_id"] == external_id
+    assert disposition == "attachment; filename=\"eleve-.json\"; filename*=UTF-8''%C3%A9l%C3%A8ve-%E2%9C%93.json"

@@ -1,7 +1,8 @@
 """Dramatiq entry point: ``dramatiq workers`` (production: PostgreSQL + Redis).
 
 Builds the runtime from ``CCM_*`` settings, declares every actor on the Redis broker and runs the
-job relay in each worker process. Actors live in each domain's ``tasks.py``; this is wiring only.
+job relay and the throughput line in each worker process (see :class:`ccm.worker.RelayMiddleware`).
+Actors live in each domain's ``tasks.py``; this is wiring only.
 """
 
 from ccm.config import Settings

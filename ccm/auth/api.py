@@ -1,12 +1,15 @@
-"""Request authentication: ``Authorization: Bearer <api key>`` scopes a request to one workspace."""
+"""Request authentication: ``Authorization: Bearer <api key>`` scopes a request to one workspace,
+with the key's role; and the API keys endpoints, for admin keys."""
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import Blueprint, g, request
 
-from ccm.auth.service import authenticate
-from ccm.errors import Unauthorized
-from ccm.http import db_session
+from ccm.auth import service
+from ccm.auth.models import ApiKeyRole
+from ccm.auth.schemas import ApiKeyCreated, ApiKeyId, ApiKeyIn, ApiKeyList, ApiKeyOut
+from ccm.errors import Forbidden, NotFound, Unauthorized
+from ccm.http import db_session, endpoint
 
 
 def require_api_key() -> None:
@@ -15,11 +18,19 @@ def require_api_key() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", field="Authorization")
-    workspace_id = authenticate(session=db_session(), token=token.strip())
-    if workspace_id is None:
+    caller = service.authenticate(session=db_session(), token=token.strip())
+    if caller is None:
         raise Unauthorized("unknown or revoked API key", field="Authorization")
-    g.workspace_id = workspace_id
-    g.actor = f"api_key:{token.strip()[:12]}"
+    g.caller = caller
+    g.workspace_id = caller.workspace_id
+    g.actor = f"api_key:{caller.prefix}"
+
+
+def require_admin_key() -> None:
+    """``before_request`` hook, after :func:`require_api_key`, for what only admin keys may do."""
+    if g.caller.role != ApiKeyRole.ADMIN:
+        raise Forbidden("this API key's role is standard; managing API keys needs an admin key",
+                        field="Authorization")
 
 
 def current_workspace_id() -> str:
@@ -29,3 +40,32 @@ def current_workspace_id() -> str:
 def current_actor() -> str:
     """Who is acting, for ledgers: the API key's visible prefix."""
     return g.actor
+
+
+bp = Blueprint("api_keys", __name__, url_prefix="/v1/api-keys")
+bp.before_request(require_api_key)
+bp.before_request(require_admin_key)
+
+
+@endpoint(bp, "", method="GET", responses={200: ApiKeyList}, errors=(403,),
+          summary="The workspace's API keys (not revoked), oldest first; admin keys only")
+def list_api_keys() -> ApiKeyList:
+    keys = service.list_api_keys(session=db_session(), workspace_id=current_workspace_id())
+    return ApiKeyList(items=[ApiKeyOut.model_validate(key) for key in keys])
+
+
+@endpoint(bp, "", method="POST", body=ApiKeyIn, responses={201: ApiKeyCreated}, errors=(403,),
+          summary="Create an API key (standard unless asked otherwise); the key is in the answer, once")
+def create_api_key(body: ApiKeyIn) -> tuple[ApiKeyCreated, int]:
+    key, token = service.create_api_key(session=db_session(), workspace_id=current_workspace_id(), name=body.name,
+                                        role=body.role)
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), token=token), 201
+
+
+@endpoint(bp, "/<key_id>", method="DELETE", responses={204: None}, errors=(403, 404, 409),
+          summary="Revoke an API key: it stops working on the next request (a key cannot revoke itself)")
+def revoke_api_key(key_id: ApiKeyId) -> tuple[None, int]:
+    if not service.revoke_api_key(session=db_session(), workspace_id=current_workspace_id(), key_id=key_id,
+                                  caller_key_id=g.caller.key_id):
+        raise NotFound(f"no API key {key_id!r}", field="id")
+    return None, 204

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ccm.db import Base, utcnow
 from ccm.ids import new_id
+
+
+class ApiKeyRole(enum.StrEnum):
+    """What a key may do. ``standard`` keys do everything in their workspace except manage API
+    keys; ``admin`` keys manage them too. Keys made before roles existed are ``admin``, since every
+    key could do everything then."""
+
+    ADMIN = "admin"
+    STANDARD = "standard"
 
 
 class ApiKey(Base):
@@ -19,5 +29,6 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     prefix: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default=ApiKeyRole.ADMIN, server_default=ApiKeyRole.ADMIN.value)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ccm.channels.base import InboundRequest, WebhookRejected
+from ccm.validation import check_input
 
 REPLAY_TOLERANCE = 300.0
 """Seconds a signed timestamp may be away from now, either way, before the callback is a replay."""
@@ -109,12 +110,19 @@ def iso_timestamp(value: Any) -> str | None:
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """The body's JSON object, or an empty dict when it is not one."""
+    """The body's JSON object, or an empty dict when it is not one.
+
+    Raises:
+      ValidationFailed: it holds something no column can store (see :func:`ccm.validation.check_input`).
+    """
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    check_input(data, "body")
+    return data
 
 
 def nested(data: Any, *keys: str) -> Any:

@@ -80,6 +80,12 @@ class HeaderInjectionError(ValueError):
         self.field = field
 
 
+def message_id_for(message_id: str, envelope_from: str) -> str:
+    """The ``Message-ID`` of CCM's message ``message_id`` sent from ``envelope_from``: replies name
+    it in ``In-Reply-To``, and follow-ups in a thread point at it."""
+    return f"<{message_id}@{envelope_from.rpartition('@')[2] or 'ccm.local'}>"
+
+
 def build_email(content: EmailContent, *, date: datetime | None = None) -> bytes:
     """Return the complete message as bytes with CRLF line endings.
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ccm.channels.addresses import handle_key
 from ccm.channels.base import InboundRequest, WebhookRejected
 from ccm.channels.models import ProviderAccount
+from ccm.validation import check_input
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 
@@ -39,6 +40,7 @@ def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
         except WebhookRejected as exc:
             session.rollback()
             return jsonify(error={"code": "unauthorized", "message": f"callback refused: {exc}"}), 401
+        check_input(inbound.form, "form")
         if kind == "status":
             try:
                 apply_reports(session, account, provider.parse_status_callback(inbound),

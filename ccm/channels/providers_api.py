@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from flask import Blueprint, current_app
 
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.channels import accounts
 from ccm.channels.models import ProviderAccount
 from ccm.channels.schemas import ProviderCheckOut, ProviderIn, ProviderList, ProviderOut, ProviderPatch
-from ccm.db import after_commit
+from ccm.db import after_commit, end_transaction
 from ccm.http import db_session, endpoint
+from ccm.validation import id_field
+
+AccountId = Annotated[str, id_field("prv")]
 
 bp = Blueprint("providers", __name__, url_prefix="/v1/providers")
 bp.before_request(require_api_key)
@@ -31,7 +36,7 @@ def _out(account: ProviderAccount) -> ProviderOut:
                        created_at=account.created_at, updated_at=account.updated_at)
 
 
-@endpoint(bp, "", method="POST", body=ProviderIn, responses={201: ProviderOut},
+@endpoint(bp, "", method="POST", body=ProviderIn, responses={201: ProviderOut}, errors=(409,),
           summary="Add a provider account (secrets are encrypted at rest and never returned)")
 def create_provider(body: ProviderIn) -> tuple[ProviderOut, int]:
     account = accounts.create_account(session=db_session(), box=_runtime().secret_box,
@@ -47,13 +52,13 @@ def list_providers() -> ProviderList:
 
 
 @endpoint(bp, "/<account_id>", method="GET", responses={200: ProviderOut}, summary="Read a provider account")
-def get_provider(account_id: str) -> ProviderOut:
+def get_provider(account_id: AccountId) -> ProviderOut:
     return _out(accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id))
 
 
-@endpoint(bp, "/<account_id>", method="PATCH", body=ProviderPatch, responses={200: ProviderOut},
+@endpoint(bp, "/<account_id>", method="PATCH", body=ProviderPatch, responses={200: ProviderOut}, errors=(409,),
           summary="Change a provider account; config is merged and secrets left out keep their value")
-def patch_provider(account_id: str, body: ProviderPatch) -> ProviderOut:
+def patch_provider(account_id: AccountId, body: ProviderPatch) -> ProviderOut:
     account = accounts.update_account(session=db_session(), box=_runtime().secret_box,
                                       workspace_id=current_workspace_id(), account_id=account_id, data=body)
     _forget_after_commit()
@@ -61,7 +66,7 @@ def patch_provider(account_id: str, body: ProviderPatch) -> ProviderOut:
 
 
 @endpoint(bp, "/<account_id>", method="DELETE", responses={204: None}, summary="Remove a provider account")
-def delete_provider(account_id: str) -> tuple[None, int]:
+def delete_provider(account_id: AccountId) -> tuple[None, int]:
     account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
     db_session().delete(account)
     _forget_after_commit()
@@ -70,7 +75,8 @@ def delete_provider(account_id: str) -> tuple[None, int]:
 
 @endpoint(bp, "/<account_id>/check", method="POST", responses={200: ProviderCheckOut},
           summary="Test the account's credentials against the provider")
-def check_provider(account_id: str) -> ProviderCheckOut:
+def check_provider(account_id: AccountId) -> ProviderCheckOut:
     account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
+    end_transaction(db_session())  # the check is a network call: no lock may be held during it
     error = accounts.check_account(box=_runtime().secret_box, account=account)
     return ProviderCheckOut(ok=error is None, error=error)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccm.pagination import PageQuery
+from ccm.validation import INTEGRAL, SEMANTIC_HINT, Name, RequestModel
 
 
 class OutboxItemOut(BaseModel):
@@ -25,33 +26,36 @@ class OutboxList(BaseModel):
 
 
 class OutboxQuery(PageQuery):
-    model_config = ConfigDict(extra="forbid")
-
-    message_id: str | None = None
-    to: str | None = None
+    message_id: str | None = Field(None, pattern=r"^msg_[0-9A-Z]{26}$")
+    to: str | None = Field(None, max_length=320)
 
 
-class ProviderIn(BaseModel):
+ProviderKind = Literal["smtp", "mailgun", "twilio", "webhook", "slack", "telegram", "local_outbox"]
+"""Every kind in :data:`ccm.channels.registry.PROVIDERS` (a test keeps the two equal)."""
+
+
+Priority = Annotated[int, Field(ge=0, le=10000, description="lower goes first in failover order"), INTEGRAL]
+
+
+class ProviderIn(RequestModel):
     """A provider account. ``config`` is checked against the kind's settings model; its secret
     fields are encrypted at rest and never returned."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str = Field(description="smtp, mailgun, twilio, webhook, slack, telegram or local_outbox")
-    channel: Literal["email", "sms", "chat"] | None = Field(None, description="default: the kind's")
-    label: str = Field(min_length=1, max_length=100)
-    priority: int = Field(100, ge=0, le=10000, description="lower goes first in failover order")
+    kind: ProviderKind
+    channel: Literal["email", "sms", "chat"] | None = Field(None, description=SEMANTIC_HINT + (
+        "the channel this kind serves with this config (twilio: sms, or chat with whatsapp); default: that one"))
+    label: Name
+    priority: Priority = 100
     enabled: bool = True
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict, description=SEMANTIC_HINT + "the kind's settings (README)")
 
 
-class ProviderPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: str | None = Field(None, min_length=1, max_length=100)
-    priority: int | None = Field(None, ge=0, le=10000)
+class ProviderPatch(RequestModel):
+    label: Name | None = None
+    priority: Priority | None = None
     enabled: bool | None = None
-    config: dict[str, Any] | None = Field(None, description="merged; secrets left out keep their value")
+    config: dict[str, Any] | None = Field(
+        None, description=SEMANTIC_HINT + "the kind's settings, merged; secrets left out keep their value")
 
 
 class ProviderOut(BaseModel):

@@ -7,6 +7,7 @@ from ccm.consent import service
 from ccm.consent.schemas import ConsentIn, ConsentOut, ConsentRecordOut
 from ccm.http import db_session, endpoint
 from ccm.profiles.service import get_profile
+from ccm.validation import ExternalId
 
 bp = Blueprint("consent", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
@@ -14,7 +15,7 @@ bp.before_request(require_api_key)
 
 @endpoint(bp, "/<external_id>/consent", method="POST", body=ConsentIn, responses={201: ConsentRecordOut},
           summary="Record a consent decision (the ledger is append-only)")
-def record_consent(external_id: str, body: ConsentIn) -> tuple[ConsentRecordOut, int]:
+def record_consent(external_id: ExternalId, body: ConsentIn) -> tuple[ConsentRecordOut, int]:
     profile = get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
     data = body.model_copy(update={"ip": body.ip or request.remote_addr,
                                    "user_agent": body.user_agent or request.headers.get("User-Agent")})
@@ -25,7 +26,7 @@ def record_consent(external_id: str, body: ConsentIn) -> tuple[ConsentRecordOut,
 
 @endpoint(bp, "/<external_id>/consent", method="GET", responses={200: ConsentOut},
           summary="Current consent per channel and topic, and the whole history")
-def get_consent(external_id: str) -> ConsentOut:
+def get_consent(external_id: ExternalId) -> ConsentOut:
     profile = get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
     records = service.history(session=db_session(), profile_id=profile.id)
     return ConsentOut(current=service.current(records),

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select
 
@@ -11,11 +11,16 @@ from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.conversations.models import Conversation, InboundMessage
 from ccm.conversations.service import receive_email, send_in_conversation
 from ccm.errors import NotFound, ValidationFailed
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, read_body
+from ccm.idempotency.http import HEADER as IDEMPOTENCY_HEADER
 from ccm.idempotency.http import respond_idempotently
+from ccm.message_templates.schemas import TemplateKey
 from ccm.messages.models import Message
 from ccm.pagination import PageQuery, paginate, split_page
 from ccm.profiles.service import get_profile
+from ccm.validation import ExternalId, RequestModel, free_form, id_field
+
+ConversationId = Annotated[str, id_field("cnv")]
 
 bp = Blueprint("conversations", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
@@ -39,9 +44,7 @@ class ConversationList(BaseModel):
 
 
 class ConversationQuery(PageQuery):
-    model_config = ConfigDict(extra="forbid")
-
-    profile: str | None = Field(None, description="external id")
+    profile: ExternalId | None = Field(None, description="external id")
 
 
 class ThreadEntry(BaseModel):
@@ -60,12 +63,14 @@ class Thread(ConversationOut):
     entries: list[ThreadEntry]
 
 
-class FollowUpIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FollowUpIn(RequestModel):
+    """Either ``text`` or ``template`` (with its ``data``)."""
 
-    text: str | None = Field(None, min_length=1, max_length=10000, description="plain text, or")
-    template: str | None = Field(None, description="a published template key, with data")
-    data: dict[str, Any] = Field(default_factory=dict)
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["template"]}]})
+
+    text: str = Field(None, min_length=1, max_length=10000, description="plain text, or")  # type: ignore[assignment]
+    template: TemplateKey = Field(None, description="a published template key, with data")  # type: ignore[assignment]
+    data: dict[str, Any] = free_form("the template's variables")
 
     @model_validator(mode="after")
     def _one(self) -> FollowUpIn:
@@ -83,19 +88,19 @@ class InboundOut(BaseModel):
     taken_as: str = Field(description="reply, bounce or unmatched")
 
 
-@endpoint(bp, "/inbound/email", method="POST", responses={202: InboundOut},
+@endpoint(bp, "/inbound/email", method="POST", responses={202: InboundOut}, raw_body="message/rfc822",
           summary="Hand CCM an email someone sent you (raw RFC 5322 bytes): a reply is threaded, a bounce applied")
 def inbound_email() -> tuple[InboundOut, int]:
-    raw = request.get_data()
+    raw = read_body(current_app.config["MAX_CONTENT_LENGTH"], what="an email")
     if not raw:
         raise ValidationFailed("body: the raw email is missing", field="body")
     taken = receive_email(current_app.extensions["ccm"], db_session(), raw, workspace_id=current_workspace_id())
     if taken == "malformed":
-        raise ValidationFailed("body: not an RFC 5322 email", field="body")
+        raise ValidationFailed("body: not an RFC 5322 email (no header fields, or NUL bytes)", field="body")
     return InboundOut(taken_as=taken), 202
 
 
-@endpoint(bp, "/conversations", method="GET", query=ConversationQuery, responses={200: ConversationList},
+@endpoint(bp, "/conversations", method="GET", query=ConversationQuery, responses={200: ConversationList}, errors=(404,),
           summary="Conversations, newest first")
 def list_conversations(query: ConversationQuery) -> ConversationList:
     statement = select(Conversation).where(Conversation.workspace_id == current_workspace_id())
@@ -109,7 +114,7 @@ def list_conversations(query: ConversationQuery) -> ConversationList:
 
 @endpoint(bp, "/conversations/<conversation_id>", method="GET", responses={200: Thread},
           summary="A conversation with everything sent and received in it, oldest first")
-def get_conversation(conversation_id: str) -> Thread:
+def get_conversation(conversation_id: ConversationId) -> Thread:
     session, conversation = db_session(), _conversation(conversation_id)
     sent = session.scalars(select(Message).where(or_(Message.conversation_id == conversation.id,
                                                      Message.id == conversation.origin_message_id)))
@@ -123,18 +128,18 @@ def get_conversation(conversation_id: str) -> Thread:
 
 
 @endpoint(bp, "/conversations/<conversation_id>/messages", method="POST", body=FollowUpIn,
-          responses={202: FollowUpOut}, headers=["Idempotency-Key"],
+          responses={202: FollowUpOut}, headers=IDEMPOTENCY_HEADER, errors=(409,),
           summary="Reply in a conversation (a support agent's follow-up)")
-def follow_up(conversation_id: str, body: FollowUpIn) -> Response:
+def follow_up(conversation_id: ConversationId, body: FollowUpIn) -> tuple[FollowUpOut, int, dict[str, str]]:
     session, runtime = db_session(), current_app.extensions["ccm"]
     conversation = _conversation(conversation_id)
 
-    def work() -> tuple[dict[str, str], int]:
+    def work() -> tuple[FollowUpOut, int]:
         message_id = send_in_conversation(session=session, runtime=runtime, conversation=conversation,
                                           template=body.template, data=body.data, text=body.text)
-        return FollowUpOut(id=message_id).model_dump(), 202
+        return FollowUpOut(id=message_id), 202
 
-    return respond_idempotently(work)
+    return respond_idempotently(work, FollowUpOut)
 
 
 def _conversation(conversation_id: str) -> Conversation:

@@ -8,6 +8,7 @@ no message header at all are refused (``MalformedEmail``). Header and charset de
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
@@ -23,6 +24,7 @@ __all__ = ["Dsn", "DsnRecipient", "MalformedEmail", "ParsedEmail", "parse_email"
 _CORE_FIELDS = ("from", "sender", "to", "cc", "subject", "date", "message-id", "received", "return-path",
                 "mime-version", "content-type", "delivered-to")
 _RECIPIENT_FIELDS = ("To", "Cc", "Delivered-To", "X-Original-To")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
 
 
@@ -56,24 +58,32 @@ def parse_email(raw: bytes) -> ParsedEmail:
     Raises:
       MalformedEmail: ``raw`` has none of the header fields an email has.
     """
+    if b"\0" in raw:
+        raise MalformedEmail("NUL bytes are not allowed in an email (RFC 5322)")
     message = _parse(raw)
     from_name, from_address = _address(header(message, "From"))
-    from_address = from_address.lower()
-    full_text = _body_text(message)
+    from_address = _clean(from_address.lower())[:320]
+    full_text = _clean(_body_text(message))
     dsn = parse_dsn(message, full_text) if is_bounce(message, from_name, from_address) else None
     return ParsedEmail(
-        message_id=next(iter(message_ids(header(message, "Message-ID"))), None),
+        message_id=next(iter(message_ids(_clean(header(message, "Message-ID")))), None),
         from_address=from_address,
-        from_name=from_name,
-        to_addresses=_recipients(message),
-        subject=header(message, "Subject"),
-        in_reply_to=message_ids(header(message, "In-Reply-To")),
-        references=message_ids(header(message, "References")),
+        from_name=_clean(from_name),
+        to_addresses=tuple(_clean(address)[:320] for address in _recipients(message)),
+        subject=_clean(header(message, "Subject"))[:500],
+        in_reply_to=message_ids(_clean(header(message, "In-Reply-To"))),
+        references=message_ids(_clean(header(message, "References"))),
         text=strip_quoted(full_text),
         full_text=full_text,
         auto_submitted=dsn is not None or _is_auto_submitted(message),
         dsn=dsn,
     )
+
+
+def _clean(text: str) -> str:
+    """Decoded text as a column can hold it: NULs dropped, undecodable bytes (lone surrogates
+    from a mislabelled charset) replaced — mail from outside is kept, not refused, for those."""
+    return _UNSTORABLE.sub(lambda found: "" if found.group() == "\0" else "\ufffd", text)
 
 
 def reply_address_token(address: str, *, domain: str) -> str | None:

@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 
 from ccm.consent.models import ConsentRecord
 from ccm.engagement.models import EngagementEvent
-from ccm.errors import ValidationFailed
 from ccm.messages.models import Message
-from ccm.pagination import decode_cursor, encode_cursor
+from ccm.pagination import ID_PATTERN
 
 After = tuple[dt.datetime, str] | None
 Entries = list[dict[str, Any]]
@@ -74,15 +73,15 @@ SOURCES: list[Source] = [_messages, _events, _inbound, _consent]
 
 
 def _encode(at: dt.datetime, id_: str) -> str:
-    return encode_cursor(f"{at.isoformat()}|{id_}")
+    micros = (at - _EPOCH) // dt.timedelta(microseconds=1)
+    return f"{micros}.{id_}"
 
 
 def _decode(cursor: str) -> tuple[dt.datetime, str]:
-    at, _, id_ = decode_cursor(cursor).partition("|")
-    try:
-        when = dt.datetime.fromisoformat(at)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise ValidationFailed("query.cursor: not a cursor returned by this API", field="query.cursor")
-    return when, id_
+    micros, _, id_ = cursor.partition(".")
+    return _EPOCH + dt.timedelta(microseconds=int(micros)), id_
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+CURSOR_PATTERN = rf"^[0-9]{{1,16}}\.{ID_PATTERN}$"
+"""Microseconds since 1970 and an id: every string of this shape is a valid cursor."""

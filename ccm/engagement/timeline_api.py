@@ -7,13 +7,19 @@ from flask import Blueprint
 from pydantic import BaseModel, Field
 
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.engagement.timeline import timeline
+from ccm.engagement.timeline import CURSOR_PATTERN, timeline
 from ccm.http import db_session, endpoint
-from ccm.pagination import PageQuery
 from ccm.profiles.service import get_profile
+from ccm.validation import ExternalId, QueryModel
 
 bp = Blueprint("timeline", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
+
+
+class TimelineQuery(QueryModel):
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, pattern=CURSOR_PATTERN, max_length=60,
+                               description="next_cursor of the previous page")
 
 
 class TimelineEntry(BaseModel):
@@ -29,9 +35,9 @@ class Timeline(BaseModel):
     next_cursor: str | None
 
 
-@endpoint(bp, "/<external_id>/timeline", method="GET", query=PageQuery, responses={200: Timeline},
+@endpoint(bp, "/<external_id>/timeline", method="GET", query=TimelineQuery, responses={200: Timeline},
           summary="Everything that happened with this person, newest first")
-def get_timeline(external_id: str, query: PageQuery) -> Timeline:
+def get_timeline(external_id: ExternalId, query: TimelineQuery) -> Timeline:
     profile = get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
     items, cursor = timeline(session=db_session(), profile_id=profile.id, limit=query.limit, cursor=query.cursor)
     entries: list[Any] = [TimelineEntry(**item) for item in items]

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Response, current_app, json, request
+from flask import current_app, request
+from pydantic import BaseModel
 
 from ccm.auth.api import current_workspace_id
 from ccm.http import db_session
-from ccm.idempotency.service import fingerprint, run_idempotent
+from ccm.idempotency.service import MAX_KEY_LENGTH, fingerprint, run_idempotent
+from ccm.validation import SEMANTIC_HINT
+
+M = TypeVar("M", bound=BaseModel)
+
+HEADER = {"Idempotency-Key": {
+    "type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"^[\x20-\x7e]+$",
+    "description": SEMANTIC_HINT + "the same key and body replay the first answer; the same key with another "
+                   "body is a 422 (draft-ietf-httpapi-idempotency-key-header)",
+}}
+"""The header's schema, for :func:`ccm.http.endpoint`'s ``headers``."""
 
 
-def respond_idempotently(work: Callable[[], tuple[dict[str, Any], int]], *,
-                         expected: tuple[dict[str, Any], int] | None = None) -> Response:
+def respond_idempotently(work: Callable[[], tuple[M, int]], answer: type[M], *,
+                         expected: tuple[M, int] | None = None) -> tuple[M, int, dict[str, str]]:
     """Run ``work`` once per ``Idempotency-Key`` (when the request has one) and answer with its
-    result; a repeat of the same request gets the stored answer and ``Idempotent-Replayed: true``."""
+    result; a repeat of the same request gets the stored answer, read back through the same
+    model, and ``Idempotent-Replayed: true``."""
     result = run_idempotent(session=db_session(), workspace_id=current_workspace_id(),
                             key=request.headers.get("Idempotency-Key"),
                             request_hash=fingerprint(request.method, request.path, request.get_data()),
-                            ttl=current_app.extensions["ccm"].settings.idempotency_ttl, work=work, expected=expected)
+                            ttl=current_app.extensions["ccm"].settings.idempotency_ttl,
+                            work=lambda: _dumped(work()), expected=_dumped(expected) if expected else None)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return Response(json.dumps(result.body), status=result.status, headers=headers, mimetype="application/json")
+    return answer.model_validate(result.body), result.status, headers
+
+
+def _dumped(answer: tuple[BaseModel, int]) -> tuple[dict[str, Any], int]:
+    return answer[0].model_dump(mode="json"), answer[1]

@@ -12,13 +12,16 @@ from ccm.message_templates.schemas import (
     PublishOut,
     SnippetIn,
     SnippetList,
+    SnippetName,
     SnippetOut,
     TemplateIn,
+    TemplateKey,
     TemplateList,
     TemplateOut,
     TemplatePatch,
     VersionOut,
 )
+from ccm.validation import Version
 
 bp = Blueprint("templates", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
@@ -28,7 +31,7 @@ def _sandbox():  # type: ignore[no-untyped-def]
     return current_app.extensions["ccm"].sandbox
 
 
-@endpoint(bp, "/templates", method="POST", body=TemplateIn, responses={201: TemplateOut},
+@endpoint(bp, "/templates", method="POST", body=TemplateIn, responses={201: TemplateOut}, errors=(409,),
           summary="Create a template (its draft is checked: a syntax error or forbidden construct is a 422)")
 def create_template(body: TemplateIn) -> tuple[TemplateOut, int]:
     template = service.create_template(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(),
@@ -43,14 +46,14 @@ def list_templates() -> TemplateList:
 
 
 @endpoint(bp, "/templates/<key>", method="GET", responses={200: TemplateOut}, summary="Read a template's draft")
-def get_template(key: str) -> TemplateOut:
+def get_template(key: TemplateKey) -> TemplateOut:
     template = service.get_template(session=db_session(), workspace_id=current_workspace_id(), key=key)
     return TemplateOut.model_validate(template)
 
 
 @endpoint(bp, "/templates/<key>", method="PATCH", body=TemplatePatch, responses={200: TemplateOut},
           summary="Edit a template's draft")
-def patch_template(key: str, body: TemplatePatch) -> TemplateOut:
+def patch_template(key: TemplateKey, body: TemplatePatch) -> TemplateOut:
     template = service.update_draft(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(),
                                     key=key, data=body)
     return TemplateOut.model_validate(template)
@@ -58,7 +61,7 @@ def patch_template(key: str, body: TemplatePatch) -> TemplateOut:
 
 @endpoint(bp, "/templates/<key>/publish", method="POST", responses={200: PublishOut, 201: PublishOut},
           summary="Publish the draft as the next immutable version")
-def publish_template(key: str) -> tuple[PublishOut, int]:
+def publish_template(key: TemplateKey) -> tuple[PublishOut, int]:
     version, created = service.publish(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(),
                                        key=key)
     return PublishOut(version=version, created=created), 201 if created else 200
@@ -66,28 +69,28 @@ def publish_template(key: str) -> tuple[PublishOut, int]:
 
 @endpoint(bp, "/templates/<key>/versions/<int:version>", method="GET", responses={200: VersionOut},
           summary="Read a published version")
-def get_version(key: str, version: int) -> VersionOut:
+def get_version(key: TemplateKey, version: Version) -> VersionOut:
     row = service.get_version(session=db_session(), workspace_id=current_workspace_id(), key=key, version=version)
     return VersionOut.model_validate(row)
 
 
 @endpoint(bp, "/templates/<key>/preview", method="POST", body=PreviewIn, responses={200: PreviewOut},
           summary="Render a version or the draft with a stored profile or sample data; lists problems found")
-def preview(key: str, body: PreviewIn) -> PreviewOut:
+def preview(key: TemplateKey, body: PreviewIn) -> PreviewOut:
     return preview_template(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), key=key,
                             request=body, public_url=current_app.extensions["ccm"].settings.public_url)
 
 
 @endpoint(bp, "/snippets/<path:name>", method="PUT", body=SnippetIn, responses={200: SnippetOut, 201: SnippetOut},
           summary="Create or replace a layout or partial (e.g. layouts/base.html)")
-def put_snippet(name: str, body: SnippetIn) -> tuple[SnippetOut, int]:
+def put_snippet(name: SnippetName, body: SnippetIn) -> tuple[SnippetOut, int]:
     snippet, created = snippets.put_snippet(session=db_session(), sandbox=_sandbox(),
                                             workspace_id=current_workspace_id(), name=name, source=body.source)
     return SnippetOut.model_validate(snippet), 201 if created else 200
 
 
 @endpoint(bp, "/snippets/<path:name>", method="GET", responses={200: SnippetOut}, summary="Read a layout or partial")
-def get_snippet(name: str) -> SnippetOut:
+def get_snippet(name: SnippetName) -> SnippetOut:
     return SnippetOut.model_validate(snippets.get_snippet(session=db_session(), workspace_id=current_workspace_id(),
                                                           name=name))
 
@@ -99,6 +102,6 @@ def list_snippets() -> SnippetList:
 
 
 @endpoint(bp, "/snippets/<path:name>", method="DELETE", responses={204: None}, summary="Delete a layout or partial")
-def delete_snippet(name: str) -> tuple[None, int]:
+def delete_snippet(name: SnippetName) -> tuple[None, int]:
     snippets.delete_snippet(session=db_session(), workspace_id=current_workspace_id(), name=name)
     return None, 204

@@ -12,7 +12,9 @@ Layout of a template folder::
     messages/welcome/chat.es-MX.txt
 
 Every template is saved as a draft and published; a template whose files did not change keeps its
-version. The import runs in the caller's transaction: one bad file and nothing is imported.
+version. The import runs in the caller's transaction: one bad file and nothing is imported. With
+``keep_existing`` (demo data), a template or snippet the workspace already has in another form is
+left as it is and reported as skipped.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccm.errors import CCMError, NotFound, ValidationFailed
 from ccm.message_templates import service, snippets
+from ccm.message_templates.models import MessageTemplate, Snippet
 from ccm.message_templates.sandbox import TemplateSandbox
 from ccm.message_templates.schemas import TemplateIn, TemplatePatch
 
@@ -48,23 +52,51 @@ class ImportedTemplate:
     created: bool
 
 
+@dataclass(frozen=True)
+class ImportReport:
+    templates: list[ImportedTemplate]
+    """What was published (or was already, unchanged)."""
+    skipped: list[str] = field(default_factory=list)
+    """``template <key>`` and ``snippet <name>`` left alone because the workspace has its own."""
+
+
 def import_folder(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, root: Path,
                   progress: Callable[[str], None] = lambda _: None) -> list[ImportedTemplate]:
-    """Import every snippet, then every template under ``root``; returns what was published."""
+    """Import every snippet, then every template under ``root``, replacing the workspace's
+    versions; returns what was published."""
+    return import_templates(session=session, sandbox=sandbox, workspace_id=workspace_id, root=root,
+                            progress=progress).templates
+
+
+def import_templates(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, root: Path,
+                     keep_existing: bool = False, progress: Callable[[str], None] = lambda _: None) -> ImportReport:
+    """Import every snippet, then every template under ``root``. With ``keep_existing``, those
+    the workspace already has with other content are skipped instead of replaced.
+
+    Raises:
+      ImportFailed: a file is malformed or does not check; nothing is imported.
+    """
     if not root.is_dir():
         raise ImportFailed(f"{root}: not a folder")
+    report = ImportReport(templates=[])
     for name, path in _snippet_files(root):
         with _naming_file(path):
-            snippets.put_snippet(session=session, sandbox=sandbox, workspace_id=workspace_id,
-                                 name=name, source=path.read_text("utf-8"))
+            source = path.read_text("utf-8")
+            if keep_existing and _other_snippet(session, workspace_id, name, source):
+                report.skipped.append(f"snippet {name}")
+            else:
+                snippets.put_snippet(session=session, sandbox=sandbox, workspace_id=workspace_id, name=name,
+                                     source=source)
         progress(name)
-    results = []
     for folder in sorted(p for p in (root / "messages").glob("*") if (p / "template.toml").is_file()):
         with _naming_file(folder):
             definition = read_template(folder)
-            results.append(_save_and_publish(session, sandbox, workspace_id, definition))
+            if keep_existing and _other_template(session, workspace_id, definition):
+                report.skipped.append(f"template {definition.key}")
+            else:
+                report.templates.append(_save_and_publish(session, sandbox, workspace_id, definition))
         progress(definition.key)
-    return results
+    return report
 
 
 def read_template(folder: Path) -> TemplateIn:
@@ -92,6 +124,22 @@ def _save_and_publish(session: Session, sandbox: TemplateSandbox, workspace_id: 
                              data=patch)
     version, created = service.publish(session=session, sandbox=sandbox, workspace_id=workspace_id, key=definition.key)
     return ImportedTemplate(definition.key, version, created)
+
+
+def _other_snippet(session: Session, workspace_id: str, name: str, source: str) -> bool:
+    """Whether the workspace has a snippet ``name`` with other content."""
+    found = session.scalar(select(Snippet.source).where(Snippet.workspace_id == workspace_id, Snippet.name == name))
+    return found is not None and found != source
+
+
+def _other_template(session: Session, workspace_id: str, definition: TemplateIn) -> bool:
+    """Whether the workspace has a template with this key whose draft is not ``definition``."""
+    found = session.scalar(select(MessageTemplate).where(MessageTemplate.workspace_id == workspace_id,
+                                                         MessageTemplate.key == definition.key))
+    if found is None:
+        return False
+    wanted = definition.model_dump(include=set(service.DRAFT_FIELDS))
+    return {name: getattr(found, name) for name in service.DRAFT_FIELDS} != wanted
 
 
 def _snippet_files(root: Path) -> Iterator[tuple[str, Path]]:

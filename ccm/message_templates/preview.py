@@ -1,14 +1,20 @@
 """Previews: render any version (or the draft) with a stored profile or sample data, and report
-every problem instead of stopping at the first."""
+every problem instead of stopping at the first. SMS bodies are shown as they are sent (with the
+opt-out footer of a marketing SMS) and sized on that.
+
+A preview writes nothing. It reads everything it needs first and ends the request's transaction
+before it renders, so a slow template (up to ``CCM_RENDER_TIMEOUT``) holds no database lock."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ccm.channels.sms import sms_size
+from ccm.db import end_transaction
 from ccm.errors import ValidationFailed
 from ccm.message_templates import service
 from ccm.message_templates.rendering import (
@@ -20,44 +26,80 @@ from ccm.message_templates.rendering import (
     render_parts,
     source_name,
 )
-from ccm.message_templates.sandbox import RenderError, TemplateSandbox
+from ccm.message_templates.sandbox import RenderError, TemplateBundle, TemplateSandbox
 from ccm.message_templates.schemas import PreviewIn, PreviewOut, ProblemOut, RenderedPart
+from ccm.messages.rules import NotSendable, sms_body, with_opt_out_footer
 from ccm.profiles.service import get_profile, template_context
+from ccm.workspaces.schemas import WorkspacePolicy
+from ccm.workspaces.service import workspace_policy
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Everything a preview renders, read before rendering starts."""
+
+    number: int | None
+    category: str
+    default_locale: str
+    variables: Sequence[str]
+    variants: Sequence[Mapping[str, Any]]
+    snippets: Mapping[str, str]
+    bundle: TemplateBundle
+    profile: dict[str, Any]
+    policy: WorkspacePolicy
 
 
 def preview_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str,
                      request: PreviewIn, public_url: str) -> PreviewOut:
-    template = service.get_template(session=session, workspace_id=workspace_id, key=key)
+    """Render a version or the draft. Ends the session's transaction before rendering (see the
+    module docstring): call it only from a unit of work with nothing else to write."""
     problems: list[ProblemOut] = []
-    if request.version == "draft":
-        number, variables, variants = None, template.variables, template.variants
-        snippets = _draft_snippets(session, sandbox, workspace_id, variants, problems)
-        bundle = make_bundle(template.id, variants, snippets, cacheable=False)
-    else:
-        version = service.get_version(session=session, workspace_id=workspace_id, key=key,
-                                      version=None if request.version == "latest" else request.version)
-        number, variables, variants, snippets = version.version, version.variables, version.variants, version.snippets
-        bundle = make_bundle(version.id, variants, snippets, cacheable=True)
-    profile = template_context(get_profile(session=session, workspace_id=workspace_id, external_id=request.external_id)
-                               if request.external_id else None)
-    problems += _variable_problems(sandbox, variables, variants, snippets, request.data, profile["attributes"])
-    context = build_context(variables=variables, data=request.data, profile=profile, extras={
-        "unsubscribe_url": f"{public_url}/u/preview", "message": {"id": "msg_preview", "category": template.category}})
+    source = _read(session, sandbox, workspace_id, key, request, problems)
+    end_transaction(session)
+    problems += _variable_problems(sandbox, source.variables, source.variants, source.snippets, request.data,
+                                   source.profile["attributes"])
+    context = build_context(variables=source.variables, data=request.data, profile=source.profile, extras={
+        "unsubscribe_url": f"{public_url}/u/preview", "message": {"id": "msg_preview", "category": source.category}})
     parts = []
-    locale = request.locale or profile["locale"]
-    for variant in _chosen(variants, request.channel, locale, template.default_locale):
+    locale = request.locale or source.profile["locale"]
+    for variant in _chosen(source.variants, request.channel, locale, source.default_locale):
         try:
-            parts.append(_part(render_parts(sandbox, bundle, variant, context)))
+            parts.append(_part(source, render_parts(sandbox, source.bundle, variant, context), problems))
         except RenderError as exc:
             problems.append(ProblemOut(part=exc.name or source_name(variant, "?"), line=exc.line,
                                        code=exc.code, message=exc.message))
-    return PreviewOut(version=number, parts=parts, problems=problems)
+    return PreviewOut(version=source.number, parts=parts, problems=problems)
 
 
-def _part(rendered: RenderedParts) -> RenderedPart:
+def _read(session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str, request: PreviewIn,
+          problems: list[ProblemOut]) -> _Source:
+    template = service.get_template(session=session, workspace_id=workspace_id, key=key)
+    profile = template_context(get_profile(session=session, workspace_id=workspace_id, external_id=request.external_id)
+                               if request.external_id else None)
+    policy = workspace_policy(session=session, workspace_id=workspace_id)
+    if request.version == "draft":
+        snippets = _draft_snippets(session, sandbox, workspace_id, template.variants, problems)
+        return _Source(None, template.category, template.default_locale, template.variables, template.variants,
+                       snippets, make_bundle(template.id, template.variants, snippets, cacheable=False), profile,
+                       policy)
+    version = service.get_version(session=session, workspace_id=workspace_id, key=key,
+                                  version=None if request.version == "latest" else request.version)
+    return _Source(version.version, version.category, template.default_locale, version.variables, version.variants,
+                   version.snippets, make_bundle(version.id, version.variants, version.snippets, cacheable=True),
+                   profile, policy)
+
+
+def _part(source: _Source, rendered: RenderedParts, problems: list[ProblemOut]) -> RenderedPart:
+    """A rendered variant as the API shows it; an SMS body as sent, sized as the carrier bills it."""
     part = RenderedPart(**{k: v for k, v in vars(rendered).items() if k in RenderedPart.model_fields})
     if rendered.channel == "sms":
-        size = sms_size(rendered.body)
+        try:
+            part.body, size = sms_body(source.policy, source.category, rendered.body, [])
+        except NotSendable as too_long:  # delivery would fail it: say so, and show it all the same
+            problems.append(ProblemOut(part=f"sms.{rendered.locale}.body", line=None, code="sms_too_long",
+                                       message=too_long.reason))
+            part.body = with_opt_out_footer(source.policy, source.category, rendered.body)
+            size = sms_size(part.body)
         part.segments, part.encoding = size.segments, size.encoding
     return part
 

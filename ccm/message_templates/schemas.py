@@ -5,38 +5,37 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ccm.validation import Channel, Locale
+from ccm.validation import SEMANTIC_HINT, Channel, ExternalId, Locale, RequestModel, Version, free_form
 
 Category = Literal["transactional", "marketing"]
-TemplateKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,199}$",
-                                   description="lowercase letters, digits, '_', '.', '-'")]
+TemplateKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,199}$", description=(
+    "checked beyond this schema: lowercase letters, digits, '_', '.', '-'; keys starting 'ccm.' are CCM's own"))]
+SNIPPET_NAME = r"^[A-Za-z0-9_-]{1,60}(/[A-Za-z0-9_-]{1,60}){0,3}\.(html|txt)$"
+SnippetName = Annotated[str, Field(
+    max_length=200, pattern=SNIPPET_NAME,
+    description="a path such as layouts/base.html or partials/footer.txt")]
+Source = Annotated[str, Field(description=SEMANTIC_HINT + "Jinja2 that compiles in the CCM sandbox")]
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
 
 
-class EmailVariant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EmailVariant(RequestModel):
     channel: Literal["email"]
     locale: Locale = "en"
-    subject: str = Field(min_length=1, max_length=2000)
-    html: str = Field(min_length=1)
-    text: str | None = Field(None, description="generated from the HTML when absent")
+    subject: Source = Field(min_length=1, max_length=2000, pattern=r"^[^\r\n]+$")
+    html: Source = Field(min_length=1)
+    text: Source | None = Field(None, description="generated from the HTML when absent")
 
 
-class SmsVariant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SmsVariant(RequestModel):
     channel: Literal["sms"]
     locale: Locale = "en"
-    body: str = Field(min_length=1)
+    body: Source = Field(min_length=1)
 
 
-class ChatVariant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChatVariant(RequestModel):
     channel: Literal["chat"]
     locale: Locale = "en"
-    body: str = Field(min_length=1)
+    body: Source = Field(min_length=1)
 
 
 Variant = Annotated[EmailVariant | SmsVariant | ChatVariant, Field(discriminator="channel")]
@@ -57,28 +56,26 @@ def _unique_names(names: list[str]) -> list[str]:
     return names
 
 
-Variants = Annotated[list[Variant], Field(min_length=1, max_length=200), AfterValidator(_unique_variants)]
-Variables = Annotated[list[VariableName], Field(max_length=200), AfterValidator(_unique_names)]
+Variants = Annotated[list[Variant], Field(min_length=1, max_length=200, description=SEMANTIC_HINT + (
+    "one variant per channel and locale; each part must compile in the sandbox")), AfterValidator(_unique_variants)]
+Variables = Annotated[list[VariableName], Field(max_length=200, json_schema_extra={"uniqueItems": True}),
+                     AfterValidator(_unique_names)]
 
 
-class TemplateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TemplateIn(RequestModel):
     key: TemplateKey
     category: Category
-    description: str = ""
+    description: str = Field("", max_length=2000)
     default_locale: Locale = "en"
     variables: Variables = Field(default_factory=list)
     variants: Variants
 
 
-class TemplatePatch(BaseModel):
+class TemplatePatch(RequestModel):
     """Edit the draft. Published versions never change."""
 
-    model_config = ConfigDict(extra="forbid")
-
     category: Category | None = None
-    description: str | None = None
+    description: str | None = Field(None, max_length=2000)
     default_locale: Locale | None = None
     variables: Variables | None = None
     variants: Variants | None = None
@@ -119,12 +116,10 @@ class PublishOut(BaseModel):
     created: bool = Field(description="false when the draft equals the latest version")
 
 
-class PreviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: int | Literal["draft", "latest"] = "latest"
-    external_id: str | None = Field(None, description="render with this stored profile")
-    data: dict[str, Any] = Field(default_factory=dict)
+class PreviewIn(RequestModel):
+    version: Version | Literal["draft", "latest"] = "latest"
+    external_id: ExternalId | None = Field(None, description="render with this stored profile")
+    data: dict[str, Any] = free_form("sample variables")
     channel: Channel | None = None
     locale: Locale | None = None
 
@@ -143,7 +138,8 @@ class RenderedPart(BaseModel):
     html: str | None = None
     text: str | None = None
     body: str | None = None
-    segments: int | None = Field(None, description="SMS: segments the body takes (before any opt-out footer)")
+    segments: int | None = Field(None, description="SMS: segments the body takes as sent (a marketing SMS "
+                                                   "with its opt-out footer)")
     encoding: str | None = Field(None, description="SMS: GSM-7 or UCS-2")
 
 
@@ -153,10 +149,8 @@ class PreviewOut(BaseModel):
     problems: list[ProblemOut]
 
 
-class SnippetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    source: str = Field(min_length=1)
+class SnippetIn(RequestModel):
+    source: Source = Field(min_length=1)
 
 
 class SnippetOut(BaseModel):

@@ -16,9 +16,23 @@ from ccm.message_templates.schemas import TemplateIn, TemplatePatch
 
 DRAFT_FIELDS = ("category", "description", "default_locale", "variables", "variants")
 
+INTERNAL_PREFIX = "ccm."
+"""Keys of CCM's own templates (``ccm.system-text``), which CCM makes when it first needs them.
+They are not user objects: agents' replies and keyword answers depend on them, so to the API they
+do not exist (not listed, read, edited, published or previewed) and their keys cannot be taken."""
 
-def get_template(*, session: Session, workspace_id: str, key: str) -> MessageTemplate:
-    template = session.scalar(select(MessageTemplate).where(
+
+def is_internal(key: str) -> bool:
+    return key.startswith(INTERNAL_PREFIX)
+
+
+def get_template(*, session: Session, workspace_id: str, key: str, internal: bool = False) -> MessageTemplate:
+    """The template with ``key``; CCM's own (``ccm.…``) only when ``internal``.
+
+    Raises:
+      NotFound: no such template, or an internal one and not ``internal``.
+    """
+    template = None if is_internal(key) and not internal else session.scalar(select(MessageTemplate).where(
         MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == key))
     if template is None:
         raise NotFound(f"no template with key {key!r}", field="key")
@@ -26,18 +40,24 @@ def get_template(*, session: Session, workspace_id: str, key: str) -> MessageTem
 
 
 def list_templates(*, session: Session, workspace_id: str) -> list[MessageTemplate]:
+    """The workspace's templates, without CCM's own."""
     return list(session.scalars(select(MessageTemplate).where(
-        MessageTemplate.workspace_id == workspace_id).order_by(MessageTemplate.key)))
+        MessageTemplate.workspace_id == workspace_id,
+        ~MessageTemplate.key.startswith(INTERNAL_PREFIX, autoescape=True)).order_by(MessageTemplate.key)))
 
 
 def create_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str,
-                    data: TemplateIn) -> MessageTemplate:
+                    data: TemplateIn, internal: bool = False) -> MessageTemplate:
     """Create a template with its first draft.
 
     Raises:
-      ValidationFailed: a part does not parse or uses a forbidden construct (names part and line).
+      ValidationFailed: a part does not parse or uses a forbidden construct (names part and line),
+        or the key starts with ``ccm.`` and the caller is not CCM itself (``internal``).
       Conflict: the key is taken.
     """
+    if is_internal(data.key) and not internal:
+        raise ValidationFailed(f"key: keys starting with {INTERNAL_PREFIX!r} are reserved for CCM's own templates",
+                               field="key")
     variants = [v.model_dump() for v in data.variants]
     check_variants(sandbox, variants)
     if session.scalar(select(MessageTemplate.id).where(
@@ -65,17 +85,19 @@ def update_draft(*, session: Session, sandbox: TemplateSandbox, workspace_id: st
     return template
 
 
-def publish(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str) -> tuple[int, bool]:
+def publish(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str,
+            internal: bool = False) -> tuple[int, bool]:
     """Freeze the draft, with the layouts and partials it uses, into the next version.
 
     Returns:
       (version, created); created is False when the draft equals the latest version.
 
     Raises:
+      NotFound: no such template (CCM's own exist only when ``internal``).
       ValidationFailed: a referenced layout/partial does not exist, or a part uses a variable
         that is neither declared nor built in.
     """
-    template = get_template(session=session, workspace_id=workspace_id, key=key)
+    template = get_template(session=session, workspace_id=workspace_id, key=key, internal=internal)
     snippets = collect_snippets(session, sandbox, workspace_id, template.variants)
     check_declared(sandbox, template.variables, template.variants, snippets)
     latest = _latest_version(session, template)
@@ -90,6 +112,18 @@ def publish(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, ke
     template.latest_version = number
     session.flush()
     return number, True
+
+
+def ensure_internal_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str,
+                             data: TemplateIn) -> None:
+    """Create and publish one of CCM's own templates (``data.key`` starts with ``ccm.``) unless
+    the workspace has it already."""
+    assert is_internal(data.key), data.key
+    exists = session.scalar(select(MessageTemplate.id).where(MessageTemplate.workspace_id == workspace_id,
+                                                             MessageTemplate.key == data.key))
+    if exists is None:
+        create_template(session=session, sandbox=sandbox, workspace_id=workspace_id, data=data, internal=True)
+        publish(session=session, sandbox=sandbox, workspace_id=workspace_id, key=data.key, internal=True)
 
 
 def get_version(*, session: Session, workspace_id: str, key: str, version: int | None) -> TemplateVersion:
@@ -121,14 +155,13 @@ def check_variants(sandbox: TemplateSandbox, variants: list[dict[str, Any]]) -> 
             source = variant.get(part)
             if not source:
                 continue
+            field = f"variants.{index}.{variant['channel']}.{part}"  # the path pydantic gives its own errors
             if part == "subject" and ("\n" in source or "\r" in source):
-                raise ValidationFailed(f"variants[{index}].subject: a subject is one line",
-                                       field=f"variants[{index}].subject")
+                raise ValidationFailed(f"{field}: a subject is one line", field=field)
             problems = sandbox.validate(source, name=source_name(variant, part))
             if problems:
                 first = problems[0]
-                raise ValidationFailed(f"variants[{index}].{part}: {first.message}",
-                                       field=f"variants[{index}].{part}",
+                raise ValidationFailed(f"{field}: {first.message}", field=field,
                                        details={"line": first.line, "problems": [vars(p) for p in problems]})
 
 

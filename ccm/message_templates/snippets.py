@@ -8,16 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccm.errors import NotFound, ValidationFailed
+from ccm.message_templates import schemas
 from ccm.message_templates.models import Snippet
 from ccm.message_templates.sandbox import TemplateSandbox
 
-SNIPPET_NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*\.(html|txt)$")
+SNIPPET_NAME = re.compile(schemas.SNIPPET_NAME)
 
 
 def put_snippet(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, name: str,
                 source: str) -> tuple[Snippet, bool]:
     """Create or replace a snippet. Published versions keep the copy they were published with."""
-    if not SNIPPET_NAME.match(name) or ".." in name:
+    if not SNIPPET_NAME.match(name):
         raise ValidationFailed(f"name: {name!r} is not a snippet name such as layouts/base.html", field="name")
     problems = sandbox.validate(source, name=name)
     if problems:

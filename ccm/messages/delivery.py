@@ -3,10 +3,18 @@ record the outcome — with at most one provider call per message, whatever cras
 
 Three short transactions, so that a crash anywhere leaves a state the next run can read:
 
-1. **claim**: load the message with its profile and workspace, re-check it (terminal? due?
-   deadline? profile?), route and render it, then mark it ``sending`` with a fresh claim token by
-   compare-and-set on its status and previous token. Skips and failures that need no provider call
-   end here; so do providers that write to the database (the local outbox), exactly once.
+1. **claim**, in three phases, so that no transaction is open while a template renders:
+   a. *read* (a read-only transaction, no write lock): load the message with its profile and
+      workspace, re-check it (terminal? due? deadline? profile?), route it and check consent,
+      suppression, frequency caps and quiet hours;
+   b. *prepare* (no transaction at all): render the pinned version and build the MIME;
+   c. *take* (a short write transaction): check suppression, consent and caps again (an opt-out
+      committed during the render still counts), then mark the message ``sending`` with a fresh
+      claim token by compare-and-set on its status, previous token and last change — so a
+      change made by anyone since the read makes this run a no-op.
+   Skips, deferrals and failures found in a or b are written in their own short transaction,
+   compare-and-set the same way. Providers that write to the database (the local outbox) send in
+   the transaction of c, exactly once.
 2. **commit point**: right before the irrevocable step of the provider call, insert the
    ``in_flight`` attempt — only if the claim token still matches. A run that finds an
    ``in_flight`` attempt left by a dead worker knows the provider *may* have the message and never
@@ -18,10 +26,13 @@ Three short transactions, so that a crash anywhere leaves a state the next run c
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import secrets
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from sqlalchemy import bindparam, update
@@ -42,16 +53,18 @@ from ccm.db import utcnow
 from ccm.messages import outcomes
 from ccm.messages.claims import DELIVER, MAX_CLAIMS, Claimed, ClaimLost, Hops
 from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
-from ccm.messages.outbound import Pending, Prepared, load_pending, prepare
+from ccm.messages.outbound import Pending, Plan, Prepared, load_pending, plan, prepare, recheck
 from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 _m, _a = Message.__table__, DeliveryAttempt.__table__
+# The last change is compared too: a stale claim being taken over may have reached its commit
+# point (which touches updated_at) while this run was rendering.
 _CLAIM = update(_m).where(
     _m.c.id == bindparam("b_id"), _m.c.status == bindparam("b_status"),
-    _m.c.claim_token.is_not_distinct_from(bindparam("b_token")),
+    _m.c.claim_token.is_not_distinct_from(bindparam("b_token")), _m.c.updated_at == bindparam("b_updated"),
 ).values(
     status=MessageStatus.SENDING, claim_token=bindparam("b_new_token"), claimed_at=bindparam("b_now"),
     claims=_m.c.claims + 1, updated_at=bindparam("b_now"), channel=bindparam("b_channel"),
@@ -173,79 +186,115 @@ def _record_sent(runtime: Runtime, claimed: Claimed, configured: Configured, rec
         outcomes.record_success(session, claimed, configured, receipt, hops)
 
 
+class _Ended(Exception):
+    """The claim stops here: nothing to send. ``write``, when given, records why in its own short
+    transaction (a compare-and-set: a change made meanwhile by another run wins)."""
+
+    def __init__(self, write: Callable[[Session], object] | None = None) -> None:
+        super().__init__()
+        self.write = write
+
+
 def claim(runtime: Runtime, message_id: str) -> Claimed | None:
-    """Transaction 1. Returns what to send, or None when there is nothing (more) to do."""
-    with runtime.db.unit_of_work() as session:
-        pending = load_pending(session, message_id)
-        if pending is None:
-            raise LookupError(f"message {message_id} not found (not committed yet?)")
-        if not _claimable(runtime, session, pending):
-            return None
-        prepared = _prepare_or_end(runtime, session, pending)
-        token = secrets.token_hex(8)
-        if prepared is None or not _take(session, pending, prepared, token):
-            return None
-        if prepared.targets[0][0].provider.in_transaction:
-            outcomes.send_in_transaction(session, replace(pending, status=MessageStatus.SENDING, claim_token=token),
-                                         prepared, attempt_number=pending.claims + 1)
-            return None
-        # A provider writing to the database (the local outbox) serves only as a channel's first choice.
-        targets = tuple(target for target in prepared.targets if not target[0].provider.in_transaction)
-        return Claimed(pending.id, token, pending.claims + 1, targets, prepared.outbound,
-                       pending.deadline_at, can_fall_back=pending.channel_override is None,
-                       failed_channels=tuple(pending.failed_channels), pinned_account=pending.pinned_account)
-
-
-def _prepare_or_end(runtime: Runtime, session: Session, pending: Pending) -> Prepared | None:
-    """What to send; None when the message ended or was deferred instead."""
+    """Transaction 1, in three phases (see the module docstring). Returns what to send, or None
+    when there is nothing (more) to do."""
     try:
-        return prepare(runtime, session, pending)
+        with runtime.db.read_only() as session:
+            planned = _plan(runtime, session, message_id)
+        with _ending_unsent(runtime, planned.pending):
+            prepared = prepare(runtime, planned)
+    except _Ended as ended:
+        if ended.write is not None:
+            with runtime.db.unit_of_work() as session:
+                ended.write(session)
+        return None
+    with runtime.db.unit_of_work() as session:
+        return _take(session, planned, prepared)
+
+
+def _plan(runtime: Runtime, session: Session, message_id: str) -> Plan:
+    """Phase a, reads only: whether this run may claim the message, and where it goes."""
+    pending = load_pending(session, message_id)
+    if pending is None:
+        raise LookupError(f"message {message_id} not found (not committed yet?)")
+    _check_claimable(runtime, session, pending)
+    with _ending_unsent(runtime, pending):
+        return plan(runtime, session, pending)
+
+
+@contextmanager
+def _ending_unsent(runtime: Runtime, pending: Pending) -> Iterator[None]:
+    """Turn a refusal (skip, failure, quiet-hours deferral) into the write that records it."""
+    try:
+        yield
     except NotSendable as stop:
-        outcomes.finish_unsent(session, pending, stop)
+        raise _Ended(functools.partial(outcomes.finish_unsent, pending=pending, stop=stop)) from None
     except Deferred as deferred:
-        outcomes.defer(runtime, session, pending, deferred)
+        raise _Ended(functools.partial(outcomes.defer, runtime, pending=pending, deferred=deferred)) from None
     except SQLAlchemyError:
         raise  # the database is unwell: retry the job later
     except Exception as exc:  # a bug: end the message with a reason instead of retrying it forever
         log.exception("message %s: preparing it failed", pending.id)
-        outcomes.finish_unsent(session, pending, NotSendable(
-            MessageStatus.FAILED, f"internal_error: {type(exc).__name__} while preparing the message"))
-    return None
+        raise _Ended(functools.partial(outcomes.finish_unsent, pending=pending, stop=NotSendable(
+            MessageStatus.FAILED, f"internal_error: {type(exc).__name__} while preparing the message"))) from None
 
 
-def _take(session: Session, pending: Pending, prepared: Prepared, token: str) -> bool:
-    """Compare-and-set the claim; False when another run changed the message meanwhile."""
+def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None:
+    """Phase c, the short write transaction: the last checks, then the compare-and-set."""
+    pending = planned.pending
+    try:
+        prepared = recheck(session, planned, prepared)
+    except NotSendable as stop:
+        outcomes.finish_unsent(session, pending, stop)
+        return None
+    token, now = secrets.token_hex(8), utcnow()
+    if not _compare_and_set(session, pending, prepared, token, now):
+        log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
+        return None
+    if prepared.targets[0][0].provider.in_transaction:
+        outcomes.send_in_transaction(session, replace(pending, status=MessageStatus.SENDING, claim_token=token,
+                                                      updated_at=now),
+                                     prepared, attempt_number=pending.claims + 1)
+        return None
+    # A provider writing to the database (the local outbox) serves only as a channel's first choice.
+    targets = tuple(target for target in prepared.targets if not target[0].provider.in_transaction)
+    return Claimed(pending.id, token, pending.claims + 1, targets, prepared.outbound,
+                   pending.deadline_at, can_fall_back=pending.channel_override is None,
+                   failed_channels=tuple(pending.failed_channels), pinned_account=pending.pinned_account)
+
+
+def _compare_and_set(session: Session, pending: Pending, prepared: Prepared, token: str, now: dt.datetime) -> bool:
+    """Claim the message; False when anyone changed it since it was read."""
     taken = session.execute(_CLAIM, {
-        "b_id": pending.id, "b_status": pending.status, "b_token": pending.claim_token, "b_new_token": token,
-        "b_now": utcnow(), "b_channel": prepared.channel, "b_locale": prepared.locale, "b_to": prepared.to_address,
-        "b_route": prepared.route, "b_segments": prepared.segments,
+        "b_id": pending.id, "b_status": pending.status, "b_token": pending.claim_token,
+        "b_updated": pending.updated_at, "b_new_token": token, "b_now": now, "b_channel": prepared.channel,
+        "b_locale": prepared.locale, "b_to": prepared.to_address, "b_route": prepared.route,
+        "b_segments": prepared.segments,
     })
     return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
-def _claimable(runtime: Runtime, session: Session, pending: Pending) -> bool:
-    """Whether this run may claim the message; ends it when that is the right answer."""
+def _check_claimable(runtime: Runtime, session: Session, pending: Pending) -> None:
+    """Reads only. Raises `_Ended` when this run may not claim the message, with the write that
+    ends it when that is the right answer."""
     now = utcnow()
     if MessageStatus(pending.status).is_terminal:
-        jobs.finish(session, DELIVER, pending.id)
-        return False
+        raise _Ended(lambda write: jobs.finish(write, DELIVER, pending.id))
     if pending.status == MessageStatus.SENDING:
         stale_before = now - dt.timedelta(seconds=runtime.settings.claim_timeout)
         if pending.claimed_at and pending.claimed_at > stale_before:
-            return False  # a live run has it (or a redelivery raced a slow run)
-        if outcomes.settle_in_flight(session, pending):
-            return False
+            raise _Ended()  # a live run has it (or a redelivery raced a slow run)
+        number = outcomes.in_flight_attempt(session, pending.id)
+        if number is not None:
+            raise _Ended(lambda write: outcomes.settle_in_flight(write, pending, number))
     if pending.next_attempt_at and pending.next_attempt_at > now + dt.timedelta(seconds=1):
-        return False  # published early (by the relay) for a retry or a deferral; the delayed run will come
+        raise _Ended()  # published early (by the relay) for a retry or a deferral; the delayed run will come
     if pending.claims >= MAX_CLAIMS:
-        outcomes.finish_message(session, pending, MessageStatus.FAILED,
-                                f"too_many_attempts: claimed {pending.claims} times")
-        return False
+        raise _Ended(lambda write: outcomes.finish_message(
+            write, pending, MessageStatus.FAILED, f"too_many_attempts: claimed {pending.claims} times"))
     if now >= pending.deadline_at:
-        outcomes.finish_message(session, pending, MessageStatus.FAILED,
-                                "deadline_exceeded: not sent before its deadline")
-        return False
-    return True
+        raise _Ended(lambda write: outcomes.finish_message(
+            write, pending, MessageStatus.FAILED, "deadline_exceeded: not sent before its deadline"))
 
 
 def record_intent(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,

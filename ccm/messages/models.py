@@ -77,6 +77,9 @@ class Message(Base):
     segments: Mapped[int | None]
     """SMS segments the body takes (what the carrier bills)."""
     reply_to: Mapped[str | None] = mapped_column(String(320))
+    headers: Mapped[dict[str, Any] | None]
+    """Extra email headers, such as a follow-up's ``In-Reply-To`` and ``References``; their values
+    are checked for line breaks before they are stored."""
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     track: Mapped[bool] = mapped_column(default=True)
     """Whether this message's email may carry the open pixel and tracked links (the workspace

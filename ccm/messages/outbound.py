@@ -1,5 +1,7 @@
-"""Everything between a pending message and a provider call: load it with its profile and
-workspace in one query, route it, render it, build the outbound message. No writes."""
+"""Everything between a pending message and a provider call, in the phases of a claim: load it
+with its profile and workspace in one query and plan it (route and checks: reads only), prepare it
+(render, build the outbound message: no database at all, so no transaction is open while a slow
+template renders), and check it again just before the claim is written. No writes."""
 
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.base import OutboundMessage
-from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_email
+from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_email, message_id_for
 from ccm.channels.registry import Configured
 from ccm.engagement.tracking import rewrite_html
 from ccm.message_templates.rendering import PublishedTemplate, RenderedParts, build_context, render_parts
 from ccm.message_templates.sandbox import RenderError
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.routing import Route, candidate_channels, choose_route
-from ccm.messages.rules import NotSendable, SendRules
+from ccm.messages.rules import NotSendable, SendRules, sms_body
 from ccm.profiles.models import Profile
 from ccm.profiles.service import template_context
 from ccm.runtime import Runtime
@@ -33,11 +35,12 @@ from ccm.workspaces.service import policy_of
 _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
 LOAD_PENDING = (
     select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
+           _m.c.updated_at,
            _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
            _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.pinned_account, _m.c.data,
            _m.c.track, _m.c.source, _m.c.conversation_id,
            _m.c.category,
-           _m.c.topic, _m.c.reply_to,
+           _m.c.topic, _m.c.reply_to, _m.c.headers,
            _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
            _p.c.attributes, _p.c.preferences, _p.c.best_channel,
            _w.c.settings.label("workspace_settings"), _w.c.default_locale, _w.c.mail_from)
@@ -57,6 +60,8 @@ class Pending:
     claim_token: str | None
     claimed_at: dt.datetime | None
     claims: int
+    updated_at: dt.datetime
+    """Compared when the claim is written: any change to the message since it was read wins."""
     next_attempt_at: dt.datetime | None
     deadline_at: dt.datetime
     template_version_id: str
@@ -72,6 +77,8 @@ class Pending:
     category: str
     topic: str | None
     reply_to: str | None
+    headers: dict[str, str] | None
+    """Extra email headers stored with the message (a follow-up's threading headers)."""
     external_id: str | None
     email: str | None
     phone: str | None
@@ -94,6 +101,21 @@ class Pending:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """Where a pending message goes and everything rendering it needs, decided from reads."""
+
+    pending: Pending
+    policy: WorkspacePolicy
+    template: PublishedTemplate
+    channel: str
+    variant: Mapping[str, Any]
+    address: str
+    targets: list[tuple[Configured, str]]
+    hops: list[dict[str, Any]]
+    reply_to: str | None
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A message ready for its providers (in failover order), and what to record about the route."""
 
@@ -112,12 +134,11 @@ def load_pending(session: Session, message_id: str) -> Pending | None:
     return None if row is None else Pending(**row._mapping)
 
 
-def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
-    """Route, check and render a pending message, as of now.
+def plan(runtime: Runtime, session: Session, pending: Pending) -> Plan:
+    """Route and check a pending message, as of now, with reads only.
 
     Raises:
-      NotSendable: no channel qualifies, a frequency cap is reached (skipped), or rendering,
-        headers or the SMS size failed (failed).
+      NotSendable: no channel qualifies or a frequency cap is reached (skipped).
       Deferred: quiet hours: the message waits until the window opens.
     """
     if pending.profile_id is None:
@@ -132,17 +153,49 @@ def prepare(runtime: Runtime, session: Session, pending: Pending) -> Prepared:
         raise _no_route(pending, route, hops)
     rules.check_caps(route.channel, hops)
     rules.check_quiet_hours(route.channel, hops, pending.deadline_at)
-    parts = _track(runtime, pending, policy, _render(runtime, pending, template, route.channel, route.variant, hops))
-    parts, segments = _size_sms(rules, parts, hops)
+    return Plan(pending, policy, template, route.channel, route.variant, route.address, route.targets, hops,
+                reply_to(runtime, session, pending) if route.channel == "email" else None)
+
+
+def prepare(runtime: Runtime, planned: Plan) -> Prepared:
+    """Render the planned message and build what its providers get. Needs no database: this is
+    the slow part (up to ``CCM_RENDER_TIMEOUT``), and no transaction may be open around it.
+
+    Raises:
+      NotSendable: rendering, headers or the SMS size failed (failed).
+    """
+    pending, hops = planned.pending, planned.hops
+    parts = _track(runtime, pending, planned.policy, _render(runtime, planned))
+    parts, segments = _size_sms(planned, parts)
     try:
-        outbound = _outbound(runtime, session, pending, route.address, parts)
+        outbound = _outbound(runtime, pending, planned.address, parts, planned.reply_to)
     except HeaderInjectionError as exc:
         raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
-    return Prepared(route.targets, outbound, route.channel, route.variant["locale"], route.address, hops, segments)
+    return Prepared(planned.targets, outbound, planned.channel, planned.variant["locale"], planned.address, hops,
+                    segments)
+
+
+def recheck(session: Session, planned: Plan, prepared: Prepared) -> Prepared:
+    """Suppression, consent and frequency caps once more, inside the claim's transaction: an
+    opt-out, a bounce or another send to the person committed while the message rendered still
+    counts. Indexed reads only. Returns ``prepared`` without the addresses now blocked.
+
+    Raises:
+      NotSendable: every address is blocked now, or a frequency cap is reached (skipped).
+    """
+    rules = _send_rules(session, planned.pending, planned.policy)
+    allowed = [(configured, address) for configured, address in prepared.targets
+               if not rules.blocked(prepared.channel, address)]
+    if not allowed:
+        reason = rules.blocked(prepared.channel, prepared.to_address) or "no_address"
+        raise NotSendable(MessageStatus.SKIPPED, reason, [
+            *prepared.route[:-1], {"channel": prepared.channel, "decision": "rejected", "reason": reason}])
+    rules.check_caps(prepared.channel, prepared.route)
+    return prepared if allowed == prepared.targets else replace(prepared, targets=allowed, to_address=allowed[0][1])
 
 
 def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> SendRules:
-    assert pending.profile_id is not None  # prepare() skipped messages whose profile was deleted
+    assert pending.profile_id is not None  # plan() skipped messages whose profile was deleted
     return SendRules(session, policy, message_id=pending.id, workspace_id=pending.workspace_id,
                      profile_id=pending.profile_id,
                      category=pending.category, topic=pending.topic, timezone=pending.timezone,
@@ -173,25 +226,25 @@ def _no_route(pending: Pending, route: Route, hops: list[dict[str, Any]]) -> Not
     return NotSendable(MessageStatus.SKIPPED, route.skip_reason, hops)
 
 
-def _size_sms(rules: SendRules, parts: RenderedParts, hops: list[dict[str, Any]]) -> tuple[RenderedParts, int | None]:
+def _size_sms(planned: Plan, parts: RenderedParts) -> tuple[RenderedParts, int | None]:
     """The parts with an SMS body fitted to the size rules, and its segment count (None off SMS)."""
     if parts.channel != "sms":
         return parts, None
-    body, size = rules.sms_body(parts.body, hops)
+    body, size = sms_body(planned.policy, planned.pending.category, parts.body, planned.hops)
     return replace(parts, body=body), size.segments
 
 
-def _render(runtime: Runtime, pending: Pending, template: PublishedTemplate, channel: str,
-            variant: Mapping[str, Any], hops: list[dict[str, Any]]) -> RenderedParts:
-    unsubscribe_url = (_unsubscribe_url(runtime, pending, channel)
+def _render(runtime: Runtime, planned: Plan) -> RenderedParts:
+    pending, template = planned.pending, planned.template
+    unsubscribe_url = (_unsubscribe_url(runtime, pending, planned.channel)
                        if pending.category == "marketing" or "unsubscribe_url" in template.builtins_used else "")
     context = build_context(variables=template.variables, data=pending.data, profile=pending.profile,
                             extras={"unsubscribe_url": unsubscribe_url, "message": {
                                 "id": pending.id, "category": pending.category, "topic": pending.topic}})
     try:
-        parts = render_parts(runtime.sandbox, template.bundle, variant, context)
+        parts = render_parts(runtime.sandbox, template.bundle, planned.variant, context)
     except RenderError as exc:
-        raise NotSendable(MessageStatus.FAILED, f"render_error: {exc.code}: {exc.message}", hops) from None
+        raise NotSendable(MessageStatus.FAILED, f"render_error: {exc.code}: {exc.message}", planned.hops) from None
     return replace(parts, unsubscribe_url=unsubscribe_url)
 
 
@@ -219,20 +272,20 @@ def reply_to(runtime: Runtime, session: Session, pending: Pending) -> str | None
     return reply_address(runtime, message_id=pending.id, conversation_token=token)
 
 
-def _outbound(runtime: Runtime, session: Session, pending: Pending, address: str,
-              parts: RenderedParts) -> OutboundMessage:
+def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedParts,
+              reply_to_address: str | None) -> OutboundMessage:
     if parts.channel != "email":
         return OutboundMessage(pending.id, pending.workspace_id, parts.channel, address, body=parts.body)
     from_addr = pending.mail_from or runtime.settings.mail_from
     envelope_from = _address_of(from_addr)
-    message_id_header = f"<{pending.id}@{envelope_from.rpartition('@')[2] or 'ccm.local'}>"
-    headers = {"X-CCM-Message-Id": pending.id}
+    message_id_header = message_id_for(pending.id, envelope_from)
+    headers = {"X-CCM-Message-Id": pending.id, **(pending.headers or {})}
     if pending.category == "marketing":
         headers["List-Unsubscribe"] = f"<{parts.unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     raw = build_email(EmailContent(from_addr=from_addr, to_addr=address, subject=parts.subject, html=parts.html,
                                    text=parts.text, message_id=message_id_header,
-                                   reply_to=reply_to(runtime, session, pending),
+                                   reply_to=reply_to_address,
                                    headers=headers))
     return OutboundMessage(pending.id, pending.workspace_id, "email", address, raw=raw, envelope_from=envelope_from,
                            subject=parts.subject, headers={"Message-ID": message_id_header})

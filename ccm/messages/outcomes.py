@@ -1,7 +1,9 @@
 """Recording how a delivery went: every write that ends, retries or releases a message.
 
 Each function runs inside the caller's transaction and only changes a message this run still owns
-(compare-and-set on the claim token), so a run that lost its claim changes nothing.
+(compare-and-set on the claim token), so a run that lost its claim changes nothing. Once that
+transaction commits, the outcome is logged at INFO with the message id (``message msg_… delivered
+via smtp as …``, ``… failed(reason)``, ``… retrying at …``) and counted for the worker's throughput line.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from sqlalchemy.orm import Session
 from ccm import jobs
 from ccm.channels.base import DeliveryError, OutboundMessage, OutcomeUnknownError, Receipt
 from ccm.channels.registry import Configured
-from ccm.db import utcnow
+from ccm.db import after_commit, utcnow
 from ccm.ids import new_id
+from ccm.logs import DELIVERY_OUTCOMES
 from ccm.messages.claims import DELIVER, Claimed, Hops
 from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
 from ccm.messages.outbound import Pending, Prepared
@@ -73,7 +76,8 @@ def record_success(session: Session, claimed: Claimed, configured: Configured, r
         f" as {receipt.provider_message_id}" if receipt.provider_message_id else "")
     _finish_attempt(session, claimed, hops, AttemptOutcome(receipt.status), provider=configured.provider.name,
                     provider_id=receipt.provider_message_id)
-    _finish_owned(session, claimed, MessageStatus(receipt.status), reason, provider_id=receipt.provider_message_id)
+    _finish_owned(session, claimed, MessageStatus(receipt.status), reason, provider_id=receipt.provider_message_id,
+                  via=configured.provider.name)
 
 
 def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError, hops: Hops,
@@ -116,6 +120,8 @@ def _fall_back(runtime: Runtime, session: Session, claimed: Claimed, message: st
                                        next_attempt_at=None, updated_at=utcnow()))
     if requeued.rowcount:  # type: ignore[attr-defined]
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=0.0, grace=runtime.settings.relay_grace)
+        _report(session, claimed.message_id, "fell_back",
+                f"falling back: {claimed.outbound.channel} failed ({message})")
 
 
 def record_exhausted(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops, *,
@@ -155,6 +161,7 @@ def defer(runtime: Runtime, session: Session, pending: Pending, deferred: Deferr
         claim_token=None, updated_at=utcnow()))
     if deferred_now.rowcount:  # type: ignore[attr-defined]
         jobs.reschedule(session, DELIVER, pending.id, delay=delay, grace=runtime.settings.relay_grace)
+        _report(session, pending.id, "deferred", deferred.reason)
 
 
 def announce(session: Session, workspace_id: str, message_id: str, status: MessageStatus, reason: str | None,
@@ -165,21 +172,41 @@ def announce(session: Session, workspace_id: str, message_id: str, status: Messa
 
 
 def finish_message(session: Session, pending: Pending, status: MessageStatus, reason: str, *,
-                   channel: str | None = None, **values: Any) -> None:
+                   channel: str | None = None, via: str | None = None, **values: Any) -> bool:
     """End a message as loaded in ``pending``; nothing happens if another run changed it since
-    (compare-and-set on its status and claim token)."""
+    (compare-and-set on its status, claim token and last change). Returns whether it ended."""
     now = utcnow()
     ended = session.execute(update(_m).where(_m.c.id == pending.id, *_unchanged(pending)).values(
         status=status, reason=reason, finished_at=now, updated_at=now, next_attempt_at=None, **values))
     if not ended.rowcount:  # type: ignore[attr-defined]
         log.info("message %s changed while being decided; left to the run that changed it", pending.id)
-        return
+        return False
     jobs.finish(session, DELIVER, pending.id)
     announce(session, pending.workspace_id, pending.id, status, reason, channel)
+    _report(session, pending.id, status, _described(status, reason, via, values.get("provider_message_id")))
+    return True
 
 
 def _unchanged(pending: Pending) -> tuple[Any, ...]:
-    return _m.c.status == pending.status, _m.c.claim_token.is_not_distinct_from(pending.claim_token)
+    return (_m.c.status == pending.status, _m.c.claim_token.is_not_distinct_from(pending.claim_token),
+            _m.c.updated_at == pending.updated_at)
+
+
+def _report(session: Session, message_id: str, outcome: str, detail: str) -> None:
+    """Once the transaction commits, log how this run left the message and count it (see the
+    module docstring); a rolled-back outcome is never reported."""
+
+    def log_outcome() -> None:
+        DELIVERY_OUTCOMES.add(outcome)
+        log.info("message %s %s", message_id, detail)
+
+    after_commit(session, log_outcome)
+
+
+def _described(status: MessageStatus, reason: str, via: str | None, provider_id: str | None) -> str:
+    if via is None:
+        return f"{status}({reason})"
+    return f"{status} via {via}" + (f" as {provider_id}" if provider_id else "")
 
 
 def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int) -> None:
@@ -196,23 +223,23 @@ def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, 
         provider_message_id=receipt.provider_message_id, hops=hops, started_at=started, finished_at=utcnow()))
     finish_message(session, pending, MessageStatus(receipt.status),
                    f"accepted by {provider.name} as {receipt.provider_message_id}",
-                   channel=prepared.channel, provider_message_id=receipt.provider_message_id)
+                   channel=prepared.channel, via=provider.name, provider_message_id=receipt.provider_message_id)
 
 
-def settle_in_flight(session: Session, pending: Pending) -> bool:
-    """A dead worker left the message ``sending``. If it had reached the commit point the provider
-    may have the message: end it ``sent`` with reason ``outcome_unknown`` rather than risk a
-    duplicate. Returns whether it did."""
-    number = session.execute(select(_a.c.number).where(
-        _a.c.message_id == pending.id, _a.c.outcome == AttemptOutcome.IN_FLIGHT)).scalar()
-    if number is None:
-        return False
-    session.execute(update(_a).where(_a.c.message_id == pending.id, _a.c.number == number).values(
-        outcome=AttemptOutcome.UNKNOWN, finished_at=utcnow(), error="the worker stopped during the provider call"))
-    finish_message(session, pending, MessageStatus.SENT,
-                   "outcome_unknown: the worker stopped after handing the message to the provider; "
-                   "not retried, to avoid a duplicate")
-    return True
+def in_flight_attempt(session: Session, message_id: str) -> int | None:
+    """The number of the attempt a worker left ``in_flight`` (it reached the commit point), if any."""
+    return session.execute(select(_a.c.number).where(
+        _a.c.message_id == message_id, _a.c.outcome == AttemptOutcome.IN_FLIGHT)).scalar()
+
+
+def settle_in_flight(session: Session, pending: Pending, number: int) -> None:
+    """A dead worker left the message ``sending`` after its commit point: the provider may have
+    the message, so it ends ``sent`` with reason ``outcome_unknown`` rather than risk a duplicate."""
+    if finish_message(session, pending, MessageStatus.SENT,
+                      "outcome_unknown: the worker stopped after handing the message to the provider; "
+                      "not retried, to avoid a duplicate"):
+        session.execute(update(_a).where(_a.c.message_id == pending.id, _a.c.number == number).values(
+            outcome=AttemptOutcome.UNKNOWN, finished_at=utcnow(), error="the worker stopped during the provider call"))
 
 
 def backoff(claims: int, *, base: float, cap: float) -> float:
@@ -241,6 +268,7 @@ def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, hops
                                       claim_token=None, pinned_account=pin, updated_at=utcnow()))
     if retried.rowcount:  # type: ignore[attr-defined]
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=delay, grace=settings.relay_grace)
+        _report(session, claimed.message_id, "retrying", f"retrying at {retry_at:%Y-%m-%dT%H:%M:%SZ} ({message})")
 
 
 def _ensure_attempt(session: Session, claimed: Claimed, provider: str) -> None:
@@ -262,7 +290,7 @@ def _finish_attempt(session: Session, claimed: Claimed, hops: Hops, outcome: Att
 
 
 def _finish_owned(session: Session, claimed: Claimed, status: MessageStatus, reason: str, *,
-                  provider_id: str | None = None) -> None:
+                  provider_id: str | None = None, via: str | None = None) -> None:
     """End the message if this run still owns it (a takeover after a long stall keeps the token,
     so a late but definite outcome still replaces ``outcome_unknown``)."""
     owned = session.execute(_FINISH_OWNED, {"b_id": claimed.message_id, "b_token": claimed.token, "b_status": status,
@@ -271,6 +299,7 @@ def _finish_owned(session: Session, claimed: Claimed, status: MessageStatus, rea
         jobs.finish(session, DELIVER, claimed.message_id)
         announce(session, claimed.outbound.workspace_id, claimed.message_id, status, reason,
                  claimed.outbound.channel)
+        _report(session, claimed.message_id, status, _described(status, reason, via, provider_id))
     else:
         log.warning("message %s: claim taken over before the outcome was recorded", claimed.message_id)
 

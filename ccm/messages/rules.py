@@ -1,6 +1,6 @@
 """The rules a message is checked against at send time, every time it is about to go out:
 suppression and consent per candidate channel, then frequency caps and quiet hours for the chosen
-one. Each refusal carries a reason that ends up on the message."""
+one; and the SMS body as sent. Each refusal carries a reason that ends up on the message."""
 
 from __future__ import annotations
 
@@ -102,17 +102,6 @@ class SendRules:
         where = self.timezone or f"{', '.join(zones)} (time zone unknown)"
         raise Deferred(until, f"deferred: quiet_hours on {channel} in {where} until {until:%Y-%m-%dT%H:%MZ}", route)
 
-    def sms_body(self, body: str, route: list[dict[str, Any]]) -> tuple[str, SmsSize]:
-        """The body as sent (marketing gets the opt-out footer) and its size; too many segments fail."""
-        footer = self.policy.sms_opt_out_footer
-        if self.category == "marketing" and footer and footer.lower() not in body.lower():
-            body = f"{body}\n{footer}"
-        size = sms_size(body)
-        if size.segments > self.policy.sms_segment_cap:
-            raise NotSendable(MessageStatus.FAILED, f"sms_too_long: {size.segments} segments ({size.encoding}), "
-                              f"the workspace allows {self.policy.sms_segment_cap}", route)
-        return body, size
-
     def _profile_window(self) -> Window | None:
         hours = self.preferences.get("quiet_hours")
         return (dt.time.fromisoformat(hours[0]), dt.time.fromisoformat(hours[1])) if hours else None
@@ -121,3 +110,27 @@ class SendRules:
         rows = self.session.execute(_SENT_SINCE, {"b_workspace": self.workspace_id, "b_profile": self.profile_id,
                                                   "b_self": self.message_id, "b_since": since})
         return [(row.channel, row.topic, row.sent_at) for row in rows]
+
+
+def with_opt_out_footer(policy: WorkspacePolicy, category: str, body: str) -> str:
+    """An SMS body as it is sent: a marketing one ends with the workspace's opt-out footer, unless
+    it carries it already. Delivery and template previews both use this."""
+    footer = policy.sms_opt_out_footer
+    if category == "marketing" and footer and footer.lower() not in body.lower():
+        return f"{body}\n{footer}"
+    return body
+
+
+def sms_body(policy: WorkspacePolicy, category: str, body: str,
+             route: list[dict[str, Any]]) -> tuple[str, SmsSize]:
+    """The body as sent (:func:`with_opt_out_footer`) and its size.
+
+    Raises:
+      NotSendable: the body takes more segments than the workspace allows (failed).
+    """
+    body = with_opt_out_footer(policy, category, body)
+    size = sms_size(body)
+    if size.segments > policy.sms_segment_cap:
+        raise NotSendable(MessageStatus.FAILED, f"sms_too_long: {size.segments} segments ({size.encoding}), "
+                          f"the workspace allows {policy.sms_segment_cap}", route)
+    return body, size

@@ -6,19 +6,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccm.message_templates.schemas import TemplateKey
+from ccm.messages.models import MessageStatus
 from ccm.pagination import PageQuery
 from ccm.profiles.schemas import InlineProfile
-from ccm.validation import Channel, ChannelRanking, Email
+from ccm.validation import Channel, ChannelRanking, Email, ExternalId, RequestModel, free_form
 
 
-class SendIn(BaseModel):
+class SendIn(RequestModel):
     """A request to send one templated message to one profile."""
-
-    model_config = ConfigDict(extra="forbid")
 
     to: InlineProfile = Field(description='{"external_id": ...} for a stored profile, or an inline profile')
     template: TemplateKey
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = free_form("the template's variables")
     channel: Channel | None = Field(None, description="send on this channel only (no fallback)")
     channels: ChannelRanking | None = Field(
         None, description="the channels it may use, falling back among them on a permanent failure (default: any)")
@@ -97,7 +96,5 @@ class MessageList(BaseModel):
 
 
 class MessageListQuery(PageQuery):
-    model_config = ConfigDict(extra="forbid")
-
-    status: str | None = None
-    profile: str | None = Field(None, description="external id")
+    status: MessageStatus | None = None
+    profile: ExternalId | None = Field(None, description="external id")

@@ -15,6 +15,7 @@ from ccm.errors import NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.message_templates.models import MessageTemplate, TemplateVersion
 from ccm.message_templates.rendering import PublishedTemplate, missing_variables
+from ccm.message_templates.service import is_internal
 from ccm.messages.models import PENDING_STATUSES, Message, MessageStatus
 from ccm.messages.schemas import SendIn
 from ccm.messages.tasks import DELIVER
@@ -61,6 +62,8 @@ def send_message(*, session: Session, runtime: Runtime, workspace_id: str, reque
       ValidationFailed: unknown recipient or template, a declared variable missing from the data
         and the profile, or a channel the template has no variant for. Nothing is written.
     """
+    if is_internal(request.template):  # CCM's own templates do not exist for API users
+        raise NotFound(f"template: no published template with key {request.template!r}", field="template")
     recipient = _recipient(session, workspace_id, request)
     template = _latest_template(session, runtime, workspace_id, request.template)
     _check_request(template, recipient, data=request.data, channel=request.channel, category=request.category)
@@ -92,8 +95,8 @@ def _recipient(session: Session, workspace_id: str, request: SendIn) -> Recipien
             raise ValidationFailed("to: give an external_id or an inline profile", field="to")
         row = session.execute(_RECIPIENT, {"workspace_id": workspace_id, "external_id": request.to.external_id}).first()
         if row is None:
-            raise ValidationFailed(f"to.external_id: no profile with external_id {request.to.external_id!r}",
-                                   field="to.external_id")
+            raise NotFound(f"to.external_id: no profile with external_id {request.to.external_id!r}",
+                           field="to.external_id")
         return Recipient(row.id, row.attributes, row.locale)
     profile = resolve_recipient(session=session, workspace_id=workspace_id, external_id=None, inline=inline)
     return Recipient(profile.id, profile.attributes, profile.locale)
@@ -102,7 +105,7 @@ def _recipient(session: Session, workspace_id: str, request: SendIn) -> Recipien
 def _latest_template(session: Session, runtime: Runtime, workspace_id: str, key: str) -> PublishedTemplate:
     version_id = session.execute(_LATEST_VERSION, {"workspace_id": workspace_id, "key": key}).scalar()
     if version_id is None:
-        raise ValidationFailed(f"template: no published template with key {key!r}", field="template")
+        raise NotFound(f"template: no published template with key {key!r}", field="template")
     return runtime.templates.get(session, version_id, key, runtime.sandbox)
 
 
@@ -205,6 +208,7 @@ def _system_template(session: Session, runtime: Runtime, workspace_id: str) -> s
             key=SYSTEM_TEMPLATE, category="transactional", variables=["text"], description="CCM's own texts",
             variants=[{"channel": "sms", "body": "{{ text }}"}, {"channel": "chat", "body": "{{ text }}"},
                       {"channel": "email", "subject": "{{ text[:60] }}", "text": "{{ text }}",
-                       "html": "<p>{{ text }}</p>"}]))  # type: ignore[list-item]
-        publish(session=session, sandbox=runtime.sandbox, workspace_id=workspace_id, key=SYSTEM_TEMPLATE)
+                       "html": "<p>{{ text }}</p>"}]), internal=True)  # type: ignore[list-item]
+        publish(session=session, sandbox=runtime.sandbox, workspace_id=workspace_id, key=SYSTEM_TEMPLATE,
+                internal=True)
     return SYSTEM_TEMPLATE

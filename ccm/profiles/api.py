@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-import json
+import re
+import unicodedata
+from urllib.parse import quote
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
 from ccm.profiles import privacy, service
-from ccm.profiles.schemas import ProfileIn, ProfileList, ProfileListQuery, ProfileOut, ProfilePatch
+from ccm.profiles.schemas import ProfileExport, ProfileIn, ProfileList, ProfileListQuery, ProfileOut, ProfilePatch
+from ccm.validation import ExternalId
 from ccm.workspaces.service import workspace_policy
 
 bp = Blueprint("profiles", __name__, url_prefix="/v1/profiles")
@@ -16,7 +19,7 @@ bp.before_request(require_api_key)
 
 @endpoint(bp, "/<external_id>", method="PUT", body=ProfileIn, responses={200: ProfileOut, 201: ProfileOut},
           summary="Create or replace a profile")
-def put_profile(external_id: str, body: ProfileIn) -> tuple[ProfileOut, int]:
+def put_profile(external_id: ExternalId, body: ProfileIn) -> tuple[ProfileOut, int]:
     profile, created = service.upsert_profile(
         session=db_session(), workspace_id=current_workspace_id(), external_id=external_id, data=body
     )
@@ -26,7 +29,7 @@ def put_profile(external_id: str, body: ProfileIn) -> tuple[ProfileOut, int]:
 
 @endpoint(bp, "/<external_id>", method="PATCH", body=ProfilePatch, responses={200: ProfileOut},
           summary="Change some fields of a profile; attributes are merged")
-def patch_profile(external_id: str, body: ProfilePatch) -> ProfileOut:
+def patch_profile(external_id: ExternalId, body: ProfilePatch) -> ProfileOut:
     profile = service.patch_profile(
         session=db_session(), workspace_id=current_workspace_id(), external_id=external_id, data=body
     )
@@ -35,7 +38,7 @@ def patch_profile(external_id: str, body: ProfilePatch) -> ProfileOut:
 
 
 @endpoint(bp, "/<external_id>", method="GET", responses={200: ProfileOut}, summary="Read a profile")
-def get_profile(external_id: str) -> ProfileOut:
+def get_profile(external_id: ExternalId) -> ProfileOut:
     profile = service.get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
     return ProfileOut.model_validate(profile)
 
@@ -43,27 +46,32 @@ def get_profile(external_id: str) -> ProfileOut:
 @endpoint(bp, "/<external_id>", method="DELETE", responses={204: None},
           summary="Erase a person (GDPR): waiting messages end skipped(erased), personal data is removed, "
                   "only hashed suppression entries remain")
-def delete_profile(external_id: str) -> tuple[None, int]:
+def delete_profile(external_id: ExternalId) -> tuple[None, int]:
     session, workspace_id = db_session(), current_workspace_id()
     region = workspace_policy(session=session, workspace_id=workspace_id).default_region
     privacy.erase_profile(session=session, workspace_id=workspace_id, external_id=external_id, region=region)
     return None, 204
 
 
-@endpoint(bp, "/<external_id>/export", method="GET", responses={200: None},
+@endpoint(bp, "/<external_id>/export", method="GET", responses={200: ProfileExport},
           summary="Everything CCM holds about a person (GDPR access): profile, consent, messages, suppressions")
-def export_profile(external_id: str) -> Response:
+def export_profile(external_id: ExternalId) -> tuple[ProfileExport, int, dict[str, str]]:
     body = privacy.export_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
-    return Response(json.dumps(body), mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{external_id}.json"'})
+    return ProfileExport.model_validate(body), 200, {"Content-Disposition": _attachment(external_id)}
+
+
+def _attachment(external_id: str) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients and the exact name as ``filename*``. A raw
+    non-Latin-1 header value cannot even be written by a WSGI server."""
+    ascii_id = unicodedata.normalize("NFKD", external_id).encode("ascii", "ignore").decode()
+    fallback = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_id).strip("_.") or "profile"
+    return f"attachment; filename=\"{fallback}.json\"; filename*=UTF-8''{quote(external_id + '.json', safe='')}"
 
 
 @endpoint(bp, "", method="GET", query=ProfileListQuery, responses={200: ProfileList},
           summary="List profiles, newest first, with cursor pagination and attribute filters")
 def list_profiles(query: ProfileListQuery) -> ProfileList:
-    filters = {name: value for name, value in (query.model_extra or {}).items()}
-    filters.update({name: getattr(query, name) for name in ("email", "phone") if getattr(query, name)})
     items, cursor = service.list_profiles(
-        session=db_session(), workspace_id=current_workspace_id(), page=query, filters=filters
+        session=db_session(), workspace_id=current_workspace_id(), page=query, filters=query.filters()
     )
     return ProfileList(items=[ProfileOut.model_validate(p) for p in items], next_cursor=cursor)

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from flask import Blueprint
 
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
 from ccm.suppression import service
 from ccm.suppression.schemas import SuppressionIn, SuppressionList, SuppressionOut, SuppressionQuery
+from ccm.validation import id_field
 from ccm.workspaces.service import workspace_policy
+
+SuppressionId = Annotated[str, id_field("sup")]
 
 bp = Blueprint("suppressions", __name__, url_prefix="/v1/suppressions")
 bp.before_request(require_api_key)
@@ -32,7 +37,8 @@ def list_suppressions(query: SuppressionQuery) -> SuppressionList:
     return SuppressionList(items=[SuppressionOut.model_validate(i) for i in items], next_cursor=cursor)
 
 
-@endpoint(bp, "/<suppression_id>", method="DELETE", responses={204: None}, summary="Remove a suppression")
-def delete_suppression(suppression_id: str) -> tuple[None, int]:
+@endpoint(bp, "/<suppression_id>", method="DELETE", responses={204: None}, errors=(409,),
+          summary="Remove a suppression (an erased person's entry stays: 409)")
+def delete_suppression(suppression_id: SuppressionId) -> tuple[None, int]:
     service.unsuppress(session=db_session(), workspace_id=current_workspace_id(), suppression_id=suppression_id)
     return None, 204

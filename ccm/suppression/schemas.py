@@ -6,15 +6,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccm.pagination import PageQuery
+from ccm.validation import SEMANTIC_HINT, RequestModel
 
 Reason = Literal["hard_bounce", "complaint", "stop", "manual", "erased", "invalid_address"]
 
 
-class SuppressionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SuppressionIn(RequestModel):
     channel: Literal["email", "sms", "chat"]
-    address: str = Field(min_length=1, max_length=320)
+    address: str = Field(min_length=1, max_length=320, description=SEMANTIC_HINT + "an address valid on the channel")
     reason: Reason = "manual"
     detail: str | None = Field(None, max_length=500)
 
@@ -36,7 +35,5 @@ class SuppressionList(BaseModel):
 
 
 class SuppressionQuery(PageQuery):
-    model_config = ConfigDict(extra="forbid")
-
     channel: Literal["email", "sms", "chat"] | None = None
-    address: str | None = None
+    address: str | None = Field(None, max_length=320)

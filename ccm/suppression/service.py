@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ccm.channels.addresses import normalize_email_address, normalize_phone
 from ccm.channels.base import InvalidAddress
 from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
-from ccm.errors import NotFound, ValidationFailed
+from ccm.errors import Conflict, NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.pagination import PageQuery, paginate, split_page
 from ccm.suppression.models import Suppression
@@ -76,7 +76,7 @@ def unsuppress(*, session: Session, workspace_id: str, suppression_id: str) -> N
     if entry is None:
         raise NotFound(f"no suppression {suppression_id!r}", field="id")
     if entry.reason == "erased":
-        raise ValidationFailed("id: an erased person's entry cannot be removed", field="id")
+        raise Conflict("id: an erased person's entry cannot be removed", field="id")
     session.delete(entry)
 
 

@@ -1,33 +1,38 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
+from ccm.validation import SEMANTIC_HINT, RequestModel, id_field
 from ccm.webhooks import service
 from ccm.webhooks.models import EVENT_TYPES
+
+EndpointId = Annotated[str, id_field("whk")]
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 bp.before_request(require_api_key)
 
 
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://", description="http(s) URL")
-    events: list[str] = Field(min_length=1, description=", ".join(EVENT_TYPES))
+
+class WebhookIn(RequestModel):
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[\x21-\x7e]+$", description=(
+        SEMANTIC_HINT + "an http(s) URL, IDN hosts punycoded, whose host resolves to a public address (unless "
+        "policy.webhooks_allow_private)"))
+    events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES), json_schema_extra={"uniqueItems": True})
 
     @field_validator("events")
     @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(EVENT_TYPES))
-        if unknown:
-            raise ValueError(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
-        return sorted(set(value))
+    def _once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each event type may appear once")
+        return sorted(value)
 
 
 class WebhookOut(BaseModel):
@@ -84,7 +89,7 @@ def list_webhooks() -> WebhookList:
 
 
 @endpoint(bp, "/<endpoint_id>", method="DELETE", responses={204: None}, summary="Remove a webhook subscription")
-def delete_webhook(endpoint_id: str) -> tuple[None, int]:
+def delete_webhook(endpoint_id: EndpointId) -> tuple[None, int]:
     session = db_session()
     session.delete(service.get_endpoint(session=session, workspace_id=current_workspace_id(), endpoint_id=endpoint_id))
     current_app.extensions["ccm"].webhooks.forget(session, current_workspace_id())
@@ -93,7 +98,7 @@ def delete_webhook(endpoint_id: str) -> tuple[None, int]:
 
 @endpoint(bp, "/<endpoint_id>/deliveries", method="GET", responses={200: DeliveryList},
           summary="The delivery log of a webhook, newest first")
-def list_deliveries(endpoint_id: str) -> DeliveryList:
+def list_deliveries(endpoint_id: EndpointId) -> DeliveryList:
     items = service.list_deliveries(session=db_session(), workspace_id=current_workspace_id(),
                                     endpoint_id=endpoint_id, limit=100)
     return DeliveryList(items=[DeliveryOut.model_validate(item) for item in items])

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
 import json
 import logging
-import socket
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.orm import Session
@@ -21,17 +18,13 @@ from ccm.channels.http import make_client
 from ccm.db import utcnow
 from ccm.runtime import Runtime
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
-from ccm.webhooks.service import DELIVER
+from ccm.webhooks.service import DELIVER, BlockedAddress, check_destination
 from ccm.workspaces.service import workspace_policy
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 21600, 28800, 28800)
 """Seconds before each retry: ~30 hours in all, so an endpoint down for a day misses nothing."""
-
-
-class BlockedAddress(Exception):
-    pass
 
 
 def deliver_webhook(runtime: Runtime, delivery_id: str) -> None:
@@ -62,23 +55,6 @@ def deliver_webhook(runtime: Runtime, delivery_id: str) -> None:
             _finish(session, delivery, "failed", error)
         else:
             _retry(runtime, session, delivery)
-
-
-def check_destination(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that resolve to loopback, private, link-local or otherwise internal addresses."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BlockedAddress(f"not an http(s) URL: {url!r}")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror as exc:
-        raise BlockedAddress(f"cannot resolve {parts.hostname}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise BlockedAddress(f"{parts.hostname} resolves to {address}, an internal address")
 
 
 def _post(url: str, body: str, delivery_id: str, secret: str, *, allow_private: bool) -> tuple[int | None, str | None]:

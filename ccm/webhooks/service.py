@@ -4,29 +4,76 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
+import socket
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ccm import jobs
 from ccm.crypto import SecretBox
-from ccm.db import after_commit, utcnow
-from ccm.errors import NotFound
+from ccm.db import after_commit, end_transaction, utcnow
+from ccm.errors import NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
+from ccm.workspaces.service import workspace_policy
 
 CACHE_SECONDS = 5.0
 DELIVER = jobs.Job("webhooks.deliver", queue="webhooks", max_retries=3)
 _DELIVERIES = WebhookDelivery.__table__
 
 
+class BlockedAddress(Exception):
+    """A webhook URL CCM will not call: not http(s), unresolvable, or an internal address."""
+
+
+def check_destination(url: str, *, allow_private: bool) -> None:
+    """The one rule for where webhooks may go, at subscription and again at every delivery (a
+    name may resolve elsewhere by then): refuse URLs that resolve to loopback, private,
+    link-local or otherwise internal addresses, unless the workspace allows private targets.
+
+    Raises:
+      BlockedAddress: saying why.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a bad port or IPv6 literal
+        raise BlockedAddress(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BlockedAddress(f"not an http(s) URL: {url!r}")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port)
+    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: a host IDNA cannot encode
+        raise BlockedAddress(f"cannot resolve {parts.hostname}: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise BlockedAddress(f"{parts.hostname} resolves to {address}, an internal address")
+
+
 def create_endpoint(*, session: Session, box: SecretBox, workspace_id: str, url: str,
                     events: list[str]) -> tuple[WebhookEndpoint, str]:
-    """Subscribe ``url``. Returns the endpoint and its signing secret, shown this once."""
+    """Subscribe ``url``. Returns the endpoint and its signing secret, shown this once.
+
+    Raises:
+      ValidationFailed: ``url`` is one deliveries would refuse (see :func:`check_destination`):
+        better said now than by every delivery failing later.
+    """
+    allow_private = workspace_policy(session=session, workspace_id=workspace_id).webhooks_allow_private
+    end_transaction(session)  # the DNS lookup may take seconds: hold no lock meanwhile
+    try:
+        check_destination(url, allow_private=allow_private)
+    except BlockedAddress as exc:
+        hint = "" if allow_private else "; to deliver to private addresses, set policy.webhooks_allow_private"
+        raise ValidationFailed(f"url: {exc}{hint}", field="url") from None
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     endpoint = WebhookEndpoint(workspace_id=workspace_id, url=url, events=events, sealed_secret=box.seal({"s": secret}))
     session.add(endpoint)

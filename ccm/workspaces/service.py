@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccm.errors import NotFound
-from ccm.http import validation_failed
 from ccm.workspaces.models import Workspace
 from ccm.workspaces.schemas import WorkspacePatch, WorkspacePolicy
 
@@ -43,7 +41,7 @@ def policy_of(settings: dict[str, Any], *, workspace_id: str | None = None) -> W
         cached = _policies.get(workspace_id)
         if cached is not None and cached[0] == settings:
             return cached[1]
-    policy = WorkspacePolicy.model_validate(settings or {})
+    policy = WorkspacePolicy.model_validate(settings or {}, strict=False)  # stored JSON: lists for tuples
     if workspace_id is not None:
         _policies[workspace_id] = (settings, policy)
     return policy
@@ -66,10 +64,8 @@ def update_workspace(*, session: Session, workspace_id: str, data: WorkspacePatc
     if data.default_locale is not None:
         workspace.default_locale = data.default_locale
     if data.policy is not None:
-        try:
-            policy = WorkspacePolicy.model_validate({**(workspace.settings or {}), **data.policy})
-        except ValidationError as exc:
-            raise validation_failed(exc, prefix="policy.") from None
+        given = data.policy.model_dump(mode="json", include=data.policy.model_fields_set)
+        policy = WorkspacePolicy.model_validate({**(workspace.settings or {}), **given}, strict=False)
         workspace.settings = policy.model_dump(mode="json", exclude_defaults=True)
     session.flush()
     return workspace

@@ -300,8 +300,12 @@ def test_a_bounce_email_fails_the_message_and_suppresses_the_address(api, runtim
 def test_webhooks_are_signed_logged_and_refused_for_private_addresses(api, runtime, worker):
     with HttpTestServer() as receiver:
         receiver.respond("/hook", 200)
+        # Subscribing a loopback URL needs the policy (see test_webhook_targets.py); deliveries
+        # check again, so a workspace that stops allowing private targets stops delivering to them.
+        api.patch("/v1/workspace", json={"policy": {"webhooks_allow_private": True}})
         created = api.post("/v1/webhooks", json={"url": f"{receiver.url}/hook", "events": ["message.delivered"]})
         assert created.status_code == 201 and created.json["secret"].startswith("whsec_")
+        api.patch("/v1/workspace", json={"policy": {"webhooks_allow_private": False}})
         publish_template(api, variables=["first_name"], variants=VARIANTS)
         put_profile(api, "u1", channels=["email"])
         accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"})

@@ -43,7 +43,7 @@ def test_syntax_error_is_422_naming_part_and_line(api):
     response = api.post("/v1/templates", json=body)
     assert response.status_code == 422
     error = response.json["error"]
-    assert error["details"]["field"] == "variants[0].html"
+    assert error["details"]["field"] == "variants.0.email.html"
     assert error["details"]["line"] == 2
     assert api.get("/v1/templates/welcome").status_code == 404
 
@@ -54,14 +54,14 @@ def test_template_reaching_for_python_internals_is_refused(api):
         body = template_body(variants=[{"channel": "sms", "body": payload}])
         response = api.post("/v1/templates", json=body)
         assert response.status_code == 422, payload
-        assert response.json["error"]["details"]["field"] == "variants[0].body"
+        assert response.json["error"]["details"]["field"] == "variants.0.sms.body"
 
 
 def test_multiline_subject_is_refused(api):
     body = template_body(variants=[{"channel": "email", "subject": "Hi\nBcc: x@example.com", "html": "<p>x</p>"}])
     response = api.post("/v1/templates", json=body)
     assert response.status_code == 422
-    assert response.json["error"]["details"]["field"] == "variants[0].subject"
+    assert response.json["error"]["details"]["field"] == "variants.0.email.subject"
 
 
 def test_publishing_refuses_undeclared_variables(api):

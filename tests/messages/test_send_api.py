@@ -97,13 +97,15 @@ def test_profile_without_any_address_is_skipped(api, worker):
     assert (message["status"], message["reason"]) == ("skipped", "no_address")
 
 
-def test_bad_sends_are_422_naming_the_field_and_create_nothing(api):
+def test_bad_sends_are_4xx_naming_the_field_and_create_nothing(api):
     publish_template(api)
     put_profile(api, "u1", attributes={})
+    for body, field in [({"template": "nope", "data": {"first_name": "A", "plan": "p"}}, "template"),
+                        ({"to": {"external_id": "ghost"}, "data": {"first_name": "A", "plan": "p"}}, "to.external_id")]:
+        response = send(api, **body)  # what the request names does not exist: 404, like any other lookup
+        assert (response.status_code, response.json["error"]["details"]["field"]) == (404, field), body
     cases = [
-        ({"template": "nope", "data": {"first_name": "A", "plan": "p"}}, "template"),
         ({"data": {"plan": "p"}}, "data.first_name"),
-        ({"to": {"external_id": "ghost"}, "data": {"first_name": "A", "plan": "p"}}, "to.external_id"),
         ({"channel": "chat", "data": {"first_name": "A", "plan": "p"}}, "channel"),
         ({"channel": "fax"}, "channel"),
         ({"category": "urgent"}, "category"),
@@ -123,7 +125,7 @@ def test_unpublished_template_cannot_be_sent(api):
         {"channel": "email", "subject": "s", "html": "<p>h</p>"}]})
     put_profile(api, "u1")
     response = send(api, template="draft-only")
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert response.json["error"]["details"]["field"] == "template"
 
 

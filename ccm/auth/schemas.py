@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ccm.auth.models import ApiKeyRole
+from ccm.validation import RequestModel, id_field
+
+ApiKeyId = Annotated[str, id_field("key")]
+
+
+class ApiKeyIn(RequestModel):
+    name: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="a label for the key")
+    role: ApiKeyRole = Field(ApiKeyRole.STANDARD, description="standard: everything but managing API keys; "
+                                                               "admin: that too")
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    prefix: str = Field(description="the key's first characters, to recognise it")
+    name: str
+    role: ApiKeyRole
+    created_at: dt.datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    token: str = Field(description="the key itself: shown this once, never stored")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]
