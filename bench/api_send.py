@@ -36,21 +36,38 @@ HTML = "<p>Hello {{ first_name }}, your order {{ order }} is confirmed.</p>"
 
 def run_wrk(port: int, *, key: str, duration: int, connections: int, run: str) -> dict[str, float]:
     env = {"CCM_KEY": key, "BENCH_PROFILES": "1000", "BENCH_RUN": run}
-    return wrk(f"http://127.0.0.1:{port}", duration=duration, connections=connections,
-               script=ROOT / "bench" / "send.lua", env=env)
+    return wrk(
+        f"http://127.0.0.1:{port}",
+        duration=duration,
+        connections=connections,
+        script=ROOT / "bench" / "send.lua",
+        env=env,
+    )
 
 
 def gunicorn(app: str, port: int, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-w", "2", *extra, "-b", f"127.0.0.1:{port}", "--log-level",
-            "warning", app]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        *extra,
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        app,
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--gunicorn", default="",
-                        help="extra gunicorn options for both apps, e.g. '-k gthread --threads 4'")
+    parser.add_argument(
+        "--gunicorn", default="", help="extra gunicorn options for both apps, e.g. '-k gthread --threads 4'"
+    )
     args = parser.parse_args()
     extra = args.gunicorn.split()
 
@@ -67,8 +84,11 @@ def main() -> None:
                 results[name] = run_wrk(port, key=key, duration=args.duration, connections=args.connections, run=name)
             served = results[name]["requests"]
             results[name]["cpu_ms_per_request"] = {k: round(v * 1000 / served, 3) for k, v in cpu.items()}
-        print(f"{name:10}  {results[name]['requests_per_s']:8.0f} req/s   p50 {results[name]['p50_ms']:6.2f} ms"
-              f"   p99 {results[name]['p99_ms']:6.2f} ms   non-2xx {results[name]['errors']}", flush=True)
+        print(
+            f"{name:10}  {results[name]['requests_per_s']:8.0f} req/s   p50 {results[name]['p50_ms']:6.2f} ms"
+            f"   p99 {results[name]['p99_ms']:6.2f} ms   non-2xx {results[name]['errors']}",
+            flush=True,
+        )
         print(f"            CPU ms per request: {results[name]['cpu_ms_per_request']}", flush=True)
     engine = create_engine(database_url())
     with engine.connect() as connection:
@@ -76,9 +96,18 @@ def main() -> None:
     ratio = results["ccm"]["requests_per_s"] / results["bare_flask"]["requests_per_s"]
     accepted = results["ccm"]["requests"] - results["ccm"]["errors"]
     print(f"ratio ccm / bare flask: {ratio:.2f}   messages stored: {stored} (accepted incl. warm-up ≥ {accepted})")
-    save("api_send", {"when": time.strftime("%Y-%m-%d %H:%M"), "connections": args.connections,
-                      "duration_s": args.duration, "gunicorn": args.gunicorn, **results, "ratio": ratio,
-                      "messages_stored": stored})
+    save(
+        "api_send",
+        {
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "gunicorn": args.gunicorn,
+            **results,
+            "ratio": ratio,
+            "messages_stored": stored,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -18,24 +18,43 @@ def rows() -> list[tuple[str, list[tuple[str, float, str]]]]:
     api = RESULTS / "api_send.json"
     if api.exists():
         data = json.loads(api.read_text())
-        found.append((f"send API, requests/s (ratio {data['ratio']:.2f})", [
-            ("bare Flask endpoint", data["bare_flask"]["requests_per_s"], "#9aa5b1"),
-            (f"CCM POST /v1/messages (p99 {data['ccm']['p99_ms']:.0f} ms)", data["ccm"]["requests_per_s"], "#2563eb"),
-        ]))
+        found.append(
+            (
+                f"send API, requests/s (ratio {data['ratio']:.2f})",
+                [
+                    ("bare Flask endpoint", data["bare_flask"]["requests_per_s"], "#9aa5b1"),
+                    (
+                        f"CCM POST /v1/messages (p99 {data['ccm']['p99_ms']:.0f} ms)",
+                        data["ccm"]["requests_per_s"],
+                        "#2563eb",
+                    ),
+                ],
+            )
+        )
     e2e = RESULTS / "e2e_email.json"
     if e2e.exists():
         data = json.loads(e2e.read_text())
-        found.append((f"email end to end, messages/s (ratio {data['ratio']:.2f})", [
-            ("bare smtplib loop", data["bare_smtplib_per_s"], "#9aa5b1"),
-            ("CCM API-accepted → SMTP sink", data["ccm"]["per_second"], "#2563eb"),
-        ]))
+        found.append(
+            (
+                f"email end to end, messages/s (ratio {data['ratio']:.2f})",
+                [
+                    ("bare smtplib loop", data["bare_smtplib_per_s"], "#9aa5b1"),
+                    ("CCM API-accepted → SMTP sink", data["ccm"]["per_second"], "#2563eb"),
+                ],
+            )
+        )
     tracking = RESULTS / "tracking.json"
     if tracking.exists():
         data = json.loads(tracking.read_text())
-        found.append((f"open tracking, hits/s (ratio {data['ratio']:.2f})", [
-            ("bare Flask GIF endpoint", data["bare_flask"]["requests_per_s"], "#9aa5b1"),
-            (f"CCM /t/o/… (p99 {data['ccm']['p99_ms']:.0f} ms)", data["ccm"]["requests_per_s"], "#2563eb"),
-        ]))
+        found.append(
+            (
+                f"open tracking, hits/s (ratio {data['ratio']:.2f})",
+                [
+                    ("bare Flask GIF endpoint", data["bare_flask"]["requests_per_s"], "#9aa5b1"),
+                    (f"CCM /t/o/… (p99 {data['ccm']['p99_ms']:.0f} ms)", data["ccm"]["requests_per_s"], "#2563eb"),
+                ],
+            )
+        )
     return found
 
 
@@ -52,9 +71,11 @@ def svg(groups: list[tuple[str, list[tuple[str, float, str]]]]) -> str:
             y += BAR + 6
         y += GAP + 10
     height = y
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEFT + WIDTH + 80}" height="{height}" '
-            f'font-family="Helvetica, Arial, sans-serif" font-size="13">'
-            f'<rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>\n')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEFT + WIDTH + 80}" height="{height}" '
+        f'font-family="Helvetica, Arial, sans-serif" font-size="13">'
+        f'<rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>\n'
+    )
 
 
 def main() -> None:

@@ -46,8 +46,13 @@ def fresh_database() -> str:
 
 def ccm_env(**settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCM_")}
-    base = {"database_url": database_url(), "redis_url": REDIS_URL, "secret_key": "bench-secret",
-            "log_level": "WARNING", "data_dir": "/tmp/ccm-bench"}
+    base = {
+        "database_url": database_url(),
+        "redis_url": REDIS_URL,
+        "secret_key": "bench-secret",
+        "log_level": "WARNING",
+        "data_dir": "/tmp/ccm-bench",
+    }
     base.update(settings)
     env.update({f"CCM_{k.upper()}": str(v) for k, v in base.items() if v is not None})
     return env
@@ -67,13 +72,37 @@ def seed(*, profiles: int, template_html: str) -> str:
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="bench")
         _, key = create_api_key(session=session, workspace_id=ws.id)
-        create_template(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, data=TemplateIn.model_validate({
-            "key": "bench", "category": "transactional", "variables": ["first_name", "order"],
-            "variants": [{"channel": "email", "locale": "en", "subject": "Order {{ order }} for {{ first_name }}",
-                          "html": template_html}]}))
+        create_template(
+            session=session,
+            sandbox=runtime.sandbox,
+            workspace_id=ws.id,
+            data=TemplateIn.model_validate(
+                {
+                    "key": "bench",
+                    "category": "transactional",
+                    "variables": ["first_name", "order"],
+                    "variants": [
+                        {
+                            "channel": "email",
+                            "locale": "en",
+                            "subject": "Order {{ order }} for {{ first_name }}",
+                            "html": template_html,
+                        }
+                    ],
+                }
+            ),
+        )
         publish(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, key="bench")
-        session.add_all(Profile(workspace_id=ws.id, external_id=f"u{n}", email=f"user{n}@example.com",
-                                attributes={"first_name": f"User {n}"}, channels=["email"]) for n in range(profiles))
+        session.add_all(
+            Profile(
+                workspace_id=ws.id,
+                external_id=f"u{n}",
+                email=f"user{n}@example.com",
+                attributes={"first_name": f"User {n}"},
+                channels=["email"],
+            )
+            for n in range(profiles)
+        )
     runtime.close()
     return key
 
@@ -98,8 +127,9 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         yield proc
     finally:
@@ -134,8 +164,8 @@ def cpu_seconds_by_command() -> dict[str, float]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1: stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return totals
 
@@ -152,16 +182,18 @@ def cpu_usage(into: dict[str, float]) -> Iterator[None]:
             into[name] = round(used, 2)
 
 
-def wrk(url: str, *, duration: int, connections: int, script: Path | None = None,
-        env: dict[str, str] | None = None) -> dict[str, float]:
+def wrk(
+    url: str, *, duration: int, connections: int, script: Path | None = None, env: dict[str, str] | None = None
+) -> dict[str, float]:
     """Run wrk (2 threads) against ``url``: requests/s, p50/p99 in ms, request and non-2xx counts."""
     import re
 
     args = [need("wrk", "wrk"), "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     if script is not None:
         args += ["-s", str(script)]
-    out = subprocess.run([*args, url], env={"PATH": "/usr/bin:/bin", **(env or {})}, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [*args, url], env={"PATH": "/usr/bin:/bin", **(env or {})}, capture_output=True, text=True, check=True
+    ).stdout
 
     def found(pattern: str) -> str:
         match = re.search(pattern, out)
@@ -170,12 +202,18 @@ def wrk(url: str, *, duration: int, connections: int, script: Path | None = None
         return match.group(1)
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests_per_s": float(found(r"Requests/sec:\s+([\d.]+)")), "p50_ms": _ms(found(r"50%\s+([\d.]+\w+)")),
-            "p99_ms": _ms(found(r"99%\s+([\d.]+\w+)")), "requests": int(found(r"(\d+) requests in")),
-            "errors": int(non_2xx.group(1)) if non_2xx else 0}
+    return {
+        "requests_per_s": float(found(r"Requests/sec:\s+([\d.]+)")),
+        "p50_ms": _ms(found(r"50%\s+([\d.]+\w+)")),
+        "p99_ms": _ms(found(r"99%\s+([\d.]+\w+)")),
+        "requests": int(found(r"(\d+) requests in")),
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+    }
 
 
 def _ms(value: str) -> float:
-    number, unit = value[:-2] if value.endswith(("us", "ms")) else value[:-1], value[-2:] if value.endswith(
-        ("us", "ms")) else value[-1:]
+    number, unit = (
+        value[:-2] if value.endswith(("us", "ms")) else value[:-1],
+        value[-2:] if value.endswith(("us", "ms")) else value[-1:],
+    )
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]

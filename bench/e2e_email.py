@@ -36,8 +36,11 @@ from bench.common import (  # noqa: E402
     wait_port,
 )
 
-DATA = {"order_number": "A-1001", "tracking_url": "https://example.com/t/1",
-        "items": [{"name": "Kettle", "quantity": 1}, {"name": "Mug", "quantity": 2}]}
+DATA = {
+    "order_number": "A-1001",
+    "tracking_url": "https://example.com/t/1",
+    "items": [{"name": "Kettle", "quantity": 1}, {"name": "Mug", "quantity": 2}],
+}
 
 
 def baseline(port: int, count: int, raw: bytes) -> float:
@@ -60,17 +63,24 @@ def accept_messages(count: int) -> bytes:
     from ccm.workspaces.service import get_or_create_workspace
 
     # The local outbox only serves sample_email(); the workers deliver over SMTP.
-    runtime = create_runtime(Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret",
-                                      local_outbox="email"))
+    runtime = create_runtime(
+        Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret", local_outbox="email")
+    )
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="bench")
         import_folder(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, root=ROOT / "templates")
     for start in range(0, count, 1000):
         with runtime.db.unit_of_work() as session:
             for n in range(start, min(count, start + 1000)):
-                send_message(session=session, runtime=runtime, workspace_id=ws.id, idempotency_key=f"e2e-{n}",
-                             request=SendIn.model_validate({"to": {"external_id": f"u{n % 1000}"},
-                                                            "template": "order-shipped", "data": DATA}))
+                send_message(
+                    session=session,
+                    runtime=runtime,
+                    workspace_id=ws.id,
+                    idempotency_key=f"e2e-{n}",
+                    request=SendIn.model_validate(
+                        {"to": {"external_id": f"u{n % 1000}"}, "template": "order-shipped", "data": DATA}
+                    ),
+                )
         print(f"\raccepted {min(count, start + 1000)}/{count}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return sample_email(runtime, ws.id)
@@ -90,16 +100,20 @@ def wait_delivered(count: int, timeout: float) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     with engine.connect() as connection:
         while True:
-            done = connection.execute(text(
-                "SELECT count(*) FROM message WHERE status IN ('sent', 'delivered', 'failed', 'skipped')")).scalar_one()
+            done = connection.execute(
+                text("SELECT count(*) FROM message WHERE status IN ('sent', 'delivered', 'failed', 'skipped')")
+            ).scalar_one()
             print(f"\rdelivered {done}/{count}", end="", file=sys.stderr, flush=True)
             if done >= count or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         print(file=sys.stderr)
-        row = connection.execute(text(
-            "SELECT count(*) FILTER (WHERE status = 'sent'), min(claimed_at), max(finished_at), "
-            "count(*) FILTER (WHERE status NOT IN ('sent')) FROM message")).one()
+        row = connection.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE status = 'sent'), min(claimed_at), max(finished_at), "
+                "count(*) FILTER (WHERE status NOT IN ('sent')) FROM message"
+            )
+        ).one()
     engine.dispose()
     seconds = (row[2] - row[1]).total_seconds()
     return {"sent": row[0], "not_sent": row[3], "seconds": round(seconds, 2), "per_second": round(row[0] / seconds, 1)}
@@ -121,16 +135,41 @@ def main() -> None:
         print(f"bare smtplib loop   {bare:8.0f} messages/s  ({len(raw)} bytes each)", flush=True)
         env = ccm_env(smtp_url=f"smtp://127.0.0.1:{port}?local_hostname=localhost")
         cpu: dict[str, float] = {}
-        with process([sys.executable, "-m", "dramatiq", "workers", "--processes", str(args.processes),
-                      "--threads", str(args.threads)], env=env), cpu_usage(cpu):
+        with (
+            process(
+                [
+                    sys.executable,
+                    "-m",
+                    "dramatiq",
+                    "workers",
+                    "--processes",
+                    str(args.processes),
+                    "--threads",
+                    str(args.threads),
+                ],
+                env=env,
+            ),
+            cpu_usage(cpu),
+        ):
             ccm = wait_delivered(args.messages, timeout=600)
     ratio = ccm["per_second"] / bare
     print(f"ccm end to end      {ccm['per_second']:8.0f} messages/s  ({ccm['sent']} sent, {ccm['not_sent']} not)")
     per_message = {name: round(seconds * 1000 / args.messages, 3) for name, seconds in cpu.items()}
     print(f"ratio ccm / bare smtplib: {ratio:.2f}   CPU ms per message: {per_message}")
-    save("e2e_email", {"when": time.strftime("%Y-%m-%d %H:%M"), "messages": args.messages, "bytes": len(raw),
-                       "processes": args.processes, "threads": args.threads, "bare_smtplib_per_s": round(bare, 1),
-                       "ccm": ccm, "ratio": ratio, "cpu_ms_per_message": per_message})
+    save(
+        "e2e_email",
+        {
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+            "messages": args.messages,
+            "bytes": len(raw),
+            "processes": args.processes,
+            "threads": args.threads,
+            "bare_smtplib_per_s": round(bare, 1),
+            "ccm": ccm,
+            "ratio": ratio,
+            "cpu_ms_per_message": per_message,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -31,32 +31,66 @@ def setup(count: int):  # type: ignore[no-untyped-def]
     from ccm.runtime import create_runtime
     from ccm.workspaces.service import get_or_create_workspace
 
-    runtime = create_runtime(Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret",
-                                      local_outbox="email,sms,chat"))
+    runtime = create_runtime(
+        Settings(
+            database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret", local_outbox="email,sms,chat"
+        )
+    )
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="bench")
         for category in ("marketing", "transactional"):
-            definition = TemplateIn.model_validate({
-                "key": category, "category": category, "variables": ["first_name"],
-                "variants": [{"channel": "sms", "body": "Hi {{ first_name }}, 20% off today"},
-                             {"channel": "email", "subject": "Hi", "html": "<p>Hi {{ first_name }}</p>"}]})
+            definition = TemplateIn.model_validate(
+                {
+                    "key": category,
+                    "category": category,
+                    "variables": ["first_name"],
+                    "variants": [
+                        {"channel": "sms", "body": "Hi {{ first_name }}, 20% off today"},
+                        {"channel": "email", "subject": "Hi", "html": "<p>Hi {{ first_name }}</p>"},
+                    ],
+                }
+            )
             create_template(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, data=definition)
             publish(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, key=category)
-        profiles = [Profile(workspace_id=ws.id, external_id=f"u{n}", phone=f"+1415555{n % 10000:04d}",
-                            email=f"u{n}@example.com", timezone="UTC", attributes={"first_name": "Ada"},
-                            channels=["sms", "email"]) for n in range(count)]
+        profiles = [
+            Profile(
+                workspace_id=ws.id,
+                external_id=f"u{n}",
+                phone=f"+1415555{n % 10000:04d}",
+                email=f"u{n}@example.com",
+                timezone="UTC",
+                attributes={"first_name": "Ada"},
+                channels=["sms", "email"],
+            )
+            for n in range(count)
+        ]
         session.add_all(profiles)
         session.flush()
-        session.add_all(ConsentRecord(workspace_id=ws.id, profile_id=p.id, channel="sms", topic="deals",
-                                      status="granted", source="bench") for p in profiles)
+        session.add_all(
+            ConsentRecord(
+                workspace_id=ws.id, profile_id=p.id, channel="sms", topic="deals", status="granted", source="bench"
+            )
+            for p in profiles
+        )
     ids = {"marketing": [], "transactional": []}
     with runtime.db.unit_of_work() as session:
         for n in range(count):
             for category in ids:
-                ids[category].append(send_message(session=session, runtime=runtime, workspace_id=ws.id,
-                                                  idempotency_key=None, request=SendIn.model_validate({
-                                                      "to": {"external_id": f"u{n}"}, "template": category,
-                                                      "topic": "deals" if category == "marketing" else None})).id)
+                ids[category].append(
+                    send_message(
+                        session=session,
+                        runtime=runtime,
+                        workspace_id=ws.id,
+                        idempotency_key=None,
+                        request=SendIn.model_validate(
+                            {
+                                "to": {"external_id": f"u{n}"},
+                                "template": category,
+                                "topic": "deals" if category == "marketing" else None,
+                            }
+                        ),
+                    ).id
+                )
     return runtime, ws.id, ids
 
 
@@ -84,11 +118,15 @@ def main() -> None:
     from ccm.workspaces.schemas import WorkspacePolicy
 
     with runtime.db.unit_of_work() as session:
-        session.get(Workspace, workspace_id).settings = WorkspacePolicy.model_validate({
-            "frequency_caps": [{"channel": "*", "max": 5, "days": 7}, {"channel": "sms", "topic": "deals", "max": 2,
-                                                                      "days": 1}],
-            "quiet_hours": {"marketing": {"sms": ["00:00", "23:59"], "email": ["00:00", "23:59"]}},
-        }).model_dump(mode="json")
+        session.get(Workspace, workspace_id).settings = WorkspacePolicy.model_validate(
+            {
+                "frequency_caps": [
+                    {"channel": "*", "max": 5, "days": 7},
+                    {"channel": "sms", "topic": "deals", "max": 2, "days": 1},
+                ],
+                "quiet_hours": {"marketing": {"sms": ["00:00", "23:59"], "email": ["00:00", "23:59"]}},
+            }
+        ).model_dump(mode="json")
     for category in ids:  # warm caches and prepared statements
         measure(runtime, ids[category][:100])
     checked = measure(runtime, ids["marketing"])
@@ -96,9 +134,17 @@ def main() -> None:
     print(f"prepare(), transactional, no caps (baseline)  {bare:7.0f} µs per message")
     print(f"prepare(), marketing with consent, caps, quiet hours  {checked:7.0f} µs per message")
     print(f"send-time checks add {checked - bare:.0f} µs per message ({checked / bare:.2f}× the baseline)")
-    save("send_checks", {"when": time.strftime("%Y-%m-%d %H:%M"), "messages": args.messages,
-                         "baseline_us": round(bare), "with_checks_us": round(checked),
-                         "added_us": round(checked - bare), "ratio": round(checked / bare, 2)})
+    save(
+        "send_checks",
+        {
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+            "messages": args.messages,
+            "baseline_us": round(bare),
+            "with_checks_us": round(checked),
+            "added_us": round(checked - bare),
+            "ratio": round(checked / bare, 2),
+        },
+    )
 
 
 if __name__ == "__main__":

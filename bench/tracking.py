@@ -43,9 +43,13 @@ def pixel_path() -> str:
     runtime = create_runtime(Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret"))
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="bench")
-        message = send_message(session=session, runtime=runtime, workspace_id=ws.id, idempotency_key=None,
-                               request=SendIn.model_validate({"to": {"external_id": "u0"}, "template": "bench",
-                                                              "data": {"order": "1"}}))
+        message = send_message(
+            session=session,
+            runtime=runtime,
+            workspace_id=ws.id,
+            idempotency_key=None,
+            request=SendIn.model_validate({"to": {"external_id": "u0"}, "template": "bench", "data": {"order": "1"}}),
+        )
     token = runtime.link_signer.sign({"m": message.id})
     runtime.close()
     return f"/t/o/{token}.gif"
@@ -80,24 +84,47 @@ def main() -> None:
     results = {}
     for name, app, cwd in (("bare_flask", "bare_pixel:app", ROOT / "bench"), ("ccm", "ccm.wsgi:app", ROOT)):
         port = free_port()
-        command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-                   app]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            app,
+        ]
         with process(command, env=ccm_env(), cwd=cwd):
             wait_port(port)
             run_wrk(port, path, duration=3, connections=args.connections)
             cpu: dict[str, float] = {}
             with cpu_usage(cpu):
                 results[name] = run_wrk(port, path, duration=args.duration, connections=args.connections)
-            results[name]["cpu_ms_per_hit"] = {k: round(v * 1000 / results[name]["requests"], 3)
-                                               for k, v in cpu.items() if v > 0.1}
-        print(f"{name:10}  {results[name]['requests_per_s']:8.0f} hits/s   p50 {results[name]['p50_ms']:6.2f} ms"
-              f"   p99 {results[name]['p99_ms']:6.2f} ms   non-2xx {results[name]['errors']}", flush=True)
+            results[name]["cpu_ms_per_hit"] = {
+                k: round(v * 1000 / results[name]["requests"], 3) for k, v in cpu.items() if v > 0.1
+            }
+        print(
+            f"{name:10}  {results[name]['requests_per_s']:8.0f} hits/s   p50 {results[name]['p50_ms']:6.2f} ms"
+            f"   p99 {results[name]['p99_ms']:6.2f} ms   non-2xx {results[name]['errors']}",
+            flush=True,
+        )
     ratio = results["ccm"]["requests_per_s"] / results["bare_flask"]["requests_per_s"]
     written, rate = write_rate()
     print(f"ratio ccm / bare flask: {ratio:.2f}   then the writer recorded {written} events at {rate:.0f}/s")
-    save("tracking", {"when": time.strftime("%Y-%m-%d %H:%M"), "connections": args.connections,
-                      "duration_s": args.duration, **results, "ratio": ratio, "events_written": written,
-                      "writer_events_per_s": round(rate)})
+    save(
+        "tracking",
+        {
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+            "connections": args.connections,
+            "duration_s": args.duration,
+            **results,
+            "ratio": ratio,
+            "events_written": written,
+            "writer_events_per_s": round(rate),
+        },
+    )
 
 
 if __name__ == "__main__":

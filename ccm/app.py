@@ -57,8 +57,24 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.webhooks import api as webhooks
     from ccm.workspaces import api as workspace
 
-    for module in (meta, tracking, unsubscribe, timeline_api, profiles, consent, templates, messages, outbox,
-                   providers, suppressions, workspace, webhooks, hooks, conversations, api_keys):
+    for module in (
+        meta,
+        tracking,
+        unsubscribe,
+        timeline_api,
+        profiles,
+        consent,
+        templates,
+        messages,
+        outbox,
+        providers,
+        suppressions,
+        workspace,
+        webhooks,
+        hooks,
+        conversations,
+        api_keys,
+    ):
         app.register_blueprint(module.bp)
 
 
@@ -70,8 +86,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(error: RequestEntityTooLarge) -> Response:
         limit = app.config["MAX_CONTENT_LENGTH"]
-        return error_response(PayloadTooLarge(f"body: larger than {limit} bytes (CCM_MAX_REQUEST_BYTES)",
-                                              field="body"))
+        return error_response(PayloadTooLarge(f"body: larger than {limit} bytes (CCM_MAX_REQUEST_BYTES)", field="body"))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:
@@ -92,4 +107,3 @@ def _register_error_handlers(app: Flask) -> None:
         wrapped = CCMError("internal error; the request changed nothing")
         wrapped.status, wrapped.code = 500, "internal_error"
         return error_response(wrapped)
-

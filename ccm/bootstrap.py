@@ -43,8 +43,9 @@ def default_api_key(runtime: Runtime, *, workspace: str) -> str | None:
         if path.exists() and authenticate(session=session, token=path.read_text().strip()):
             return path.read_text().strip()
         ws, _ = get_or_create_workspace(session=session, name=workspace)
-        _, token = create_api_key(session=session, workspace_id=ws.id, name="default (ccm serve)",
-                                  role=ApiKeyRole.ADMIN)
+        _, token = create_api_key(
+            session=session, workspace_id=ws.id, name="default (ccm serve)", role=ApiKeyRole.ADMIN
+        )
     path.write_text(token + "\n")
     path.chmod(0o600)
     return token
@@ -75,8 +76,9 @@ def seed_demo(runtime: Runtime, *, workspace: str, profiles: int, progress: Call
     created = queued = 0
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name=workspace)
-        report = import_templates(session=session, sandbox=runtime.sandbox, workspace_id=ws.id,
-                                  root=starter_templates(), keep_existing=True)
+        report = import_templates(
+            session=session, sandbox=runtime.sandbox, workspace_id=ws.id, root=starter_templates(), keep_existing=True
+        )
         skipped = list(report.skipped)
         send_welcome = "template welcome" not in skipped
         for n in range(profiles):
@@ -92,22 +94,39 @@ def seed_demo(runtime: Runtime, *, workspace: str, profiles: int, progress: Call
     return DemoSeeded(profiles_created=created, messages_queued=queued, skipped=skipped)
 
 
-def _create_demo_profile(session: Session, workspace_id: str, external_id: str, name: str, number: int,
-                         rng: random.Random) -> bool:
+def _create_demo_profile(
+    session: Session, workspace_id: str, external_id: str, name: str, number: int, rng: random.Random
+) -> bool:
     """Create one demo profile; False, touching nothing, when the external id is taken."""
     from ccm.profiles.models import Profile
     from ccm.profiles.schemas import ProfileIn
     from ccm.profiles.service import upsert_profile
 
-    choices = (rng.choice(["free", "pro"]), rng.choice(["Europe/Paris", "America/New_York", "Asia/Tokyo"]),
-               rng.choice(["en", "es"]))  # drawn either way, so a profile's data does not depend on the others
-    if session.scalar(select(Profile.id).where(Profile.workspace_id == workspace_id,
-                                               Profile.external_id == external_id)) is not None:
+    choices = (
+        rng.choice(["free", "pro"]),
+        rng.choice(["Europe/Paris", "America/New_York", "Asia/Tokyo"]),
+        rng.choice(["en", "es"]),
+    )  # drawn either way, so a profile's data does not depend on the others
+    if (
+        session.scalar(
+            select(Profile.id).where(Profile.workspace_id == workspace_id, Profile.external_id == external_id)
+        )
+        is not None
+    ):
         return False
     plan, timezone, locale = choices
-    upsert_profile(session=session, workspace_id=workspace_id, external_id=external_id, data=ProfileIn(
-        email=f"{name.lower()}.{number}@example.com", attributes={"first_name": name, "plan": plan},
-        timezone=timezone, locale=locale, channels=["email"]))
+    upsert_profile(
+        session=session,
+        workspace_id=workspace_id,
+        external_id=external_id,
+        data=ProfileIn(
+            email=f"{name.lower()}.{number}@example.com",
+            attributes={"first_name": name, "plan": plan},
+            timezone=timezone,
+            locale=locale,
+            channels=["email"],
+        ),
+    )
     return True
 
 
@@ -115,6 +134,10 @@ def _queue_welcome(runtime: Runtime, session: Session, workspace_id: str, extern
     from ccm.messages.schemas import SendIn
     from ccm.messages.service import send_message
 
-    send_message(session=session, runtime=runtime, workspace_id=workspace_id,
-                 idempotency_key=f"demo-welcome-{external_id}",
-                 request=SendIn.model_validate({"to": {"external_id": external_id}, "template": "welcome"}))
+    send_message(
+        session=session,
+        runtime=runtime,
+        workspace_id=workspace_id,
+        idempotency_key=f"demo-welcome-{external_id}",
+        request=SendIn.model_validate({"to": {"external_id": external_id}, "template": "welcome"}),
+    )

@@ -145,8 +145,13 @@ def api_keys() -> None:
 @api_keys.command("create")
 @click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="created if it does not exist")
 @click.option("--name", default="", help="a label for the key")
-@click.option("--role", type=click.Choice(["admin", "standard"]), default="admin", show_default=True,
-              help="standard: everything but managing API keys")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "standard"]),
+    default="admin",
+    show_default=True,
+    help="standard: everything but managing API keys",
+)
 @pass_settings
 def create_key(settings: Settings, workspace: str, name: str, role: str) -> None:
     """Create an API key; it is printed once, alone on the last line."""
@@ -157,8 +162,9 @@ def create_key(settings: Settings, workspace: str, name: str, role: str) -> None
     with _runtime(settings).db.unit_of_work() as session:
         ws, created = get_or_create_workspace(session=session, name=workspace)
         _, token = create_api_key(session=session, workspace_id=ws.id, name=name, role=ApiKeyRole(role))
-    click.echo(f"{'created workspace' if created else 'workspace'} {workspace} ({ws.id}); new {role} API key:",
-               err=True)
+    click.echo(
+        f"{'created workspace' if created else 'workspace'} {workspace} ({ws.id}); new {role} API key:", err=True
+    )
     click.echo(token)
 
 
@@ -180,8 +186,10 @@ def list_keys(settings: Settings, workspace: str | None) -> None:
         keys = list_api_keys(session=session, workspace_id=workspace_id)
         click.echo(f"{'ID':30}  {'PREFIX':12}  {'ROLE':8}  {'CREATED':16}  {'WORKSPACE':12}  NAME")
         for key in keys:
-            click.echo(f"{key.id:30}  {key.prefix:12}  {key.role:8}  {key.created_at:%Y-%m-%d %H:%M}  "
-                       f"{names.get(key.workspace_id, '?'):12}  {key.name}")
+            click.echo(
+                f"{key.id:30}  {key.prefix:12}  {key.role:8}  {key.created_at:%Y-%m-%d %H:%M}  "
+                f"{names.get(key.workspace_id, '?'):12}  {key.name}"
+            )
 
 
 @api_keys.command("revoke")
@@ -219,8 +227,13 @@ def import_templates(settings: Settings, folder: Path, workspace: str) -> None:
         with runtime.db.unit_of_work() as session:
             ws, _ = get_or_create_workspace(session=session, name=workspace)
             with click.progressbar(length=_count_importable(folder), label="importing", file=sys.stderr) as bar:
-                results = import_folder(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, root=folder,
-                                        progress=lambda _: bar.update(1))
+                results = import_folder(
+                    session=session,
+                    sandbox=runtime.sandbox,
+                    workspace_id=ws.id,
+                    root=folder,
+                    progress=lambda _: bar.update(1),
+                )
     except ImportFailed as exc:
         raise click.ClickException(f"nothing imported: {exc}") from None
     for result in results:
@@ -273,8 +286,10 @@ def outbox(settings: Settings, limit: int, message_id: str | None) -> None:
             return
         for item in items:
             subject = next((line[9:] for line in item.raw.splitlines() if line.startswith("Subject: ")), "")
-            click.echo(f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.message_id}  {item.channel:5}  "
-                       f"{item.to_address}  {subject}")
+            click.echo(
+                f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.message_id}  {item.channel:5}  "
+                f"{item.to_address}  {subject}"
+            )
 
 
 @main.command("seed-demo")
@@ -289,8 +304,10 @@ def seed_demo(settings: Settings, workspace: str, profiles: int) -> None:
     runtime = _runtime(settings)
     with click.progressbar(length=profiles, label="seeding", file=sys.stderr) as bar:
         seeded = run_seed(runtime, workspace=workspace, profiles=profiles, progress=lambda: bar.update(1))
-    click.echo(f"{seeded.profiles_created} profiles created, {seeded.messages_queued} welcome messages queued "
-               "(the worker delivers them)")
+    click.echo(
+        f"{seeded.profiles_created} profiles created, {seeded.messages_queued} welcome messages queued "
+        "(the worker delivers them)"
+    )
     if seeded.skipped:
         click.echo(f"skipped, already in the workspace (left as they are): {', '.join(seeded.skipped)}")
 
@@ -325,8 +342,10 @@ def _print_banner(settings: Settings, url: str, key: str | None) -> None:
     mode = "embedded (SQLite, in-process worker" if settings.embedded else "production (external workers"
     email = f"SMTP {settings.smtp_url.split('@')[-1]}" if settings.smtp_url else "local outbox"
     click.echo(f"CCM listening on {url}  —  {mode}, email → {email})")
-    click.echo(f"Links in messages point at {settings.public_url}"
-               + ("" if settings.public_url_given else " (set CCM_PUBLIC_URL to change it)"))
+    click.echo(
+        f"Links in messages point at {settings.public_url}"
+        + ("" if settings.public_url_given else " (set CCM_PUBLIC_URL to change it)")
+    )
     if key:
         click.echo(f"API key for workspace '{DEFAULT_WORKSPACE}': {key}")
     click.echo(f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/outbox")

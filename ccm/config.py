@@ -132,8 +132,10 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         if self.database_url and not self.database_url.startswith("sqlite"):
-            raise SettingsError("CCM_SECRET_KEY is not set; it is required when CCM_DATABASE_URL points at a "
-                                "server (make one with: openssl rand -hex 32)")
+            raise SettingsError(
+                "CCM_SECRET_KEY is not set; it is required when CCM_DATABASE_URL points at a "
+                "server (make one with: openssl rand -hex 32)"
+            )
         path = self.data_dir / "secret-key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)

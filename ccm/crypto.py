@@ -30,8 +30,9 @@ def derive_key(key: str, purpose: str) -> bytes:
 class SecretBox:
     def __init__(self, secret: str, *, purpose: str) -> None:
         # MultiFernet encrypts with its first key: the newest, which is listed last.
-        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(derive_key(key, purpose)))
-                                    for key in reversed(secret_keys(secret))])
+        self._fernet = MultiFernet(
+            [Fernet(base64.urlsafe_b64encode(derive_key(key, purpose))) for key in reversed(secret_keys(secret))]
+        )
 
     def seal(self, values: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode()).decode()
@@ -41,4 +42,3 @@ class SecretBox:
             return json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
             raise ValueError("cannot decrypt: the secret key that sealed this value is not configured") from None
-

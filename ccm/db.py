@@ -154,8 +154,9 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800,
-                         json_deserializer=_load_jsonb)
+    return create_engine(
+        url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800, json_deserializer=_load_jsonb
+    )
 
 
 def _load_jsonb(text: str) -> Any:

@@ -54,9 +54,17 @@ OPERATIONS: list[Operation] = []
 
 
 def endpoint(
-    bp: Blueprint, rule: str, *, method: str, summary: str, responses: dict[int, type[BaseModel] | None],
-    body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-    headers: dict[str, dict[str, Any]] | None = None, public: bool = False, errors: tuple[int, ...] = (),
+    bp: Blueprint,
+    rule: str,
+    *,
+    method: str,
+    summary: str,
+    responses: dict[int, type[BaseModel] | None],
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    headers: dict[str, dict[str, Any]] | None = None,
+    public: bool = False,
+    errors: tuple[int, ...] = (),
     raw_body: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an operation. Path parameters are validated against the view's own annotations
@@ -67,9 +75,20 @@ def endpoint(
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         path_model = _path_model(view, rule)
-        operation = Operation(method.lower(), _openapi_path(f"{bp.url_prefix or ''}{rule}"), summary, bp.name,
-                              body, query, path_model, responses, frozenset(errors), headers or {}, public,
-                              raw_body)
+        operation = Operation(
+            method.lower(),
+            _openapi_path(f"{bp.url_prefix or ''}{rule}"),
+            summary,
+            bp.name,
+            body,
+            query,
+            path_model,
+            responses,
+            frozenset(errors),
+            headers or {},
+            public,
+            raw_body,
+        )
         OPERATIONS.append(operation)
 
         @functools.wraps(view)
@@ -164,8 +183,7 @@ def validation_failed(exc: ValidationError, *, prefix: str = "") -> ValidationFa
         field = prefix + location if location else (prefix.rstrip(".") or "body")
         errors.append({"field": field, "message": error["msg"], "type": error["type"]})
     first = errors[0]
-    return ValidationFailed(f"{first['field']}: {first['message']}", field=first["field"],
-                            details={"errors": errors})
+    return ValidationFailed(f"{first['field']}: {first['message']}", field=first["field"], details={"errors": errors})
 
 
 _UNION_MEMBER = re.compile(r"^(function-[a-z]+\[.*\]|constrained-[a-z]+|literal\[.*\])$")
@@ -188,8 +206,10 @@ def to_response(result: Any, operation: Operation) -> Response:
             raise TypeError(f"{operation.method.upper()} {operation.path} declares no body for {status}")
         return Response(status=status, headers=headers)
     if type(result) is not declared:
-        raise TypeError(f"{operation.method.upper()} {operation.path} answered {type(result).__name__} with "
-                        f"{status}; it declares {declared.__name__}")
+        raise TypeError(
+            f"{operation.method.upper()} {operation.path} answered {type(result).__name__} with "
+            f"{status}; it declares {declared.__name__}"
+        )
     return Response(result.model_dump_json(), status=status, headers=headers, mimetype="application/json")
 
 

@@ -64,8 +64,11 @@ class PendingJob(Base):
 _JOBS = PendingJob.__table__
 _INSERT_JOB = insert(_JOBS)
 _FINISH_JOB = delete(_JOBS).where(_JOBS.c.key == bindparam("b_key"))
-_PUSH_JOB = update(_JOBS).where(_JOBS.c.key == bindparam("b_key")).values(
-    due_at=bindparam("b_due"), publishes=bindparam("b_publishes"))
+_PUSH_JOB = (
+    update(_JOBS)
+    .where(_JOBS.c.key == bindparam("b_key"))
+    .values(due_at=bindparam("b_due"), publishes=bindparam("b_publishes"))
+)
 
 
 def job_key(job: Job, *args: Any) -> str:
@@ -80,9 +83,18 @@ def enqueue(session: Session, job: Job, *args: Any, grace: float, delay: float =
     """
     now = utcnow()
     key = job_key(job, *args)
-    session.execute(_INSERT_JOB, {"key": key, "actor": job.name, "queue": job.queue, "args": list(args),
-                                  "due_at": now + dt.timedelta(seconds=delay + grace), "publishes": 0,
-                                  "created_at": now})
+    session.execute(
+        _INSERT_JOB,
+        {
+            "key": key,
+            "actor": job.name,
+            "queue": job.queue,
+            "args": list(args),
+            "due_at": now + dt.timedelta(seconds=delay + grace),
+            "publishes": 0,
+            "created_at": now,
+        },
+    )
     publisher: Publisher = session.info["publisher"]
     after_commit(session, functools.partial(publisher.publish_after_commit, key, job, args, delay))
 
@@ -93,8 +105,18 @@ def reschedule(session: Session, job: Job, *args: Any, delay: float, grace: floa
     due_at = utcnow() + dt.timedelta(seconds=delay + grace)
     found = session.execute(update(_JOBS).where(_JOBS.c.key == key).values(due_at=due_at))
     if not found.rowcount:  # type: ignore[attr-defined]
-        session.execute(_INSERT_JOB, {"key": key, "actor": job.name, "queue": job.queue, "args": list(args),
-                                      "due_at": due_at, "publishes": 0, "created_at": utcnow()})
+        session.execute(
+            _INSERT_JOB,
+            {
+                "key": key,
+                "actor": job.name,
+                "queue": job.queue,
+                "args": list(args),
+                "due_at": due_at,
+                "publishes": 0,
+                "created_at": utcnow(),
+            },
+        )
     publisher: Publisher = session.info["publisher"]
     after_commit(session, functools.partial(publisher.publish_after_commit, key, job, args, delay))
 
@@ -185,19 +207,32 @@ def relay_once(runtime: Runtime, *, limit: int = 500) -> int:
     return published
 
 
-def _take_due(runtime: Runtime, session: Session, now: dt.datetime, due: tuple[Any, ...],
-              limit: int) -> list[_Taken]:
+def _take_due(runtime: Runtime, session: Session, now: dt.datetime, due: tuple[Any, ...], limit: int) -> list[_Taken]:
     """Lock the due rows (other relays skip them) and move their due time on: two statements,
     because this transaction holds the write lock."""
-    rows = session.execute(select(_JOBS.c.key, _JOBS.c.actor, _JOBS.c.queue, _JOBS.c.args, _JOBS.c.due_at,
-                                  _JOBS.c.publishes).where(*due).order_by(_JOBS.c.due_at).limit(limit)
-                           .with_for_update(skip_locked=True)).all()
-    taken = [_Taken(row.key, row.actor, row.queue, row.args, row.due_at, row.publishes,
-                    now + dt.timedelta(seconds=runtime.settings.relay_grace * 2 ** min(row.publishes, 7)))
-             for row in rows]
+    rows = session.execute(
+        select(_JOBS.c.key, _JOBS.c.actor, _JOBS.c.queue, _JOBS.c.args, _JOBS.c.due_at, _JOBS.c.publishes)
+        .where(*due)
+        .order_by(_JOBS.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    taken = [
+        _Taken(
+            row.key,
+            row.actor,
+            row.queue,
+            row.args,
+            row.due_at,
+            row.publishes,
+            now + dt.timedelta(seconds=runtime.settings.relay_grace * 2 ** min(row.publishes, 7)),
+        )
+        for row in rows
+    ]
     if taken:
-        session.execute(_PUSH_JOB, [{"b_key": job.key, "b_due": job.pushed_to, "b_publishes": job.publishes + 1}
-                                    for job in taken])
+        session.execute(
+            _PUSH_JOB, [{"b_key": job.key, "b_due": job.pushed_to, "b_publishes": job.publishes + 1} for job in taken]
+        )
     return taken
 
 
@@ -216,8 +251,11 @@ def _give_back(session: Session, unpublished: list[_Taken]) -> None:
     """Make jobs the broker refused due again — unless their row changed meanwhile (finished,
     or rescheduled by its actor)."""
     for job in unpublished:
-        session.execute(update(_JOBS).where(_JOBS.c.key == job.key, _JOBS.c.due_at == job.pushed_to)
-                        .values(due_at=job.due_at, publishes=job.publishes))
+        session.execute(
+            update(_JOBS)
+            .where(_JOBS.c.key == job.key, _JOBS.c.due_at == job.pushed_to)
+            .values(due_at=job.due_at, publishes=job.publishes)
+        )
 
 
 class Relay(threading.Thread):
@@ -284,6 +322,10 @@ def declare_actors(runtime: Runtime, tasks: dict[Job, Callable[..., None]]) -> N
     for job, fn in tasks.items():
         bound = functools.wraps(fn)(functools.partial(fn, runtime))
         dramatiq.Actor(
-            bound, actor_name=job.name, queue_name=job.queue, priority=0, broker=runtime.broker,
+            bound,
+            actor_name=job.name,
+            queue_name=job.queue,
+            priority=0,
+            broker=runtime.broker,
             options={"time_limit": job.time_limit_ms, "max_retries": job.max_retries},
         )

@@ -49,7 +49,10 @@ def throughput_line(counts: Counter[str], seconds: float) -> str | None:
     if not counts:
         return None
     delivered = counts["delivered"] + counts["sent"]
-    others = [f"{counts[name]:,} {name}" for name in sorted(counts) if name not in ("delivered", "sent", "failed",
-                                                                                   "skipped")]
-    return (f"delivered {delivered:,} messages in the last {seconds:.3g} s ({delivered / max(seconds, 0.001):.1f}/s); "
-            + ", ".join([f"{counts['failed']:,} failed", f"{counts['skipped']:,} skipped", *others]))
+    others = [
+        f"{counts[name]:,} {name}" for name in sorted(counts) if name not in ("delivered", "sent", "failed", "skipped")
+    ]
+    return (
+        f"delivered {delivered:,} messages in the last {seconds:.3g} s ({delivered / max(seconds, 0.001):.1f}/s); "
+        + ", ".join([f"{counts['failed']:,} failed", f"{counts['skipped']:,} skipped", *others])
+    )

@@ -30,8 +30,7 @@ class Upgraded:
         if not self.applied:
             return f"already up to date (at {self.after or 'an empty schema'})"
         count = len(self.applied)
-        return (f"applied {count} migration{'s' if count > 1 else ''}: "
-                f"{self.before or '(empty)'} → {self.after}")
+        return f"applied {count} migration{'s' if count > 1 else ''}: {self.before or '(empty)'} → {self.after}"
 
 
 def upgrade(url: str, revision: str = "head") -> Upgraded:
@@ -72,5 +71,6 @@ def check_current(url: str) -> None:
     """Refuse to run on a schema that is not at the latest migration."""
     at, wanted = current(url), heads(url)
     if at not in wanted:
-        raise RuntimeError(f"the database schema is at {at or 'nothing'}, not {', '.join(wanted)}: "
-                           "run `ccm db upgrade`")
+        raise RuntimeError(
+            f"the database schema is at {at or 'nothing'}, not {', '.join(wanted)}: run `ccm db upgrade`"
+        )

@@ -18,7 +18,24 @@ from ccm.workspaces.models import Workspace
 metadata = Base.metadata
 
 __all__ = [
-    "ApiKey", "ConsentRecord", "Conversation", "DeliveryAttempt", "EngagementEvent", "IdempotencyKey",
-    "InboundMessage", "Message", "MessageTemplate", "OutboxItem", "PendingJob", "Profile", "ProviderAccount",
-    "Snippet", "Suppression", "TemplateVersion", "WebhookDelivery", "WebhookEndpoint", "Workspace", "metadata",
+    "ApiKey",
+    "ConsentRecord",
+    "Conversation",
+    "DeliveryAttempt",
+    "EngagementEvent",
+    "IdempotencyKey",
+    "InboundMessage",
+    "Message",
+    "MessageTemplate",
+    "OutboxItem",
+    "PendingJob",
+    "Profile",
+    "ProviderAccount",
+    "Snippet",
+    "Suppression",
+    "TemplateVersion",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "Workspace",
+    "metadata",
 ]

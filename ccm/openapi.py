@@ -63,7 +63,7 @@ class DocumentSchema(GenerateJsonSchema):
         result = super().dict_schema(schema)
         patterns = result.pop("patternProperties", None)
         if patterns:
-            (pattern, values), = patterns.items()
+            ((pattern, values),) = patterns.items()
             result["propertyNames"] = {**result.get("propertyNames", {}), "pattern": pattern}
             result["additionalProperties"] = values
         return result
@@ -71,8 +71,11 @@ class DocumentSchema(GenerateJsonSchema):
 
 def openapi_document(*, title: str = "CCM API", version: str = "1") -> dict[str, Any]:
     inputs, outputs = _models()
-    keys, schema = models_json_schema([*((m, "validation") for m in inputs), *((m, "serialization") for m in outputs)],
-                                      ref_template=REF, schema_generator=DocumentSchema)
+    keys, schema = models_json_schema(
+        [*((m, "validation") for m in inputs), *((m, "serialization") for m in outputs)],
+        ref_template=REF,
+        schema_generator=DocumentSchema,
+    )
     components: dict[str, Any] = schema.get("$defs", {})
     refs = {pair: keys[pair]["$ref"] for pair in keys}
     paths: dict[str, dict[str, Any]] = {}
@@ -118,14 +121,27 @@ Refs = dict[tuple[type[BaseModel], JsonSchemaMode], str]
 
 
 def _operation(op: Operation, refs: Refs, components: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": f"{op.tag}.{op.method}{op.path}",
-                            "parameters": _parameters(op, refs, components), "responses": _responses(op, refs)}
+    spec: dict[str, Any] = {
+        "summary": op.summary,
+        "tags": [op.tag],
+        "operationId": f"{op.tag}.{op.method}{op.path}",
+        "parameters": _parameters(op, refs, components),
+        "responses": _responses(op, refs),
+    }
     if op.body is not None:
-        spec["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"$ref": refs[(op.body, "validation")]}}}}
+        spec["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": refs[(op.body, "validation")]}}},
+        }
     elif op.raw_body:
-        raw = {"schema": {"type": "string", "format": "binary", "minLength": 1,
-                          "description": SEMANTIC_HINT + "an RFC 5322 message: header fields, no NUL bytes"}}
+        raw = {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "minLength": 1,
+                "description": SEMANTIC_HINT + "an RFC 5322 message: header fields, no NUL bytes",
+            }
+        }
         spec["requestBody"] = {"required": True, "content": {op.raw_body: raw, "application/octet-stream": raw}}
     if op.public:
         spec["security"] = []
@@ -140,14 +156,25 @@ def _parameters(op: Operation, refs: Refs, components: dict[str, Any]) -> list[d
         schema = _resolve(refs[(model, "validation")], components)
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
-            param = {"name": name, "in": location, "required": location == "path" or name in required,
-                     "schema": {key: value for key, value in prop.items() if key not in ("title", "description")}}
+            param = {
+                "name": name,
+                "in": location,
+                "required": location == "path" or name in required,
+                "schema": {key: value for key, value in prop.items() if key not in ("title", "description")},
+            }
             if prop.get("description"):
                 param["description"] = prop["description"]
             params.append(param)
-    params += [{"name": header, "in": "header", "required": False, "description": spec.get("description", ""),
-                "schema": {key: value for key, value in spec.items() if key != "description"}}
-               for header, spec in op.headers.items()]
+    params += [
+        {
+            "name": header,
+            "in": "header",
+            "required": False,
+            "description": spec.get("description", ""),
+            "schema": {key: value for key, value in spec.items() if key != "description"},
+        }
+        for header, spec in op.headers.items()
+    ]
     return params
 
 
@@ -164,8 +191,10 @@ def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
         responses[str(status)] = answer
     error = {"$ref": refs[(ErrorResponse, "serialization")]}
     for status in error_statuses(op):
-        responses[str(status)] = {"description": ERROR_STATUSES[status],
-                                  "content": {"application/json": {"schema": error}}}
+        responses[str(status)] = {
+            "description": ERROR_STATUSES[status],
+            "content": {"application/json": {"schema": error}},
+        }
         if status == 503:
             responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "required": True}}
     responses.update({str(status): {"description": text} for status, text in SERVER_LIMITS.items()})

@@ -18,8 +18,9 @@ from ccm.validation import QueryModel
 T = TypeVar("T")
 
 ID_PATTERN = r"[a-z]{1,8}_[0-9A-Z]{26}"
-Cursor = Annotated[str, Field(pattern=rf"^{ID_PATTERN}$", max_length=35,
-                              description="next_cursor of the previous page")]
+Cursor = Annotated[
+    str, Field(pattern=rf"^{ID_PATTERN}$", max_length=35, description="next_cursor of the previous page")
+]
 
 
 class PageQuery(QueryModel):

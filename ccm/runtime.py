@@ -86,9 +86,14 @@ def create_runtime(settings: Settings) -> Runtime:
     secret = settings.resolved_secret_key()
     box = SecretBox(secret, purpose="ccm.provider-secrets")
     return Runtime(
-        settings=settings, db=db, broker=broker, publisher=publisher, providers=ChannelProviders(settings, box),
+        settings=settings,
+        db=db,
+        broker=broker,
+        publisher=publisher,
+        providers=ChannelProviders(settings, box),
         sandbox=TemplateSandbox(timeout=settings.render_timeout, max_chars=settings.render_max_chars),
-        signer=Signer(secret), secret_box=box,
+        signer=Signer(secret),
+        secret_box=box,
         guards=ProviderGuards(getattr(broker, "client", None), namespace=settings.redis_namespace),
         link_signer=LinkSigner(secret),
         hits=HitBuffer(getattr(broker, "client", None), namespace=settings.redis_namespace),

@@ -123,9 +123,17 @@ def id_field(prefix: str) -> Any:
     return Field(pattern=rf"^{prefix}_[0-9A-Z]{{26}}$", description=f"a CCM id: {prefix}_ and 26 characters")
 
 
-ExternalId = Annotated[str, Field(
-    min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$",
-    description="your own id for the person: 1 to 255 characters, no control characters")]
+ExternalId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="your own id for the person: 1 to 255 characters, no control characters",
+    ),
+]
+
+
 def integral(value: Any) -> Any:
     """``5.0`` as ``5``: JSON Schema counts it as an integer, so the API does too (``5.5`` and
     ``"5"`` stay refused)."""
@@ -200,25 +208,47 @@ def parse_local_time(value: Any) -> Any:
 _EMAIL_SHAPE = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,253}$"
 _CHECKED = "checked beyond this schema: "
 
-Email = Annotated[str, Field(max_length=320, pattern=_EMAIL_SHAPE,
-                             description=_CHECKED + "a deliverable address syntax (RFC 5321)"),
-                  AfterValidator(normalize_email)]
-TimeZone = Annotated[str, Field(max_length=64, json_schema_extra={"enum": sorted(zoneinfo.available_timezones())},
-                                description="an IANA time zone name, e.g. Europe/Paris"),
-                     AfterValidator(check_timezone)]
-Locale = Annotated[str, Field(max_length=35, pattern=_LOCALE.pattern, description="e.g. en, es-MX"),
-                   AfterValidator(check_locale)]
-Phone = Annotated[str, Field(max_length=24, pattern=_PHONE,
-                             description=_CHECKED + "a valid number: E.164 (+14155550100), or national in the "
-                                                    "workspace's default region")]
+Email = Annotated[
+    str,
+    Field(max_length=320, pattern=_EMAIL_SHAPE, description=_CHECKED + "a deliverable address syntax (RFC 5321)"),
+    AfterValidator(normalize_email),
+]
+TimeZone = Annotated[
+    str,
+    Field(
+        max_length=64,
+        json_schema_extra={"enum": sorted(zoneinfo.available_timezones())},
+        description="an IANA time zone name, e.g. Europe/Paris",
+    ),
+    AfterValidator(check_timezone),
+]
+Locale = Annotated[
+    str, Field(max_length=35, pattern=_LOCALE.pattern, description="e.g. en, es-MX"), AfterValidator(check_locale)
+]
+Phone = Annotated[
+    str,
+    Field(
+        max_length=24,
+        pattern=_PHONE,
+        description=_CHECKED + "a valid number: E.164 (+14155550100), or national in the workspace's default region",
+    ),
+]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
-Mailbox = Annotated[str, Field(max_length=320, pattern=r"^[^\r\n\x00\u2028\u2029]*@[^\r\n\x00\u2028\u2029]*$",
-                               description=_CHECKED + "one address, optionally with a display name"),
-                    AfterValidator(check_mailbox)]
-ChannelRanking = Annotated[list[Channel], Field(max_length=3, json_schema_extra={"uniqueItems": True}),
-                           AfterValidator(check_unique_channels)]
+Mailbox = Annotated[
+    str,
+    Field(
+        max_length=320,
+        pattern=r"^[^\r\n\x00\u2028\u2029]*@[^\r\n\x00\u2028\u2029]*$",
+        description=_CHECKED + "one address, optionally with a display name",
+    ),
+    AfterValidator(check_mailbox),
+]
+ChannelRanking = Annotated[
+    list[Channel], Field(max_length=3, json_schema_extra={"uniqueItems": True}), AfterValidator(check_unique_channels)
+]
 LocalTime = Annotated[
-    dt.time, BeforeValidator(parse_local_time),
+    dt.time,
+    BeforeValidator(parse_local_time),
     PlainSerializer(lambda t: t.isoformat("seconds" if t.second else "minutes"), return_type=str),
     WithJsonSchema({"type": "string", "pattern": _LOCAL_TIME.pattern, "description": "local time, HH:MM"}),
 ]

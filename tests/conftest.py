@@ -35,8 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return (f"ccm backends: database={'postgresql' if DATABASE_URL else 'sqlite'} "
-            f"broker={'redis' if REDIS_URL else 'stub'}")
+    return (
+        f"ccm backends: database={'postgresql' if DATABASE_URL else 'sqlite'} broker={'redis' if REDIS_URL else 'stub'}"
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -101,10 +102,20 @@ def smtp_server() -> Iterator[SmtpTestServer]:
 
 def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        database_url=database_url, redis_url=redis_url, redis_namespace="ccm-test", data_dir=data_dir,
-        secret_key="test-secret", public_url="http://ccm.test", local_outbox="email", relay_interval=0.2,
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_namespace="ccm-test",
+        data_dir=data_dir,
+        secret_key="test-secret",
+        public_url="http://ccm.test",
+        local_outbox="email",
+        relay_interval=0.2,
         relay_grace=2.0,
-        claim_timeout=3.0, smtp_timeout=1.0, render_timeout=1.0, retry_base=0.2, retry_max=2.0,
+        claim_timeout=3.0,
+        smtp_timeout=1.0,
+        render_timeout=1.0,
+        retry_base=0.2,
+        retry_max=2.0,
         in_process_worker_threads=2,
     )
     values.update(overrides)

@@ -21,23 +21,45 @@ from tests.support.processes import ROOT, Process, ServeProcess, ccm_env, free_p
 pytestmark = pytest.mark.e2e
 
 SCHEMATHESIS = [
-    sys.executable, "-m", "schemathesis.cli", "--config-file", str(ROOT / "tests/support/schemathesis.toml"),
-    "run", "--checks", "all",
-    "--exclude-checks", "positive_data_acceptance",
+    sys.executable,
+    "-m",
+    "schemathesis.cli",
+    "--config-file",
+    str(ROOT / "tests/support/schemathesis.toml"),
+    "run",
+    "--checks",
+    "all",
+    "--exclude-checks",
+    "positive_data_acceptance",
     # A fixed seed keeps CI repeatable; explore with CCM_CONTRACT_SEED=random CCM_CONTRACT_EXAMPLES=100.
-    "--max-examples", os.environ.get("CCM_CONTRACT_EXAMPLES", "12"),
+    "--max-examples",
+    os.environ.get("CCM_CONTRACT_EXAMPLES", "12"),
     *([] if (seed := os.environ.get("CCM_CONTRACT_SEED", "20261201")) == "random" else ["--seed", seed]),
-    "--workers", "2", "--request-timeout", "10", "--no-color", "--warnings", "off",
-    "--generation-allow-x00", "false",
+    "--workers",
+    "2",
+    "--request-timeout",
+    "10",
+    "--no-color",
+    "--warnings",
+    "off",
+    "--generation-allow-x00",
+    "false",
     # Hypothesis sometimes cannot draw enough snippet names ("layouts/base.html") for a path parameter.
-    "--suppress-health-check", "filter_too_much",  # NUL is refused everywhere (info.description); test_hostile_input.py
+    "--suppress-health-check",
+    "filter_too_much",  # NUL is refused everywhere (info.description); test_hostile_input.py
 ]
 
 
 def run_schemathesis(base_url: str, key: str, tmp_path: Path) -> None:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.support.contract_hooks", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([*SCHEMATHESIS, "-H", f"Authorization: Bearer {key}", f"{base_url}/v1/openapi.json"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [*SCHEMATHESIS, "-H", f"Authorization: Bearer {key}", f"{base_url}/v1/openapi.json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     (tmp_path / "schemathesis.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, f"schemathesis found problems:\n{result.stdout[-20000:]}\n{result.stderr[-2000:]}"
 
@@ -54,10 +76,29 @@ def test_embedded_default_keeps_its_contract(tmp_path):
 @pytest.mark.skipif(not DATABASE_URL, reason="needs CCM_TEST_DATABASE_URL (PostgreSQL)")
 def test_production_keeps_its_contract_on_postgresql(settings, workspace, tmp_path):
     port = free_port()
-    env = ccm_env(database_url=settings.database_url, redis_url=settings.redis_url, secret_key="test-secret",
-                  redis_namespace=settings.redis_namespace, data_dir=tmp_path)
-    server = Process([sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4",
-                      "--bind", f"127.0.0.1:{port}", "ccm.wsgi:app"], env, tmp_path / "gunicorn.log")
+    env = ccm_env(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        secret_key="test-secret",
+        redis_namespace=settings.redis_namespace,
+        data_dir=tmp_path,
+    )
+    server = Process(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "ccm.wsgi:app",
+        ],
+        env,
+        tmp_path / "gunicorn.log",
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(url), timeout=30, message=f"gunicorn to serve:\n{server.output()}")

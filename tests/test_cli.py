@@ -21,15 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def cli(runtime, settings):
     """Run ``ccm`` against the test database (``runtime`` empties it afterwards)."""
-    env = {"CCM_DATABASE_URL": settings.database_url, "CCM_DATA_DIR": str(settings.data_dir),
-           "CCM_SECRET_KEY": "test-secret", "CCM_REDIS_URL": settings.redis_url or "",
-           "CCM_REDIS_NAMESPACE": settings.redis_namespace}
+    env = {
+        "CCM_DATABASE_URL": settings.database_url,
+        "CCM_DATA_DIR": str(settings.data_dir),
+        "CCM_SECRET_KEY": "test-secret",
+        "CCM_REDIS_URL": settings.redis_url or "",
+        "CCM_REDIS_NAMESPACE": settings.redis_namespace,
+    }
     if not settings.redis_url:
         del env["CCM_REDIS_URL"]
 
     def run(*args: str):
         result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
         return result
+
     return run
 
 
@@ -65,8 +70,10 @@ def test_seed_demo_then_the_outbox_lists_what_was_delivered(cli, worker):
     assert "3 profiles" in result.output
     from tests.support.api import wait_for
 
-    listing = wait_for(lambda: (out := cli("outbox").output).count("@example.com") == 3 and out,
-                       message="three demo messages in the outbox")
+    listing = wait_for(
+        lambda: (out := cli("outbox").output).count("@example.com") == 3 and out,
+        message="three demo messages in the outbox",
+    )
     message_id = listing.split()[2]
     raw = cli("outbox", "--raw", message_id).output
     assert email.message_from_string(raw, policy=email.policy.default)["Subject"].startswith(("Welcome", "¡Bienvenido"))
@@ -86,16 +93,43 @@ def test_five_minute_tour_on_the_embedded_default(tmp_path):
     try:
         api = ApiClient(HttpClient(server.url), server.key)
         assert api.get("/healthz").json["status"] == "ok"
-        assert api.put("/v1/profiles/ada", json={
-            "email": "ada@example.com", "attributes": {"first_name": "Ada"}, "timezone": "Europe/London",
-            "channels": ["email"]}).status_code == 201
-        assert api.post("/v1/templates", json={
-            "key": "hello", "category": "transactional", "variables": ["first_name"],
-            "variants": [{"channel": "email", "locale": "en", "subject": "Hello {{ first_name }}",
-                          "html": "<p>Hi <b>{{ first_name }}</b>!</p>"}]}).status_code == 201
+        assert (
+            api.put(
+                "/v1/profiles/ada",
+                json={
+                    "email": "ada@example.com",
+                    "attributes": {"first_name": "Ada"},
+                    "timezone": "Europe/London",
+                    "channels": ["email"],
+                },
+            ).status_code
+            == 201
+        )
+        assert (
+            api.post(
+                "/v1/templates",
+                json={
+                    "key": "hello",
+                    "category": "transactional",
+                    "variables": ["first_name"],
+                    "variants": [
+                        {
+                            "channel": "email",
+                            "locale": "en",
+                            "subject": "Hello {{ first_name }}",
+                            "html": "<p>Hi <b>{{ first_name }}</b>!</p>",
+                        }
+                    ],
+                },
+            ).status_code
+            == 201
+        )
         assert api.post("/v1/templates/hello/publish").json["version"] == 1
-        accepted = api.post("/v1/messages", json={"to": {"external_id": "ada"}, "template": "hello"},
-                            headers={"Idempotency-Key": "tour-1"})
+        accepted = api.post(
+            "/v1/messages",
+            json={"to": {"external_id": "ada"}, "template": "hello"},
+            headers={"Idempotency-Key": "tour-1"},
+        )
         assert accepted.status_code == 202
         message = finished(api, accepted.json["id"])
         assert message["status"] == "delivered"
@@ -112,8 +146,10 @@ def test_five_minute_tour_on_the_embedded_default(tmp_path):
         time.sleep(2.1)  # an open within 2 s of sending counts as a machine's
         request = urllib.request.Request(server.url + pixel, headers={"User-Agent": "Mozilla/5.0 Thunderbird/128"})
         assert urllib.request.urlopen(request, timeout=10).status == 200
-        profile = wait_for(lambda: (p := api.get("/v1/profiles/ada").json)["engagement"].get("email", {})
-                           .get("opened") == 1 and p, message="the open on the profile")
+        profile = wait_for(
+            lambda: (p := api.get("/v1/profiles/ada").json)["engagement"].get("email", {}).get("opened") == 1 and p,
+            message="the open on the profile",
+        )
         assert profile["engagement_score"] > 0
         assert "event" in [entry["type"] for entry in api.get("/v1/profiles/ada/timeline").json["items"]]
     finally:
@@ -152,8 +188,11 @@ def test_db_upgrade_says_how_many_migrations_it_applied(tmp_path):
 NO_SECRET_KEY = {"CCM_DATABASE_URL": "postgresql+psycopg://ccm@127.0.0.1:9/ccm"}
 SETTINGS_ERRORS = [
     *[(NO_SECRET_KEY, "CCM_SECRET_KEY", command) for command in (["api-keys", "list"], ["outbox"], ["serve"])],
-    *[({"CCM_CLAIM_TIMEOUT": value}, "CCM_CLAIM_TIMEOUT", command) for value in ("soon", "1")
-      for command in (["api-keys", "list"], ["db", "upgrade"], ["serve", "--port", "0"])],
+    *[
+        ({"CCM_CLAIM_TIMEOUT": value}, "CCM_CLAIM_TIMEOUT", command)
+        for value in ("soon", "1")
+        for command in (["api-keys", "list"], ["db", "upgrade"], ["serve", "--port", "0"])
+    ],
 ]
 
 
@@ -199,8 +238,18 @@ def test_seed_demo_leaves_the_workspaces_own_objects_alone(cli, runtime):
     from ccm.app import create_app
 
     api = ApiClient(create_app(runtime=runtime).test_client(), key)
-    publish_template(api, "welcome", variants=[{"channel": "email", "locale": "en", "subject": "Our own welcome",
-                                                "html": "<p>Hi {{ first_name }} on {{ plan }}</p>"}])
+    publish_template(
+        api,
+        "welcome",
+        variants=[
+            {
+                "channel": "email",
+                "locale": "en",
+                "subject": "Our own welcome",
+                "html": "<p>Hi {{ first_name }} on {{ plan }}</p>",
+            }
+        ],
+    )
     api.put("/v1/snippets/partials/footer.html", json={"source": "<p>Our footer</p>"})
     put_profile(api, "demo-0001", email="real.customer@example.org")
 
@@ -233,13 +282,29 @@ def test_links_in_messages_follow_the_port_ccm_serve_listens_on(embedded_server)
     from tests.messages.test_faults import HttpClient
 
     api = ApiClient(HttpClient(embedded_server.url), embedded_server.key)
-    assert api.put("/v1/profiles/links", json={"email": "links@example.com", "attributes": {"first_name": "Ada"},
-                                               "channels": ["email"]}).status_code in (200, 201)
-    assert api.post("/v1/templates", json={
-        "key": "links", "category": "marketing", "variables": ["first_name"],
-        "variants": [{"channel": "email", "locale": "en", "subject": "Hi {{ first_name }}",
-                      "html": '<p><a href="https://example.com/x">x</a> <a href="{{ unsubscribe_url }}">u</a></p>'}]
-    }).status_code == 201
+    assert api.put(
+        "/v1/profiles/links",
+        json={"email": "links@example.com", "attributes": {"first_name": "Ada"}, "channels": ["email"]},
+    ).status_code in (200, 201)
+    assert (
+        api.post(
+            "/v1/templates",
+            json={
+                "key": "links",
+                "category": "marketing",
+                "variables": ["first_name"],
+                "variants": [
+                    {
+                        "channel": "email",
+                        "locale": "en",
+                        "subject": "Hi {{ first_name }}",
+                        "html": '<p><a href="https://example.com/x">x</a> <a href="{{ unsubscribe_url }}">u</a></p>',
+                    }
+                ],
+            },
+        ).status_code
+        == 201
+    )
     api.post("/v1/templates/links/publish")
     accepted = api.post("/v1/messages", json={"to": {"external_id": "links"}, "template": "links"}).json
     assert finished(api, accepted["id"])["status"] == "delivered"
@@ -273,8 +338,9 @@ def test_a_privacy_export_of_a_non_latin1_id_downloads_from_a_real_server(embedd
     external_id = "élève-✓"
     path = f"/v1/profiles/{urllib.parse.quote(external_id)}"
     assert api.put(path, json={"email": "eleve@example.com"}).status_code in (200, 201)
-    request = urllib.request.Request(embedded_server.url + path + "/export",
-                                     headers={"Authorization": f"Bearer {embedded_server.key}"})
+    request = urllib.request.Request(
+        embedded_server.url + path + "/export", headers={"Authorization": f"Bearer {embedded_server.key}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 200
         disposition = answer.headers["Content-Disposition"]

@@ -22,17 +22,28 @@ def test_api_runs_under_gunicorn_on_the_migrated_schema(settings, workspace, tmp
     from tests.support.api import wait_for
 
     port = free_port()
-    env = ccm_env(database_url=settings.database_url, redis_url=settings.redis_url, secret_key="test-secret",
-                  redis_namespace=settings.redis_namespace, data_dir=tmp_path)
-    server = Process([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-                      "ccm.wsgi:app"], env, tmp_path / "gunicorn.log")
+    env = ccm_env(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        secret_key="test-secret",
+        redis_namespace=settings.redis_namespace,
+        data_dir=tmp_path,
+    )
+    server = Process(
+        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}", "ccm.wsgi:app"],
+        env,
+        tmp_path / "gunicorn.log",
+    )
     try:
         api = ApiClient(HttpClient(f"http://127.0.0.1:{port}"), workspace[1])
         wait_for(lambda: _answers(api), timeout=30, message=f"gunicorn to serve:\n{server.output()}")
         publish_template(api)
         put_profile(api, "u1")
-        accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"},
-                            headers={"Idempotency-Key": "gunicorn-1"})
+        accepted = api.post(
+            "/v1/messages",
+            json={"to": {"external_id": "u1"}, "template": "welcome"},
+            headers={"Idempotency-Key": "gunicorn-1"},
+        )
         assert accepted.status_code == 202
         assert api.get(f"/v1/messages/{accepted.json['id']}").json["status"] == "queued"  # no worker here
     finally:

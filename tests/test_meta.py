@@ -47,6 +47,12 @@ def test_an_oversized_json_body_is_refused_with_413_and_changes_nothing(api):
 def test_settings_keep_secrets_out_of_their_repr():
     from ccm.config import Settings
 
-    shown = repr(Settings(smtp_url="smtp://user:hunter2@mail.example.com", secret_key="k" * 40,
-                          database_url="postgresql://u:hunter2@db/ccm", redis_url="redis://:hunter2@cache"))
+    shown = repr(
+        Settings(
+            smtp_url="smtp://user:hunter2@mail.example.com",
+            secret_key="k" * 40,
+            database_url="postgresql://u:hunter2@db/ccm",
+            redis_url="redis://:hunter2@cache",
+        )
+    )
     assert "hunter2" not in shown and "k" * 40 not in shown

@@ -29,8 +29,7 @@ def require_api_key() -> None:
 def require_admin_key() -> None:
     """``before_request`` hook, after :func:`require_api_key`, for what only admin keys may do."""
     if g.caller.role != ApiKeyRole.ADMIN:
-        raise Forbidden("this API key's role is standard; managing API keys needs an admin key",
-                        field="Authorization")
+        raise Forbidden("this API key's role is standard; managing API keys needs an admin key", field="Authorization")
 
 
 def current_workspace_id() -> str:
@@ -47,25 +46,46 @@ bp.before_request(require_api_key)
 bp.before_request(require_admin_key)
 
 
-@endpoint(bp, "", method="GET", responses={200: ApiKeyList}, errors=(403,),
-          summary="The workspace's API keys (not revoked), oldest first; admin keys only")
+@endpoint(
+    bp,
+    "",
+    method="GET",
+    responses={200: ApiKeyList},
+    errors=(403,),
+    summary="The workspace's API keys (not revoked), oldest first; admin keys only",
+)
 def list_api_keys() -> ApiKeyList:
     keys = service.list_api_keys(session=db_session(), workspace_id=current_workspace_id())
     return ApiKeyList(items=[ApiKeyOut.model_validate(key) for key in keys])
 
 
-@endpoint(bp, "", method="POST", body=ApiKeyIn, responses={201: ApiKeyCreated}, errors=(403,),
-          summary="Create an API key (standard unless asked otherwise); the key is in the answer, once")
+@endpoint(
+    bp,
+    "",
+    method="POST",
+    body=ApiKeyIn,
+    responses={201: ApiKeyCreated},
+    errors=(403,),
+    summary="Create an API key (standard unless asked otherwise); the key is in the answer, once",
+)
 def create_api_key(body: ApiKeyIn) -> tuple[ApiKeyCreated, int]:
-    key, token = service.create_api_key(session=db_session(), workspace_id=current_workspace_id(), name=body.name,
-                                        role=body.role)
+    key, token = service.create_api_key(
+        session=db_session(), workspace_id=current_workspace_id(), name=body.name, role=body.role
+    )
     return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), token=token), 201
 
 
-@endpoint(bp, "/<key_id>", method="DELETE", responses={204: None}, errors=(403, 404, 409),
-          summary="Revoke an API key: it stops working on the next request (a key cannot revoke itself)")
+@endpoint(
+    bp,
+    "/<key_id>",
+    method="DELETE",
+    responses={204: None},
+    errors=(403, 404, 409),
+    summary="Revoke an API key: it stops working on the next request (a key cannot revoke itself)",
+)
 def revoke_api_key(key_id: ApiKeyId) -> tuple[None, int]:
-    if not service.revoke_api_key(session=db_session(), workspace_id=current_workspace_id(), key_id=key_id,
-                                  caller_key_id=g.caller.key_id):
+    if not service.revoke_api_key(
+        session=db_session(), workspace_id=current_workspace_id(), key_id=key_id, caller_key_id=g.caller.key_id
+    ):
         raise NotFound(f"no API key {key_id!r}", field="id")
     return None, 204

@@ -13,8 +13,9 @@ ApiKeyId = Annotated[str, id_field("key")]
 
 class ApiKeyIn(RequestModel):
     name: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="a label for the key")
-    role: ApiKeyRole = Field(ApiKeyRole.STANDARD, description="standard: everything but managing API keys; "
-                                                               "admin: that too")
+    role: ApiKeyRole = Field(
+        ApiKeyRole.STANDARD, description="standard: everything but managing API keys; admin: that too"
+    )
 
 
 class ApiKeyOut(BaseModel):

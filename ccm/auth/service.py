@@ -35,8 +35,9 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_key(*, session: Session, workspace_id: str, name: str = "",
-                   role: ApiKeyRole = ApiKeyRole.ADMIN) -> tuple[ApiKey, str]:
+def create_api_key(
+    *, session: Session, workspace_id: str, name: str = "", role: ApiKeyRole = ApiKeyRole.ADMIN
+) -> tuple[ApiKey, str]:
     """Create a key for the workspace.
 
     Returns:
@@ -51,7 +52,8 @@ def create_api_key(*, session: Session, workspace_id: str, name: str = "",
 
 _keys = ApiKey.__table__
 _CALLER = select(_keys.c.id, _keys.c.workspace_id, _keys.c.role, _keys.c.prefix).where(  # prebuilt: every request
-    _keys.c.digest == bindparam("digest"), _keys.c.revoked_at.is_(None))
+    _keys.c.digest == bindparam("digest"), _keys.c.revoked_at.is_(None)
+)
 
 
 def authenticate(*, session: Session, token: str) -> Caller | None:
@@ -94,12 +96,15 @@ def revoke_by_id_or_prefix(*, session: Session, ref: str) -> ApiKey:
       NotFound: no key not yet revoked matches.
       Conflict: the prefix matches several keys; give the id.
     """
-    matches = list(session.scalars(select(ApiKey).where(or_(ApiKey.id == ref, ApiKey.prefix == ref),
-                                                        ApiKey.revoked_at.is_(None))))
+    matches = list(
+        session.scalars(select(ApiKey).where(or_(ApiKey.id == ref, ApiKey.prefix == ref), ApiKey.revoked_at.is_(None)))
+    )
     if not matches:
         raise NotFound(f"no API key (not already revoked) with id or prefix {ref!r}", field="key")
     if len(matches) > 1:
-        raise Conflict(f"{len(matches)} keys have the prefix {ref!r}; give the id: "
-                       + ", ".join(key.id for key in matches), field="key")
+        raise Conflict(
+            f"{len(matches)} keys have the prefix {ref!r}; give the id: " + ", ".join(key.id for key in matches),
+            field="key",
+        )
     matches[0].revoked_at = utcnow()
     return matches[0]

@@ -35,16 +35,24 @@ def create_account(*, session: Session, box: SecretBox, workspace_id: str, data:
     if _by_label(session, workspace_id, data.label) is not None:
         raise Conflict(f"label: a provider labelled {data.label!r} exists", field="label")
     settings, secrets = _split(cls.config_model, data.config)
-    account = ProviderAccount(workspace_id=workspace_id, kind=data.kind, channel=channel, label=data.label,
-                              priority=data.priority, enabled=data.enabled, settings=settings,
-                              sealed_secrets=box.seal(secrets) if secrets else "")
+    account = ProviderAccount(
+        workspace_id=workspace_id,
+        kind=data.kind,
+        channel=channel,
+        label=data.label,
+        priority=data.priority,
+        enabled=data.enabled,
+        settings=settings,
+        sealed_secrets=box.seal(secrets) if secrets else "",
+    )
     session.add(account)
     session.flush()
     return account
 
 
-def update_account(*, session: Session, box: SecretBox, workspace_id: str, account_id: str,
-                   data: ProviderPatch) -> ProviderAccount:
+def update_account(
+    *, session: Session, box: SecretBox, workspace_id: str, account_id: str, data: ProviderPatch
+) -> ProviderAccount:
     """Change an account. ``config`` is merged into the current settings; a secret left out (or
     given as the mask) keeps its current value."""
     account = get_account(session=session, workspace_id=workspace_id, account_id=account_id)
@@ -65,16 +73,22 @@ def update_account(*, session: Session, box: SecretBox, workspace_id: str, accou
 
 
 def get_account(*, session: Session, workspace_id: str, account_id: str) -> ProviderAccount:
-    account = session.scalar(select(ProviderAccount).where(
-        ProviderAccount.id == account_id, ProviderAccount.workspace_id == workspace_id))
+    account = session.scalar(
+        select(ProviderAccount).where(ProviderAccount.id == account_id, ProviderAccount.workspace_id == workspace_id)
+    )
     if account is None:
         raise NotFound(f"no provider {account_id!r}", field="id")
     return account
 
 
 def list_accounts(*, session: Session, workspace_id: str) -> list[ProviderAccount]:
-    return list(session.scalars(select(ProviderAccount).where(ProviderAccount.workspace_id == workspace_id)
-                                .order_by(ProviderAccount.channel, ProviderAccount.priority)))
+    return list(
+        session.scalars(
+            select(ProviderAccount)
+            .where(ProviderAccount.workspace_id == workspace_id)
+            .order_by(ProviderAccount.channel, ProviderAccount.priority)
+        )
+    )
 
 
 def check_account(*, box: SecretBox, account: ProviderAccount) -> str | None:
@@ -98,8 +112,9 @@ def public_config(account: ProviderAccount, box: SecretBox) -> dict[str, Any]:
 
 def _kind(kind: str) -> Any:
     if kind not in PROVIDERS:
-        raise ValidationFailed(f"kind: unknown provider kind {kind!r}; one of {', '.join(sorted(PROVIDERS))}",
-                               field="kind")
+        raise ValidationFailed(
+            f"kind: unknown provider kind {kind!r}; one of {', '.join(sorted(PROVIDERS))}", field="kind"
+        )
     return PROVIDERS[kind]
 
 
@@ -114,8 +129,7 @@ def _channel_of(kind: str, config: dict[str, Any], wanted: str | None) -> str:
         raise ValidationFailed(f"config: {exc}", field="config") from None
     provider.close()
     if wanted is not None and wanted != provider.channel:
-        raise ValidationFailed(f"channel: this {kind} account serves {provider.channel}, not {wanted}",
-                               field="channel")
+        raise ValidationFailed(f"channel: this {kind} account serves {provider.channel}, not {wanted}", field="channel")
     return provider.channel
 
 
@@ -123,16 +137,21 @@ def _split(model: type[BaseModel], values: dict[str, Any]) -> tuple[dict[str, An
     config = model.model_validate(values)
     secret_names = _secret_fields(model)
     dumped = config.model_dump(mode="json")
-    secrets = {name: getattr(config, name).get_secret_value() for name in secret_names
-               if getattr(config, name) is not None}
+    secrets = {
+        name: getattr(config, name).get_secret_value() for name in secret_names if getattr(config, name) is not None
+    }
     return {k: v for k, v in dumped.items() if k not in secret_names}, secrets
 
 
 def _secret_fields(model: type[BaseModel]) -> set[str]:
-    return {name for name, field in model.model_fields.items()
-            if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)}
+    return {
+        name
+        for name, field in model.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+    }
 
 
 def _by_label(session: Session, workspace_id: str, label: str) -> ProviderAccount | None:
-    return session.scalar(select(ProviderAccount).where(
-        ProviderAccount.workspace_id == workspace_id, ProviderAccount.label == label))
+    return session.scalar(
+        select(ProviderAccount).where(ProviderAccount.workspace_id == workspace_id, ProviderAccount.label == label)
+    )

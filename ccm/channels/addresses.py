@@ -14,8 +14,10 @@ from ccm.channels.base import InvalidAddress
 # local part. Recognising it skips email-validator's full parse, which costs ~150 µs per send.
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 _SEPARATORS = re.compile(r"[\s().-]")
-_NORMALIZED = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                         r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_NORMALIZED = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
 
 
 def normalize_email_address(address: str) -> str:

@@ -11,9 +11,16 @@ bp = Blueprint("outbox", __name__, url_prefix="/v1/outbox")
 bp.before_request(require_api_key)
 
 
-@endpoint(bp, "", method="GET", query=OutboxQuery, responses={200: OutboxList},
-          summary="Messages delivered into the local outbox, newest first")
+@endpoint(
+    bp,
+    "",
+    method="GET",
+    query=OutboxQuery,
+    responses={200: OutboxList},
+    summary="Messages delivered into the local outbox, newest first",
+)
 def get_outbox(query: OutboxQuery) -> OutboxList:
-    items, cursor = list_outbox(session=db_session(), workspace_id=current_workspace_id(), page=query,
-                                message_id=query.message_id, to=query.to)
+    items, cursor = list_outbox(
+        session=db_session(), workspace_id=current_workspace_id(), page=query, message_id=query.message_id, to=query.to
+    )
     return OutboxList(items=[OutboxItemOut.model_validate(item) for item in items], next_cursor=cursor)

@@ -59,8 +59,14 @@ class TransientDeliveryError(DeliveryError):
 
     reason = "transient_error"
 
-    def __init__(self, message: str, *, reason: str | None = None, retry_after: float | None = None,
-                 may_have_been_sent: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        retry_after: float | None = None,
+        may_have_been_sent: bool = False,
+    ):
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
         self.may_have_been_sent = may_have_been_sent

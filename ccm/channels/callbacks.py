@@ -54,8 +54,7 @@ def require_header(request: InboundRequest, name: str) -> str:
     return value
 
 
-def check_fresh(timestamp: float | None, *, now: float | None = None,
-                tolerance: float = REPLAY_TOLERANCE) -> None:
+def check_fresh(timestamp: float | None, *, now: float | None = None, tolerance: float = REPLAY_TOLERANCE) -> None:
     """Refuse a signed timestamp more than ``tolerance`` seconds before or after ``now``.
 
     Raises:
@@ -65,8 +64,10 @@ def check_fresh(timestamp: float | None, *, now: float | None = None,
         raise WebhookRejected("the signed timestamp is not readable")
     skew = timestamp - (time.time() if now is None else now)
     if abs(skew) > tolerance:
-        raise WebhookRejected(f"the signed timestamp is {abs(skew):.0f} s in the {'future' if skew > 0 else 'past'}, "
-                              f"outside the {tolerance:.0f} s replay window")
+        raise WebhookRejected(
+            f"the signed timestamp is {abs(skew):.0f} s in the {'future' if skew > 0 else 'past'}, "
+            f"outside the {tolerance:.0f} s replay window"
+        )
 
 
 def parse_timestamp(value: Any) -> float | None:
@@ -176,8 +177,12 @@ def decode_whsec(secret: str) -> bytes:
 def standard_webhook_headers(key: bytes, webhook_id: str, body: bytes) -> dict[str, str]:
     """The headers of a signed JSON webhook (Standard Webhooks), timestamped now."""
     timestamp = int(time.time())
-    return {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_standard_webhook(key, webhook_id, timestamp, body)}
+    return {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_standard_webhook(key, webhook_id, timestamp, body),
+    }
 
 
 def sign_standard_webhook(key: bytes, webhook_id: str, timestamp: int | str, body: bytes) -> str:
@@ -187,8 +192,9 @@ def sign_standard_webhook(key: bytes, webhook_id: str, timestamp: int | str, bod
     return "v1," + base64.b64encode(hmac_digest(key, signed)).decode()
 
 
-def verify_standard_webhook(key: bytes, request: InboundRequest, *, now: float | None = None,
-                            tolerance: float = REPLAY_TOLERANCE) -> None:
+def verify_standard_webhook(
+    key: bytes, request: InboundRequest, *, now: float | None = None, tolerance: float = REPLAY_TOLERANCE
+) -> None:
     """Check a Standard Webhooks request: one ``v1`` signature in ``webhook-signature`` (a
     space-separated list) must match the exact body, and ``webhook-timestamp`` must be fresh.
 

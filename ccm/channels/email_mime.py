@@ -45,8 +45,17 @@ _Q_TABLE = tuple(chr(c) if c in _Q_LITERAL else "_" if c == 32 else f"={c:02X}" 
 _WORD_ROOM = MAX_LINE - len("Subject: ") - 12
 
 _RESERVED = frozenset(
-    {"mime-version", "date", "message-id", "from", "to", "subject", "reply-to", "content-type",
-     "content-transfer-encoding"}
+    {
+        "mime-version",
+        "date",
+        "message-id",
+        "from",
+        "to",
+        "subject",
+        "reply-to",
+        "content-type",
+        "content-transfer-encoding",
+    }
 )
 _PART_HEAD = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
 _TEXT_HEAD = _PART_HEAD.format("plain").encode()
@@ -107,10 +116,22 @@ def build_email(content: EmailContent, *, date: datetime | None = None) -> bytes
     return b"".join(
         (
             head,
-            b'Content-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n\r\n',
-            b"--", boundary, b"\r\n", _TEXT_HEAD, text,
-            b"\r\n--", boundary, b"\r\n", _HTML_HEAD, _quoted_printable(content.html),
-            b"\r\n--", boundary, b"--\r\n",
+            b'Content-Type: multipart/alternative;\r\n boundary="',
+            boundary,
+            b'"\r\n\r\n',
+            b"--",
+            boundary,
+            b"\r\n",
+            _TEXT_HEAD,
+            text,
+            b"\r\n--",
+            boundary,
+            b"\r\n",
+            _HTML_HEAD,
+            _quoted_printable(content.html),
+            b"\r\n--",
+            boundary,
+            b"--\r\n",
         )
     )
 
@@ -150,8 +171,11 @@ def _headers(content: EmailContent, date: datetime) -> bytes:
 def _check_no_breaks(content: EmailContent) -> None:
     """Raise before anything is built when a header field could end early."""
     fields = [
-        ("Message-ID", content.message_id), ("From", content.from_addr), ("To", content.to_addr),
-        ("Subject", content.subject), ("Reply-To", content.reply_to or ""),
+        ("Message-ID", content.message_id),
+        ("From", content.from_addr),
+        ("To", content.to_addr),
+        ("Subject", content.subject),
+        ("Reply-To", content.reply_to or ""),
     ]
     for name, value in fields:
         if _LINE_BREAKS.search(value):

@@ -17,8 +17,9 @@ import redis
 
 
 class ProviderGuards:
-    def __init__(self, client: redis.Redis | None, *, namespace: str, threshold: int = 5,
-                 cooldown: float = 30.0) -> None:
+    def __init__(
+        self, client: redis.Redis | None, *, namespace: str, threshold: int = 5, cooldown: float = 30.0
+    ) -> None:
         self.client, self.namespace = client, namespace
         self.threshold, self.cooldown = threshold, cooldown
         self._lock = threading.Lock()
@@ -61,8 +62,9 @@ class ProviderGuards:
         failures_key = self._key(key, "failures")
         count, _ = self.client.pipeline().incr(failures_key).expire(failures_key, int(self.cooldown * 2) + 1).execute()
         if count >= self.threshold:
-            self.client.pipeline().set(self._key(key, "open"), 1, px=int(self.cooldown * 1000)) \
-                .delete(failures_key).execute()
+            self.client.pipeline().set(self._key(key, "open"), 1, px=int(self.cooldown * 1000)).delete(
+                failures_key
+            ).execute()
             self._seen[key] = (True, time.monotonic() + 1.0)
 
     def _is_open(self, key: str) -> bool:

@@ -43,8 +43,7 @@ def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
         check_input(inbound.form, "form")
         if kind == "status":
             try:
-                apply_reports(session, account, provider.parse_status_callback(inbound),
-                              chat_key=handle_key(provider))
+                apply_reports(session, account, provider.parse_status_callback(inbound), chat_key=handle_key(provider))
             except ReportTooEarly as exc:
                 session.rollback()  # nothing recorded: the provider's retry will find the message
                 return _retry_later(f"message {exc} not recorded yet; retry")
@@ -68,6 +67,11 @@ def _inbound_request(public_url: str) -> InboundRequest:
     form = {}
     if request.mimetype == "application/x-www-form-urlencoded":
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    return InboundRequest(method=request.method, url=request.url, public_url=public_url + path,
-                          headers={name.lower(): value for name, value in request.headers.items()},
-                          body=body, form=form)
+    return InboundRequest(
+        method=request.method,
+        url=request.url,
+        public_url=public_url + path,
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=body,
+        form=form,
+    )

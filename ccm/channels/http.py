@@ -109,9 +109,13 @@ class _RevealingTransport(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         real = request.extensions.get(_REAL_PATH)
         if real is not None:
-            request = httpx.Request(request.method, request.url.copy_with(raw_path=real),
-                                    headers=request.headers, stream=request.stream,
-                                    extensions=request.extensions)
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(raw_path=real),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=request.extensions,
+            )
         return super().handle_request(request)
 
 
@@ -161,27 +165,33 @@ def send_with_commit_point(
     try:
         return client.send(request)
     except httpx.TransportError as exc:
-        raise _transport_error(exc, went_out=watch.went_out, idempotent=idempotent,
-                               label=label, secrets=secrets) from None
+        raise _transport_error(
+            exc, went_out=watch.went_out, idempotent=idempotent, label=label, secrets=secrets
+        ) from None
 
 
-def send_probe(client: httpx.Client, request: httpx.Request, *, label: str,
-               secrets: Iterable[str] = ()) -> httpx.Response:
+def send_probe(
+    client: httpx.Client, request: httpx.Request, *, label: str, secrets: Iterable[str] = ()
+) -> httpx.Response:
     """Send a request that changes nothing (a credentials check): any lost answer is transient."""
-    return send_with_commit_point(client, request, commit_point=lambda: None, idempotent=True,
-                                  label=label, secrets=secrets)
+    return send_with_commit_point(
+        client, request, commit_point=lambda: None, idempotent=True, label=label, secrets=secrets
+    )
 
 
-def _transport_error(exc: httpx.TransportError, *, went_out: bool, idempotent: bool, label: str,
-                     secrets: Iterable[str]) -> DeliveryError:
+def _transport_error(
+    exc: httpx.TransportError, *, went_out: bool, idempotent: bool, label: str, secrets: Iterable[str]
+) -> DeliveryError:
     cause = scrub(f"{type(exc).__name__}: {exc}", secrets)
     if not went_out:
         return TransientDeliveryError(f"{label}: request not sent ({cause})", reason="network_error")
     if idempotent:
-        return TransientDeliveryError(f"{label}: no answer to the request ({cause})", reason="no_response",
-                                      may_have_been_sent=True)
-    return OutcomeUnknownError(f"{label}: no answer after the request was sent ({cause}); "
-                               "the provider may have accepted it")
+        return TransientDeliveryError(
+            f"{label}: no answer to the request ({cause})", reason="no_response", may_have_been_sent=True
+        )
+    return OutcomeUnknownError(
+        f"{label}: no answer after the request was sent ({cause}); the provider may have accepted it"
+    )
 
 
 def classify_response(
@@ -199,15 +209,20 @@ def classify_response(
     status = response.status_code
     message = describe(response, label=label, detail=detail, secrets=secrets)
     if status in (429, 503):
-        return TransientDeliveryError(message, reason="rate_limited" if status == 429 else "unavailable",
-                                      retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return TransientDeliveryError(
+            message,
+            reason="rate_limited" if status == 429 else "unavailable",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
     if status >= 500:
         return TransientDeliveryError(message, reason="server_error")
     if status in (401, 403):
         return ProviderConfigError(message, reason="auth_failed")
     if 300 <= status < 400:
-        return ProviderConfigError(f"{label} answered HTTP {status} (a redirect, not followed): "
-                                   "check the provider's base URL", reason="redirected")
+        return ProviderConfigError(
+            f"{label} answered HTTP {status} (a redirect, not followed): check the provider's base URL",
+            reason="redirected",
+        )
     if status >= 400:
         return PermanentDeliveryError(message, reason="rejected")
     return TransientDeliveryError(message, reason="unexpected_status")
@@ -220,8 +235,7 @@ def as_check_error(error: DeliveryError) -> DeliveryError:
     return ProviderConfigError(str(error), reason="check_failed")
 
 
-def describe(response: httpx.Response, *, label: str, detail: str | None = None,
-             secrets: Iterable[str] = ()) -> str:
+def describe(response: httpx.Response, *, label: str, detail: str | None = None, secrets: Iterable[str] = ()) -> str:
     """``<label> answered HTTP <status>: <detail or body>``, cut short and scrubbed."""
     text = truncate(detail if detail is not None else response.text)
     return scrub(f"{label} answered HTTP {response.status_code}: {text}", secrets)

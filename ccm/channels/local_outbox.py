@@ -47,8 +47,13 @@ class LocalOutboxProvider:
 
     def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session) -> Receipt:
         raw = message.raw.decode("utf-8") if message.raw else message.body
-        item = OutboxItem(workspace_id=message.workspace_id, message_id=message.message_id,
-                          channel=message.channel, to_address=message.to, raw=raw)
+        item = OutboxItem(
+            workspace_id=message.workspace_id,
+            message_id=message.message_id,
+            channel=message.channel,
+            to_address=message.to,
+            raw=raw,
+        )
         session.add(item)
         session.flush()
         return Receipt(provider_message_id=item.id, status="delivered")

@@ -30,17 +30,32 @@ def _forget_after_commit() -> None:
 
 
 def _out(account: ProviderAccount) -> ProviderOut:
-    return ProviderOut(id=account.id, kind=account.kind, channel=account.channel, label=account.label,
-                       priority=account.priority, enabled=account.enabled,
-                       config=accounts.public_config(account, _runtime().secret_box),
-                       created_at=account.created_at, updated_at=account.updated_at)
+    return ProviderOut(
+        id=account.id,
+        kind=account.kind,
+        channel=account.channel,
+        label=account.label,
+        priority=account.priority,
+        enabled=account.enabled,
+        config=accounts.public_config(account, _runtime().secret_box),
+        created_at=account.created_at,
+        updated_at=account.updated_at,
+    )
 
 
-@endpoint(bp, "", method="POST", body=ProviderIn, responses={201: ProviderOut}, errors=(409,),
-          summary="Add a provider account (secrets are encrypted at rest and never returned)")
+@endpoint(
+    bp,
+    "",
+    method="POST",
+    body=ProviderIn,
+    responses={201: ProviderOut},
+    errors=(409,),
+    summary="Add a provider account (secrets are encrypted at rest and never returned)",
+)
 def create_provider(body: ProviderIn) -> tuple[ProviderOut, int]:
-    account = accounts.create_account(session=db_session(), box=_runtime().secret_box,
-                                      workspace_id=current_workspace_id(), data=body)
+    account = accounts.create_account(
+        session=db_session(), box=_runtime().secret_box, workspace_id=current_workspace_id(), data=body
+    )
     _forget_after_commit()
     return _out(account), 201
 
@@ -56,11 +71,23 @@ def get_provider(account_id: AccountId) -> ProviderOut:
     return _out(accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id))
 
 
-@endpoint(bp, "/<account_id>", method="PATCH", body=ProviderPatch, responses={200: ProviderOut}, errors=(409,),
-          summary="Change a provider account; config is merged and secrets left out keep their value")
+@endpoint(
+    bp,
+    "/<account_id>",
+    method="PATCH",
+    body=ProviderPatch,
+    responses={200: ProviderOut},
+    errors=(409,),
+    summary="Change a provider account; config is merged and secrets left out keep their value",
+)
 def patch_provider(account_id: AccountId, body: ProviderPatch) -> ProviderOut:
-    account = accounts.update_account(session=db_session(), box=_runtime().secret_box,
-                                      workspace_id=current_workspace_id(), account_id=account_id, data=body)
+    account = accounts.update_account(
+        session=db_session(),
+        box=_runtime().secret_box,
+        workspace_id=current_workspace_id(),
+        account_id=account_id,
+        data=body,
+    )
     _forget_after_commit()
     return _out(account)
 
@@ -73,8 +100,13 @@ def delete_provider(account_id: AccountId) -> tuple[None, int]:
     return None, 204
 
 
-@endpoint(bp, "/<account_id>/check", method="POST", responses={200: ProviderCheckOut},
-          summary="Test the account's credentials against the provider")
+@endpoint(
+    bp,
+    "/<account_id>/check",
+    method="POST",
+    responses={200: ProviderCheckOut},
+    summary="Test the account's credentials against the provider",
+)
 def check_provider(account_id: AccountId) -> ProviderCheckOut:
     account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
     end_transaction(db_session())  # the check is a network call: no lock may be held during it

@@ -109,9 +109,17 @@ class ChannelProviders:
 
 
 def _accounts(session: Session, workspace_id: str, channel: str) -> list[ProviderAccount]:
-    return list(session.scalars(select(ProviderAccount).where(
-        ProviderAccount.workspace_id == workspace_id, ProviderAccount.channel == channel,
-        ProviderAccount.enabled.is_(True)).order_by(ProviderAccount.priority, ProviderAccount.created_at)))
+    return list(
+        session.scalars(
+            select(ProviderAccount)
+            .where(
+                ProviderAccount.workspace_id == workspace_id,
+                ProviderAccount.channel == channel,
+                ProviderAccount.enabled.is_(True),
+            )
+            .order_by(ProviderAccount.priority, ProviderAccount.created_at)
+        )
+    )
 
 
 def _environment_defaults(settings: Settings) -> dict[str, list[Configured]]:
@@ -124,5 +132,3 @@ def _environment_defaults(settings: Settings) -> dict[str, list[Configured]]:
             outbox = LocalOutboxProvider(LocalOutboxConfig(channel=channel))  # type: ignore[arg-type]
             defaults[channel] = [Configured(f"env:local_outbox:{channel}", "local outbox", outbox)]
     return defaults
-
-

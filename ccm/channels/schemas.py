@@ -42,8 +42,11 @@ class ProviderIn(RequestModel):
     fields are encrypted at rest and never returned."""
 
     kind: ProviderKind
-    channel: Literal["email", "sms", "chat"] | None = Field(None, description=SEMANTIC_HINT + (
-        "the channel this kind serves with this config (twilio: sms, or chat with whatsapp); default: that one"))
+    channel: Literal["email", "sms", "chat"] | None = Field(
+        None,
+        description=SEMANTIC_HINT
+        + ("the channel this kind serves with this config (twilio: sms, or chat with whatsapp); default: that one"),
+    )
     label: Name
     priority: Priority = 100
     enabled: bool = True
@@ -55,7 +58,8 @@ class ProviderPatch(RequestModel):
     priority: Priority | None = None
     enabled: bool | None = None
     config: dict[str, Any] | None = Field(
-        None, description=SEMANTIC_HINT + "the kind's settings, merged; secrets left out keep their value")
+        None, description=SEMANTIC_HINT + "the kind's settings, merged; secrets left out keep their value"
+    )
 
 
 class ProviderOut(BaseModel):

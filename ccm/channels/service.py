@@ -9,8 +9,9 @@ from ccm.channels.models import OutboxItem
 from ccm.pagination import PageQuery, paginate, split_page
 
 
-def list_outbox(*, session: Session, workspace_id: str | None, page: PageQuery, message_id: str | None = None,
-                to: str | None = None) -> tuple[list[OutboxItem], str | None]:
+def list_outbox(
+    *, session: Session, workspace_id: str | None, page: PageQuery, message_id: str | None = None, to: str | None = None
+) -> tuple[list[OutboxItem], str | None]:
     """Newest first. ``workspace_id=None`` lists every workspace (the CLI, run by the operator)."""
     statement = select(OutboxItem)
     if workspace_id is not None:

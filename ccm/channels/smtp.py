@@ -312,7 +312,10 @@ def _connect(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib.SMTP:
     local_hostname = settings.local_hostname or _local_fqdn()
     if settings.implicit_tls:
         return smtplib.SMTP_SSL(
-            settings.host, settings.port, local_hostname=local_hostname, timeout=settings.timeout,
+            settings.host,
+            settings.port,
+            local_hostname=local_hostname,
+            timeout=settings.timeout,
             context=context,
         )
     return smtplib.SMTP(settings.host, settings.port, local_hostname=local_hostname, timeout=settings.timeout)
@@ -357,4 +360,3 @@ def _connection_error(settings: SmtpSettings, exc: Exception) -> DeliveryError:
 def _local_fqdn() -> str:
     """What smtplib would say in EHLO, looked up once per process rather than per connection."""
     return socket.getfqdn()
-

@@ -12,8 +12,13 @@ class ConsentIn(RequestModel):
     channel: Literal["email", "sms", "chat"]
     topic: str = Field("*", pattern=r"^(\*|[a-z0-9][a-z0-9_.-]{0,99})$", description="* means every topic")
     status: Literal["granted", "revoked"]
-    source: str = Field("api", min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$",
-                        description="api, form, double_opt_in, import …")
+    source: str = Field(
+        "api",
+        min_length=1,
+        max_length=50,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="api, form, double_opt_in, import …",
+    )
     proof: dict[str, Any] = free_form("e.g. the double-opt-in confirmation")
     ip: str | None = Field(None, max_length=64, description="default: the caller's address")
     user_agent: str | None = Field(None, max_length=500, description="default: the caller's User-Agent")

@@ -19,25 +19,45 @@ from ccm.workspaces.schemas import WorkspacePolicy
 _TABLE = ConsentRecord.__table__
 _LATEST = (  # prebuilt: runs for every marketing message and candidate channel
     select(_TABLE.c.status)
-    .where(_TABLE.c.profile_id == bindparam("b_profile"), _TABLE.c.channel == bindparam("b_channel"),
-           or_(_TABLE.c.topic == bindparam("b_topic"), _TABLE.c.topic == ALL_TOPICS))
-    .order_by(_TABLE.c.recorded_at.desc(), _TABLE.c.id.desc()).limit(1)
+    .where(
+        _TABLE.c.profile_id == bindparam("b_profile"),
+        _TABLE.c.channel == bindparam("b_channel"),
+        or_(_TABLE.c.topic == bindparam("b_topic"), _TABLE.c.topic == ALL_TOPICS),
+    )
+    .order_by(_TABLE.c.recorded_at.desc(), _TABLE.c.id.desc())
+    .limit(1)
 )
 
 
-def record_consent(*, session: Session, workspace_id: str, profile_id: str, data: ConsentIn,
-                   actor: str | None) -> ConsentRecord:
-    record = ConsentRecord(workspace_id=workspace_id, profile_id=profile_id, channel=data.channel, topic=data.topic,
-                           status=data.status, source=data.source, actor=actor, ip=data.ip,
-                           user_agent=data.user_agent, proof=data.proof, recorded_at=utcnow())
+def record_consent(
+    *, session: Session, workspace_id: str, profile_id: str, data: ConsentIn, actor: str | None
+) -> ConsentRecord:
+    record = ConsentRecord(
+        workspace_id=workspace_id,
+        profile_id=profile_id,
+        channel=data.channel,
+        topic=data.topic,
+        status=data.status,
+        source=data.source,
+        actor=actor,
+        ip=data.ip,
+        user_agent=data.user_agent,
+        proof=data.proof,
+        recorded_at=utcnow(),
+    )
     session.add(record)
     session.flush()
     return record
 
 
 def history(*, session: Session, profile_id: str) -> list[ConsentRecord]:
-    return list(session.scalars(select(ConsentRecord).where(ConsentRecord.profile_id == profile_id)
-                                .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())))
+    return list(
+        session.scalars(
+            select(ConsentRecord)
+            .where(ConsentRecord.profile_id == profile_id)
+            .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+        )
+    )
 
 
 def current(records: list[ConsentRecord]) -> list[ConsentState]:
@@ -45,8 +65,10 @@ def current(records: list[ConsentRecord]) -> list[ConsentState]:
     latest: dict[tuple[str, str], ConsentRecord] = {}
     for record in records:
         latest.setdefault((record.channel, record.topic), record)
-    return [ConsentState(channel=r.channel, topic=r.topic, status=r.status, since=r.recorded_at, source=r.source)
-            for r in sorted(latest.values(), key=lambda r: (r.channel, r.topic))]
+    return [
+        ConsentState(channel=r.channel, topic=r.topic, status=r.status, since=r.recorded_at, source=r.source)
+        for r in sorted(latest.values(), key=lambda r: (r.channel, r.topic))
+    ]
 
 
 def allows(*, session: Session, profile_id: str, channel: str, topic: str | None, policy: WorkspacePolicy) -> bool:
@@ -57,4 +79,3 @@ def allows(*, session: Session, profile_id: str, channel: str, topic: str | None
         return bool(latest == "granted")
     declared = policy.topics.get(topic)
     return (declared.mode if declared else policy.consent_default) == "opt_out"
-

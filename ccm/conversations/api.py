@@ -88,8 +88,14 @@ class InboundOut(BaseModel):
     taken_as: str = Field(description="reply, bounce or unmatched")
 
 
-@endpoint(bp, "/inbound/email", method="POST", responses={202: InboundOut}, raw_body="message/rfc822",
-          summary="Hand CCM an email someone sent you (raw RFC 5322 bytes): a reply is threaded, a bounce applied")
+@endpoint(
+    bp,
+    "/inbound/email",
+    method="POST",
+    responses={202: InboundOut},
+    raw_body="message/rfc822",
+    summary="Hand CCM an email someone sent you (raw RFC 5322 bytes): a reply is threaded, a bounce applied",
+)
 def inbound_email() -> tuple[InboundOut, int]:
     raw = read_body(current_app.config["MAX_CONTENT_LENGTH"], what="an email")
     if not raw:
@@ -100,8 +106,15 @@ def inbound_email() -> tuple[InboundOut, int]:
     return InboundOut(taken_as=taken), 202
 
 
-@endpoint(bp, "/conversations", method="GET", query=ConversationQuery, responses={200: ConversationList}, errors=(404,),
-          summary="Conversations, newest first")
+@endpoint(
+    bp,
+    "/conversations",
+    method="GET",
+    query=ConversationQuery,
+    responses={200: ConversationList},
+    errors=(404,),
+    summary="Conversations, newest first",
+)
 def list_conversations(query: ConversationQuery) -> ConversationList:
     statement = select(Conversation).where(Conversation.workspace_id == current_workspace_id())
     if query.profile:
@@ -112,39 +125,79 @@ def list_conversations(query: ConversationQuery) -> ConversationList:
     return ConversationList(items=[ConversationOut.model_validate(c) for c in items], next_cursor=cursor)
 
 
-@endpoint(bp, "/conversations/<conversation_id>", method="GET", responses={200: Thread},
-          summary="A conversation with everything sent and received in it, oldest first")
+@endpoint(
+    bp,
+    "/conversations/<conversation_id>",
+    method="GET",
+    responses={200: Thread},
+    summary="A conversation with everything sent and received in it, oldest first",
+)
 def get_conversation(conversation_id: ConversationId) -> Thread:
     session, conversation = db_session(), _conversation(conversation_id)
-    sent = session.scalars(select(Message).where(or_(Message.conversation_id == conversation.id,
-                                                     Message.id == conversation.origin_message_id)))
+    sent = session.scalars(
+        select(Message).where(
+            or_(Message.conversation_id == conversation.id, Message.id == conversation.origin_message_id)
+        )
+    )
     received = session.scalars(select(InboundMessage).where(InboundMessage.conversation_id == conversation.id))
-    entries = [ThreadEntry(direction="out", id=m.id, at=m.created_at, channel=m.channel, status=m.status,
-                           body=m.data.get("text")) for m in sent]
-    entries += [ThreadEntry(direction="in", id=m.id, at=m.received_at, channel=m.channel, body=m.body,
-                            subject=m.subject, automatic=m.automatic, keyword=m.keyword) for m in received]
-    return Thread(**ConversationOut.model_validate(conversation).model_dump(),
-                  entries=sorted(entries, key=lambda e: (e.at, e.id)))
+    entries = [
+        ThreadEntry(
+            direction="out", id=m.id, at=m.created_at, channel=m.channel, status=m.status, body=m.data.get("text")
+        )
+        for m in sent
+    ]
+    entries += [
+        ThreadEntry(
+            direction="in",
+            id=m.id,
+            at=m.received_at,
+            channel=m.channel,
+            body=m.body,
+            subject=m.subject,
+            automatic=m.automatic,
+            keyword=m.keyword,
+        )
+        for m in received
+    ]
+    return Thread(
+        **ConversationOut.model_validate(conversation).model_dump(), entries=sorted(entries, key=lambda e: (e.at, e.id))
+    )
 
 
-@endpoint(bp, "/conversations/<conversation_id>/messages", method="POST", body=FollowUpIn,
-          responses={202: FollowUpOut}, headers=IDEMPOTENCY_HEADER, errors=(409,),
-          summary="Reply in a conversation (a support agent's follow-up)")
+@endpoint(
+    bp,
+    "/conversations/<conversation_id>/messages",
+    method="POST",
+    body=FollowUpIn,
+    responses={202: FollowUpOut},
+    headers=IDEMPOTENCY_HEADER,
+    errors=(409,),
+    summary="Reply in a conversation (a support agent's follow-up)",
+)
 def follow_up(conversation_id: ConversationId, body: FollowUpIn) -> tuple[FollowUpOut, int, dict[str, str]]:
     session, runtime = db_session(), current_app.extensions["ccm"]
     conversation = _conversation(conversation_id)
 
     def work() -> tuple[FollowUpOut, int]:
-        message_id = send_in_conversation(session=session, runtime=runtime, conversation=conversation,
-                                          template=body.template, data=body.data, text=body.text)
+        message_id = send_in_conversation(
+            session=session,
+            runtime=runtime,
+            conversation=conversation,
+            template=body.template,
+            data=body.data,
+            text=body.text,
+        )
         return FollowUpOut(id=message_id), 202
 
     return respond_idempotently(work, FollowUpOut)
 
 
 def _conversation(conversation_id: str) -> Conversation:
-    conversation = db_session().scalar(select(Conversation).where(
-        Conversation.id == conversation_id, Conversation.workspace_id == current_workspace_id()))
+    conversation = db_session().scalar(
+        select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.workspace_id == current_workspace_id()
+        )
+    )
     if conversation is None:
         raise NotFound(f"no conversation {conversation_id!r}", field="id")
     return conversation

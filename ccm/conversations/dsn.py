@@ -18,8 +18,13 @@ from ccm.conversations.mime import (
 )
 
 _STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
-_ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers",
-                   "message/rfc822-headers")
+_ORIGINAL_TYPES = (
+    "message/rfc822",
+    "message/global",
+    "text/rfc822-headers",
+    "message/global-headers",
+    "message/rfc822-headers",
+)
 _BOUNCE_SENDERS = ("mailer-daemon", "mailerdaemon", "mail-daemon", "postmaster")
 _MAX_BOUNCE_LINE = 1000
 
@@ -27,12 +32,16 @@ _CCM_ID = re.compile(r"^(msg_[0-9A-Za-z]+)@")
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_REPLY = re.compile(r"\b([245])\d\d[ -]")
 # The lookbehind and possessive quantifiers keep the search linear on long runs of address characters.
-_ADDRESS = re.compile(r"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}+"
-                      r"@[A-Za-z0-9-]{1,63}+(?:\.[A-Za-z0-9-]{1,63}+)++)")
+_ADDRESS = re.compile(
+    r"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}+"
+    r"@[A-Za-z0-9-]{1,63}+(?:\.[A-Za-z0-9-]{1,63}+)++)"
+)
 _ADDRESS_LINE = re.compile(r"^\s*<?([^\s<>@]+@[^\s<>@]+?)>?:?\s*$")
 _DELAY_WORDS = re.compile(r"delay|will (?:keep )?(?:re)?try|not yet been delivered|warning", re.IGNORECASE)
-_TEXT_HEADER = {"message-id": re.compile(r"^[ \t]*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE),
-                "x-ccm-message-id": re.compile(r"^[ \t]*X-CCM-Message-Id:\s*(\S+)", re.IGNORECASE | re.MULTILINE)}
+_TEXT_HEADER = {
+    "message-id": re.compile(r"^[ \t]*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE),
+    "x-ccm-message-id": re.compile(r"^[ \t]*X-CCM-Message-Id:\s*(\S+)", re.IGNORECASE | re.MULTILINE),
+}
 
 
 @dataclass(frozen=True)
@@ -83,9 +92,11 @@ def parse_dsn(message: Message, text: str) -> Dsn:
         message_id = found["message-id"] and found["message-id"].group(1)
         ccm_header = found["x-ccm-message-id"] and found["x-ccm-message-id"].group(1)
     from_id = _CCM_ID.match(message_id or "")
-    return Dsn(original_message_id=message_id or ccm_header,
-               ccm_message_id=ccm_header or (from_id.group(1) if from_id else None),
-               recipients=recipients)
+    return Dsn(
+        original_message_id=message_id or ccm_header,
+        ccm_message_id=ccm_header or (from_id.group(1) if from_id else None),
+        recipients=recipients,
+    )
 
 
 def _status_recipients(message: Message) -> tuple[DsnRecipient, ...]:
@@ -117,8 +128,13 @@ def _status_recipient(block: Message) -> DsnRecipient | None:
     action = header(block, "Action").lower()
     diagnostic = _typed_value(header(block, "Diagnostic-Code") or header(block, "X-Exim-Diagnostic"))
     status = _status_code(header(block, "Status")) or _status_code(diagnostic)
-    return DsnRecipient(address=address, action=action, status=status, diagnostic=diagnostic,
-                        permanent=action == "failed" and status.startswith("5"))
+    return DsnRecipient(
+        address=address,
+        action=action,
+        status=status,
+        diagnostic=diagnostic,
+        permanent=action == "failed" and status.startswith("5"),
+    )
 
 
 def _typed_value(value: str) -> str:
@@ -150,15 +166,20 @@ def _text_recipients(text: str) -> tuple[DsnRecipient, ...]:
     for index, line in enumerate(lines):
         address_only = _ADDRESS_LINE.match(line)
         if address_only:
-            address, detail = address_only.group(1).lower(), _next_coded_line(lines[index + 1:index + 6])
+            address, detail = address_only.group(1).lower(), _next_coded_line(lines[index + 1 : index + 6])
         else:
             address_match = _status_code(line) and _ADDRESS.search(line)
             address, detail = (address_match.group(1).lower(), line) if address_match else ("", "")
         status = _status_code(detail)
         if address and status and address not in found:
             permanent = status.startswith("5")
-            found[address] = DsnRecipient(address=address, action="failed" if permanent else transient_action,
-                                          status=status, diagnostic=" ".join(detail.split()), permanent=permanent)
+            found[address] = DsnRecipient(
+                address=address,
+                action="failed" if permanent else transient_action,
+                status=status,
+                diagnostic=" ".join(detail.split()),
+                permanent=permanent,
+            )
     return tuple(found.values())
 
 

@@ -21,8 +21,20 @@ from ccm.conversations.quotes import strip_quoted
 
 __all__ = ["Dsn", "DsnRecipient", "MalformedEmail", "ParsedEmail", "parse_email", "reply_address_token"]
 
-_CORE_FIELDS = ("from", "sender", "to", "cc", "subject", "date", "message-id", "received", "return-path",
-                "mime-version", "content-type", "delivered-to")
+_CORE_FIELDS = (
+    "from",
+    "sender",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "received",
+    "return-path",
+    "mime-version",
+    "content-type",
+    "delivered-to",
+)
 _RECIPIENT_FIELDS = ("To", "Cc", "Delivered-To", "X-Original-To")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
@@ -94,7 +106,7 @@ def reply_address_token(address: str, *, domain: str) -> str | None:
         return None
     if not local.lower().startswith("reply+") or len(local) == len("reply+"):
         return None
-    return local[len("reply+"):]
+    return local[len("reply+") :]
 
 
 def _parse(raw: bytes) -> Message:
@@ -143,8 +155,10 @@ def _is_auto_submitted(message: Message) -> bool:
         return True
     if header(message, "Precedence").lower() in _AUTO_PRECEDENCE:
         return True
-    return any(message.get(name) is not None and header(message, name).lower() != "no"
-               for name in ("X-Autoreply", "X-Autorespond"))
+    return any(
+        message.get(name) is not None and header(message, name).lower() != "no"
+        for name in ("X-Autoreply", "X-Autorespond")
+    )
 
 
 def _body_text(message: Message) -> str:
@@ -158,4 +172,3 @@ def _body_text(message: Message) -> str:
         if part.get_content_type() == "text/html" and html is None:
             html = part
     return normalize_newlines(html_to_text(part_text(html))) if html is not None else ""
-

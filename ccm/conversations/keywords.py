@@ -57,26 +57,50 @@ def handle(runtime: Runtime, session: Session, workspace_id: str, profile: Profi
     return True
 
 
-def _stop(runtime: Runtime, session: Session, workspace_id: str, profile: Profile, text: InboundText,
-          word: str) -> None:
+def _stop(
+    runtime: Runtime, session: Session, workspace_id: str, profile: Profile, text: InboundText, word: str
+) -> None:
     if suppressed(session=session, workspace_id=workspace_id, channel=text.channel, address=text.from_address):
         return  # already stopped: no second confirmation
-    suppress(session=session, workspace_id=workspace_id, channel=text.channel, address=text.from_address,
-             reason="stop", detail=f"keyword {word}", strict=False)
+    suppress(
+        session=session,
+        workspace_id=workspace_id,
+        channel=text.channel,
+        address=text.from_address,
+        reason="stop",
+        detail=f"keyword {word}",
+        strict=False,
+    )
     _ledger(session, workspace_id, profile, text, "revoked", word)
-    record_events(session, [{"workspace_id": workspace_id, "profile_id": profile.id, "channel": text.channel,
-                             "kind": "unsubscribed", "source": "keyword",
-                             "dedupe_key": f"keyword:{text.channel}:{text.provider_message_id}",
-                             "detail": {"keyword": word, "topic": ALL_TOPICS}}])
+    record_events(
+        session,
+        [
+            {
+                "workspace_id": workspace_id,
+                "profile_id": profile.id,
+                "channel": text.channel,
+                "kind": "unsubscribed",
+                "source": "keyword",
+                "dedupe_key": f"keyword:{text.channel}:{text.provider_message_id}",
+                "detail": {"keyword": word, "topic": ALL_TOPICS},
+            }
+        ],
+    )
     _answer(runtime, session, workspace_id, profile, text.channel, STOPPED)
 
 
-def _start(runtime: Runtime, session: Session, workspace_id: str, profile: Profile, text: InboundText,
-           word: str) -> None:
+def _start(
+    runtime: Runtime, session: Session, workspace_id: str, profile: Profile, text: InboundText, word: str
+) -> None:
     value = address_hash(text.channel, canonical(text.channel, text.from_address, strict=False))
-    removed = session.execute(delete(Suppression).where(
-        Suppression.workspace_id == workspace_id, Suppression.channel == text.channel,
-        Suppression.address_hash == value, Suppression.reason == "stop"))
+    removed = session.execute(
+        delete(Suppression).where(
+            Suppression.workspace_id == workspace_id,
+            Suppression.channel == text.channel,
+            Suppression.address_hash == value,
+            Suppression.reason == "stop",
+        )
+    )
     if not removed.rowcount:  # type: ignore[attr-defined]
         return  # not stopped (or blocked for another reason, which START cannot lift)
     _ledger(session, workspace_id, profile, text, "granted", word)
@@ -84,17 +108,30 @@ def _start(runtime: Runtime, session: Session, workspace_id: str, profile: Profi
 
 
 def _ledger(session: Session, workspace_id: str, profile: Profile, text: InboundText, status: str, word: str) -> None:
-    record_consent(session=session, workspace_id=workspace_id, profile_id=profile.id, actor="recipient",
-                   data=ConsentIn(channel=text.channel, topic=ALL_TOPICS, status=status, source="keyword",  # type: ignore[arg-type]
-                                  proof={"keyword": word, "text": text.body[:160], "from": text.from_address,
-                                         "provider_message_id": text.provider_message_id}))
+    record_consent(
+        session=session,
+        workspace_id=workspace_id,
+        profile_id=profile.id,
+        actor="recipient",
+        data=ConsentIn(
+            channel=text.channel,
+            topic=ALL_TOPICS,
+            status=status,
+            source="keyword",  # type: ignore[arg-type]
+            proof={
+                "keyword": word,
+                "text": text.body[:160],
+                "from": text.from_address,
+                "provider_message_id": text.provider_message_id,
+            },
+        ),
+    )
 
 
 def _answer(runtime: Runtime, session: Session, workspace_id: str, profile: Profile, channel: str, body: str) -> None:
     """Send the one confirmation, even to an address just suppressed (a STOP is acknowledged)."""
     from ccm.messages.service import send_system_text
 
-    send_system_text(session=session, runtime=runtime, workspace_id=workspace_id, profile_id=profile.id,
-                     channel=channel, text=body)
-
-
+    send_system_text(
+        session=session, runtime=runtime, workspace_id=workspace_id, profile_id=profile.id, channel=channel, text=body
+    )

@@ -23,8 +23,14 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(?<=\?=)\s+(?==\?)")
 _BRACKETED_ID = re.compile(r"<([^<>\s]+)>")
 # Names that are narrower than what senders actually mean, mapped to the superset they use.
-_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "ks_c_5601-1987": "cp949", "iso-8859-8-i": "iso-8859-8",
-                    "x-sjis": "shift_jis", "shift-jis": "shift_jis"}
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "iso-8859-8-i": "iso-8859-8",
+    "x-sjis": "shift_jis",
+    "shift-jis": "shift_jis",
+}
 # Declared as these, the bytes are as likely to be UTF-8; UTF-8 is tried first.
 _WEAK_CODECS = (None, "ascii", "iso8859-1", "cp1252")
 

@@ -33,13 +33,14 @@ class InboundMessage(Base):
     """A message a person sent us: an SMS or chat reply, or an email reply."""
 
     __tablename__ = "inbound_message"
-    __table_args__ = (UniqueConstraint("workspace_id", "channel", "provider_message_id"),
-                      Index("ix_inbound_message_profile", "profile_id", "received_at"))
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel", "provider_message_id"),
+        Index("ix_inbound_message_profile", "profile_id", "received_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("inb"))
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversation.id", ondelete="SET NULL"),
-                                                        index=True)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversation.id", ondelete="SET NULL"), index=True)
     profile_id: Mapped[str | None] = mapped_column(ForeignKey("profile.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(20))
     from_address: Mapped[str | None] = mapped_column(String(320))

@@ -7,18 +7,21 @@ import re
 _QUOTE_START_WORDS = ("on", "le", "am", "el")
 _MAX_ATTRIBUTION = 400  # real ones are under 200 characters; the bound keeps the patterns cheap
 _ATTRIBUTION = re.compile(
-    r"^(?:On\s.+\swrote|Le\s.+\sa\s+écrit|Am\s.+\sschrieb(?:\s.+)?|El\s.+\sescribió)\s*:\s*$",
-    re.IGNORECASE | re.DOTALL)
+    r"^(?:On\s.+\swrote|Le\s.+\sa\s+écrit|Am\s.+\sschrieb(?:\s.+)?|El\s.+\sescribió)\s*:\s*$", re.IGNORECASE | re.DOTALL
+)
 _LOOSE_ATTRIBUTION = re.compile(r"(?:\bwrote|\ba\s+écrit|\bschrieb|\bescribió)\s*:\s*$", re.IGNORECASE)
 _ORIGINAL_MESSAGE = re.compile(
     r"^\s*-{2,}\s*(?:Original Message|Message d['’]origine|Ursprüngliche Nachricht|Originalnachricht"
-    r"|Mensaje original)\s*-{2,}\s*$", re.IGNORECASE)
+    r"|Mensaje original)\s*-{2,}\s*$",
+    re.IGNORECASE,
+)
 _HEADER_FROM = re.compile(r"^\s*\*?(?:From|De|Von)\s*:", re.IGNORECASE)
 _HEADER_SUBJECT = re.compile(r"^\s*\*?(?:Subject|Objet|Betreff|Asunto)\s*:", re.IGNORECASE)
 _HEADER_DATE = re.compile(r"^\s*\*?(?:Sent|Date|Envoyé|Gesendet|Datum|Enviado|Fecha)\s*:", re.IGNORECASE)
 _MOBILE_SIGNATURE = re.compile(
     r"^(?:Sent from my .+|Envoyé de mon .+|Von meinem .+ gesendet|Enviado desde mi .+|Get Outlook for .+)$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def strip_quoted(text: str) -> str:
@@ -54,7 +57,7 @@ def _attribution_length(lines: list[str], index: int) -> int:
         return 0
     if lines[index].strip().partition(" ")[0].lower() in _QUOTE_START_WORDS:
         for length in (1, 2, 3):
-            joined = " ".join(line.strip() for line in lines[index:index + length])
+            joined = " ".join(line.strip() for line in lines[index : index + length])
             if len(joined) <= _MAX_ATTRIBUTION and _ATTRIBUTION.match(joined):
                 return length
     if _LOOSE_ATTRIBUTION.search(lines[index]) and _quote_follows(lines, index + 1):
@@ -77,5 +80,5 @@ def _starts_history(lines: list[str], index: int) -> bool:
     if not _HEADER_FROM.match(line):
         return False
     # Both a date and a subject line: "From: Paris / Date: Monday" in a reply is not a header block.
-    block = lines[index + 1:index + 6]
+    block = lines[index + 1 : index + 6]
     return any(map(_HEADER_DATE.match, block)) and any(map(_HEADER_SUBJECT.match, block))

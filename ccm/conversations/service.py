@@ -27,7 +27,7 @@ from ccm.conversations.inbound_email import MalformedEmail, ParsedEmail, parse_e
 from ccm.conversations.models import Conversation, InboundMessage
 from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.engagement.service import record_events
-from ccm.errors import NotFound, ValidationFailed
+from ccm.errors import Conflict, NotFound
 from ccm.ids import new_id
 from ccm.message_templates.schemas import TemplateIn
 from ccm.message_templates.service import ensure_internal_template, is_internal
@@ -54,18 +54,43 @@ def receive_texts(runtime: Runtime, session: Session, account: ProviderAccount, 
         keyword = keywords.keyword_of(text.body)
         if keyword is not None:
             # Stored first: a provider retrying the webhook must not get a second confirmation.
-            if _store(session, account.workspace_id, None, profile, text.channel, text.from_address, text.to_address,
-                      None, text.body, text.provider_message_id, None, keyword=keyword):
+            if _store(
+                session,
+                account.workspace_id,
+                None,
+                profile,
+                text.channel,
+                text.from_address,
+                text.to_address,
+                None,
+                text.body,
+                text.provider_message_id,
+                None,
+                keyword=keyword,
+            ):
                 keywords.handle(runtime, session, account.workspace_id, profile, text)
             continue
         replied_to = _latest_sent(session, profile.id, text.channel)
         conversation = _open_conversation(session, account.workspace_id, profile.id, text.channel, replied_to)
-        _record_reply(session, account.workspace_id, conversation, profile, text.channel, text.from_address,
-                      text.to_address, None, text.body, text.provider_message_id, replied_to, automatic=False)
+        _record_reply(
+            session,
+            account.workspace_id,
+            conversation,
+            profile,
+            text.channel,
+            text.from_address,
+            text.to_address,
+            None,
+            text.body,
+            text.provider_message_id,
+            replied_to,
+            automatic=False,
+        )
 
 
-def receive_email(runtime: Runtime, session: Session, raw: bytes, rcpt_tos: tuple[str, ...] = (),
-                  workspace_id: str | None = None) -> str:
+def receive_email(
+    runtime: Runtime, session: Session, raw: bytes, rcpt_tos: tuple[str, ...] = (), workspace_id: str | None = None
+) -> str:
     """An email someone sent us: a bounce report, or a reply. Returns what it was taken for
     (``bounce``, ``reply``, ``unmatched``, ``malformed``). ``workspace_id`` scopes unmatched
     replies (the posting API). Never raises for bad input: the SMTP listener must not make a
@@ -85,11 +110,23 @@ def receive_email(runtime: Runtime, session: Session, raw: bytes, rcpt_tos: tupl
         return "unmatched"
     profile = _profile_for_email(session, workspace, parsed.from_address)
     if conversation is None:
-        conversation = _open_conversation(session, workspace, profile.id, "email", message.id if message else None,
-                                          subject=parsed.subject)
-    _record_reply(session, workspace, conversation, profile, "email", parsed.from_address,
-                  (parsed.to_addresses or (None,))[0], parsed.subject, parsed.text,
-                  parsed.message_id or new_id("mid"), message.id if message else None, automatic=parsed.auto_submitted)
+        conversation = _open_conversation(
+            session, workspace, profile.id, "email", message.id if message else None, subject=parsed.subject
+        )
+    _record_reply(
+        session,
+        workspace,
+        conversation,
+        profile,
+        "email",
+        parsed.from_address,
+        (parsed.to_addresses or (None,))[0],
+        parsed.subject,
+        parsed.text,
+        parsed.message_id or new_id("mid"),
+        message.id if message else None,
+        automatic=parsed.auto_submitted,
+    )
     return "reply"
 
 
@@ -103,8 +140,9 @@ def reply_address(runtime: Runtime, *, message_id: str, conversation_token: str 
     return f"reply+m-{message_id}.{runtime.link_signer.short_mac({'r': message_id})}@{domain}"
 
 
-def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail, rcpt_tos: tuple[str, ...],
-               workspace_id: str | None) -> tuple[Message | None, Conversation | None]:
+def _thread_of(
+    runtime: Runtime, session: Session, parsed: ParsedEmail, rcpt_tos: tuple[str, ...], workspace_id: str | None
+) -> tuple[Message | None, Conversation | None]:
     """The message and conversation an email replies to. Reply addresses carry a secret (a random
     conversation token, or a signed message id), so they are trusted from anyone; the
     ``In-Reply-To``/``References`` headers name guessable ids, so they count only when the email
@@ -126,8 +164,9 @@ def _thread_of(runtime: Runtime, session: Session, parsed: ParsedEmail, rcpt_tos
                 if message is not None:
                     return message, _conversation_of(session, message)
     for reference in (*parsed.in_reply_to, *reversed(parsed.references)):
-        message = _message_in(session, reference.split("@", 1)[0], workspace_id) \
-            if reference.startswith("msg_") else None
+        message = (
+            _message_in(session, reference.split("@", 1)[0], workspace_id) if reference.startswith("msg_") else None
+        )
         if message is not None and (message.to_address or "").lower() == parsed.from_address:
             return message, _conversation_of(session, message)
     return None, None
@@ -141,72 +180,162 @@ def _message_in(session: Session, message_id: str, workspace_id: str | None) -> 
 def _conversation_of(session: Session, message: Message) -> Conversation | None:
     if message.conversation_id:
         return session.get(Conversation, message.conversation_id)
-    return session.scalar(select(Conversation).where(Conversation.workspace_id == message.workspace_id,
-                                                     Conversation.origin_message_id == message.id))
+    return session.scalar(
+        select(Conversation).where(
+            Conversation.workspace_id == message.workspace_id, Conversation.origin_message_id == message.id
+        )
+    )
 
 
-def _open_conversation(session: Session, workspace_id: str, profile_id: str, channel: str,
-                       origin_message_id: str | None, *, subject: str | None = None) -> Conversation:
+def _open_conversation(
+    session: Session,
+    workspace_id: str,
+    profile_id: str,
+    channel: str,
+    origin_message_id: str | None,
+    *,
+    subject: str | None = None,
+) -> Conversation:
     if origin_message_id:
-        found = session.scalar(select(Conversation).where(Conversation.workspace_id == workspace_id,
-                                                          Conversation.origin_message_id == origin_message_id))
+        found = session.scalar(
+            select(Conversation).where(
+                Conversation.workspace_id == workspace_id, Conversation.origin_message_id == origin_message_id
+            )
+        )
         if found is not None:
             return found
     if channel != "email":
-        found = session.scalar(select(Conversation).where(
-            Conversation.workspace_id == workspace_id, Conversation.profile_id == profile_id,
-            Conversation.channel == channel, Conversation.status == "open")
-            .order_by(Conversation.last_message_at.desc()).limit(1))
+        found = session.scalar(
+            select(Conversation)
+            .where(
+                Conversation.workspace_id == workspace_id,
+                Conversation.profile_id == profile_id,
+                Conversation.channel == channel,
+                Conversation.status == "open",
+            )
+            .order_by(Conversation.last_message_at.desc())
+            .limit(1)
+        )
         if found is not None:
             return found
-    conversation = Conversation(workspace_id=workspace_id, profile_id=profile_id, channel=channel, subject=subject,
-                                reply_token=secrets.token_hex(16),  # lower case, so folding cannot change it
-                                origin_message_id=origin_message_id)
+    conversation = Conversation(
+        workspace_id=workspace_id,
+        profile_id=profile_id,
+        channel=channel,
+        subject=subject,
+        reply_token=secrets.token_hex(16),  # lower case, so folding cannot change it
+        origin_message_id=origin_message_id,
+    )
     session.add(conversation)
     session.flush()
     return conversation
 
 
-def _record_reply(session: Session, workspace_id: str, conversation: Conversation, profile: Profile, channel: str,
-                  from_address: str | None, to_address: str | None, subject: str | None, body: str,
-                  provider_message_id: str, replied_to: str | None, *, automatic: bool) -> None:
-    stored = _store(session, workspace_id, conversation.id, profile, channel, from_address, to_address, subject, body,
-                    provider_message_id, replied_to, automatic=automatic)
+def _record_reply(
+    session: Session,
+    workspace_id: str,
+    conversation: Conversation,
+    profile: Profile,
+    channel: str,
+    from_address: str | None,
+    to_address: str | None,
+    subject: str | None,
+    body: str,
+    provider_message_id: str,
+    replied_to: str | None,
+    *,
+    automatic: bool,
+) -> None:
+    stored = _store(
+        session,
+        workspace_id,
+        conversation.id,
+        profile,
+        channel,
+        from_address,
+        to_address,
+        subject,
+        body,
+        provider_message_id,
+        replied_to,
+        automatic=automatic,
+    )
     if not stored:
         return  # the provider sent it before: nothing more to do
     conversation.last_message_at, conversation.status = utcnow(), "open"
     if not automatic:
-        record_events(session, [{"workspace_id": workspace_id, "profile_id": profile.id, "message_id": replied_to,
-                                 "channel": channel, "kind": "replied", "source": "inbound",
-                                 "dedupe_key": f"reply:{channel}:{provider_message_id}",
-                                 "detail": {"conversation_id": conversation.id, "inbound_id": stored,
-                                            "text": body[:500]}}])
+        record_events(
+            session,
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "profile_id": profile.id,
+                    "message_id": replied_to,
+                    "channel": channel,
+                    "kind": "replied",
+                    "source": "inbound",
+                    "dedupe_key": f"reply:{channel}:{provider_message_id}",
+                    "detail": {"conversation_id": conversation.id, "inbound_id": stored, "text": body[:500]},
+                }
+            ],
+        )
 
 
-def _store(session: Session, workspace_id: str, conversation_id: str | None, profile: Profile, channel: str,
-           from_address: str | None, to_address: str | None, subject: str | None, body: str,
-           provider_message_id: str, replied_to: str | None, *, automatic: bool = False,
-           keyword: str | None = None) -> str | None:
+def _store(
+    session: Session,
+    workspace_id: str,
+    conversation_id: str | None,
+    profile: Profile,
+    channel: str,
+    from_address: str | None,
+    to_address: str | None,
+    subject: str | None,
+    body: str,
+    provider_message_id: str,
+    replied_to: str | None,
+    *,
+    automatic: bool = False,
+    keyword: str | None = None,
+) -> str | None:
     """Insert the inbound message; None when it was already stored (provider retries)."""
     inbound_id = new_id("inb")
-    inserted = session.execute(insert_ignoring_conflicts(dialect_of(session), _inbound, _inbound.c.id), {
-        "id": inbound_id, "workspace_id": workspace_id, "conversation_id": conversation_id, "profile_id": profile.id,
-        "channel": channel, "from_address": from_address, "to_address": to_address, "subject": subject,
-        "body": body, "provider_message_id": provider_message_id[:300], "in_reply_to": replied_to,
-        "automatic": automatic, "keyword": keyword, "received_at": utcnow()}).scalar()
+    inserted = session.execute(
+        insert_ignoring_conflicts(dialect_of(session), _inbound, _inbound.c.id),
+        {
+            "id": inbound_id,
+            "workspace_id": workspace_id,
+            "conversation_id": conversation_id,
+            "profile_id": profile.id,
+            "channel": channel,
+            "from_address": from_address,
+            "to_address": to_address,
+            "subject": subject,
+            "body": body,
+            "provider_message_id": provider_message_id[:300],
+            "in_reply_to": replied_to,
+            "automatic": automatic,
+            "keyword": keyword,
+            "received_at": utcnow(),
+        },
+    ).scalar()
     return inserted
 
 
 def _latest_sent(session: Session, profile_id: str, channel: str) -> str | None:
-    return session.scalar(select(Message.id).where(Message.profile_id == profile_id, Message.channel == channel)
-                          .order_by(Message.id.desc()).limit(1))
+    return session.scalar(
+        select(Message.id)
+        .where(Message.profile_id == profile_id, Message.channel == channel)
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
 
 
 def _profile_for_text(session: Session, workspace_id: str, text: InboundText, provider: Any) -> Profile:
     """The sender's profile, created when CCM has never heard of them."""
     key = handle_key(provider) or provider.name
-    found = find_by_address(session=session, workspace_id=workspace_id, channel=text.channel,
-                            address=text.from_address, chat_key=key)
+    found = find_by_address(
+        session=session, workspace_id=workspace_id, channel=text.channel, address=text.from_address, chat_key=key
+    )
     if found is not None:
         return found
     if text.channel == "sms":
@@ -239,11 +368,17 @@ def _apply_bounce(session: Session, parsed: ParsedEmail, workspace_id: str | Non
         log.warning("bounce for an unknown message (%s); ignored", dsn.original_message_id)
         return
     sent_to = (message.to_address or "").lower()
-    reports = [StatusEvent(provider_message_id=message.id, recipient=r.address,
-                           event_id=f"dsn:{message.id}:{r.address}:{r.action}",
-                           kind="bounced_hard" if r.permanent else "bounced_soft",
-                           detail={"status": r.status, "description": r.diagnostic[:300], "action": r.action})
-               for r in dsn.recipients if r.action in ("failed", "delayed") and r.address.lower() == sent_to]
+    reports = [
+        StatusEvent(
+            provider_message_id=message.id,
+            recipient=r.address,
+            event_id=f"dsn:{message.id}:{r.address}:{r.action}",
+            kind="bounced_hard" if r.permanent else "bounced_soft",
+            detail={"status": r.status, "description": r.diagnostic[:300], "action": r.action},
+        )
+        for r in dsn.recipients
+        if r.action in ("failed", "delayed") and r.address.lower() == sent_to
+    ]
     if not reports:
         log.warning("bounce for %s names none of its recipients; ignored", message.id)
         return
@@ -254,18 +389,34 @@ def _apply_bounce(session: Session, parsed: ParsedEmail, workspace_id: str | Non
 # where ccm.system-text's is the start of the text. Published versions are immutable, so changing
 # this definition needs a new key.
 _FOLLOW_UP = TemplateIn(
-    key="ccm.email-follow-up", category="transactional", variables=["text", "subject"],
+    key="ccm.email-follow-up",
+    category="transactional",
+    variables=["text", "subject"],
     description="CCM's own: an agent's plain-text email follow-up in a conversation",
-    variants=[{"channel": "email", "subject": "{{ subject }}", "text": "{{ text }}",  # type: ignore[list-item]
-               "html": "<p>{{ text }}</p>"}])
+    variants=[
+        {
+            "channel": "email",
+            "subject": "{{ subject }}",
+            "text": "{{ text }}",  # type: ignore[list-item]
+            "html": "<p>{{ text }}</p>",
+        }
+    ],
+)
 _REPLY_PREFIX = re.compile(r"^(\s*(re|aw|sv|antw)\s*(\[\d+\])?\s*:)+\s*", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _REFERENCE = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+")
 _MAX_REFERENCES = 10
 
 
-def send_in_conversation(*, session: Session, runtime: Runtime, conversation: Conversation, template: str | None,
-                         data: dict[str, Any], text: str | None) -> str:
+def send_in_conversation(
+    *,
+    session: Session,
+    runtime: Runtime,
+    conversation: Conversation,
+    template: str | None,
+    data: dict[str, Any],
+    text: str | None,
+) -> str:
     """A support agent's follow-up in a thread: on the thread's channel, with its reply address,
     through the same checks as every message (a template, or plain ``text``). On email it threads
     in the person's mail client: ``In-Reply-To`` the thread's last message, ``References`` the
@@ -277,32 +428,44 @@ def send_in_conversation(*, session: Session, runtime: Runtime, conversation: Co
         templates are not there for the asking, as if absent).
     """
     if conversation.profile_id is None:
-        raise ValidationFailed("id: the person in this conversation was erased", field="id")
+        raise Conflict("id: the person in this conversation was erased", field="id")
     if template is not None and is_internal(template):
         raise NotFound(f"template: no published template with key {template!r}", field="template")
-    common: dict[str, Any] = dict(session=session, runtime=runtime, workspace_id=conversation.workspace_id,
-                                  profile_id=conversation.profile_id, source="support",
-                                  conversation_id=conversation.id)
+    common: dict[str, Any] = dict(
+        session=session,
+        runtime=runtime,
+        workspace_id=conversation.workspace_id,
+        profile_id=conversation.profile_id,
+        source="support",
+        conversation_id=conversation.id,
+    )
     if conversation.channel == "email":
         message_id = _send_email_follow_up(conversation, template, data, text, common)
     elif text is not None:
         message_id = send_system_text(channel=conversation.channel, text=text, **common)
     else:
-        message_id = send_to_profile(template=template or SYSTEM_TEMPLATE, data=data, channel=conversation.channel,
-                                     **common)
+        message_id = send_to_profile(
+            template=template or SYSTEM_TEMPLATE, data=data, channel=conversation.channel, **common
+        )
     conversation.last_message_at = utcnow()
     return message_id
 
 
-def _send_email_follow_up(conversation: Conversation, template: str | None, data: dict[str, Any],
-                          text: str | None, common: dict[str, Any]) -> str:
+def _send_email_follow_up(
+    conversation: Conversation, template: str | None, data: dict[str, Any], text: str | None, common: dict[str, Any]
+) -> str:
     session, runtime = common["session"], common["runtime"]
     if text is not None:
-        ensure_internal_template(session=session, sandbox=runtime.sandbox, workspace_id=conversation.workspace_id,
-                                 data=_FOLLOW_UP)
-        message_id = send_to_profile(template=_FOLLOW_UP.key, channel="email", track=False,
-                                     data={"text": text, "subject": reply_subject(conversation.subject, text)},
-                                     **common)
+        ensure_internal_template(
+            session=session, sandbox=runtime.sandbox, workspace_id=conversation.workspace_id, data=_FOLLOW_UP
+        )
+        message_id = send_to_profile(
+            template=_FOLLOW_UP.key,
+            channel="email",
+            track=False,
+            data={"text": text, "subject": reply_subject(conversation.subject, text)},
+            **common,
+        )
     else:
         message_id = send_to_profile(template=template or SYSTEM_TEMPLATE, data=data, channel="email", **common)
     message = session.get(Message, message_id)
@@ -323,18 +486,26 @@ def _thread_headers(session: Session, runtime: Runtime, conversation: Conversati
     the first and the latest ones when it is long); None when nothing in the thread has an id."""
     mail_from = session.scalar(select(Workspace.mail_from).where(Workspace.id == conversation.workspace_id))
     envelope_from = parseaddr(mail_from or runtime.settings.mail_from)[1]
-    ours = session.execute(select(Message.id, Message.created_at).where(
-        or_(Message.conversation_id == conversation.id, Message.id == conversation.origin_message_id),
-        Message.workspace_id == conversation.workspace_id, Message.channel == "email",
-        Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED))))
-    theirs = session.execute(select(InboundMessage.provider_message_id, InboundMessage.received_at).where(
-        InboundMessage.conversation_id == conversation.id, InboundMessage.channel == "email"))
+    ours = session.execute(
+        select(Message.id, Message.created_at).where(
+            or_(Message.conversation_id == conversation.id, Message.id == conversation.origin_message_id),
+            Message.workspace_id == conversation.workspace_id,
+            Message.channel == "email",
+            Message.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED)),
+        )
+    )
+    theirs = session.execute(
+        select(InboundMessage.provider_message_id, InboundMessage.received_at).where(
+            InboundMessage.conversation_id == conversation.id, InboundMessage.channel == "email"
+        )
+    )
     dated = [(at, message_id_for(message_id, envelope_from)) for message_id, at in ours]
-    dated += [(at, f"<{reference}>") for reference, at in theirs if _REFERENCE.fullmatch(reference)
-              and "=?" not in reference]  # an encoded-word lookalike would be re-encoded, breaking the id
+    dated += [
+        (at, f"<{reference}>") for reference, at in theirs if _REFERENCE.fullmatch(reference) and "=?" not in reference
+    ]  # an encoded-word lookalike would be re-encoded, breaking the id
     chain = list(dict.fromkeys(reference for _, reference in sorted(dated)))
     if not chain:
         return None
     if len(chain) > _MAX_REFERENCES:
-        chain = chain[:1] + chain[-(_MAX_REFERENCES - 1):]
+        chain = chain[:1] + chain[-(_MAX_REFERENCES - 1) :]
     return {"In-Reply-To": check_header_value(chain[-1]), "References": check_header_value(" ".join(chain))}

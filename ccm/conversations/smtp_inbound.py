@@ -49,8 +49,12 @@ class InboundSmtpServer:
     ) -> None:
         accepted = frozenset(domain.lower().rstrip(".") for domain in domains)
         self._controller = _Controller(
-            _Hooks(handler, accepted), hostname=host, port=port, data_size_limit=max_size,
-            server_hostname=server_hostname, enable_SMTPUTF8=True,
+            _Hooks(handler, accepted),
+            hostname=host,
+            port=port,
+            data_size_limit=max_size,
+            server_hostname=server_hostname,
+            enable_SMTPUTF8=True,
         )
 
     @property
@@ -84,8 +88,9 @@ class _Hooks:
         self._handler = handler
         self._domains = domains
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         if address.rpartition("@")[2].lower().rstrip(".") not in self._domains:
             return "550 5.7.1 Relaying denied"
         envelope.rcpt_tos.append(address)
@@ -99,7 +104,8 @@ class _Hooks:
             # In a thread: a handler writing to the database must not stall the other connections.
             await asyncio.get_running_loop().run_in_executor(None, self._handler, raw, mail_from, rcpt_tos)
         except Exception:
-            log.exception("inbound mail handler failed; answered 451 (from=%r, to=%r, %d bytes)",
-                          mail_from, rcpt_tos, len(raw))
+            log.exception(
+                "inbound mail handler failed; answered 451 (from=%r, to=%r, %d bytes)", mail_from, rcpt_tos, len(raw)
+            )
             return "451 4.3.0 Temporary failure processing the message, try again later"
         return "250 2.0.0 OK"

@@ -46,6 +46,13 @@ def _verified(token: str) -> dict | None:
 
 
 def _hit(kind: str, payload: dict, url: str | None) -> Hit:
-    return Hit(id=new_id("hit"), kind=kind, message_id=str(payload.get("m", "")), url=url,
-               user_agent=request.headers.get("User-Agent", ""), ip=request.remote_addr, method=request.method,
-               at=time.time())
+    return Hit(
+        id=new_id("hit"),
+        kind=kind,
+        message_id=str(payload.get("m", "")),
+        url=url,
+        user_agent=request.headers.get("User-Agent", ""),
+        ip=request.remote_addr,
+        method=request.method,
+        at=time.time(),
+    )

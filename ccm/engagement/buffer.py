@@ -28,8 +28,11 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 class HitBuffer:
     def __init__(self, client: redis.Redis | None, *, namespace: str) -> None:
         self.client = client
-        self.key, self.processing, self.lock = f"{namespace}:hits", f"{namespace}:hits:processing", \
-            f"{namespace}:hits:lock"
+        self.key, self.processing, self.lock = (
+            f"{namespace}:hits",
+            f"{namespace}:hits:processing",
+            f"{namespace}:hits:lock",
+        )
         self._take = client.register_script(_TAKE) if client is not None else None
         self._pending: deque[str] = deque()
         self._in_progress: list[str] = []

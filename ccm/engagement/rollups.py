@@ -27,8 +27,16 @@ from ccm.db import utcnow
 from ccm.engagement.models import EngagementEvent
 from ccm.profiles.models import Profile
 
-WEIGHTS = {"clicked": 3.0, "replied": 5.0, "converted": 8.0, "opened": 1.0, "read": 1.0,
-           "bounced": -2.0, "unsubscribed": -5.0, "complained": -10.0}
+WEIGHTS = {
+    "clicked": 3.0,
+    "replied": 5.0,
+    "converted": 8.0,
+    "opened": 1.0,
+    "read": 1.0,
+    "bounced": -2.0,
+    "unsubscribed": -5.0,
+    "complained": -10.0,
+}
 HALF_LIFE_DAYS = 30.0
 WINDOW_DAYS = 180.0
 ENGAGED = frozenset({"opened", "clicked", "replied", "converted", "read"})
@@ -78,9 +86,12 @@ def _counted(current: dict[str, Any], new: list[Mapping[str, Any]]) -> dict[str,
 
 def _scores(session: Session, profile_id: str, now: dt.datetime) -> tuple[float, str | None]:
     since = now - dt.timedelta(days=WINDOW_DAYS)
-    rows = session.execute(select(_events.c.channel, _events.c.kind, _events.c.machine, _events.c.occurred_at)
-                           .where(_events.c.profile_id == profile_id, _events.c.occurred_at >= since)
-                           .order_by(_events.c.occurred_at.desc()).limit(SCORED_EVENTS)).all()
+    rows = session.execute(
+        select(_events.c.channel, _events.c.kind, _events.c.machine, _events.c.occurred_at)
+        .where(_events.c.profile_id == profile_id, _events.c.occurred_at >= since)
+        .order_by(_events.c.occurred_at.desc())
+        .limit(SCORED_EVENTS)
+    ).all()
     per_channel: dict[str, list[tuple[str, bool, dt.datetime]]] = defaultdict(list)
     for row in rows:
         per_channel[row.channel or "unknown"].append((row.kind, row.machine, row.occurred_at))
@@ -88,4 +99,3 @@ def _scores(session: Session, profile_id: str, now: dt.datetime) -> tuple[float,
     channel_scores = {c: score(es, now=now) for c, es in per_channel.items() if c in ("email", "sms", "chat")}
     best = max(channel_scores, key=channel_scores.__getitem__, default=None)
     return total, best if best is not None and channel_scores[best] > 0 else None
-

@@ -37,35 +37,103 @@ def _older(statement: Select[Any], at: Any, id_: Any, after: After, limit: int) 
 
 
 def _messages(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    rows = session.scalars(_older(select(Message).where(Message.profile_id == profile_id),
-                                  Message.created_at, Message.id, after, limit))
-    return [{"type": "message", "id": m.id, "at": m.created_at, "status": m.status, "reason": m.reason,
-             "channel": m.channel, "category": m.category, "topic": m.topic, "template": m.template_key,
-             "source": m.source} for m in rows]
+    rows = session.scalars(
+        _older(select(Message).where(Message.profile_id == profile_id), Message.created_at, Message.id, after, limit)
+    )
+    return [
+        {
+            "type": "message",
+            "id": m.id,
+            "at": m.created_at,
+            "status": m.status,
+            "reason": m.reason,
+            "channel": m.channel,
+            "category": m.category,
+            "topic": m.topic,
+            "template": m.template_key,
+            "source": m.source,
+        }
+        for m in rows
+    ]
 
 
 def _events(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    rows = session.scalars(_older(select(EngagementEvent).where(EngagementEvent.profile_id == profile_id),
-                                  EngagementEvent.occurred_at, EngagementEvent.id, after, limit))
-    return [{"type": "event", "id": e.id, "at": e.occurred_at, "kind": e.kind, "channel": e.channel,
-             "message_id": e.message_id, "machine": e.machine, "source": e.source, "detail": e.detail} for e in rows]
+    rows = session.scalars(
+        _older(
+            select(EngagementEvent).where(EngagementEvent.profile_id == profile_id),
+            EngagementEvent.occurred_at,
+            EngagementEvent.id,
+            after,
+            limit,
+        )
+    )
+    return [
+        {
+            "type": "event",
+            "id": e.id,
+            "at": e.occurred_at,
+            "kind": e.kind,
+            "channel": e.channel,
+            "message_id": e.message_id,
+            "machine": e.machine,
+            "source": e.source,
+            "detail": e.detail,
+        }
+        for e in rows
+    ]
 
 
 def _consent(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    rows = session.scalars(_older(select(ConsentRecord).where(ConsentRecord.profile_id == profile_id),
-                                  ConsentRecord.recorded_at, ConsentRecord.id, after, limit))
-    return [{"type": "consent", "id": r.id, "at": r.recorded_at, "channel": r.channel, "topic": r.topic,
-             "status": r.status, "source": r.source} for r in rows]
+    rows = session.scalars(
+        _older(
+            select(ConsentRecord).where(ConsentRecord.profile_id == profile_id),
+            ConsentRecord.recorded_at,
+            ConsentRecord.id,
+            after,
+            limit,
+        )
+    )
+    return [
+        {
+            "type": "consent",
+            "id": r.id,
+            "at": r.recorded_at,
+            "channel": r.channel,
+            "topic": r.topic,
+            "status": r.status,
+            "source": r.source,
+        }
+        for r in rows
+    ]
 
 
 def _inbound(session: Session, profile_id: str, after: After, limit: int) -> Entries:
     from ccm.conversations.models import InboundMessage
 
-    rows = session.scalars(_older(select(InboundMessage).where(InboundMessage.profile_id == profile_id),
-                                  InboundMessage.received_at, InboundMessage.id, after, limit))
-    return [{"type": "inbound", "id": m.id, "at": m.received_at, "channel": m.channel, "body": m.body,
-             "subject": m.subject, "conversation_id": m.conversation_id, "in_reply_to": m.in_reply_to,
-             "automatic": m.automatic, "keyword": m.keyword} for m in rows]
+    rows = session.scalars(
+        _older(
+            select(InboundMessage).where(InboundMessage.profile_id == profile_id),
+            InboundMessage.received_at,
+            InboundMessage.id,
+            after,
+            limit,
+        )
+    )
+    return [
+        {
+            "type": "inbound",
+            "id": m.id,
+            "at": m.received_at,
+            "channel": m.channel,
+            "body": m.body,
+            "subject": m.subject,
+            "conversation_id": m.conversation_id,
+            "in_reply_to": m.in_reply_to,
+            "automatic": m.automatic,
+            "keyword": m.keyword,
+        }
+        for m in rows
+    ]
 
 
 SOURCES: list[Source] = [_messages, _events, _inbound, _consent]

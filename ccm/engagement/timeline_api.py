@@ -18,8 +18,9 @@ bp.before_request(require_api_key)
 
 class TimelineQuery(QueryModel):
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, pattern=CURSOR_PATTERN, max_length=60,
-                               description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        None, pattern=CURSOR_PATTERN, max_length=60, description="next_cursor of the previous page"
+    )
 
 
 class TimelineEntry(BaseModel):
@@ -35,8 +36,14 @@ class Timeline(BaseModel):
     next_cursor: str | None
 
 
-@endpoint(bp, "/<external_id>/timeline", method="GET", query=TimelineQuery, responses={200: Timeline},
-          summary="Everything that happened with this person, newest first")
+@endpoint(
+    bp,
+    "/<external_id>/timeline",
+    method="GET",
+    query=TimelineQuery,
+    responses={200: Timeline},
+    summary="Everything that happened with this person, newest first",
+)
 def get_timeline(external_id: ExternalId, query: TimelineQuery) -> Timeline:
     profile = get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
     items, cursor = timeline(session=db_session(), profile_id=profile.id, limit=query.limit, cursor=query.cursor)

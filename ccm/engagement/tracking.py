@@ -26,7 +26,9 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _NOTRACK = re.compile(r"\bdata-ccm-notrack\b", re.IGNORECASE)
 _MACHINE_AGENTS = re.compile(
     r"barracuda|mimecast|proofpoint|symantec|forcepoint|trendmicro|safelinks|urldefense|microsoft office|"
-    r"bot\b|crawler|spider|python-requests|curl/|wget|headlesschrome|go-http-client", re.IGNORECASE)
+    r"bot\b|crawler|spider|python-requests|curl/|wget|headlesschrome|go-http-client",
+    re.IGNORECASE,
+)
 
 
 class InvalidToken(Exception):
@@ -88,11 +90,20 @@ class LinkSigner:
         return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest()[:16])
 
 
-def rewrite_html(markup: str, *, message_id: str, public_url: str, signer: LinkSigner, clicks: bool, opens: bool,
-                 keep: frozenset[str] = frozenset()) -> str:
+def rewrite_html(
+    markup: str,
+    *,
+    message_id: str,
+    public_url: str,
+    signer: LinkSigner,
+    clicks: bool,
+    opens: bool,
+    keep: frozenset[str] = frozenset(),
+) -> str:
     """Point every http(s) link at the click endpoint and add the open pixel. Links marked
     ``data-ccm-notrack`` and the URLs in ``keep`` (the unsubscribe link) are left alone."""
     if clicks:
+
         def tracked(match: re.Match[str]) -> str:
             prefix, quote, target = match.group(1), match.group(2), html.unescape(match.group(3)).strip()
             if _NOTRACK.search(prefix) or target in keep or not target.lower().startswith(("http://", "https://")):
@@ -102,8 +113,10 @@ def rewrite_html(markup: str, *, message_id: str, public_url: str, signer: LinkS
 
         markup = _HREF.sub(tracked, markup)
     if opens:
-        pixel = (f'<img src="{public_url}/t/o/{signer.sign({"m": message_id})}.gif" width="1" height="1" '
-                 'alt="" style="display:block;border:0;width:1px;height:1px">')
+        pixel = (
+            f'<img src="{public_url}/t/o/{signer.sign({"m": message_id})}.gif" width="1" height="1" '
+            'alt="" style="display:block;border:0;width:1px;height:1px">'
+        )
         markup, found = _BODY_END.subn(pixel + "</body>", markup, count=1)
         if not found:
             markup += pixel

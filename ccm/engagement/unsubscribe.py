@@ -75,10 +75,26 @@ def preferences(token: str) -> Response:
         topics = [(ALL_TOPICS, "Every message")] + [(key, t.description or key) for key, t in policy.topics.items()]
         if request.method == "POST":
             _save(session, profile, policy, topics)
-        rows = [{"topic": topic, "label": label,
-                 "channels": [(c, allows(session=session, profile_id=profile.id, channel=c,
-                                         topic=None if topic == ALL_TOPICS else topic, policy=policy))
-                              for c in CHANNELS]} for topic, label in topics]
+        rows = [
+            {
+                "topic": topic,
+                "label": label,
+                "channels": [
+                    (
+                        c,
+                        allows(
+                            session=session,
+                            profile_id=profile.id,
+                            channel=c,
+                            topic=None if topic == ALL_TOPICS else topic,
+                            policy=policy,
+                        ),
+                    )
+                    for c in CHANNELS
+                ],
+            }
+            for topic, label in topics
+        ]
     return _html(PREFERENCES.render(rows=rows, saved=request.method == "POST"))
 
 
@@ -91,13 +107,35 @@ def revoke(session: Session, payload: dict[str, Any], *, source: str) -> bool:
     policy = workspace_policy(session=session, workspace_id=profile.workspace_id)
     if not allows(session=session, profile_id=profile.id, channel=channel, topic=topic, policy=policy):
         return False
-    record_consent(session=session, workspace_id=profile.workspace_id, profile_id=profile.id, actor="recipient",
-                   data=ConsentIn(channel=channel, topic=topic or ALL_TOPICS, status="revoked", source=source,
-                                  ip=request.remote_addr, user_agent=request.headers.get("User-Agent"),
-                                  proof={"message_id": payload.get("m")}))
-    record_events(session, [{"workspace_id": profile.workspace_id, "profile_id": profile.id,
-                             "message_id": payload.get("m"), "channel": channel, "kind": "unsubscribed",
-                             "source": source, "detail": {"topic": topic or ALL_TOPICS}}])
+    record_consent(
+        session=session,
+        workspace_id=profile.workspace_id,
+        profile_id=profile.id,
+        actor="recipient",
+        data=ConsentIn(
+            channel=channel,
+            topic=topic or ALL_TOPICS,
+            status="revoked",
+            source=source,
+            ip=request.remote_addr,
+            user_agent=request.headers.get("User-Agent"),
+            proof={"message_id": payload.get("m")},
+        ),
+    )
+    record_events(
+        session,
+        [
+            {
+                "workspace_id": profile.workspace_id,
+                "profile_id": profile.id,
+                "message_id": payload.get("m"),
+                "channel": channel,
+                "kind": "unsubscribed",
+                "source": source,
+                "detail": {"topic": topic or ALL_TOPICS},
+            }
+        ],
+    )
     return True
 
 
@@ -105,14 +143,28 @@ def _save(session: Session, profile: Profile, policy: Any, topics: list[tuple[st
     for topic, _ in topics:
         for channel in CHANNELS:
             wanted = f"{topic}:{channel}" in request.form
-            current = allows(session=session, profile_id=profile.id, channel=channel,
-                             topic=None if topic == ALL_TOPICS else topic, policy=policy)
+            current = allows(
+                session=session,
+                profile_id=profile.id,
+                channel=channel,
+                topic=None if topic == ALL_TOPICS else topic,
+                policy=policy,
+            )
             if wanted != current:
-                record_consent(session=session, workspace_id=profile.workspace_id, profile_id=profile.id,
-                               actor="recipient", data=ConsentIn(
-                                   channel=channel, topic=topic, status="granted" if wanted else "revoked",
-                                   source="preference_page", ip=request.remote_addr,
-                                   user_agent=request.headers.get("User-Agent")))
+                record_consent(
+                    session=session,
+                    workspace_id=profile.workspace_id,
+                    profile_id=profile.id,
+                    actor="recipient",
+                    data=ConsentIn(
+                        channel=channel,
+                        topic=topic,
+                        status="granted" if wanted else "revoked",
+                        source="preference_page",
+                        ip=request.remote_addr,
+                        user_agent=request.headers.get("User-Agent"),
+                    ),
+                )
 
 
 def _verify(token: str) -> dict[str, Any]:

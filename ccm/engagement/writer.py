@@ -27,11 +27,17 @@ def drain_hits(runtime: Runtime, *, limit: int = 1000) -> int:
         return 0
     try:
         with runtime.db.unit_of_work() as session:
-            messages = {row.id: row for row in session.execute(
-                select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.channel, _m.c.finished_at)
-                .where(_m.c.id.in_({hit.message_id for hit in hits})))}
-            record_events(session, [_event(hit, messages[hit.message_id]) for hit in hits
-                                    if hit.message_id in messages])
+            messages = {
+                row.id: row
+                for row in session.execute(
+                    select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.channel, _m.c.finished_at).where(
+                        _m.c.id.in_({hit.message_id for hit in hits})
+                    )
+                )
+            }
+            record_events(
+                session, [_event(hit, messages[hit.message_id]) for hit in hits if hit.message_id in messages]
+            )
     except Exception:
         buffer.release()
         raise
@@ -45,6 +51,15 @@ def _event(hit: Hit, message: Any) -> dict[str, Any]:
     detail = {"user_agent": hit.user_agent[:300], "ip": hit.ip}
     if hit.url:
         detail["url"] = hit.url
-    return {"workspace_id": message.workspace_id, "profile_id": message.profile_id, "message_id": message.id,
-            "channel": message.channel, "kind": hit.kind, "machine": is_machine(hit, seconds_after_send=since_send),
-            "source": "tracking", "dedupe_key": f"hit:{hit.id}", "detail": detail, "occurred_at": at}
+    return {
+        "workspace_id": message.workspace_id,
+        "profile_id": message.profile_id,
+        "message_id": message.id,
+        "channel": message.channel,
+        "kind": hit.kind,
+        "machine": is_machine(hit, seconds_after_send=since_send),
+        "source": "tracking",
+        "dedupe_key": f"hit:{hit.id}",
+        "detail": detail,
+        "occurred_at": at,
+    }

@@ -15,24 +15,34 @@ from ccm.validation import SEMANTIC_HINT
 
 M = TypeVar("M", bound=BaseModel)
 
-HEADER = {"Idempotency-Key": {
-    "type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"^[\x20-\x7e]+$",
-    "description": SEMANTIC_HINT + "the same key and body replay the first answer; the same key with another "
-                   "body is a 422 (draft-ietf-httpapi-idempotency-key-header)",
-}}
+HEADER = {
+    "Idempotency-Key": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": r"^[\x20-\x7e]+$",
+        "description": SEMANTIC_HINT + "the same key and body replay the first answer; the same key with another "
+        "body is a 422 (draft-ietf-httpapi-idempotency-key-header)",
+    }
+}
 """The header's schema, for :func:`ccm.http.endpoint`'s ``headers``."""
 
 
-def respond_idempotently(work: Callable[[], tuple[M, int]], answer: type[M], *,
-                         expected: tuple[M, int] | None = None) -> tuple[M, int, dict[str, str]]:
+def respond_idempotently(
+    work: Callable[[], tuple[M, int]], answer: type[M], *, expected: tuple[M, int] | None = None
+) -> tuple[M, int, dict[str, str]]:
     """Run ``work`` once per ``Idempotency-Key`` (when the request has one) and answer with its
     result; a repeat of the same request gets the stored answer, read back through the same
     model, and ``Idempotent-Replayed: true``."""
-    result = run_idempotent(session=db_session(), workspace_id=current_workspace_id(),
-                            key=request.headers.get("Idempotency-Key"),
-                            request_hash=fingerprint(request.method, request.path, request.get_data()),
-                            ttl=current_app.extensions["ccm"].settings.idempotency_ttl,
-                            work=lambda: _dumped(work()), expected=_dumped(expected) if expected else None)
+    result = run_idempotent(
+        session=db_session(),
+        workspace_id=current_workspace_id(),
+        key=request.headers.get("Idempotency-Key"),
+        request_hash=fingerprint(request.method, request.path, request.get_data()),
+        ttl=current_app.extensions["ccm"].settings.idempotency_ttl,
+        work=lambda: _dumped(work()),
+        expected=_dumped(expected) if expected else None,
+    )
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     return answer.model_validate(result.body), result.status, headers
 

@@ -18,9 +18,7 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_key"
 
-    workspace_id: Mapped[str] = mapped_column(
-        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
-    )
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int]

@@ -36,8 +36,14 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 
 def run_idempotent(
-    *, session: Session, workspace_id: str, key: str | None, request_hash: str, ttl: float,
-    work: Callable[[], tuple[dict[str, Any], int]], expected: tuple[dict[str, Any], int] | None = None,
+    *,
+    session: Session,
+    workspace_id: str,
+    key: str | None,
+    request_hash: str,
+    ttl: float,
+    work: Callable[[], tuple[dict[str, Any], int]],
+    expected: tuple[dict[str, Any], int] | None = None,
 ) -> IdempotentResult:
     """Run ``work`` once per key; replay its answer for the same key and request.
 
@@ -57,9 +63,14 @@ def run_idempotent(
         return _replay(stored, request_hash)
     body, status = work()
     if (body, status) != expected:
-        session.execute(update(IdempotencyKey).where(
-            IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key,
-        ).values(status_code=status, response=body))
+        session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.workspace_id == workspace_id,
+                IdempotencyKey.key == key,
+            )
+            .values(status_code=status, response=body)
+        )
     return IdempotentResult(body, status, replayed=False)
 
 
@@ -70,20 +81,30 @@ def purge_expired(*, session: Session) -> int:
 
 def _check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
-                               field="Idempotency-Key")
+        raise ValidationFailed(
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters", field="Idempotency-Key"
+        )
 
 
-def _reserve(session: Session, workspace_id: str, key: str, request_hash: str, ttl: float,
-             answer: tuple[dict[str, Any], int]) -> IdempotencyKey | None:
+def _reserve(
+    session: Session, workspace_id: str, key: str, request_hash: str, ttl: float, answer: tuple[dict[str, Any], int]
+) -> IdempotencyKey | None:
     """Insert the key row; return the existing row instead when the key is taken and live."""
     now = utcnow()
-    values = {"workspace_id": workspace_id, "key": key, "request_hash": request_hash, "response": answer[0],
-              "status_code": answer[1], "created_at": now, "expires_at": now + dt.timedelta(seconds=ttl)}
+    values = {
+        "workspace_id": workspace_id,
+        "key": key,
+        "request_hash": request_hash,
+        "response": answer[0],
+        "status_code": answer[1],
+        "created_at": now,
+        "expires_at": now + dt.timedelta(seconds=ttl),
+    }
     if session.execute(insert_ignoring_conflicts(dialect_of(session), _TABLE, _TABLE.c.key), values).scalar():
         return None
-    stored = session.scalar(select(IdempotencyKey).where(
-        IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key))
+    stored = session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
+    )
     if stored is not None and stored.expires_at < now:  # expired but not purged yet: start afresh
         session.delete(stored)
         session.flush()
@@ -93,8 +114,9 @@ def _reserve(session: Session, workspace_id: str, key: str, request_hash: str, t
 
 def _replay(stored: IdempotencyKey, request_hash: str) -> IdempotentResult:
     if stored.request_hash != request_hash:
-        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request",
-                                   field="Idempotency-Key")
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request", field="Idempotency-Key"
+        )
     if stored.status_code == 0:
         raise Conflict("a request with this Idempotency-Key is still in progress", field="Idempotency-Key")
     return IdempotentResult(stored.response, stored.status_code, replayed=True)

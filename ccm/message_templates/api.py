@@ -31,11 +31,19 @@ def _sandbox():  # type: ignore[no-untyped-def]
     return current_app.extensions["ccm"].sandbox
 
 
-@endpoint(bp, "/templates", method="POST", body=TemplateIn, responses={201: TemplateOut}, errors=(409,),
-          summary="Create a template (its draft is checked: a syntax error or forbidden construct is a 422)")
+@endpoint(
+    bp,
+    "/templates",
+    method="POST",
+    body=TemplateIn,
+    responses={201: TemplateOut},
+    errors=(409,),
+    summary="Create a template (its draft is checked: a syntax error or forbidden construct is a 422)",
+)
 def create_template(body: TemplateIn) -> tuple[TemplateOut, int]:
-    template = service.create_template(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(),
-                                       data=body)
+    template = service.create_template(
+        session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), data=body
+    )
     return TemplateOut.model_validate(template), 201
 
 
@@ -51,48 +59,88 @@ def get_template(key: TemplateKey) -> TemplateOut:
     return TemplateOut.model_validate(template)
 
 
-@endpoint(bp, "/templates/<key>", method="PATCH", body=TemplatePatch, responses={200: TemplateOut},
-          summary="Edit a template's draft")
+@endpoint(
+    bp,
+    "/templates/<key>",
+    method="PATCH",
+    body=TemplatePatch,
+    responses={200: TemplateOut},
+    summary="Edit a template's draft",
+)
 def patch_template(key: TemplateKey, body: TemplatePatch) -> TemplateOut:
-    template = service.update_draft(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(),
-                                    key=key, data=body)
+    template = service.update_draft(
+        session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), key=key, data=body
+    )
     return TemplateOut.model_validate(template)
 
 
-@endpoint(bp, "/templates/<key>/publish", method="POST", responses={200: PublishOut, 201: PublishOut},
-          summary="Publish the draft as the next immutable version")
+@endpoint(
+    bp,
+    "/templates/<key>/publish",
+    method="POST",
+    responses={200: PublishOut, 201: PublishOut},
+    errors=(409,),
+    summary="Publish the draft as the next immutable version (409 when it uses undeclared variables or missing "
+    "snippets)",
+)
 def publish_template(key: TemplateKey) -> tuple[PublishOut, int]:
-    version, created = service.publish(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(),
-                                       key=key)
+    version, created = service.publish(
+        session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), key=key
+    )
     return PublishOut(version=version, created=created), 201 if created else 200
 
 
-@endpoint(bp, "/templates/<key>/versions/<int:version>", method="GET", responses={200: VersionOut},
-          summary="Read a published version")
+@endpoint(
+    bp,
+    "/templates/<key>/versions/<int:version>",
+    method="GET",
+    responses={200: VersionOut},
+    summary="Read a published version",
+)
 def get_version(key: TemplateKey, version: Version) -> VersionOut:
     row = service.get_version(session=db_session(), workspace_id=current_workspace_id(), key=key, version=version)
     return VersionOut.model_validate(row)
 
 
-@endpoint(bp, "/templates/<key>/preview", method="POST", body=PreviewIn, responses={200: PreviewOut},
-          summary="Render a version or the draft with a stored profile or sample data; lists problems found")
+@endpoint(
+    bp,
+    "/templates/<key>/preview",
+    method="POST",
+    body=PreviewIn,
+    responses={200: PreviewOut},
+    summary="Render a version or the draft with a stored profile or sample data; lists problems found",
+)
 def preview(key: TemplateKey, body: PreviewIn) -> PreviewOut:
-    return preview_template(session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), key=key,
-                            request=body, public_url=current_app.extensions["ccm"].settings.public_url)
+    return preview_template(
+        session=db_session(),
+        sandbox=_sandbox(),
+        workspace_id=current_workspace_id(),
+        key=key,
+        request=body,
+        public_url=current_app.extensions["ccm"].settings.public_url,
+    )
 
 
-@endpoint(bp, "/snippets/<path:name>", method="PUT", body=SnippetIn, responses={200: SnippetOut, 201: SnippetOut},
-          summary="Create or replace a layout or partial (e.g. layouts/base.html)")
+@endpoint(
+    bp,
+    "/snippets/<path:name>",
+    method="PUT",
+    body=SnippetIn,
+    responses={200: SnippetOut, 201: SnippetOut},
+    summary="Create or replace a layout or partial (e.g. layouts/base.html)",
+)
 def put_snippet(name: SnippetName, body: SnippetIn) -> tuple[SnippetOut, int]:
-    snippet, created = snippets.put_snippet(session=db_session(), sandbox=_sandbox(),
-                                            workspace_id=current_workspace_id(), name=name, source=body.source)
+    snippet, created = snippets.put_snippet(
+        session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), name=name, source=body.source
+    )
     return SnippetOut.model_validate(snippet), 201 if created else 200
 
 
 @endpoint(bp, "/snippets/<path:name>", method="GET", responses={200: SnippetOut}, summary="Read a layout or partial")
 def get_snippet(name: SnippetName) -> SnippetOut:
-    return SnippetOut.model_validate(snippets.get_snippet(session=db_session(), workspace_id=current_workspace_id(),
-                                                          name=name))
+    return SnippetOut.model_validate(
+        snippets.get_snippet(session=db_session(), workspace_id=current_workspace_id(), name=name)
+    )
 
 
 @endpoint(bp, "/snippets", method="GET", responses={200: SnippetList}, summary="List layouts and partials")

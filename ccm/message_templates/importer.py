@@ -37,8 +37,13 @@ from ccm.message_templates.sandbox import TemplateSandbox
 from ccm.message_templates.schemas import TemplateIn, TemplatePatch
 
 SNIPPET_FOLDERS = ("layouts", "partials")
-PART_FILES = {("email", "subject"): "subject", ("email", "html"): "html", ("email", "txt"): "text",
-              ("sms", "txt"): "body", ("chat", "txt"): "body"}
+PART_FILES = {
+    ("email", "subject"): "subject",
+    ("email", "html"): "html",
+    ("email", "txt"): "text",
+    ("sms", "txt"): "body",
+    ("chat", "txt"): "body",
+}
 
 
 class ImportFailed(Exception):
@@ -60,16 +65,30 @@ class ImportReport:
     """``template <key>`` and ``snippet <name>`` left alone because the workspace has its own."""
 
 
-def import_folder(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, root: Path,
-                  progress: Callable[[str], None] = lambda _: None) -> list[ImportedTemplate]:
+def import_folder(
+    *,
+    session: Session,
+    sandbox: TemplateSandbox,
+    workspace_id: str,
+    root: Path,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[ImportedTemplate]:
     """Import every snippet, then every template under ``root``, replacing the workspace's
     versions; returns what was published."""
-    return import_templates(session=session, sandbox=sandbox, workspace_id=workspace_id, root=root,
-                            progress=progress).templates
+    return import_templates(
+        session=session, sandbox=sandbox, workspace_id=workspace_id, root=root, progress=progress
+    ).templates
 
 
-def import_templates(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, root: Path,
-                     keep_existing: bool = False, progress: Callable[[str], None] = lambda _: None) -> ImportReport:
+def import_templates(
+    *,
+    session: Session,
+    sandbox: TemplateSandbox,
+    workspace_id: str,
+    root: Path,
+    keep_existing: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> ImportReport:
     """Import every snippet, then every template under ``root``. With ``keep_existing``, those
     the workspace already has with other content are skipped instead of replaced.
 
@@ -85,8 +104,9 @@ def import_templates(*, session: Session, sandbox: TemplateSandbox, workspace_id
             if keep_existing and _other_snippet(session, workspace_id, name, source):
                 report.skipped.append(f"snippet {name}")
             else:
-                snippets.put_snippet(session=session, sandbox=sandbox, workspace_id=workspace_id, name=name,
-                                     source=source)
+                snippets.put_snippet(
+                    session=session, sandbox=sandbox, workspace_id=workspace_id, name=name, source=source
+                )
         progress(name)
     for folder in sorted(p for p in (root / "messages").glob("*") if (p / "template.toml").is_file()):
         with _naming_file(folder):
@@ -107,21 +127,24 @@ def read_template(folder: Path) -> TemplateIn:
             continue
         channel, locale, extension = _part_name(path)
         variant = variants.setdefault((channel, locale), {"channel": channel, "locale": locale})
-        variant[PART_FILES[(channel, extension)]] = path.read_text("utf-8").rstrip("\n") if extension == "subject" \
-            else path.read_text("utf-8")
+        variant[PART_FILES[(channel, extension)]] = (
+            path.read_text("utf-8").rstrip("\n") if extension == "subject" else path.read_text("utf-8")
+        )
     return TemplateIn.model_validate({"key": meta.pop("key", folder.name), **meta, "variants": list(variants.values())})
 
 
-def _save_and_publish(session: Session, sandbox: TemplateSandbox, workspace_id: str,
-                      definition: TemplateIn) -> ImportedTemplate:
+def _save_and_publish(
+    session: Session, sandbox: TemplateSandbox, workspace_id: str, definition: TemplateIn
+) -> ImportedTemplate:
     try:
         service.get_template(session=session, workspace_id=workspace_id, key=definition.key)
     except NotFound:
         service.create_template(session=session, sandbox=sandbox, workspace_id=workspace_id, data=definition)
     else:
         patch = TemplatePatch.model_validate(definition.model_dump(exclude={"key"}))
-        service.update_draft(session=session, sandbox=sandbox, workspace_id=workspace_id, key=definition.key,
-                             data=patch)
+        service.update_draft(
+            session=session, sandbox=sandbox, workspace_id=workspace_id, key=definition.key, data=patch
+        )
     version, created = service.publish(session=session, sandbox=sandbox, workspace_id=workspace_id, key=definition.key)
     return ImportedTemplate(definition.key, version, created)
 
@@ -134,8 +157,11 @@ def _other_snippet(session: Session, workspace_id: str, name: str, source: str) 
 
 def _other_template(session: Session, workspace_id: str, definition: TemplateIn) -> bool:
     """Whether the workspace has a template with this key whose draft is not ``definition``."""
-    found = session.scalar(select(MessageTemplate).where(MessageTemplate.workspace_id == workspace_id,
-                                                         MessageTemplate.key == definition.key))
+    found = session.scalar(
+        select(MessageTemplate).where(
+            MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == definition.key
+        )
+    )
     if found is None:
         return False
     wanted = definition.model_dump(include=set(service.DRAFT_FIELDS))
@@ -152,8 +178,10 @@ def _snippet_files(root: Path) -> Iterator[tuple[str, Path]]:
 def _part_name(path: Path) -> tuple[str, str, str]:
     pieces = path.name.split(".")
     if len(pieces) != 3 or (pieces[0], pieces[2]) not in PART_FILES:
-        raise ImportFailed(f"{path}: expected <channel>.<locale>.<part> such as email.en.html, email.en.subject, "
-                           "email.en.txt, sms.en.txt or chat.en.txt")
+        raise ImportFailed(
+            f"{path}: expected <channel>.<locale>.<part> such as email.en.html, email.en.subject, "
+            "email.en.txt, sms.en.txt or chat.en.txt"
+        )
     return pieces[0], pieces[1], pieces[2]
 
 

@@ -300,8 +300,14 @@ def _indent_size(s: Any, width: Any = 4, first: Any = False, blank: Any = False)
     return len(text) + (text.count("\n") + 1) * unit
 
 
-def _wordwrap_size(_env: Any, s: Any, width: Any = 79, break_long_words: Any = True,
-                   wrapstring: Any = None, break_on_hyphens: Any = True) -> int:
+def _wordwrap_size(
+    _env: Any,
+    s: Any,
+    width: Any = 79,
+    break_long_words: Any = True,
+    wrapstring: Any = None,
+    break_on_hyphens: Any = True,
+) -> int:
     # Every wrapped line holds at least one character, so there are at most len(text) breaks.
     separator = len(wrapstring) if isinstance(wrapstring, str) else 1
     return len(soft_str(s)) * (1 + separator)
@@ -318,8 +324,15 @@ def _tojson_size(_eval_ctx: Any, value: Any, indent: Any = None) -> int:
     return 0
 
 
-def _urlize_size(_eval_ctx: Any, value: Any, trim_url_limit: Any = None, nofollow: Any = False,
-                 target: Any = None, rel: Any = None, extra_schemes: Any = None) -> int:
+def _urlize_size(
+    _eval_ctx: Any,
+    value: Any,
+    trim_url_limit: Any = None,
+    nofollow: Any = False,
+    target: Any = None,
+    rel: Any = None,
+    extra_schemes: Any = None,
+) -> int:
     # Every link needs a '.', '@' or ':'; each repeats its address and carries the attributes.
     text = soft_str(value)
     links = text.count(".") + text.count("@") + text.count(":") + 1

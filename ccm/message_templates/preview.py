@@ -49,44 +49,85 @@ class _Source:
     policy: WorkspacePolicy
 
 
-def preview_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str,
-                     request: PreviewIn, public_url: str) -> PreviewOut:
+def preview_template(
+    *, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str, request: PreviewIn, public_url: str
+) -> PreviewOut:
     """Render a version or the draft. Ends the session's transaction before rendering (see the
     module docstring): call it only from a unit of work with nothing else to write."""
     problems: list[ProblemOut] = []
     source = _read(session, sandbox, workspace_id, key, request, problems)
     end_transaction(session)
-    problems += _variable_problems(sandbox, source.variables, source.variants, source.snippets, request.data,
-                                   source.profile["attributes"])
-    context = build_context(variables=source.variables, data=request.data, profile=source.profile, extras={
-        "unsubscribe_url": f"{public_url}/u/preview", "message": {"id": "msg_preview", "category": source.category}})
+    problems += _variable_problems(
+        sandbox, source.variables, source.variants, source.snippets, request.data, source.profile["attributes"]
+    )
+    context = build_context(
+        variables=source.variables,
+        data=request.data,
+        profile=source.profile,
+        extras={
+            "unsubscribe_url": f"{public_url}/u/preview",
+            "message": {"id": "msg_preview", "category": source.category},
+        },
+    )
     parts = []
     locale = request.locale or source.profile["locale"]
     for variant in _chosen(source.variants, request.channel, locale, source.default_locale):
         try:
             parts.append(_part(source, render_parts(sandbox, source.bundle, variant, context), problems))
         except RenderError as exc:
-            problems.append(ProblemOut(part=exc.name or source_name(variant, "?"), line=exc.line,
-                                       code=exc.code, message=exc.message))
+            problems.append(
+                ProblemOut(
+                    part=exc.name or source_name(variant, "?"), line=exc.line, code=exc.code, message=exc.message
+                )
+            )
     return PreviewOut(version=source.number, parts=parts, problems=problems)
 
 
-def _read(session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str, request: PreviewIn,
-          problems: list[ProblemOut]) -> _Source:
+def _read(
+    session: Session,
+    sandbox: TemplateSandbox,
+    workspace_id: str,
+    key: str,
+    request: PreviewIn,
+    problems: list[ProblemOut],
+) -> _Source:
     template = service.get_template(session=session, workspace_id=workspace_id, key=key)
-    profile = template_context(get_profile(session=session, workspace_id=workspace_id, external_id=request.external_id)
-                               if request.external_id else None)
+    profile = template_context(
+        get_profile(session=session, workspace_id=workspace_id, external_id=request.external_id)
+        if request.external_id
+        else None
+    )
     policy = workspace_policy(session=session, workspace_id=workspace_id)
     if request.version == "draft":
         snippets = _draft_snippets(session, sandbox, workspace_id, template.variants, problems)
-        return _Source(None, template.category, template.default_locale, template.variables, template.variants,
-                       snippets, make_bundle(template.id, template.variants, snippets, cacheable=False), profile,
-                       policy)
-    version = service.get_version(session=session, workspace_id=workspace_id, key=key,
-                                  version=None if request.version == "latest" else request.version)
-    return _Source(version.version, version.category, template.default_locale, version.variables, version.variants,
-                   version.snippets, make_bundle(version.id, version.variants, version.snippets, cacheable=True),
-                   profile, policy)
+        return _Source(
+            None,
+            template.category,
+            template.default_locale,
+            template.variables,
+            template.variants,
+            snippets,
+            make_bundle(template.id, template.variants, snippets, cacheable=False),
+            profile,
+            policy,
+        )
+    version = service.get_version(
+        session=session,
+        workspace_id=workspace_id,
+        key=key,
+        version=None if request.version == "latest" else request.version,
+    )
+    return _Source(
+        version.version,
+        version.category,
+        template.default_locale,
+        version.variables,
+        version.variants,
+        version.snippets,
+        make_bundle(version.id, version.variants, version.snippets, cacheable=True),
+        profile,
+        policy,
+    )
 
 
 def _part(source: _Source, rendered: RenderedParts, problems: list[ProblemOut]) -> RenderedPart:
@@ -96,16 +137,18 @@ def _part(source: _Source, rendered: RenderedParts, problems: list[ProblemOut]) 
         try:
             part.body, size = sms_body(source.policy, source.category, rendered.body, [])
         except NotSendable as too_long:  # delivery would fail it: say so, and show it all the same
-            problems.append(ProblemOut(part=f"sms.{rendered.locale}.body", line=None, code="sms_too_long",
-                                       message=too_long.reason))
+            problems.append(
+                ProblemOut(part=f"sms.{rendered.locale}.body", line=None, code="sms_too_long", message=too_long.reason)
+            )
             part.body = with_opt_out_footer(source.policy, source.category, rendered.body)
             size = sms_size(part.body)
         part.segments, part.encoding = size.segments, size.encoding
     return part
 
 
-def _chosen(variants: Sequence[Mapping[str, Any]], channel: str | None, locale: str | None,
-            default_locale: str) -> list[Mapping[str, Any]]:
+def _chosen(
+    variants: Sequence[Mapping[str, Any]], channel: str | None, locale: str | None, default_locale: str
+) -> list[Mapping[str, Any]]:
     """Every variant, or the ones a message to this channel and locale would use."""
     if locale is None and channel is None:
         return list(variants)
@@ -114,8 +157,13 @@ def _chosen(variants: Sequence[Mapping[str, Any]], channel: str | None, locale: 
     return [variant for variant in chosen if variant is not None]
 
 
-def _draft_snippets(session: Session, sandbox: TemplateSandbox, workspace_id: str,
-                    variants: Sequence[Mapping[str, Any]], problems: list[ProblemOut]) -> dict[str, str]:
+def _draft_snippets(
+    session: Session,
+    sandbox: TemplateSandbox,
+    workspace_id: str,
+    variants: Sequence[Mapping[str, Any]],
+    problems: list[ProblemOut],
+) -> dict[str, str]:
     try:
         return service.collect_snippets(session, sandbox, workspace_id, variants)
     except ValidationFailed as exc:
@@ -123,19 +171,31 @@ def _draft_snippets(session: Session, sandbox: TemplateSandbox, workspace_id: st
         return {}
 
 
-def _variable_problems(sandbox: TemplateSandbox, variables: Sequence[str], variants: Sequence[Mapping[str, Any]],
-                       snippets: Mapping[str, str], data: Mapping[str, Any],
-                       attributes: Mapping[str, Any]) -> list[ProblemOut]:
+def _variable_problems(
+    sandbox: TemplateSandbox,
+    variables: Sequence[str],
+    variants: Sequence[Mapping[str, Any]],
+    snippets: Mapping[str, str],
+    data: Mapping[str, Any],
+    attributes: Mapping[str, Any],
+) -> list[ProblemOut]:
     problems = [
-        ProblemOut(part=part, line=None, code="undeclared_variable",
-                   message=f"{part} uses {name!r}, which the template does not declare")
+        ProblemOut(
+            part=part,
+            line=None,
+            code="undeclared_variable",
+            message=f"{part} uses {name!r}, which the template does not declare",
+        )
         for part, names in service.undeclared_variables(sandbox, variables, variants, snippets).items()
         for name in sorted(names)
     ]
     problems += [
-        ProblemOut(part="data", line=None, code="missing_variable",
-                   message=f"declared variable {name!r} is not in the data or the profile's attributes")
+        ProblemOut(
+            part="data",
+            line=None,
+            code="missing_variable",
+            message=f"declared variable {name!r} is not in the data or the profile's attributes",
+        )
         for name in missing_variables(variables, data, attributes)
     ]
     return problems
-

@@ -31,16 +31,53 @@ from ccm.message_templates.limits import BoundedEnvironment, LimitExceeded, prin
 
 _SCALARS = frozenset({str, Markup, int, float, bool, type(None)})
 
-PASS_THROUGH_FILTERS = frozenset({
-    "abs", "attr", "batch", "count", "d", "default", "dictsort", "first", "float", "groupby", "int",
-    "items", "last", "length", "list", "map", "max", "min", "random", "reject", "rejectattr",
-    "reverse", "round", "select", "selectattr", "slice", "sort", "sum", "unique",
-})
+PASS_THROUGH_FILTERS = frozenset(
+    {
+        "abs",
+        "attr",
+        "batch",
+        "count",
+        "d",
+        "default",
+        "dictsort",
+        "first",
+        "float",
+        "groupby",
+        "int",
+        "items",
+        "last",
+        "length",
+        "list",
+        "map",
+        "max",
+        "min",
+        "random",
+        "reject",
+        "rejectattr",
+        "reverse",
+        "round",
+        "select",
+        "selectattr",
+        "slice",
+        "sort",
+        "sum",
+        "unique",
+    }
+)
 """Filters that never turn an argument into text; what they return is checked where it is printed.
 Every other filter has its arguments checked."""
 
-_DATA_NOUNS = {str: "a string", Markup: "a string", int: "a number", float: "a number", bool: "a boolean",
-               type(None): "none", list: "a list", tuple: "a list", dict: "a dict"}
+_DATA_NOUNS = {
+    str: "a string",
+    Markup: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "none",
+    list: "a list",
+    tuple: "a list",
+    dict: "a dict",
+}
 _OBJECT_NOUNS: tuple[tuple[type | tuple[type, ...], str], ...] = (
     (type, "a class"),
     (ModuleType, "a module"),
@@ -65,9 +102,16 @@ _HINTS = {
 _HOST_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>|<(?:class|module) '[^'<>]*'[^<>]*>")
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 _MARKUP_REPR = re.compile(r"\bMarkup\(('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")
-_JINJA_TYPES = {"LoopContext": "loop", "Macro": "macro", "Namespace": "namespace", "PlainUndefined": "undefined",
-                "TemplateModule": "imported template", "TemplateReference": "template reference",
-                "BlockReference": "block", "Markup": "str"}
+_JINJA_TYPES = {
+    "LoopContext": "loop",
+    "Macro": "macro",
+    "Namespace": "namespace",
+    "PlainUndefined": "undefined",
+    "TemplateModule": "imported template",
+    "TemplateReference": "template reference",
+    "BlockReference": "block",
+    "Markup": "str",
+}
 _JINJA_TYPE = re.compile(rf"\b(?:{'|'.join(_JINJA_TYPES)})\b")
 
 
@@ -196,9 +240,13 @@ class PrintableEnvironment(BoundedEnvironment):
                         break
                 else:
                     return func(*args)
-            value, rest, kwargs = (check or _plain_value)(self, args[skip], list(args[skip + 1:]), kwargs)
-            return func(*args[:skip], value, *map(self.printable, rest),
-                        **{name: self.printable(argument) for name, argument in kwargs.items()})
+            value, rest, kwargs = (check or _plain_value)(self, args[skip], list(args[skip + 1 :]), kwargs)
+            return func(
+                *args[:skip],
+                value,
+                *map(self.printable, rest),
+                **{name: self.printable(argument) for name, argument in kwargs.items()},
+            )
 
         return checked
 

@@ -49,8 +49,9 @@ def source_name(variant: Mapping[str, Any], part: str) -> str:
     return f"{variant['channel']}.{variant['locale']}.{part}"
 
 
-def make_bundle(key: str, variants: Iterable[Mapping[str, Any]], snippets: Mapping[str, str], *,
-                cacheable: bool) -> TemplateBundle:
+def make_bundle(
+    key: str, variants: Iterable[Mapping[str, Any]], snippets: Mapping[str, str], *, cacheable: bool
+) -> TemplateBundle:
     sources = dict(snippets)
     for variant in variants:
         for part in PARTS[variant["channel"]]:
@@ -69,8 +70,9 @@ def locale_chain(locale: str | None, default_locale: str) -> list[str]:
     return chain
 
 
-def pick_variant(variants: Iterable[Mapping[str, Any]], channel: str, locale: str | None,
-                 default_locale: str) -> Mapping[str, Any] | None:
+def pick_variant(
+    variants: Iterable[Mapping[str, Any]], channel: str, locale: str | None, default_locale: str
+) -> Mapping[str, Any] | None:
     by_locale = {v["locale"].lower(): v for v in variants if v["channel"] == channel}
     for candidate in locale_chain(locale, default_locale):
         if candidate.lower() in by_locale:
@@ -78,13 +80,17 @@ def pick_variant(variants: Iterable[Mapping[str, Any]], channel: str, locale: st
     return None
 
 
-def build_context(*, variables: Iterable[str], data: Mapping[str, Any], profile: Mapping[str, Any],
-                  extras: Mapping[str, Any]) -> dict[str, Any]:
+def build_context(
+    *, variables: Iterable[str], data: Mapping[str, Any], profile: Mapping[str, Any], extras: Mapping[str, Any]
+) -> dict[str, Any]:
     """Declared variables (from the send data, else the profile's attributes) plus the builtins.
     Undeclared data stays out of reach, so a template only sees what it promised to use."""
     attributes = profile.get("attributes", {})
-    context = {name: data[name] if name in data else attributes[name]
-               for name in variables if name in data or name in attributes}
+    context = {
+        name: data[name] if name in data else attributes[name]
+        for name in variables
+        if name in data or name in attributes
+    }
     context.update(extras)
     context["profile"] = dict(profile)
     return context
@@ -94,8 +100,9 @@ def missing_variables(variables: Iterable[str], data: Mapping[str, Any], attribu
     return [name for name in variables if name not in data and name not in attributes]
 
 
-def render_parts(sandbox: TemplateSandbox, bundle: TemplateBundle, variant: Mapping[str, Any],
-                 context: Mapping[str, Any]) -> RenderedParts:
+def render_parts(
+    sandbox: TemplateSandbox, bundle: TemplateBundle, variant: Mapping[str, Any], context: Mapping[str, Any]
+) -> RenderedParts:
     """Render every part of one variant. Raises :class:`RenderError` on the first failure."""
     from ccm.channels.email_mime import inline_css
     from ccm.channels.html_text import html_to_text

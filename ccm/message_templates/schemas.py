@@ -8,12 +8,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from ccm.validation import SEMANTIC_HINT, Channel, ExternalId, Locale, RequestModel, Version, free_form
 
 Category = Literal["transactional", "marketing"]
-TemplateKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,199}$", description=(
-    "checked beyond this schema: lowercase letters, digits, '_', '.', '-'; keys starting 'ccm.' are CCM's own"))]
+TemplateKey = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,199}$",
+        description=(
+            "checked beyond this schema: lowercase letters, digits, '_', '.', '-'; keys starting 'ccm.' are CCM's own"
+        ),
+    ),
+]
 SNIPPET_NAME = r"^[A-Za-z0-9_-]{1,60}(/[A-Za-z0-9_-]{1,60}){0,3}\.(html|txt)$"
-SnippetName = Annotated[str, Field(
-    max_length=200, pattern=SNIPPET_NAME,
-    description="a path such as layouts/base.html or partials/footer.txt")]
+SnippetName = Annotated[
+    str,
+    Field(max_length=200, pattern=SNIPPET_NAME, description="a path such as layouts/base.html or partials/footer.txt"),
+]
 Source = Annotated[str, Field(description=SEMANTIC_HINT + "Jinja2 that compiles in the CCM sandbox")]
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
 
@@ -56,10 +64,18 @@ def _unique_names(names: list[str]) -> list[str]:
     return names
 
 
-Variants = Annotated[list[Variant], Field(min_length=1, max_length=200, description=SEMANTIC_HINT + (
-    "one variant per channel and locale; each part must compile in the sandbox")), AfterValidator(_unique_variants)]
-Variables = Annotated[list[VariableName], Field(max_length=200, json_schema_extra={"uniqueItems": True}),
-                     AfterValidator(_unique_names)]
+Variants = Annotated[
+    list[Variant],
+    Field(
+        min_length=1,
+        max_length=200,
+        description=SEMANTIC_HINT + ("one variant per channel and locale; each part must compile in the sandbox"),
+    ),
+    AfterValidator(_unique_variants),
+]
+Variables = Annotated[
+    list[VariableName], Field(max_length=200, json_schema_extra={"uniqueItems": True}), AfterValidator(_unique_names)
+]
 
 
 class TemplateIn(RequestModel):
@@ -138,8 +154,9 @@ class RenderedPart(BaseModel):
     html: str | None = None
     text: str | None = None
     body: str | None = None
-    segments: int | None = Field(None, description="SMS: segments the body takes as sent (a marketing SMS "
-                                                   "with its opt-out footer)")
+    segments: int | None = Field(
+        None, description="SMS: segments the body takes as sent (a marketing SMS with its opt-out footer)"
+    )
     encoding: str | None = Field(None, description="SMS: GSM-7 or UCS-2")
 
 

@@ -32,8 +32,13 @@ def get_template(*, session: Session, workspace_id: str, key: str, internal: boo
     Raises:
       NotFound: no such template, or an internal one and not ``internal``.
     """
-    template = None if is_internal(key) and not internal else session.scalar(select(MessageTemplate).where(
-        MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == key))
+    template = (
+        None
+        if is_internal(key) and not internal
+        else session.scalar(
+            select(MessageTemplate).where(MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == key)
+        )
+    )
     if template is None:
         raise NotFound(f"no template with key {key!r}", field="key")
     return template
@@ -41,13 +46,21 @@ def get_template(*, session: Session, workspace_id: str, key: str, internal: boo
 
 def list_templates(*, session: Session, workspace_id: str) -> list[MessageTemplate]:
     """The workspace's templates, without CCM's own."""
-    return list(session.scalars(select(MessageTemplate).where(
-        MessageTemplate.workspace_id == workspace_id,
-        ~MessageTemplate.key.startswith(INTERNAL_PREFIX, autoescape=True)).order_by(MessageTemplate.key)))
+    return list(
+        session.scalars(
+            select(MessageTemplate)
+            .where(
+                MessageTemplate.workspace_id == workspace_id,
+                ~MessageTemplate.key.startswith(INTERNAL_PREFIX, autoescape=True),
+            )
+            .order_by(MessageTemplate.key)
+        )
+    )
 
 
-def create_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str,
-                    data: TemplateIn, internal: bool = False) -> MessageTemplate:
+def create_template(
+    *, session: Session, sandbox: TemplateSandbox, workspace_id: str, data: TemplateIn, internal: bool = False
+) -> MessageTemplate:
     """Create a template with its first draft.
 
     Raises:
@@ -56,23 +69,32 @@ def create_template(*, session: Session, sandbox: TemplateSandbox, workspace_id:
       Conflict: the key is taken.
     """
     if is_internal(data.key) and not internal:
-        raise ValidationFailed(f"key: keys starting with {INTERNAL_PREFIX!r} are reserved for CCM's own templates",
-                               field="key")
+        raise ValidationFailed(
+            f"key: keys starting with {INTERNAL_PREFIX!r} are reserved for CCM's own templates", field="key"
+        )
     variants = [v.model_dump() for v in data.variants]
     check_variants(sandbox, variants)
-    if session.scalar(select(MessageTemplate.id).where(
-            MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == data.key)):
+    if session.scalar(
+        select(MessageTemplate.id).where(MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == data.key)
+    ):
         raise Conflict(f"a template with key {data.key!r} exists; edit its draft instead", field="key")
-    template = MessageTemplate(workspace_id=workspace_id, key=data.key, category=data.category,
-                               description=data.description, default_locale=data.default_locale,
-                               variables=list(data.variables), variants=variants)
+    template = MessageTemplate(
+        workspace_id=workspace_id,
+        key=data.key,
+        category=data.category,
+        description=data.description,
+        default_locale=data.default_locale,
+        variables=list(data.variables),
+        variants=variants,
+    )
     session.add(template)
     session.flush()
     return template
 
 
-def update_draft(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str,
-                 data: TemplatePatch) -> MessageTemplate:
+def update_draft(
+    *, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str, data: TemplatePatch
+) -> MessageTemplate:
     template = get_template(session=session, workspace_id=workspace_id, key=key)
     changes: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
     if changes.get("variants") is not None:
@@ -85,8 +107,9 @@ def update_draft(*, session: Session, sandbox: TemplateSandbox, workspace_id: st
     return template
 
 
-def publish(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str,
-            internal: bool = False) -> tuple[int, bool]:
+def publish(
+    *, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str, internal: bool = False
+) -> tuple[int, bool]:
     """Freeze the draft, with the layouts and partials it uses, into the next version.
 
     Returns:
@@ -104,23 +127,32 @@ def publish(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, ke
     if latest is not None and _same_content(latest, template, snippets):
         return latest.version, False
     number = (template.latest_version or 0) + 1
-    session.add(TemplateVersion(
-        workspace_id=workspace_id, template_id=template.id, version=number, category=template.category,
-        default_locale=template.default_locale, variables=list(template.variables),
-        variants=list(template.variants), snippets=snippets,
-    ))
+    session.add(
+        TemplateVersion(
+            workspace_id=workspace_id,
+            template_id=template.id,
+            version=number,
+            category=template.category,
+            default_locale=template.default_locale,
+            variables=list(template.variables),
+            variants=list(template.variants),
+            snippets=snippets,
+        )
+    )
     template.latest_version = number
     session.flush()
     return number, True
 
 
-def ensure_internal_template(*, session: Session, sandbox: TemplateSandbox, workspace_id: str,
-                             data: TemplateIn) -> None:
+def ensure_internal_template(
+    *, session: Session, sandbox: TemplateSandbox, workspace_id: str, data: TemplateIn
+) -> None:
     """Create and publish one of CCM's own templates (``data.key`` starts with ``ccm.``) unless
     the workspace has it already."""
     assert is_internal(data.key), data.key
-    exists = session.scalar(select(MessageTemplate.id).where(MessageTemplate.workspace_id == workspace_id,
-                                                             MessageTemplate.key == data.key))
+    exists = session.scalar(
+        select(MessageTemplate.id).where(MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == data.key)
+    )
     if exists is None:
         create_template(session=session, sandbox=sandbox, workspace_id=workspace_id, data=data, internal=True)
         publish(session=session, sandbox=sandbox, workspace_id=workspace_id, key=data.key, internal=True)
@@ -130,8 +162,13 @@ def get_version(*, session: Session, workspace_id: str, key: str, version: int |
     """A published version; ``None`` means the latest."""
     template = get_template(session=session, workspace_id=workspace_id, key=key)
     number = template.latest_version if version is None else version
-    row = None if number is None else session.scalar(select(TemplateVersion).where(
-        TemplateVersion.template_id == template.id, TemplateVersion.version == number))
+    row = (
+        None
+        if number is None
+        else session.scalar(
+            select(TemplateVersion).where(TemplateVersion.template_id == template.id, TemplateVersion.version == number)
+        )
+    )
     if row is None:
         what = "no published version" if version is None else f"no version {version}"
         raise NotFound(f"template {key!r} has {what}", field="version")
@@ -142,9 +179,15 @@ def snapshot(version: TemplateVersion, key: str, sandbox: TemplateSandbox) -> Pu
     bundle = make_bundle(version.id, version.variants, version.snippets, cacheable=True)
     used = set().union(*(sandbox.variables(source) for source in bundle.sources.values()))
     return PublishedTemplate(
-        id=version.id, key=key, version=version.version, category=version.category,
-        default_locale=version.default_locale, variables=tuple(version.variables),
-        variants=tuple(version.variants), bundle=bundle, builtins_used=frozenset(used & BUILTINS),
+        id=version.id,
+        key=key,
+        version=version.version,
+        category=version.category,
+        default_locale=version.default_locale,
+        variables=tuple(version.variables),
+        variants=tuple(version.variants),
+        bundle=bundle,
+        builtins_used=frozenset(used & BUILTINS),
     )
 
 
@@ -161,32 +204,43 @@ def check_variants(sandbox: TemplateSandbox, variants: list[dict[str, Any]]) -> 
             problems = sandbox.validate(source, name=source_name(variant, part))
             if problems:
                 first = problems[0]
-                raise ValidationFailed(f"{field}: {first.message}", field=field,
-                                       details={"line": first.line, "problems": [vars(p) for p in problems]})
+                raise ValidationFailed(
+                    f"{field}: {first.message}",
+                    field=field,
+                    details={"line": first.line, "problems": [vars(p) for p in problems]},
+                )
 
 
-def collect_snippets(session: Session, sandbox: TemplateSandbox, workspace_id: str,
-                     variants: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def collect_snippets(
+    session: Session, sandbox: TemplateSandbox, workspace_id: str, variants: Iterable[Mapping[str, Any]]
+) -> dict[str, str]:
     """Every layout and partial the variants use, transitively, by name."""
-    pending = [name for v in variants for part in PARTS[v["channel"]] if v.get(part)
-               for name in sandbox.snippets_used(v[part])]
+    pending = [
+        name for v in variants for part in PARTS[v["channel"]] if v.get(part) for name in sandbox.snippets_used(v[part])
+    ]
     found: dict[str, str] = {}
     while pending:
         name = pending.pop()
         if name in found:
             continue
-        source = session.scalar(select(Snippet.source).where(
-            Snippet.workspace_id == workspace_id, Snippet.name == name))
+        source = session.scalar(
+            select(Snippet.source).where(Snippet.workspace_id == workspace_id, Snippet.name == name)
+        )
         if source is None:
-            raise ValidationFailed(f"the template uses {name!r}, which does not exist", field="snippets",
-                                   details={"snippet": name})
+            raise Conflict(
+                f"the template uses {name!r}, which does not exist", field="snippets", details={"snippet": name}
+            )
         found[name] = source
         pending.extend(sandbox.snippets_used(source))
     return found
 
 
-def undeclared_variables(sandbox: TemplateSandbox, variables: Iterable[str],
-                         variants: Iterable[Mapping[str, Any]], snippets: Mapping[str, str]) -> dict[str, set[str]]:
+def undeclared_variables(
+    sandbox: TemplateSandbox,
+    variables: Iterable[str],
+    variants: Iterable[Mapping[str, Any]],
+    snippets: Mapping[str, str],
+) -> dict[str, set[str]]:
     """Per source name, the variables it reads that are neither declared nor built in."""
     allowed = set(variables) | BUILTINS
     sources = {source_name(v, part): v[part] for v in variants for part in PARTS[v["channel"]] if v.get(part)}
@@ -195,22 +249,37 @@ def undeclared_variables(sandbox: TemplateSandbox, variables: Iterable[str],
     return {name: names for name, names in found.items() if names}
 
 
-def check_declared(sandbox: TemplateSandbox, variables: Iterable[str], variants: Iterable[Mapping[str, Any]],
-                   snippets: Mapping[str, str]) -> None:
+def check_declared(
+    sandbox: TemplateSandbox,
+    variables: Iterable[str],
+    variants: Iterable[Mapping[str, Any]],
+    snippets: Mapping[str, str],
+) -> None:
     undeclared = undeclared_variables(sandbox, variables, variants, snippets)
     if undeclared:
         names = sorted(set().union(*undeclared.values()))
-        raise ValidationFailed(f"variables used but not declared: {', '.join(names)}", field="variables",
-                               details={"undeclared": {k: sorted(v) for k, v in undeclared.items()}})
+        raise Conflict(
+            f"variables used but not declared: {', '.join(names)}",
+            field="variables",
+            details={"undeclared": {k: sorted(v) for k, v in undeclared.items()}},
+        )
 
 
 def _latest_version(session: Session, template: MessageTemplate) -> TemplateVersion | None:
     if template.latest_version is None:
         return None
-    return session.scalar(select(TemplateVersion).where(
-        TemplateVersion.template_id == template.id, TemplateVersion.version == template.latest_version))
+    return session.scalar(
+        select(TemplateVersion).where(
+            TemplateVersion.template_id == template.id, TemplateVersion.version == template.latest_version
+        )
+    )
 
 
 def _same_content(version: TemplateVersion, template: MessageTemplate, snippets: dict[str, str]) -> bool:
     return (version.category, version.default_locale, version.variables, version.variants, version.snippets) == (
-        template.category, template.default_locale, template.variables, template.variants, snippets)
+        template.category,
+        template.default_locale,
+        template.variables,
+        template.variants,
+        snippets,
+    )

@@ -15,15 +15,19 @@ from ccm.message_templates.sandbox import TemplateSandbox
 SNIPPET_NAME = re.compile(schemas.SNIPPET_NAME)
 
 
-def put_snippet(*, session: Session, sandbox: TemplateSandbox, workspace_id: str, name: str,
-                source: str) -> tuple[Snippet, bool]:
+def put_snippet(
+    *, session: Session, sandbox: TemplateSandbox, workspace_id: str, name: str, source: str
+) -> tuple[Snippet, bool]:
     """Create or replace a snippet. Published versions keep the copy they were published with."""
     if not SNIPPET_NAME.match(name):
         raise ValidationFailed(f"name: {name!r} is not a snippet name such as layouts/base.html", field="name")
     problems = sandbox.validate(source, name=name)
     if problems:
-        raise ValidationFailed(f"source: {problems[0].message}", field="source",
-                               details={"line": problems[0].line, "problems": [vars(p) for p in problems]})
+        raise ValidationFailed(
+            f"source: {problems[0].message}",
+            field="source",
+            details={"line": problems[0].line, "problems": [vars(p) for p in problems]},
+        )
     snippet = session.scalar(select(Snippet).where(Snippet.workspace_id == workspace_id, Snippet.name == name))
     created = snippet is None
     if snippet is None:

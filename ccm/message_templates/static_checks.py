@@ -21,8 +21,17 @@ BLOCKED_NAMES = frozenset({"self", "lipsum", "cycler", "joiner"})
 
 _CHECKED_NODES = (nodes.Getattr, nodes.Getitem, nodes.NSRef, nodes.Name, nodes.Filter)
 # Where the attribute name sits among a filter's positional arguments.
-_ATTRIBUTE_POSITION = {"attr": 0, "selectattr": 0, "rejectattr": 0, "groupby": 0, "sum": 0,
-                       "min": 1, "max": 1, "unique": 1, "sort": 2}
+_ATTRIBUTE_POSITION = {
+    "attr": 0,
+    "selectattr": 0,
+    "rejectattr": 0,
+    "groupby": 0,
+    "sum": 0,
+    "min": 1,
+    "max": 1,
+    "unique": 1,
+    "sort": 2,
+}
 
 
 def find_forbidden_constructs(tree: nodes.Template) -> Iterator[tuple[int, str]]:

@@ -26,8 +26,15 @@ class Hops:
     last_error: Exception | None = None
 
     def add(self, configured: Configured, outcome: str, error: str | None = None) -> None:
-        self.items.append({"provider": configured.provider.name, "account": configured.key,
-                           "label": configured.label, "outcome": outcome, "error": error})
+        self.items.append(
+            {
+                "provider": configured.provider.name,
+                "account": configured.key,
+                "label": configured.label,
+                "outcome": outcome,
+                "error": error,
+            }
+        )
 
 
 class ClaimLost(Exception):

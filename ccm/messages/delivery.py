@@ -62,18 +62,36 @@ log = logging.getLogger(__name__)
 _m, _a = Message.__table__, DeliveryAttempt.__table__
 # The last change is compared too: a stale claim being taken over may have reached its commit
 # point (which touches updated_at) while this run was rendering.
-_CLAIM = update(_m).where(
-    _m.c.id == bindparam("b_id"), _m.c.status == bindparam("b_status"),
-    _m.c.claim_token.is_not_distinct_from(bindparam("b_token")), _m.c.updated_at == bindparam("b_updated"),
-).values(
-    status=MessageStatus.SENDING, claim_token=bindparam("b_new_token"), claimed_at=bindparam("b_now"),
-    claims=_m.c.claims + 1, updated_at=bindparam("b_now"), channel=bindparam("b_channel"),
-    locale=bindparam("b_locale"), to_address=bindparam("b_to"), route=bindparam("b_route"),
-    segments=bindparam("b_segments"),
+_CLAIM = (
+    update(_m)
+    .where(
+        _m.c.id == bindparam("b_id"),
+        _m.c.status == bindparam("b_status"),
+        _m.c.claim_token.is_not_distinct_from(bindparam("b_token")),
+        _m.c.updated_at == bindparam("b_updated"),
+    )
+    .values(
+        status=MessageStatus.SENDING,
+        claim_token=bindparam("b_new_token"),
+        claimed_at=bindparam("b_now"),
+        claims=_m.c.claims + 1,
+        updated_at=bindparam("b_now"),
+        channel=bindparam("b_channel"),
+        locale=bindparam("b_locale"),
+        to_address=bindparam("b_to"),
+        route=bindparam("b_route"),
+        segments=bindparam("b_segments"),
+    )
 )
-_OWNED = update(_m).where(
-    _m.c.id == bindparam("b_id"), _m.c.claim_token == bindparam("b_token"), _m.c.status == MessageStatus.SENDING,
-).values(updated_at=bindparam("b_now"))
+_OWNED = (
+    update(_m)
+    .where(
+        _m.c.id == bindparam("b_id"),
+        _m.c.claim_token == bindparam("b_token"),
+        _m.c.status == MessageStatus.SENDING,
+    )
+    .values(updated_at=bindparam("b_now"))
+)
 
 
 def deliver_message(runtime: Runtime, message_id: str) -> None:
@@ -90,8 +108,9 @@ def deliver_message(runtime: Runtime, message_id: str) -> None:
         outcomes.record_exhausted(runtime, session, claimed, hops)
 
 
-def _try_provider(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
-                  hops: Hops) -> bool:
+def _try_provider(
+    runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage, hops: Hops
+) -> bool:
     """Hand the message to one provider. True when the attempt is over (sent, or failed in a way
     no other provider may retry); False to fail over to the next provider of the channel."""
     if _refused_by_guard(runtime, configured, hops):
@@ -121,8 +140,7 @@ def _refused_by_guard(runtime: Runtime, configured: Configured, hops: Hops) -> b
     return bool(refused)
 
 
-def _send(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
-          hops: Hops) -> Receipt:
+def _send(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage, hops: Hops) -> Receipt:
     """The provider call, with transaction 2 (`record_intent`) as its commit point."""
 
     def commit_point() -> None:
@@ -131,8 +149,13 @@ def _send(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: 
     return configured.provider.send(outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
 
 
-def _not_taken(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops,
-               error: TransientDeliveryError | ProviderConfigError) -> bool:
+def _not_taken(
+    runtime: Runtime,
+    claimed: Claimed,
+    configured: Configured,
+    hops: Hops,
+    error: TransientDeliveryError | ProviderConfigError,
+) -> bool:
     """This provider did not take the message (transient or configuration error). True when the
     attempt is over because only this account may try again; False to fail over."""
     runtime.guards.failed(configured.key)
@@ -143,8 +166,7 @@ def _not_taken(runtime: Runtime, claimed: Claimed, configured: Configured, hops:
     return False
 
 
-def _retry_pinned(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops,
-                  error: DeliveryError) -> None:
+def _retry_pinned(runtime: Runtime, claimed: Claimed, configured: Configured, hops: Hops, error: DeliveryError) -> None:
     """The provider may have the message after all: retry later on this account only."""
     hops.add(configured, AttemptOutcome.TRANSIENT_ERROR, f"{error.reason}: {error}")
     hops.last_error = error
@@ -155,18 +177,30 @@ def _retry_pinned(runtime: Runtime, claimed: Claimed, configured: Configured, ho
 def _record_failover(configured: Configured, hops: Hops, error: TransientDeliveryError | ProviderConfigError) -> None:
     """Note the failed hop; the next provider of the channel gets the message."""
     misconfigured = isinstance(error, ProviderConfigError)
-    hops.add(configured, AttemptOutcome.CONFIG_ERROR if misconfigured else AttemptOutcome.TRANSIENT_ERROR,
-             f"{error.reason}: {error}")
+    hops.add(
+        configured,
+        AttemptOutcome.CONFIG_ERROR if misconfigured else AttemptOutcome.TRANSIENT_ERROR,
+        f"{error.reason}: {error}",
+    )
     if misconfigured:
         log.error("provider %s (%s) is misconfigured: %s", configured.label, configured.key, error)
     hops.last_error = error
 
 
-def _record_no_failover(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
-                        hops: Hops, error: DeliveryError) -> None:
+def _record_no_failover(
+    runtime: Runtime,
+    claimed: Claimed,
+    configured: Configured,
+    outbound: OutboundMessage,
+    hops: Hops,
+    error: DeliveryError,
+) -> None:
     """The provider refused for good, or may have accepted the message: no other provider may try."""
-    hops.add(configured, AttemptOutcome.UNKNOWN if isinstance(error, OutcomeUnknownError)
-             else AttemptOutcome.PERMANENT_ERROR, f"{error.reason}: {error}")
+    hops.add(
+        configured,
+        AttemptOutcome.UNKNOWN if isinstance(error, OutcomeUnknownError) else AttemptOutcome.PERMANENT_ERROR,
+        f"{error.reason}: {error}",
+    )
     with runtime.db.unit_of_work() as session:
         outcomes.record_failure(runtime, session, claimed, error, hops, outbound)
 
@@ -235,8 +269,15 @@ def _ending_unsent(runtime: Runtime, pending: Pending) -> Iterator[None]:
         raise  # the database is unwell: retry the job later
     except Exception as exc:  # a bug: end the message with a reason instead of retrying it forever
         log.exception("message %s: preparing it failed", pending.id)
-        raise _Ended(functools.partial(outcomes.finish_unsent, pending=pending, stop=NotSendable(
-            MessageStatus.FAILED, f"internal_error: {type(exc).__name__} while preparing the message"))) from None
+        raise _Ended(
+            functools.partial(
+                outcomes.finish_unsent,
+                pending=pending,
+                stop=NotSendable(
+                    MessageStatus.FAILED, f"internal_error: {type(exc).__name__} while preparing the message"
+                ),
+            )
+        ) from None
 
 
 def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None:
@@ -252,25 +293,46 @@ def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None
         log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
         return None
     if prepared.targets[0][0].provider.in_transaction:
-        outcomes.send_in_transaction(session, replace(pending, status=MessageStatus.SENDING, claim_token=token,
-                                                      updated_at=now),
-                                     prepared, attempt_number=pending.claims + 1)
+        outcomes.send_in_transaction(
+            session,
+            replace(pending, status=MessageStatus.SENDING, claim_token=token, updated_at=now),
+            prepared,
+            attempt_number=pending.claims + 1,
+        )
         return None
     # A provider writing to the database (the local outbox) serves only as a channel's first choice.
     targets = tuple(target for target in prepared.targets if not target[0].provider.in_transaction)
-    return Claimed(pending.id, token, pending.claims + 1, targets, prepared.outbound,
-                   pending.deadline_at, can_fall_back=pending.channel_override is None,
-                   failed_channels=tuple(pending.failed_channels), pinned_account=pending.pinned_account)
+    return Claimed(
+        pending.id,
+        token,
+        pending.claims + 1,
+        targets,
+        prepared.outbound,
+        pending.deadline_at,
+        can_fall_back=pending.channel_override is None,
+        failed_channels=tuple(pending.failed_channels),
+        pinned_account=pending.pinned_account,
+    )
 
 
 def _compare_and_set(session: Session, pending: Pending, prepared: Prepared, token: str, now: dt.datetime) -> bool:
     """Claim the message; False when anyone changed it since it was read."""
-    taken = session.execute(_CLAIM, {
-        "b_id": pending.id, "b_status": pending.status, "b_token": pending.claim_token,
-        "b_updated": pending.updated_at, "b_new_token": token, "b_now": now, "b_channel": prepared.channel,
-        "b_locale": prepared.locale, "b_to": prepared.to_address, "b_route": prepared.route,
-        "b_segments": prepared.segments,
-    })
+    taken = session.execute(
+        _CLAIM,
+        {
+            "b_id": pending.id,
+            "b_status": pending.status,
+            "b_token": pending.claim_token,
+            "b_updated": pending.updated_at,
+            "b_new_token": token,
+            "b_now": now,
+            "b_channel": prepared.channel,
+            "b_locale": prepared.locale,
+            "b_to": prepared.to_address,
+            "b_route": prepared.route,
+            "b_segments": prepared.segments,
+        },
+    )
     return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
@@ -290,15 +352,22 @@ def _check_claimable(runtime: Runtime, session: Session, pending: Pending) -> No
     if pending.next_attempt_at and pending.next_attempt_at > now + dt.timedelta(seconds=1):
         raise _Ended()  # published early (by the relay) for a retry or a deferral; the delayed run will come
     if pending.claims >= MAX_CLAIMS:
-        raise _Ended(lambda write: outcomes.finish_message(
-            write, pending, MessageStatus.FAILED, f"too_many_attempts: claimed {pending.claims} times"))
+        raise _Ended(
+            lambda write: outcomes.finish_message(
+                write, pending, MessageStatus.FAILED, f"too_many_attempts: claimed {pending.claims} times"
+            )
+        )
     if now >= pending.deadline_at:
-        raise _Ended(lambda write: outcomes.finish_message(
-            write, pending, MessageStatus.FAILED, "deadline_exceeded: not sent before its deadline"))
+        raise _Ended(
+            lambda write: outcomes.finish_message(
+                write, pending, MessageStatus.FAILED, "deadline_exceeded: not sent before its deadline"
+            )
+        )
 
 
-def record_intent(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
-                  hops: Hops) -> None:
+def record_intent(
+    runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage, hops: Hops
+) -> None:
     """Transaction 2, the commit point: the attempt is ``in_flight`` with this provider from here on."""
     with runtime.db.unit_of_work() as session:
         owned = session.execute(_OWNED, {"b_id": claimed.message_id, "b_token": claimed.token, "b_now": utcnow()})
@@ -312,4 +381,3 @@ def _failpoint(runtime: Runtime, name: str) -> None:
     """Fault injection for the crash tests: ``CCM_CRASH_AT=<name>`` kills this process here."""
     if runtime.settings.crash_at == name:
         os.kill(os.getpid(), signal.SIGKILL)
-

@@ -34,16 +34,45 @@ from ccm.workspaces.service import policy_of
 
 _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
 LOAD_PENDING = (
-    select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.status, _m.c.claim_token, _m.c.claimed_at, _m.c.claims,
-           _m.c.updated_at,
-           _m.c.next_attempt_at, _m.c.deadline_at, _m.c.template_version_id, _m.c.template_key,
-           _m.c.channel_override, _m.c.allowed_channels, _m.c.failed_channels, _m.c.pinned_account, _m.c.data,
-           _m.c.track, _m.c.source, _m.c.conversation_id,
-           _m.c.category,
-           _m.c.topic, _m.c.reply_to, _m.c.headers,
-           _p.c.external_id, _p.c.email, _p.c.phone, _p.c.chat, _p.c.channels, _p.c.locale, _p.c.timezone,
-           _p.c.attributes, _p.c.preferences, _p.c.best_channel,
-           _w.c.settings.label("workspace_settings"), _w.c.default_locale, _w.c.mail_from)
+    select(
+        _m.c.id,
+        _m.c.workspace_id,
+        _m.c.profile_id,
+        _m.c.status,
+        _m.c.claim_token,
+        _m.c.claimed_at,
+        _m.c.claims,
+        _m.c.updated_at,
+        _m.c.next_attempt_at,
+        _m.c.deadline_at,
+        _m.c.template_version_id,
+        _m.c.template_key,
+        _m.c.channel_override,
+        _m.c.allowed_channels,
+        _m.c.failed_channels,
+        _m.c.pinned_account,
+        _m.c.data,
+        _m.c.track,
+        _m.c.source,
+        _m.c.conversation_id,
+        _m.c.category,
+        _m.c.topic,
+        _m.c.reply_to,
+        _m.c.headers,
+        _p.c.external_id,
+        _p.c.email,
+        _p.c.phone,
+        _p.c.chat,
+        _p.c.channels,
+        _p.c.locale,
+        _p.c.timezone,
+        _p.c.attributes,
+        _p.c.preferences,
+        _p.c.best_channel,
+        _w.c.settings.label("workspace_settings"),
+        _w.c.default_locale,
+        _w.c.mail_from,
+    )
     .select_from(_m.join(_w, _w.c.id == _m.c.workspace_id).outerjoin(_p, _p.c.id == _m.c.profile_id))
     .where(_m.c.id == bindparam("id"))
 )
@@ -147,14 +176,25 @@ def plan(runtime: Runtime, session: Session, pending: Pending) -> Plan:
     rules = _send_rules(session, pending, policy)
     template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
     route = _choose_route(runtime, session, pending, policy, template, rules)
-    hops = [{"channel": entry["channel"], "decision": "failed", "reason": entry["reason"]}
-            for entry in pending.failed_channels] + [hop.as_dict() for hop in route.hops]
+    hops = [
+        {"channel": entry["channel"], "decision": "failed", "reason": entry["reason"]}
+        for entry in pending.failed_channels
+    ] + [hop.as_dict() for hop in route.hops]
     if route.channel is None or route.variant is None or route.address is None:
         raise _no_route(pending, route, hops)
     rules.check_caps(route.channel, hops)
     rules.check_quiet_hours(route.channel, hops, pending.deadline_at)
-    return Plan(pending, policy, template, route.channel, route.variant, route.address, route.targets, hops,
-                reply_to(runtime, session, pending) if route.channel == "email" else None)
+    return Plan(
+        pending,
+        policy,
+        template,
+        route.channel,
+        route.variant,
+        route.address,
+        route.targets,
+        hops,
+        reply_to(runtime, session, pending) if route.channel == "email" else None,
+    )
 
 
 def prepare(runtime: Runtime, planned: Plan) -> Prepared:
@@ -171,8 +211,9 @@ def prepare(runtime: Runtime, planned: Plan) -> Prepared:
         outbound = _outbound(runtime, pending, planned.address, parts, planned.reply_to)
     except HeaderInjectionError as exc:
         raise NotSendable(MessageStatus.FAILED, f"invalid_header: {exc}", hops) from None
-    return Prepared(planned.targets, outbound, planned.channel, planned.variant["locale"], planned.address, hops,
-                    segments)
+    return Prepared(
+        planned.targets, outbound, planned.channel, planned.variant["locale"], planned.address, hops, segments
+    )
 
 
 def recheck(session: Session, planned: Plan, prepared: Prepared) -> Prepared:
@@ -184,34 +225,59 @@ def recheck(session: Session, planned: Plan, prepared: Prepared) -> Prepared:
       NotSendable: every address is blocked now, or a frequency cap is reached (skipped).
     """
     rules = _send_rules(session, planned.pending, planned.policy)
-    allowed = [(configured, address) for configured, address in prepared.targets
-               if not rules.blocked(prepared.channel, address)]
+    allowed = [
+        (configured, address)
+        for configured, address in prepared.targets
+        if not rules.blocked(prepared.channel, address)
+    ]
     if not allowed:
         reason = rules.blocked(prepared.channel, prepared.to_address) or "no_address"
-        raise NotSendable(MessageStatus.SKIPPED, reason, [
-            *prepared.route[:-1], {"channel": prepared.channel, "decision": "rejected", "reason": reason}])
+        raise NotSendable(
+            MessageStatus.SKIPPED,
+            reason,
+            [*prepared.route[:-1], {"channel": prepared.channel, "decision": "rejected", "reason": reason}],
+        )
     rules.check_caps(prepared.channel, prepared.route)
     return prepared if allowed == prepared.targets else replace(prepared, targets=allowed, to_address=allowed[0][1])
 
 
 def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> SendRules:
     assert pending.profile_id is not None  # plan() skipped messages whose profile was deleted
-    return SendRules(session, policy, message_id=pending.id, workspace_id=pending.workspace_id,
-                     profile_id=pending.profile_id,
-                     category=pending.category, topic=pending.topic, timezone=pending.timezone,
-                     preferences=pending.preferences, source=pending.source)
+    return SendRules(
+        session,
+        policy,
+        message_id=pending.id,
+        workspace_id=pending.workspace_id,
+        profile_id=pending.profile_id,
+        category=pending.category,
+        topic=pending.topic,
+        timezone=pending.timezone,
+        preferences=pending.preferences,
+        source=pending.source,
+    )
 
 
-def _choose_route(runtime: Runtime, session: Session, pending: Pending, policy: WorkspacePolicy,
-                  template: PublishedTemplate, rules: SendRules) -> Route:
+def _choose_route(
+    runtime: Runtime,
+    session: Session,
+    pending: Pending,
+    policy: WorkspacePolicy,
+    template: PublishedTemplate,
+    rules: SendRules,
+) -> Route:
     """The first channel, in the message's order of preference, with a variant and a usable provider.
     A profile that ranks no channels is ranked by the channel it engages with most."""
     ranking = pending.channels or ([pending.best_channel] if pending.best_channel else [])
     return choose_route(
-        candidates=candidate_channels(override=pending.channel_override, ranking=ranking,
-                                      workspace_order=policy.channel_order, allowed=pending.allowed_channels,
-                                      failed=[entry["channel"] for entry in pending.failed_channels]),
-        template=template, locale=pending.locale or pending.default_locale,
+        candidates=candidate_channels(
+            override=pending.channel_override,
+            ranking=ranking,
+            workspace_order=policy.channel_order,
+            allowed=pending.allowed_channels,
+            failed=[entry["channel"] for entry in pending.failed_channels],
+        ),
+        template=template,
+        locale=pending.locale or pending.default_locale,
         addresses={"email": pending.email, "sms": pending.phone, "chat": pending.chat},
         providers=lambda channel: _serving(runtime, session, pending, channel),
         blocked=rules.blocked,
@@ -221,8 +287,12 @@ def _choose_route(runtime: Runtime, session: Session, pending: Pending, policy: 
 def _no_route(pending: Pending, route: Route, hops: list[dict[str, Any]]) -> NotSendable:
     """Failed when earlier channels failed for good and none is left; otherwise skipped."""
     if pending.failed_channels:
-        return NotSendable(MessageStatus.FAILED, "failed on every channel it may use: " + "; ".join(
-            f"{entry['channel']}: {entry['reason']}" for entry in pending.failed_channels), hops)
+        return NotSendable(
+            MessageStatus.FAILED,
+            "failed on every channel it may use: "
+            + "; ".join(f"{entry['channel']}: {entry['reason']}" for entry in pending.failed_channels),
+            hops,
+        )
     return NotSendable(MessageStatus.SKIPPED, route.skip_reason, hops)
 
 
@@ -236,11 +306,20 @@ def _size_sms(planned: Plan, parts: RenderedParts) -> tuple[RenderedParts, int |
 
 def _render(runtime: Runtime, planned: Plan) -> RenderedParts:
     pending, template = planned.pending, planned.template
-    unsubscribe_url = (_unsubscribe_url(runtime, pending, planned.channel)
-                       if pending.category == "marketing" or "unsubscribe_url" in template.builtins_used else "")
-    context = build_context(variables=template.variables, data=pending.data, profile=pending.profile,
-                            extras={"unsubscribe_url": unsubscribe_url, "message": {
-                                "id": pending.id, "category": pending.category, "topic": pending.topic}})
+    unsubscribe_url = (
+        _unsubscribe_url(runtime, pending, planned.channel)
+        if pending.category == "marketing" or "unsubscribe_url" in template.builtins_used
+        else ""
+    )
+    context = build_context(
+        variables=template.variables,
+        data=pending.data,
+        profile=pending.profile,
+        extras={
+            "unsubscribe_url": unsubscribe_url,
+            "message": {"id": pending.id, "category": pending.category, "topic": pending.topic},
+        },
+    )
     try:
         parts = render_parts(runtime.sandbox, template.bundle, planned.variant, context)
     except RenderError as exc:
@@ -254,9 +333,15 @@ def _track(runtime: Runtime, pending: Pending, policy: WorkspacePolicy, parts: R
     clicks, opens = policy.tracking.clicks and pending.track, policy.tracking.opens and pending.track
     if parts.html is None or not (clicks or opens):
         return parts
-    html = rewrite_html(parts.html, message_id=pending.id, public_url=runtime.settings.public_url,
-                        signer=runtime.link_signer, clicks=clicks, opens=opens,
-                        keep=frozenset({parts.unsubscribe_url}) if parts.unsubscribe_url else frozenset())
+    html = rewrite_html(
+        parts.html,
+        message_id=pending.id,
+        public_url=runtime.settings.public_url,
+        signer=runtime.link_signer,
+        clicks=clicks,
+        opens=opens,
+        keep=frozenset({parts.unsubscribe_url}) if parts.unsubscribe_url else frozenset(),
+    )
     return replace(parts, html=html)
 
 
@@ -267,13 +352,17 @@ def reply_to(runtime: Runtime, session: Session, pending: Pending) -> str | None
     from ccm.conversations.models import Conversation
     from ccm.conversations.service import reply_address
 
-    token = session.scalar(select(Conversation.reply_token).where(Conversation.id == pending.conversation_id)) \
-        if pending.conversation_id else None
+    token = (
+        session.scalar(select(Conversation.reply_token).where(Conversation.id == pending.conversation_id))
+        if pending.conversation_id
+        else None
+    )
     return reply_address(runtime, message_id=pending.id, conversation_token=token)
 
 
-def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedParts,
-              reply_to_address: str | None) -> OutboundMessage:
+def _outbound(
+    runtime: Runtime, pending: Pending, address: str, parts: RenderedParts, reply_to_address: str | None
+) -> OutboundMessage:
     if parts.channel != "email":
         return OutboundMessage(pending.id, pending.workspace_id, parts.channel, address, body=parts.body)
     from_addr = pending.mail_from or runtime.settings.mail_from
@@ -283,17 +372,35 @@ def _outbound(runtime: Runtime, pending: Pending, address: str, parts: RenderedP
     if pending.category == "marketing":
         headers["List-Unsubscribe"] = f"<{parts.unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    raw = build_email(EmailContent(from_addr=from_addr, to_addr=address, subject=parts.subject, html=parts.html,
-                                   text=parts.text, message_id=message_id_header,
-                                   reply_to=reply_to_address,
-                                   headers=headers))
-    return OutboundMessage(pending.id, pending.workspace_id, "email", address, raw=raw, envelope_from=envelope_from,
-                           subject=parts.subject, headers={"Message-ID": message_id_header})
+    raw = build_email(
+        EmailContent(
+            from_addr=from_addr,
+            to_addr=address,
+            subject=parts.subject,
+            html=parts.html,
+            text=parts.text,
+            message_id=message_id_header,
+            reply_to=reply_to_address,
+            headers=headers,
+        )
+    )
+    return OutboundMessage(
+        pending.id,
+        pending.workspace_id,
+        "email",
+        address,
+        raw=raw,
+        envelope_from=envelope_from,
+        subject=parts.subject,
+        headers={"Message-ID": message_id_header},
+    )
 
 
 def _unsubscribe_url(runtime: Runtime, pending: Pending, channel: str) -> str:
-    token = runtime.signer.sign(UNSUBSCRIBE, {"w": pending.workspace_id, "p": pending.profile_id,
-                                              "m": pending.id, "c": channel, "t": pending.topic})
+    token = runtime.signer.sign(
+        UNSUBSCRIBE,
+        {"w": pending.workspace_id, "p": pending.profile_id, "m": pending.id, "c": channel, "t": pending.topic},
+    )
     return f"{runtime.settings.public_url}/u/{token}"
 
 

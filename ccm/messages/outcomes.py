@@ -36,52 +36,115 @@ log = logging.getLogger(__name__)
 _m, _a = Message.__table__, DeliveryAttempt.__table__
 # A provider's delivery report can arrive before CCM records the send itself: "sent" never
 # overwrites the "delivered" (or "failed") such a report already set.
-_FINISH_OWNED = update(_m).where(_m.c.id == bindparam("b_id"), _m.c.claim_token == bindparam("b_token")).values(
-    status=case((and_(bindparam("b_status") == MessageStatus.SENT,
-                      _m.c.status.in_((MessageStatus.DELIVERED, MessageStatus.FAILED))), _m.c.status),
-                else_=bindparam("b_status")),
-    reason=bindparam("b_reason"), provider_message_id=bindparam("b_provider_id"),
-    finished_at=bindparam("b_now"), updated_at=bindparam("b_now"), next_attempt_at=None)
-_FINISH_ATTEMPT = update(_a).where(_a.c.message_id == bindparam("b_id"), _a.c.number == bindparam("b_number")).values(
-    outcome=bindparam("b_outcome"), provider=bindparam("b_provider"), provider_message_id=bindparam("b_provider_id"),
-    error=bindparam("b_error"), retry_at=bindparam("b_retry_at"), hops=bindparam("b_hops"),
-    finished_at=bindparam("b_now"))
+_FINISH_OWNED = (
+    update(_m)
+    .where(_m.c.id == bindparam("b_id"), _m.c.claim_token == bindparam("b_token"))
+    .values(
+        status=case(
+            (
+                and_(
+                    bindparam("b_status") == MessageStatus.SENT,
+                    _m.c.status.in_((MessageStatus.DELIVERED, MessageStatus.FAILED)),
+                ),
+                _m.c.status,
+            ),
+            else_=bindparam("b_status"),
+        ),
+        reason=bindparam("b_reason"),
+        provider_message_id=bindparam("b_provider_id"),
+        finished_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        next_attempt_at=None,
+    )
+)
+_FINISH_ATTEMPT = (
+    update(_a)
+    .where(_a.c.message_id == bindparam("b_id"), _a.c.number == bindparam("b_number"))
+    .values(
+        outcome=bindparam("b_outcome"),
+        provider=bindparam("b_provider"),
+        provider_message_id=bindparam("b_provider_id"),
+        error=bindparam("b_error"),
+        retry_at=bindparam("b_retry_at"),
+        hops=bindparam("b_hops"),
+        finished_at=bindparam("b_now"),
+    )
+)
 _INSERT_ATTEMPT = insert(_a)
 
 
-def attempt_row(message_id: str, number: int, provider: str, outbound: OutboundMessage,
-                **values: Any) -> dict[str, Any]:
-    row = {"id": _attempt_id(), "message_id": message_id, "number": number, "channel": outbound.channel,
-           "provider": provider, "to_address": outbound.to, "outcome": AttemptOutcome.IN_FLIGHT, "error": None,
-           "provider_message_id": None, "retry_at": None, "hops": [], "started_at": utcnow(), "finished_at": None}
+def attempt_row(
+    message_id: str, number: int, provider: str, outbound: OutboundMessage, **values: Any
+) -> dict[str, Any]:
+    row = {
+        "id": _attempt_id(),
+        "message_id": message_id,
+        "number": number,
+        "channel": outbound.channel,
+        "provider": provider,
+        "to_address": outbound.to,
+        "outcome": AttemptOutcome.IN_FLIGHT,
+        "error": None,
+        "provider_message_id": None,
+        "retry_at": None,
+        "hops": [],
+        "started_at": utcnow(),
+        "finished_at": None,
+    }
     row.update(values)
     return row
 
 
-def mark_in_flight(session: Session, claimed: Claimed, configured: Configured, outbound: OutboundMessage,
-                   hops: Hops) -> None:
+def mark_in_flight(
+    session: Session, claimed: Claimed, configured: Configured, outbound: OutboundMessage, hops: Hops
+) -> None:
     """The attempt is in flight with this provider (inserted at the first hop, updated at later ones)."""
     if not hops.intent_recorded:
-        session.execute(_INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number,
-                                                     configured.provider.name, outbound, hops=list(hops.items)))
+        session.execute(
+            _INSERT_ATTEMPT,
+            attempt_row(
+                claimed.message_id, claimed.attempt_number, configured.provider.name, outbound, hops=list(hops.items)
+            ),
+        )
         return
-    session.execute(update(_a).where(_a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)
-                    .values(provider=configured.provider.name, outcome=AttemptOutcome.IN_FLIGHT,
-                            to_address=outbound.to, hops=list(hops.items)))
+    session.execute(
+        update(_a)
+        .where(_a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)
+        .values(
+            provider=configured.provider.name,
+            outcome=AttemptOutcome.IN_FLIGHT,
+            to_address=outbound.to,
+            hops=list(hops.items),
+        )
+    )
 
 
 def record_success(session: Session, claimed: Claimed, configured: Configured, receipt: Receipt, hops: Hops) -> None:
     """The provider took the message: the attempt and the message end ``sent`` or ``delivered``."""
     reason = f"accepted by {configured.provider.name}" + (
-        f" as {receipt.provider_message_id}" if receipt.provider_message_id else "")
-    _finish_attempt(session, claimed, hops, AttemptOutcome(receipt.status), provider=configured.provider.name,
-                    provider_id=receipt.provider_message_id)
-    _finish_owned(session, claimed, MessageStatus(receipt.status), reason, provider_id=receipt.provider_message_id,
-                  via=configured.provider.name)
+        f" as {receipt.provider_message_id}" if receipt.provider_message_id else ""
+    )
+    _finish_attempt(
+        session,
+        claimed,
+        hops,
+        AttemptOutcome(receipt.status),
+        provider=configured.provider.name,
+        provider_id=receipt.provider_message_id,
+    )
+    _finish_owned(
+        session,
+        claimed,
+        MessageStatus(receipt.status),
+        reason,
+        provider_id=receipt.provider_message_id,
+        via=configured.provider.name,
+    )
 
 
-def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError, hops: Hops,
-                   outbound: OutboundMessage) -> None:
+def record_failure(
+    runtime: Runtime, session: Session, claimed: Claimed, error: DeliveryError, hops: Hops, outbound: OutboundMessage
+) -> None:
     """A provider refused for good, or may have the message: no other provider may try."""
     message = f"{error.reason}: {error}"
     provider = hops.items[-1]["provider"]
@@ -98,34 +161,53 @@ def record_failure(runtime: Runtime, session: Session, claimed: Claimed, error: 
     _finish_owned(session, claimed, MessageStatus.FAILED, message)
 
 
-SUPPRESS_ON = {"invalid_address": {"email": "hard_bounce", "sms": "invalid_address", "chat": "invalid_address"},
-               "unsubscribed": {"email": "complaint", "sms": "stop", "chat": "stop"}}
+SUPPRESS_ON = {
+    "invalid_address": {"email": "hard_bounce", "sms": "invalid_address", "chat": "invalid_address"},
+    "unsubscribed": {"email": "complaint", "sms": "stop", "chat": "stop"},
+}
 """Permanent errors that say the address itself is dead or refuses us: suppress it on the channel."""
 
 
 def _suppress_after(session: Session, outbound: OutboundMessage, error: DeliveryError) -> None:
     reasons = SUPPRESS_ON.get(error.reason)
     if reasons:
-        suppress(session=session, workspace_id=outbound.workspace_id, channel=outbound.channel, address=outbound.to,
-                 reason=reasons[outbound.channel], detail=str(error)[:500], strict=False)
+        suppress(
+            session=session,
+            workspace_id=outbound.workspace_id,
+            channel=outbound.channel,
+            address=outbound.to,
+            reason=reasons[outbound.channel],
+            detail=str(error)[:500],
+            strict=False,
+        )
 
 
 def _fall_back(runtime: Runtime, session: Session, claimed: Claimed, message: str) -> None:
     """Queue the message again without this channel; the next run routes it to the next one (or
     fails it when none is left)."""
     failed = [*claimed.failed_channels, {"channel": claimed.outbound.channel, "reason": message}]
-    requeued = session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
-                               .values(status=MessageStatus.QUEUED, claim_token=None, failed_channels=failed,
-                                       reason=f"fallback: {claimed.outbound.channel} failed: {message}",
-                                       next_attempt_at=None, updated_at=utcnow()))
+    requeued = session.execute(
+        update(_m)
+        .where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
+        .values(
+            status=MessageStatus.QUEUED,
+            claim_token=None,
+            failed_channels=failed,
+            reason=f"fallback: {claimed.outbound.channel} failed: {message}",
+            next_attempt_at=None,
+            updated_at=utcnow(),
+        )
+    )
     if requeued.rowcount:  # type: ignore[attr-defined]
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=0.0, grace=runtime.settings.relay_grace)
-        _report(session, claimed.message_id, "fell_back",
-                f"falling back: {claimed.outbound.channel} failed ({message})")
+        _report(
+            session, claimed.message_id, "fell_back", f"falling back: {claimed.outbound.channel} failed ({message})"
+        )
 
 
-def record_exhausted(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops, *,
-                     pin: str | None = None) -> None:
+def record_exhausted(
+    runtime: Runtime, session: Session, claimed: Claimed, hops: Hops, *, pin: str | None = None
+) -> None:
     """Every provider of the channel refused this time (transient errors, open circuits, rate
     limits, misconfiguration): retry later — unless all of them are misconfigured. ``pin`` keeps
     the retries on one account (it may already have the message)."""
@@ -143,9 +225,11 @@ def record_exhausted(runtime: Runtime, session: Session, claimed: Claimed, hops:
 def release(session: Session, claimed: Claimed) -> None:
     """Give the claim back after an unexpected error before the commit point, so a retry can run."""
     now = utcnow()
-    session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token,
-                                     _m.c.status == MessageStatus.SENDING)
-                    .values(status=MessageStatus.RETRYING, claim_token=None, next_attempt_at=now, updated_at=now))
+    session.execute(
+        update(_m)
+        .where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token, _m.c.status == MessageStatus.SENDING)
+        .values(status=MessageStatus.RETRYING, claim_token=None, next_attempt_at=now, updated_at=now)
+    )
 
 
 def finish_unsent(session: Session, pending: Pending, stop: NotSendable) -> None:
@@ -156,28 +240,53 @@ def finish_unsent(session: Session, pending: Pending, stop: NotSendable) -> None
 def defer(runtime: Runtime, session: Session, pending: Pending, deferred: Deferred) -> None:
     """Keep the message queued until ``deferred.until`` and run it again then."""
     delay = max(0.0, (deferred.until - utcnow()).total_seconds())
-    deferred_now = session.execute(update(_m).where(_m.c.id == pending.id, *_unchanged(pending)).values(
-        status=MessageStatus.QUEUED, reason=deferred.reason, next_attempt_at=deferred.until, route=deferred.route,
-        claim_token=None, updated_at=utcnow()))
+    deferred_now = session.execute(
+        update(_m)
+        .where(_m.c.id == pending.id, *_unchanged(pending))
+        .values(
+            status=MessageStatus.QUEUED,
+            reason=deferred.reason,
+            next_attempt_at=deferred.until,
+            route=deferred.route,
+            claim_token=None,
+            updated_at=utcnow(),
+        )
+    )
     if deferred_now.rowcount:  # type: ignore[attr-defined]
         jobs.reschedule(session, DELIVER, pending.id, delay=delay, grace=runtime.settings.relay_grace)
         _report(session, pending.id, "deferred", deferred.reason)
 
 
-def announce(session: Session, workspace_id: str, message_id: str, status: MessageStatus, reason: str | None,
-             channel: str | None) -> None:
+def announce(
+    session: Session, workspace_id: str, message_id: str, status: MessageStatus, reason: str | None, channel: str | None
+) -> None:
     """Tell the workspace's webhooks a message ended: ``message.sent``, ``.delivered``, ``.failed``, ``.skipped``."""
-    emit(session, workspace_id, f"message.{status}", {"message_id": message_id, "status": str(status),
-                                                      "reason": reason, "channel": channel})
+    emit(
+        session,
+        workspace_id,
+        f"message.{status}",
+        {"message_id": message_id, "status": str(status), "reason": reason, "channel": channel},
+    )
 
 
-def finish_message(session: Session, pending: Pending, status: MessageStatus, reason: str, *,
-                   channel: str | None = None, via: str | None = None, **values: Any) -> bool:
+def finish_message(
+    session: Session,
+    pending: Pending,
+    status: MessageStatus,
+    reason: str,
+    *,
+    channel: str | None = None,
+    via: str | None = None,
+    **values: Any,
+) -> bool:
     """End a message as loaded in ``pending``; nothing happens if another run changed it since
     (compare-and-set on its status, claim token and last change). Returns whether it ended."""
     now = utcnow()
-    ended = session.execute(update(_m).where(_m.c.id == pending.id, *_unchanged(pending)).values(
-        status=status, reason=reason, finished_at=now, updated_at=now, next_attempt_at=None, **values))
+    ended = session.execute(
+        update(_m)
+        .where(_m.c.id == pending.id, *_unchanged(pending))
+        .values(status=status, reason=reason, finished_at=now, updated_at=now, next_attempt_at=None, **values)
+    )
     if not ended.rowcount:  # type: ignore[attr-defined]
         log.info("message %s changed while being decided; left to the run that changed it", pending.id)
         return False
@@ -188,8 +297,11 @@ def finish_message(session: Session, pending: Pending, status: MessageStatus, re
 
 
 def _unchanged(pending: Pending) -> tuple[Any, ...]:
-    return (_m.c.status == pending.status, _m.c.claim_token.is_not_distinct_from(pending.claim_token),
-            _m.c.updated_at == pending.updated_at)
+    return (
+        _m.c.status == pending.status,
+        _m.c.claim_token.is_not_distinct_from(pending.claim_token),
+        _m.c.updated_at == pending.updated_at,
+    )
 
 
 def _report(session: Session, message_id: str, outcome: str, detail: str) -> None:
@@ -216,30 +328,66 @@ def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, 
     first, address = prepared.targets[0]
     provider = first.provider
     receipt = provider.send(replace(prepared.outbound, to=address), commit_point=lambda: None, session=session)
-    hops = [{"provider": provider.name, "account": first.key, "label": first.label, "outcome": receipt.status,
-             "error": None}]
-    session.execute(_INSERT_ATTEMPT, attempt_row(
-        pending.id, attempt_number, provider.name, prepared.outbound, outcome=AttemptOutcome(receipt.status),
-        provider_message_id=receipt.provider_message_id, hops=hops, started_at=started, finished_at=utcnow()))
-    finish_message(session, pending, MessageStatus(receipt.status),
-                   f"accepted by {provider.name} as {receipt.provider_message_id}",
-                   channel=prepared.channel, via=provider.name, provider_message_id=receipt.provider_message_id)
+    hops = [
+        {
+            "provider": provider.name,
+            "account": first.key,
+            "label": first.label,
+            "outcome": receipt.status,
+            "error": None,
+        }
+    ]
+    session.execute(
+        _INSERT_ATTEMPT,
+        attempt_row(
+            pending.id,
+            attempt_number,
+            provider.name,
+            prepared.outbound,
+            outcome=AttemptOutcome(receipt.status),
+            provider_message_id=receipt.provider_message_id,
+            hops=hops,
+            started_at=started,
+            finished_at=utcnow(),
+        ),
+    )
+    finish_message(
+        session,
+        pending,
+        MessageStatus(receipt.status),
+        f"accepted by {provider.name} as {receipt.provider_message_id}",
+        channel=prepared.channel,
+        via=provider.name,
+        provider_message_id=receipt.provider_message_id,
+    )
 
 
 def in_flight_attempt(session: Session, message_id: str) -> int | None:
     """The number of the attempt a worker left ``in_flight`` (it reached the commit point), if any."""
-    return session.execute(select(_a.c.number).where(
-        _a.c.message_id == message_id, _a.c.outcome == AttemptOutcome.IN_FLIGHT)).scalar()
+    return session.execute(
+        select(_a.c.number).where(_a.c.message_id == message_id, _a.c.outcome == AttemptOutcome.IN_FLIGHT)
+    ).scalar()
 
 
 def settle_in_flight(session: Session, pending: Pending, number: int) -> None:
     """A dead worker left the message ``sending`` after its commit point: the provider may have
     the message, so it ends ``sent`` with reason ``outcome_unknown`` rather than risk a duplicate."""
-    if finish_message(session, pending, MessageStatus.SENT,
-                      "outcome_unknown: the worker stopped after handing the message to the provider; "
-                      "not retried, to avoid a duplicate"):
-        session.execute(update(_a).where(_a.c.message_id == pending.id, _a.c.number == number).values(
-            outcome=AttemptOutcome.UNKNOWN, finished_at=utcnow(), error="the worker stopped during the provider call"))
+    if finish_message(
+        session,
+        pending,
+        MessageStatus.SENT,
+        "outcome_unknown: the worker stopped after handing the message to the provider; "
+        "not retried, to avoid a duplicate",
+    ):
+        session.execute(
+            update(_a)
+            .where(_a.c.message_id == pending.id, _a.c.number == number)
+            .values(
+                outcome=AttemptOutcome.UNKNOWN,
+                finished_at=utcnow(),
+                error="the worker stopped during the provider call",
+            )
+        )
 
 
 def backoff(claims: int, *, base: float, cap: float) -> float:
@@ -248,24 +396,43 @@ def backoff(claims: int, *, base: float, cap: float) -> float:
     return ceiling / 2 + random.random() * ceiling / 2
 
 
-def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, hops: Hops, provider: str,
-                      message: str, retry_after: float | None, pin: str | None) -> None:
+def _retry_or_give_up(
+    runtime: Runtime,
+    session: Session,
+    claimed: Claimed,
+    hops: Hops,
+    provider: str,
+    message: str,
+    retry_after: float | None,
+    pin: str | None,
+) -> None:
     settings = runtime.settings
     delay = max(retry_after or 0.0, backoff(claimed.attempt_number, base=settings.retry_base, cap=settings.retry_max))
     retry_at = utcnow() + dt.timedelta(seconds=delay)
     if retry_at >= claimed.deadline_at:
         _finish_attempt(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message)
         if pin:  # an earlier request may have reached the provider: it is not known to have failed
-            _finish_owned(session, claimed, MessageStatus.SENT,
-                          f"outcome_unknown: deadline reached; last error {message}")
+            _finish_owned(
+                session, claimed, MessageStatus.SENT, f"outcome_unknown: deadline reached; last error {message}"
+            )
         else:
             _finish_owned(session, claimed, MessageStatus.FAILED, f"deadline_exceeded: last error {message}")
         return
-    _finish_attempt(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message,
-                    retry_at=retry_at)
-    retried = session.execute(update(_m).where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
-                              .values(status=MessageStatus.RETRYING, reason=message, next_attempt_at=retry_at,
-                                      claim_token=None, pinned_account=pin, updated_at=utcnow()))
+    _finish_attempt(
+        session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message, retry_at=retry_at
+    )
+    retried = session.execute(
+        update(_m)
+        .where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
+        .values(
+            status=MessageStatus.RETRYING,
+            reason=message,
+            next_attempt_at=retry_at,
+            claim_token=None,
+            pinned_account=pin,
+            updated_at=utcnow(),
+        )
+    )
     if retried.rowcount:  # type: ignore[attr-defined]
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=delay, grace=settings.relay_grace)
         _report(session, claimed.message_id, "retrying", f"retrying at {retry_at:%Y-%m-%dT%H:%M:%SZ} ({message})")
@@ -273,32 +440,67 @@ def _retry_or_give_up(runtime: Runtime, session: Session, claimed: Claimed, hops
 
 def _ensure_attempt(session: Session, claimed: Claimed, provider: str) -> None:
     """No provider reached its commit point: the attempt row does not exist yet."""
-    exists = session.execute(select(_a.c.id).where(
-        _a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)).first()
+    exists = session.execute(
+        select(_a.c.id).where(_a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)
+    ).first()
     if exists is None:
-        session.execute(_INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number, provider,
-                                                     claimed.outbound))
+        session.execute(
+            _INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number, provider, claimed.outbound)
+        )
 
 
-def _finish_attempt(session: Session, claimed: Claimed, hops: Hops, outcome: AttemptOutcome, *, provider: str,
-                    provider_id: str | None = None, error: str | None = None,
-                    retry_at: dt.datetime | None = None) -> None:
-    session.execute(_FINISH_ATTEMPT, {"b_id": claimed.message_id, "b_number": claimed.attempt_number,
-                                      "b_outcome": outcome, "b_provider": provider, "b_provider_id": provider_id,
-                                      "b_error": error, "b_retry_at": retry_at, "b_hops": list(hops.items),
-                                      "b_now": utcnow()})
+def _finish_attempt(
+    session: Session,
+    claimed: Claimed,
+    hops: Hops,
+    outcome: AttemptOutcome,
+    *,
+    provider: str,
+    provider_id: str | None = None,
+    error: str | None = None,
+    retry_at: dt.datetime | None = None,
+) -> None:
+    session.execute(
+        _FINISH_ATTEMPT,
+        {
+            "b_id": claimed.message_id,
+            "b_number": claimed.attempt_number,
+            "b_outcome": outcome,
+            "b_provider": provider,
+            "b_provider_id": provider_id,
+            "b_error": error,
+            "b_retry_at": retry_at,
+            "b_hops": list(hops.items),
+            "b_now": utcnow(),
+        },
+    )
 
 
-def _finish_owned(session: Session, claimed: Claimed, status: MessageStatus, reason: str, *,
-                  provider_id: str | None = None, via: str | None = None) -> None:
+def _finish_owned(
+    session: Session,
+    claimed: Claimed,
+    status: MessageStatus,
+    reason: str,
+    *,
+    provider_id: str | None = None,
+    via: str | None = None,
+) -> None:
     """End the message if this run still owns it (a takeover after a long stall keeps the token,
     so a late but definite outcome still replaces ``outcome_unknown``)."""
-    owned = session.execute(_FINISH_OWNED, {"b_id": claimed.message_id, "b_token": claimed.token, "b_status": status,
-                                            "b_reason": reason, "b_provider_id": provider_id, "b_now": utcnow()})
+    owned = session.execute(
+        _FINISH_OWNED,
+        {
+            "b_id": claimed.message_id,
+            "b_token": claimed.token,
+            "b_status": status,
+            "b_reason": reason,
+            "b_provider_id": provider_id,
+            "b_now": utcnow(),
+        },
+    )
     if owned.rowcount:  # type: ignore[attr-defined]
         jobs.finish(session, DELIVER, claimed.message_id)
-        announce(session, claimed.outbound.workspace_id, claimed.message_id, status, reason,
-                 claimed.outbound.channel)
+        announce(session, claimed.outbound.workspace_id, claimed.message_id, status, reason, claimed.outbound.channel)
         _report(session, claimed.message_id, status, _described(status, reason, via, provider_id))
     else:
         log.warning("message %s: claim taken over before the outcome was recorded", claimed.message_id)
@@ -306,4 +508,3 @@ def _finish_owned(session: Session, claimed: Claimed, status: MessageStatus, rea
 
 def _attempt_id() -> str:
     return new_id("att")
-

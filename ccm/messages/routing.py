@@ -48,8 +48,14 @@ class Route:
         return (meaningful or reasons or ["no_channel"])[0]
 
 
-def candidate_channels(*, override: str | None, ranking: Sequence[str], workspace_order: Sequence[str],
-                       allowed: Sequence[str] | None = None, failed: Sequence[str] = ()) -> list[str]:
+def candidate_channels(
+    *,
+    override: str | None,
+    ranking: Sequence[str],
+    workspace_order: Sequence[str],
+    allowed: Sequence[str] | None = None,
+    failed: Sequence[str] = (),
+) -> list[str]:
     """The override alone; else the ranking then the workspace order, limited to the allowed
     channels, without those that already failed permanently for this message."""
     if override:
@@ -58,9 +64,15 @@ def candidate_channels(*, override: str | None, ranking: Sequence[str], workspac
     return [c for c in ordered if (allowed is None or c in allowed) and c not in failed]
 
 
-def choose_route(*, candidates: Sequence[str], template: PublishedTemplate, locale: str | None,
-                 addresses: Mapping[str, Address], providers: Callable[[str], list[Configured]],
-                 blocked: Callable[[str, str], str | None] = lambda channel, address: None) -> Route:
+def choose_route(
+    *,
+    candidates: Sequence[str],
+    template: PublishedTemplate,
+    locale: str | None,
+    addresses: Mapping[str, Address],
+    providers: Callable[[str], list[Configured]],
+    blocked: Callable[[str, str], str | None] = lambda channel, address: None,
+) -> Route:
     """The first candidate channel with a template variant, and a provider with a valid address
     that is not blocked (``blocked(channel, address)`` gives a reason such as ``no_consent``)."""
     hops: list[Hop] = []
@@ -79,8 +91,9 @@ def choose_route(*, candidates: Sequence[str], template: PublishedTemplate, loca
     return Route(hops)
 
 
-def _targets(variant: Mapping[str, Any] | None, address: Address,
-             serving: list[Configured]) -> tuple[list[tuple[Configured, str]], str | None]:
+def _targets(
+    variant: Mapping[str, Any] | None, address: Address, serving: list[Configured]
+) -> tuple[list[tuple[Configured, str]], str | None]:
     """Each serving provider with the address it sends to (chat providers each read their own
     handle), or why this channel cannot be used."""
     if variant is None:

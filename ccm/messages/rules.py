@@ -23,10 +23,13 @@ _m = Message.__table__
 # must not both slip under a cap of one.
 _sent_at = func.coalesce(_m.c.finished_at, _m.c.claimed_at, type_=UTCDateTime)
 _SENT_SINCE = select(_m.c.channel, _m.c.topic, _sent_at.label("sent_at")).where(
-    _m.c.workspace_id == bindparam("b_workspace"), _m.c.profile_id == bindparam("b_profile"),
-    _m.c.category == "marketing", _m.c.id != bindparam("b_self"),
+    _m.c.workspace_id == bindparam("b_workspace"),
+    _m.c.profile_id == bindparam("b_profile"),
+    _m.c.category == "marketing",
+    _m.c.id != bindparam("b_self"),
     _m.c.status.in_((MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.SENDING)),
-    _sent_at >= bindparam("b_since"))
+    _sent_at >= bindparam("b_since"),
+)
 
 
 class NotSendable(Exception):
@@ -48,9 +51,20 @@ class Deferred(Exception):
 class SendRules:
     """The rules for one pending message (see the module docstring)."""
 
-    def __init__(self, session: Session, policy: WorkspacePolicy, *, message_id: str, workspace_id: str,
-                 profile_id: str, category: str, topic: str | None, timezone: str | None,
-                 preferences: dict[str, Any] | None, source: str = "api") -> None:
+    def __init__(
+        self,
+        session: Session,
+        policy: WorkspacePolicy,
+        *,
+        message_id: str,
+        workspace_id: str,
+        profile_id: str,
+        category: str,
+        topic: str | None,
+        timezone: str | None,
+        preferences: dict[str, Any] | None,
+        source: str = "api",
+    ) -> None:
         self.session, self.policy = session, policy
         self.message_id, self.workspace_id, self.profile_id = message_id, workspace_id, profile_id
         self.category, self.topic, self.timezone = category, topic, timezone
@@ -72,23 +86,29 @@ class SendRules:
         # only a STOP: a bounced or erased address gets nothing.
         if reason and not (reason == "stop" and self.source == "keyword"):
             return f"suppressed:{reason}"
-        if self.category == "marketing" and not allows(session=self.session, profile_id=self.profile_id,
-                                                       channel=channel, topic=self.topic, policy=self.policy):
+        if self.category == "marketing" and not allows(
+            session=self.session, profile_id=self.profile_id, channel=channel, topic=self.topic, policy=self.policy
+        ):
             return "no_consent"
         return None
 
     def check_caps(self, channel: str, route: list[dict[str, Any]]) -> None:
         if self.category != "marketing":
             return
-        cap = cap_exceeded(self.policy.frequency_caps, now=utcnow(), channel=channel, topic=self.topic,
-                           sent=self._sent_since)
+        cap = cap_exceeded(
+            self.policy.frequency_caps, now=utcnow(), channel=channel, topic=self.topic, sent=self._sent_since
+        )
         if cap is not None:
-            raise NotSendable(MessageStatus.SKIPPED, f"frequency_cap: at most {cap.max} per {cap.days:g} days "
-                              f"on {cap.channel} for topic {cap.topic}", route)
+            raise NotSendable(
+                MessageStatus.SKIPPED,
+                f"frequency_cap: at most {cap.max} per {cap.days:g} days on {cap.channel} for topic {cap.topic}",
+                route,
+            )
 
     def check_quiet_hours(self, channel: str, route: list[dict[str, Any]], deadline: dt.datetime) -> None:
-        window = quiet_window(self.policy, category=self.category, channel=channel,
-                              profile_window=self._profile_window())
+        window = quiet_window(
+            self.policy, category=self.category, channel=channel, profile_window=self._profile_window()
+        )
         zones = [self.timezone] if self.timezone else (self.policy.audience_timezones or [self.policy.timezone])
         try:
             until = next_allowed(utcnow(), window, zones)
@@ -97,8 +117,7 @@ class SendRules:
         if until is None:
             return
         if until >= deadline:
-            raise NotSendable(MessageStatus.SKIPPED, "quiet_hours: the deadline passes before the window opens",
-                              route)
+            raise NotSendable(MessageStatus.SKIPPED, "quiet_hours: the deadline passes before the window opens", route)
         where = self.timezone or f"{', '.join(zones)} (time zone unknown)"
         raise Deferred(until, f"deferred: quiet_hours on {channel} in {where} until {until:%Y-%m-%dT%H:%MZ}", route)
 
@@ -107,8 +126,15 @@ class SendRules:
         return (dt.time.fromisoformat(hours[0]), dt.time.fromisoformat(hours[1])) if hours else None
 
     def _sent_since(self, since: dt.datetime) -> list[tuple[str | None, str | None, dt.datetime]]:
-        rows = self.session.execute(_SENT_SINCE, {"b_workspace": self.workspace_id, "b_profile": self.profile_id,
-                                                  "b_self": self.message_id, "b_since": since})
+        rows = self.session.execute(
+            _SENT_SINCE,
+            {
+                "b_workspace": self.workspace_id,
+                "b_profile": self.profile_id,
+                "b_self": self.message_id,
+                "b_since": since,
+            },
+        )
         return [(row.channel, row.topic, row.sent_at) for row in rows]
 
 
@@ -121,8 +147,7 @@ def with_opt_out_footer(policy: WorkspacePolicy, category: str, body: str) -> st
     return body
 
 
-def sms_body(policy: WorkspacePolicy, category: str, body: str,
-             route: list[dict[str, Any]]) -> tuple[str, SmsSize]:
+def sms_body(policy: WorkspacePolicy, category: str, body: str, route: list[dict[str, Any]]) -> tuple[str, SmsSize]:
     """The body as sent (:func:`with_opt_out_footer`) and its size.
 
     Raises:
@@ -131,6 +156,9 @@ def sms_body(policy: WorkspacePolicy, category: str, body: str,
     body = with_opt_out_footer(policy, category, body)
     size = sms_size(body)
     if size.segments > policy.sms_segment_cap:
-        raise NotSendable(MessageStatus.FAILED, f"sms_too_long: {size.segments} segments ({size.encoding}), "
-                          f"the workspace allows {policy.sms_segment_cap}", route)
+        raise NotSendable(
+            MessageStatus.FAILED,
+            f"sms_too_long: {size.segments} segments ({size.encoding}), the workspace allows {policy.sms_segment_cap}",
+            route,
+        )
     return body, size

@@ -9,7 +9,7 @@ from ccm.message_templates.schemas import TemplateKey
 from ccm.messages.models import MessageStatus
 from ccm.pagination import PageQuery
 from ccm.profiles.schemas import InlineProfile
-from ccm.validation import Channel, ChannelRanking, Email, ExternalId, RequestModel, free_form
+from ccm.validation import SEMANTIC_HINT, Channel, ChannelRanking, Email, ExternalId, RequestModel, free_form
 
 
 class SendIn(RequestModel):
@@ -18,10 +18,16 @@ class SendIn(RequestModel):
     to: InlineProfile = Field(description='{"external_id": ...} for a stored profile, or an inline profile')
     template: TemplateKey
     data: dict[str, Any] = free_form("the template's variables")
-    channel: Channel | None = Field(None, description="send on this channel only (no fallback)")
+    channel: Channel | None = Field(
+        None, description=SEMANTIC_HINT + "send on this channel only (no fallback); the template needs a variant for it"
+    )
     channels: ChannelRanking | None = Field(
-        None, description="the channels it may use, falling back among them on a permanent failure (default: any)")
-    category: Literal["transactional", "marketing"] | None = Field(None, description="default: the template's")
+        None, description="the channels it may use, falling back among them on a permanent failure (default: any)"
+    )
+    category: Literal["transactional", "marketing"] | None = Field(
+        None,
+        description=SEMANTIC_HINT + "default: the template's; a marketing template cannot be sent as transactional",
+    )
     topic: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
     reply_to: Email | None = None
     deadline: dt.datetime | None = Field(None, description="give up (failed: deadline_exceeded) after this time")

@@ -14,8 +14,9 @@ _STEP = dt.timedelta(minutes=5)
 _HORIZON = dt.timedelta(days=3)
 
 
-def quiet_window(policy: WorkspacePolicy, *, category: str, channel: str,
-                 profile_window: Window | None) -> Window | None:
+def quiet_window(
+    policy: WorkspacePolicy, *, category: str, channel: str, profile_window: Window | None
+) -> Window | None:
     """The window a message may be sent in, or None for any time. A profile's own window replaces
     the workspace's; transactional messages bypass quiet hours unless the workspace says otherwise."""
     hours = policy.quiet_hours
@@ -55,8 +56,14 @@ def inside(local: dt.time, window: Window) -> bool:
 SentHistory = Sequence[tuple[str | None, str | None, dt.datetime]]
 
 
-def cap_exceeded(caps: Sequence[FrequencyCap], *, now: dt.datetime, channel: str, topic: str | None,
-                 sent: Callable[[dt.datetime], SentHistory]) -> FrequencyCap | None:
+def cap_exceeded(
+    caps: Sequence[FrequencyCap],
+    *,
+    now: dt.datetime,
+    channel: str,
+    topic: str | None,
+    sent: Callable[[dt.datetime], SentHistory],
+) -> FrequencyCap | None:
     """The first cap this message would break. ``sent(since)`` lists the profile's marketing
     messages sent since then as (channel, topic, finished_at), fetched once for the widest cap."""
     applicable = [cap for cap in caps if cap.channel in ("*", channel) and cap.topic in ("*", topic or "*")]
@@ -65,8 +72,11 @@ def cap_exceeded(caps: Sequence[FrequencyCap], *, now: dt.datetime, channel: str
     history = sent(now - dt.timedelta(days=max(cap.days for cap in applicable)))
     for cap in applicable:
         since = now - dt.timedelta(days=cap.days)
-        count = sum(1 for sent_channel, sent_topic, at in history if at >= since
-                    and cap.channel in ("*", sent_channel) and cap.topic in ("*", sent_topic))
+        count = sum(
+            1
+            for sent_channel, sent_topic, at in history
+            if at >= since and cap.channel in ("*", sent_channel) and cap.topic in ("*", sent_topic)
+        )
         if count >= cap.max:
             return cap
     return None

@@ -17,8 +17,14 @@ bp = Blueprint("profiles", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
 
 
-@endpoint(bp, "/<external_id>", method="PUT", body=ProfileIn, responses={200: ProfileOut, 201: ProfileOut},
-          summary="Create or replace a profile")
+@endpoint(
+    bp,
+    "/<external_id>",
+    method="PUT",
+    body=ProfileIn,
+    responses={200: ProfileOut, 201: ProfileOut},
+    summary="Create or replace a profile",
+)
 def put_profile(external_id: ExternalId, body: ProfileIn) -> tuple[ProfileOut, int]:
     profile, created = service.upsert_profile(
         session=db_session(), workspace_id=current_workspace_id(), external_id=external_id, data=body
@@ -27,8 +33,14 @@ def put_profile(external_id: ExternalId, body: ProfileIn) -> tuple[ProfileOut, i
     return ProfileOut.model_validate(profile), 201 if created else 200
 
 
-@endpoint(bp, "/<external_id>", method="PATCH", body=ProfilePatch, responses={200: ProfileOut},
-          summary="Change some fields of a profile; attributes are merged")
+@endpoint(
+    bp,
+    "/<external_id>",
+    method="PATCH",
+    body=ProfilePatch,
+    responses={200: ProfileOut},
+    summary="Change some fields of a profile; attributes are merged",
+)
 def patch_profile(external_id: ExternalId, body: ProfilePatch) -> ProfileOut:
     profile = service.patch_profile(
         session=db_session(), workspace_id=current_workspace_id(), external_id=external_id, data=body
@@ -43,9 +55,14 @@ def get_profile(external_id: ExternalId) -> ProfileOut:
     return ProfileOut.model_validate(profile)
 
 
-@endpoint(bp, "/<external_id>", method="DELETE", responses={204: None},
-          summary="Erase a person (GDPR): waiting messages end skipped(erased), personal data is removed, "
-                  "only hashed suppression entries remain")
+@endpoint(
+    bp,
+    "/<external_id>",
+    method="DELETE",
+    responses={204: None},
+    summary="Erase a person (GDPR): waiting messages end skipped(erased), personal data is removed, "
+    "only hashed suppression entries remain",
+)
 def delete_profile(external_id: ExternalId) -> tuple[None, int]:
     session, workspace_id = db_session(), current_workspace_id()
     region = workspace_policy(session=session, workspace_id=workspace_id).default_region
@@ -53,8 +70,13 @@ def delete_profile(external_id: ExternalId) -> tuple[None, int]:
     return None, 204
 
 
-@endpoint(bp, "/<external_id>/export", method="GET", responses={200: ProfileExport},
-          summary="Everything CCM holds about a person (GDPR access): profile, consent, messages, suppressions")
+@endpoint(
+    bp,
+    "/<external_id>/export",
+    method="GET",
+    responses={200: ProfileExport},
+    summary="Everything CCM holds about a person (GDPR access): profile, consent, messages, suppressions",
+)
 def export_profile(external_id: ExternalId) -> tuple[ProfileExport, int, dict[str, str]]:
     body = privacy.export_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
     return ProfileExport.model_validate(body), 200, {"Content-Disposition": _attachment(external_id)}
@@ -68,8 +90,14 @@ def _attachment(external_id: str) -> str:
     return f"attachment; filename=\"{fallback}.json\"; filename*=UTF-8''{quote(external_id + '.json', safe='')}"
 
 
-@endpoint(bp, "", method="GET", query=ProfileListQuery, responses={200: ProfileList},
-          summary="List profiles, newest first, with cursor pagination and attribute filters")
+@endpoint(
+    bp,
+    "",
+    method="GET",
+    query=ProfileListQuery,
+    responses={200: ProfileList},
+    summary="List profiles, newest first, with cursor pagination and attribute filters",
+)
 def list_profiles(query: ProfileListQuery) -> ProfileList:
     items, cursor = service.list_profiles(
         session=db_session(), workspace_id=current_workspace_id(), page=query, filters=query.filters()

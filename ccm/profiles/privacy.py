@@ -36,24 +36,38 @@ ERASED = "erased"
 def export_profile(*, session: Session, workspace_id: str, external_id: str) -> dict[str, Any]:
     profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
     messages = session.scalars(select(Message).where(Message.profile_id == profile.id).order_by(Message.id)).all()
-    attempts = session.scalars(select(DeliveryAttempt).where(
-        DeliveryAttempt.message_id.in_([m.id for m in messages]))).all()
+    attempts = session.scalars(
+        select(DeliveryAttempt).where(DeliveryAttempt.message_id.in_([m.id for m in messages]))
+    ).all()
     by_message: dict[str, list[DeliveryAttempt]] = {}
     for attempt in attempts:
         by_message.setdefault(attempt.message_id, []).append(attempt)
-    consent = session.scalars(select(ConsentRecord).where(ConsentRecord.profile_id == profile.id)
-                              .order_by(ConsentRecord.recorded_at)).all()
+    consent = session.scalars(
+        select(ConsentRecord).where(ConsentRecord.profile_id == profile.id).order_by(ConsentRecord.recorded_at)
+    ).all()
     return {
         "profile": ProfileOut.model_validate(profile).model_dump(mode="json"),
         "consent": [ConsentRecordOut.model_validate(record).model_dump(mode="json") for record in consent],
         "messages": [_message(message, by_message.get(message.id, [])) for message in messages],
         "suppressions": _suppressions(session, workspace_id, profile),
         "conversations": _conversations(session, profile),
-        "events": [{"id": e.id, "kind": e.kind, "channel": e.channel, "message_id": e.message_id,
-                    "source": e.source, "machine": e.machine, "detail": e.detail,
-                    "occurred_at": e.occurred_at.isoformat()}
-                   for e in session.scalars(select(EngagementEvent).where(EngagementEvent.profile_id == profile.id)
-                                            .order_by(EngagementEvent.occurred_at))],
+        "events": [
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "channel": e.channel,
+                "message_id": e.message_id,
+                "source": e.source,
+                "machine": e.machine,
+                "detail": e.detail,
+                "occurred_at": e.occurred_at.isoformat(),
+            }
+            for e in session.scalars(
+                select(EngagementEvent)
+                .where(EngagementEvent.profile_id == profile.id)
+                .order_by(EngagementEvent.occurred_at)
+            )
+        ],
     }
 
 
@@ -62,18 +76,34 @@ def erase_profile(*, session: Session, workspace_id: str, external_id: str, regi
     profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
     cancelled = cancel_pending_messages(session=session, profile_id=profile.id, reason=ERASED)
     for channel, address in _addresses(profile):
-        suppress(session=session, workspace_id=workspace_id, channel=channel, address=address, reason=ERASED,
-                 region=region, keep_address=False, strict=False)
-        session.execute(update(Suppression).where(
-            Suppression.workspace_id == workspace_id, Suppression.channel == channel,
-            Suppression.address_hash == _hash(channel, address, region)).values(address=None))
+        suppress(
+            session=session,
+            workspace_id=workspace_id,
+            channel=channel,
+            address=address,
+            reason=ERASED,
+            region=region,
+            keep_address=False,
+            strict=False,
+        )
+        session.execute(
+            update(Suppression)
+            .where(
+                Suppression.workspace_id == workspace_id,
+                Suppression.channel == channel,
+                Suppression.address_hash == _hash(channel, address, region),
+            )
+            .values(address=None)
+        )
     message_ids = select(Message.id).where(Message.profile_id == profile.id).scalar_subquery()
-    session.execute(update(DeliveryAttempt).where(DeliveryAttempt.message_id.in_(message_ids))
-                    .values(to_address=None))
+    session.execute(update(DeliveryAttempt).where(DeliveryAttempt.message_id.in_(message_ids)).values(to_address=None))
     session.execute(delete(OutboxItem).where(OutboxItem.message_id.in_(message_ids)))
     _erase_engagement(session, workspace_id, profile.id, message_ids)
-    session.execute(update(Message).where(Message.profile_id == profile.id).values(
-        data={}, to_address=None, reply_to=None, profile_id=None))
+    session.execute(
+        update(Message)
+        .where(Message.profile_id == profile.id)
+        .values(data={}, to_address=None, reply_to=None, profile_id=None)
+    )
     session.delete(profile)  # the consent ledger goes with it (ON DELETE CASCADE)
     return cancelled
 
@@ -84,33 +114,60 @@ def _erase_engagement(session: Session, workspace_id: str, profile_id: str, mess
     session.execute(delete(InboundMessage).where(InboundMessage.profile_id == profile_id))
     session.execute(delete(Conversation).where(Conversation.profile_id == profile_id))
     theirs = or_(EngagementEvent.profile_id == profile_id, EngagementEvent.message_id.in_(message_ids))
-    event_ids = select(EngagementEvent.id).where(EngagementEvent.workspace_id == workspace_id, theirs) \
-        .scalar_subquery()
+    event_ids = select(EngagementEvent.id).where(EngagementEvent.workspace_id == workspace_id, theirs).scalar_subquery()
     data = WebhookDelivery.payload["data"]
-    deliveries = session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.workspace_id == workspace_id,
-        or_(data["message_id"].as_string().in_(message_ids), data["event_id"].as_string().in_(event_ids))))
+    deliveries = session.scalars(
+        select(WebhookDelivery).where(
+            WebhookDelivery.workspace_id == workspace_id,
+            or_(data["message_id"].as_string().in_(message_ids), data["event_id"].as_string().in_(event_ids)),
+        )
+    )
     for delivery in deliveries:
         delivery.payload = {"type": delivery.event_type, "data": {"erased": True}}
         if delivery.status == "pending":
-            delivery.status, delivery.last_error, delivery.finished_at = "failed", "erased: the person was erased", \
-                utcnow()
-    session.execute(update(EngagementEvent).where(EngagementEvent.workspace_id == workspace_id, theirs)
-                    .values(detail={}, profile_id=None))
+            delivery.status, delivery.last_error, delivery.finished_at = (
+                "failed",
+                "erased: the person was erased",
+                utcnow(),
+            )
+    session.execute(
+        update(EngagementEvent)
+        .where(EngagementEvent.workspace_id == workspace_id, theirs)
+        .values(detail={}, profile_id=None)
+    )
 
 
 def _conversations(session: Session, profile: Profile) -> list[dict[str, Any]]:
     replies: dict[str | None, list[dict[str, Any]]] = {}
-    for reply in session.scalars(select(InboundMessage).where(InboundMessage.profile_id == profile.id)
-                                 .order_by(InboundMessage.received_at)):
-        replies.setdefault(reply.conversation_id, []).append({
-            "id": reply.id, "channel": reply.channel, "from": reply.from_address, "to": reply.to_address,
-            "subject": reply.subject, "body": reply.body, "keyword": reply.keyword, "automatic": reply.automatic,
-            "received_at": reply.received_at.isoformat()})
-    threads = [{"id": c.id, "channel": c.channel, "subject": c.subject, "status": c.status,
-                "created_at": c.created_at.isoformat(), "replies": replies.pop(c.id, [])}
-               for c in session.scalars(select(Conversation).where(Conversation.profile_id == profile.id)
-                                        .order_by(Conversation.created_at))]
+    for reply in session.scalars(
+        select(InboundMessage).where(InboundMessage.profile_id == profile.id).order_by(InboundMessage.received_at)
+    ):
+        replies.setdefault(reply.conversation_id, []).append(
+            {
+                "id": reply.id,
+                "channel": reply.channel,
+                "from": reply.from_address,
+                "to": reply.to_address,
+                "subject": reply.subject,
+                "body": reply.body,
+                "keyword": reply.keyword,
+                "automatic": reply.automatic,
+                "received_at": reply.received_at.isoformat(),
+            }
+        )
+    threads = [
+        {
+            "id": c.id,
+            "channel": c.channel,
+            "subject": c.subject,
+            "status": c.status,
+            "created_at": c.created_at.isoformat(),
+            "replies": replies.pop(c.id, []),
+        }
+        for c in session.scalars(
+            select(Conversation).where(Conversation.profile_id == profile.id).order_by(Conversation.created_at)
+        )
+    ]
     loose = [reply for replies_ in replies.values() for reply in replies_]
     return threads + ([{"id": None, "channel": None, "replies": loose}] if loose else [])
 
@@ -126,10 +183,13 @@ def _hash(channel: str, address: str, region: str | None) -> str:
 
 def _suppressions(session: Session, workspace_id: str, profile: Profile) -> list[dict[str, Any]]:
     hashes = [_hash(channel, address, None) for channel, address in _addresses(profile)]
-    rows = session.scalars(select(Suppression).where(Suppression.workspace_id == workspace_id,
-                                                     Suppression.address_hash.in_(hashes))).all()
-    return [{"channel": r.channel, "address": r.address, "reason": r.reason, "created_at": r.created_at.isoformat()}
-            for r in rows]
+    rows = session.scalars(
+        select(Suppression).where(Suppression.workspace_id == workspace_id, Suppression.address_hash.in_(hashes))
+    ).all()
+    return [
+        {"channel": r.channel, "address": r.address, "reason": r.reason, "created_at": r.created_at.isoformat()}
+        for r in rows
+    ]
 
 
 def _message(message: Message, attempts: list[DeliveryAttempt]) -> dict[str, Any]:

@@ -26,10 +26,12 @@ from ccm.validation import (
 
 ChatKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,49}$")]
 ChatHandle = Annotated[str, Field(min_length=1, max_length=500)]
-ChatHandles = Annotated[dict[ChatKey, ChatHandle], Field(
-    description="chat handles per provider: telegram, slack, whatsapp, webhook …")]
-ChatHandlesPatch = Annotated[dict[ChatKey, ChatHandle | None], Field(
-    description="merged into the handles; null removes one")]
+ChatHandles = Annotated[
+    dict[ChatKey, ChatHandle], Field(description="chat handles per provider: telegram, slack, whatsapp, webhook …")
+]
+ChatHandlesPatch = Annotated[
+    dict[ChatKey, ChatHandle | None], Field(description="merged into the handles; null removes one")
+]
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 Attributes = Annotated[dict[str, Any], free_form("free-form data about the person")]
 
@@ -38,7 +40,8 @@ class Preferences(RequestModel):
     """A person's own delivery preferences."""
 
     quiet_hours: tuple[LocalTime, LocalTime] | None = Field(
-        None, description='the hours they may be messaged, local time, e.g. ["09:00", "20:00"]')
+        None, description='the hours they may be messaged, local time, e.g. ["09:00", "20:00"]'
+    )
 
 
 class ProfileIn(RequestModel):
@@ -61,8 +64,16 @@ class ProfilePatch(RequestModel):
     email: Email | None = None
     phone: Phone | None = None
     chat: ChatHandlesPatch | None = None
-    attributes: Annotated[dict[str, Any], Field(description=SEMANTIC_HINT + (
-        "merged into the attributes, null removes one; numbers finite, integers 64-bit"))] | None = None
+    attributes: (
+        Annotated[
+            dict[str, Any],
+            Field(
+                description=SEMANTIC_HINT
+                + ("merged into the attributes, null removes one; numbers finite, integers 64-bit")
+            ),
+        ]
+        | None
+    ) = None
     timezone: TimeZone | None = None
     locale: Locale | None = None
     channels: ChannelRanking | None = None

@@ -63,8 +63,9 @@ def patch_profile(*, session: Session, workspace_id: str, external_id: str, data
     return profile
 
 
-def list_profiles(*, session: Session, workspace_id: str, page: PageQuery,
-                  filters: dict[str, Any]) -> tuple[list[Profile], str | None]:
+def list_profiles(
+    *, session: Session, workspace_id: str, page: PageQuery, filters: dict[str, Any]
+) -> tuple[list[Profile], str | None]:
     dialect = session.get_bind().dialect.name
     statement = _filtered(select(Profile).where(Profile.workspace_id == workspace_id), filters, dialect)
     rows = session.scalars(paginate(statement, Profile.id, page)).all()
@@ -72,8 +73,9 @@ def list_profiles(*, session: Session, workspace_id: str, page: PageQuery,
     return list(items), cursor
 
 
-def find_by_address(*, session: Session, workspace_id: str, channel: str, address: str,
-                    chat_key: str | None = None) -> Profile | None:
+def find_by_address(
+    *, session: Session, workspace_id: str, channel: str, address: str, chat_key: str | None = None
+) -> Profile | None:
     """The profile with ``address`` on ``channel`` (``profile.chat[chat_key]`` for chat); the
     first one when several share it."""
     if channel == "email":
@@ -87,8 +89,9 @@ def find_by_address(*, session: Session, workspace_id: str, channel: str, addres
     return session.scalar(select(Profile).where(Profile.workspace_id == workspace_id, match).limit(1))
 
 
-def resolve_recipient(*, session: Session, workspace_id: str, external_id: str | None,
-                      inline: InlineProfile | None) -> Profile:
+def resolve_recipient(
+    *, session: Session, workspace_id: str, external_id: str | None, inline: InlineProfile | None
+) -> Profile:
     """The profile a send request addresses: by external id, or from inline fields (upserted;
     without an external id the profile is matched on email, then phone, or created)."""
     if inline is None:
@@ -96,12 +99,17 @@ def resolve_recipient(*, session: Session, workspace_id: str, external_id: str |
         try:
             return get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
         except NotFound:
-            raise NotFound(f"to.external_id: no profile with external_id {external_id!r}",
-                           field="to.external_id") from None
+            raise NotFound(
+                f"to.external_id: no profile with external_id {external_id!r}", field="to.external_id"
+            ) from None
     try:
         if inline.external_id:
-            profile, _ = upsert_profile(session=session, workspace_id=workspace_id, external_id=inline.external_id,
-                                        data=ProfileIn(**inline.model_dump(exclude={"external_id"})))
+            profile, _ = upsert_profile(
+                session=session,
+                workspace_id=workspace_id,
+                external_id=inline.external_id,
+                data=ProfileIn(**inline.model_dump(exclude={"external_id"})),
+            )
             return profile
         return _match_or_create(session=session, workspace_id=workspace_id, inline=inline)
     except ValidationFailed as exc:  # the inline profile is the request's "to"
@@ -111,8 +119,11 @@ def resolve_recipient(*, session: Session, workspace_id: str, external_id: str |
 def _match_or_create(*, session: Session, workspace_id: str, inline: InlineProfile) -> Profile:
     values = _plain(session, workspace_id, inline, WRITABLE)
     for channel, field in (("email", "email"), ("sms", "phone")):
-        match = find_by_address(session=session, workspace_id=workspace_id, channel=channel,
-                                address=values[field]) if values.get(field) else None
+        match = (
+            find_by_address(session=session, workspace_id=workspace_id, channel=channel, address=values[field])
+            if values.get(field)
+            else None
+        )
         if match is not None:
             return match
     if not (inline.email or inline.phone or inline.chat):
@@ -175,6 +186,10 @@ def template_context(profile: Any) -> dict[str, Any]:
     if profile is None:
         return {"external_id": None, "email": None, "phone": None, "locale": None, "timezone": None, "attributes": {}}
     return {
-        "external_id": profile.external_id, "email": profile.email, "phone": profile.phone,
-        "locale": profile.locale, "timezone": profile.timezone, "attributes": dict(profile.attributes or {}),
+        "external_id": profile.external_id,
+        "email": profile.email,
+        "phone": profile.phone,
+        "locale": profile.locale,
+        "timezone": profile.timezone,
+        "attributes": dict(profile.attributes or {}),
     }

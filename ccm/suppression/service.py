@@ -19,8 +19,10 @@ from ccm.suppression.models import Suppression
 
 _TABLE = Suppression.__table__
 _REASON = select(_TABLE.c.reason).where(  # prebuilt: runs for every candidate channel of every message
-    _TABLE.c.workspace_id == bindparam("b_workspace"), _TABLE.c.channel == bindparam("b_channel"),
-    _TABLE.c.address_hash == bindparam("b_hash"))
+    _TABLE.c.workspace_id == bindparam("b_workspace"),
+    _TABLE.c.channel == bindparam("b_channel"),
+    _TABLE.c.address_hash == bindparam("b_hash"),
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -45,9 +47,18 @@ def address_hash(channel: str, canonical_address: str) -> str:
     return hashlib.sha256(f"{channel}:{canonical_address}".encode()).hexdigest()
 
 
-def suppress(*, session: Session, workspace_id: str, channel: str, address: str, reason: str,
-             detail: str | None = None, region: str | None = None, keep_address: bool = True,
-             strict: bool = True) -> None:
+def suppress(
+    *,
+    session: Session,
+    workspace_id: str,
+    channel: str,
+    address: str,
+    reason: str,
+    detail: str | None = None,
+    region: str | None = None,
+    keep_address: bool = True,
+    strict: bool = True,
+) -> None:
     """Add an entry (idempotent: an address already suppressed on the channel keeps its first reason).
 
     Raises:
@@ -57,22 +68,33 @@ def suppress(*, session: Session, workspace_id: str, channel: str, address: str,
         value = canonical(channel, address, region=region, strict=strict)
     except InvalidAddress as exc:
         raise ValidationFailed(f"address: {exc}", field="address") from None
-    session.execute(insert_ignoring_conflicts(dialect_of(session), _TABLE), {
-        "id": new_id("sup"), "workspace_id": workspace_id, "channel": channel,
-        "address_hash": address_hash(channel, value), "address": value if keep_address else None,
-        "reason": reason, "detail": detail, "created_at": utcnow()})
+    session.execute(
+        insert_ignoring_conflicts(dialect_of(session), _TABLE),
+        {
+            "id": new_id("sup"),
+            "workspace_id": workspace_id,
+            "channel": channel,
+            "address_hash": address_hash(channel, value),
+            "address": value if keep_address else None,
+            "reason": reason,
+            "detail": detail,
+            "created_at": utcnow(),
+        },
+    )
 
 
 def suppressed(*, session: Session, workspace_id: str, channel: str, address: str) -> str | None:
     """The reason ``address`` (already normalized by the provider) is suppressed, or None."""
     value = canonical(channel, address, strict=False)
-    return session.execute(_REASON, {"b_workspace": workspace_id, "b_channel": channel,
-                                     "b_hash": address_hash(channel, value)}).scalar()
+    return session.execute(
+        _REASON, {"b_workspace": workspace_id, "b_channel": channel, "b_hash": address_hash(channel, value)}
+    ).scalar()
 
 
 def unsuppress(*, session: Session, workspace_id: str, suppression_id: str) -> None:
-    entry = session.scalar(select(Suppression).where(Suppression.id == suppression_id,
-                                                     Suppression.workspace_id == workspace_id))
+    entry = session.scalar(
+        select(Suppression).where(Suppression.id == suppression_id, Suppression.workspace_id == workspace_id)
+    )
     if entry is None:
         raise NotFound(f"no suppression {suppression_id!r}", field="id")
     if entry.reason == "erased":
@@ -80,8 +102,15 @@ def unsuppress(*, session: Session, workspace_id: str, suppression_id: str) -> N
     session.delete(entry)
 
 
-def list_suppressions(*, session: Session, workspace_id: str, page: PageQuery, channel: str | None,
-                      address: str | None, region: str | None = None) -> tuple[list[Suppression], str | None]:
+def list_suppressions(
+    *,
+    session: Session,
+    workspace_id: str,
+    page: PageQuery,
+    channel: str | None,
+    address: str | None,
+    region: str | None = None,
+) -> tuple[list[Suppression], str | None]:
     statement = select(Suppression).where(Suppression.workspace_id == workspace_id)
     if channel:
         statement = statement.where(Suppression.channel == channel)

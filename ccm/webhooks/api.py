@@ -22,9 +22,15 @@ EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 
 class WebhookIn(RequestModel):
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[\x21-\x7e]+$", description=(
-        SEMANTIC_HINT + "an http(s) URL, IDN hosts punycoded, whose host resolves to a public address (unless "
-        "policy.webhooks_allow_private)"))
+    url: str = Field(
+        min_length=8,
+        max_length=2000,
+        pattern=r"^https?://[\x21-\x7e]+$",
+        description=(
+            SEMANTIC_HINT + "an http(s) URL, IDN hosts punycoded, whose host resolves to a public address (unless "
+            "policy.webhooks_allow_private)"
+        ),
+    )
     events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES), json_schema_extra={"uniqueItems": True})
 
     @field_validator("events")
@@ -72,12 +78,19 @@ class DeliveryList(BaseModel):
     items: list[DeliveryOut]
 
 
-@endpoint(bp, "", method="POST", body=WebhookIn, responses={201: WebhookCreated},
-          summary="Subscribe a URL to events; the signing secret is shown once")
+@endpoint(
+    bp,
+    "",
+    method="POST",
+    body=WebhookIn,
+    responses={201: WebhookCreated},
+    summary="Subscribe a URL to events; the signing secret is shown once",
+)
 def create_webhook(body: WebhookIn) -> tuple[WebhookCreated, int]:
     session, runtime = db_session(), current_app.extensions["ccm"]
-    created, secret = service.create_endpoint(session=session, box=runtime.secret_box,
-                                              workspace_id=current_workspace_id(), url=body.url, events=body.events)
+    created, secret = service.create_endpoint(
+        session=session, box=runtime.secret_box, workspace_id=current_workspace_id(), url=body.url, events=body.events
+    )
     runtime.webhooks.forget(session, current_workspace_id())
     return WebhookCreated(**WebhookOut.model_validate(created).model_dump(), secret=secret), 201
 
@@ -96,9 +109,15 @@ def delete_webhook(endpoint_id: EndpointId) -> tuple[None, int]:
     return None, 204
 
 
-@endpoint(bp, "/<endpoint_id>/deliveries", method="GET", responses={200: DeliveryList},
-          summary="The delivery log of a webhook, newest first")
+@endpoint(
+    bp,
+    "/<endpoint_id>/deliveries",
+    method="GET",
+    responses={200: DeliveryList},
+    summary="The delivery log of a webhook, newest first",
+)
 def list_deliveries(endpoint_id: EndpointId) -> DeliveryList:
-    items = service.list_deliveries(session=db_session(), workspace_id=current_workspace_id(),
-                                    endpoint_id=endpoint_id, limit=100)
+    items = service.list_deliveries(
+        session=db_session(), workspace_id=current_workspace_id(), endpoint_id=endpoint_id, limit=100
+    )
     return DeliveryList(items=[DeliveryOut.model_validate(item) for item in items])

@@ -40,8 +40,7 @@ def deliver_webhook(runtime: Runtime, delivery_id: str) -> None:
         if endpoint is None or not endpoint.enabled:
             _finish(session, delivery, "failed", "the endpoint was removed or disabled")
             return
-        allow_private = workspace_policy(session=session, workspace_id=delivery.workspace_id) \
-            .webhooks_allow_private
+        allow_private = workspace_policy(session=session, workspace_id=delivery.workspace_id).webhooks_allow_private
         secret = runtime.secret_box.open(endpoint.sealed_secret)["s"]
         url, body, delivery.attempts = endpoint.url, json.dumps(delivery.payload), delivery.attempts + 1
     status, error = _post(url, body, delivery_id, secret, allow_private=allow_private)
@@ -62,8 +61,10 @@ def _post(url: str, body: str, delivery_id: str, secret: str, *, allow_private: 
         check_destination(url, allow_private=allow_private)
     except BlockedAddress as exc:
         return None, f"blocked: {exc}"
-    headers = {**standard_webhook_headers(decode_whsec(secret), delivery_id, body.encode()),
-               "user-agent": "CCM-Webhooks/1"}
+    headers = {
+        **standard_webhook_headers(decode_whsec(secret), delivery_id, body.encode()),
+        "user-agent": "CCM-Webhooks/1",
+    }
     try:
         response = _client().post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:
@@ -91,5 +92,3 @@ def _finish(session: Session, delivery: WebhookDelivery, status: str, error: str
     if error:
         delivery.last_error = error
     jobs.finish(session, DELIVER, delivery.id)
-
-

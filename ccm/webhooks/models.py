@@ -9,8 +9,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ccm.db import Base, utcnow
 from ccm.ids import new_id
 
-EVENT_TYPES = ("message.sent", "message.delivered", "message.failed", "message.skipped", "engagement.opened",
-               "engagement.clicked", "conversation.replied", "profile.unsubscribed")
+EVENT_TYPES = (
+    "message.sent",
+    "message.delivered",
+    "message.failed",
+    "message.skipped",
+    "engagement.opened",
+    "engagement.clicked",
+    "conversation.replied",
+    "profile.unsubscribed",
+)
 
 
 class WebhookEndpoint(Base):

@@ -59,8 +59,9 @@ def check_destination(url: str, *, allow_private: bool) -> None:
             raise BlockedAddress(f"{parts.hostname} resolves to {address}, an internal address")
 
 
-def create_endpoint(*, session: Session, box: SecretBox, workspace_id: str, url: str,
-                    events: list[str]) -> tuple[WebhookEndpoint, str]:
+def create_endpoint(
+    *, session: Session, box: SecretBox, workspace_id: str, url: str, events: list[str]
+) -> tuple[WebhookEndpoint, str]:
     """Subscribe ``url``. Returns the endpoint and its signing secret, shown this once.
 
     Raises:
@@ -82,22 +83,34 @@ def create_endpoint(*, session: Session, box: SecretBox, workspace_id: str, url:
 
 
 def get_endpoint(*, session: Session, workspace_id: str, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id,
-                                                            WebhookEndpoint.workspace_id == workspace_id))
+    endpoint = session.scalar(
+        select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.workspace_id == workspace_id)
+    )
     if endpoint is None:
         raise NotFound(f"no webhook {endpoint_id!r}", field="id")
     return endpoint
 
 
 def list_endpoints(*, session: Session, workspace_id: str) -> list[WebhookEndpoint]:
-    return list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.workspace_id == workspace_id)
-                                .order_by(WebhookEndpoint.created_at)))
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.workspace_id == workspace_id)
+            .order_by(WebhookEndpoint.created_at)
+        )
+    )
 
 
 def list_deliveries(*, session: Session, workspace_id: str, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
     get_endpoint(session=session, workspace_id=workspace_id, endpoint_id=endpoint_id)
-    return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-                                .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 class Subscriptions:
@@ -118,10 +131,20 @@ class Subscriptions:
         body = {"type": event_type, "timestamp": now.isoformat(), "data": data}
         for endpoint_id in endpoints:
             delivery_id = new_id("whd")
-            session.execute(insert(_DELIVERIES), {
-                "id": delivery_id, "workspace_id": workspace_id, "endpoint_id": endpoint_id,
-                "event_type": event_type, "payload": body, "status": "pending", "attempts": 0,
-                "next_attempt_at": now, "created_at": now})
+            session.execute(
+                insert(_DELIVERIES),
+                {
+                    "id": delivery_id,
+                    "workspace_id": workspace_id,
+                    "endpoint_id": endpoint_id,
+                    "event_type": event_type,
+                    "payload": body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
             jobs.enqueue(session, DELIVER, delivery_id, grace=self.grace)
 
     def forget(self, session: Session, workspace_id: str) -> None:
@@ -132,8 +155,11 @@ class Subscriptions:
         if cached and cached[0] > time.monotonic():
             return cached[1]
         wanted: dict[str, list[str]] = {}
-        for endpoint in session.execute(select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-                WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.enabled.is_(True))):
+        for endpoint in session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                WebhookEndpoint.workspace_id == workspace_id, WebhookEndpoint.enabled.is_(True)
+            )
+        ):
             for event_type in endpoint.events:
                 wanted.setdefault(event_type, []).append(endpoint.id)
         with self._lock:

@@ -13,18 +13,34 @@ bp.before_request(require_api_key)
 
 
 def _out(workspace: Workspace) -> WorkspaceOut:
-    return WorkspaceOut(id=workspace.id, name=workspace.name, mail_from=workspace.mail_from,
-                        default_locale=workspace.default_locale, policy=service.policy_of(workspace.settings))
+    return WorkspaceOut(
+        id=workspace.id,
+        name=workspace.name,
+        mail_from=workspace.mail_from,
+        default_locale=workspace.default_locale,
+        policy=service.policy_of(workspace.settings),
+    )
 
 
-@endpoint(bp, "", method="GET", responses={200: WorkspaceOut},
-          summary="The workspace and its delivery policy (quiet hours, caps, topics, consent defaults)")
+@endpoint(
+    bp,
+    "",
+    method="GET",
+    responses={200: WorkspaceOut},
+    summary="The workspace and its delivery policy (quiet hours, caps, topics, consent defaults)",
+)
 def get_workspace() -> WorkspaceOut:
     return _out(service.get_workspace(session=db_session(), workspace_id=current_workspace_id()))
 
 
-@endpoint(bp, "", method="PATCH", body=WorkspacePatch, responses={200: WorkspaceOut},
-          summary="Change the sender, default locale or delivery policy")
+@endpoint(
+    bp,
+    "",
+    method="PATCH",
+    body=WorkspacePatch,
+    responses={200: WorkspaceOut},
+    summary="Change the sender, default locale or delivery policy",
+)
 def patch_workspace(body: WorkspacePatch) -> WorkspaceOut:
     workspace = service.update_workspace(session=db_session(), workspace_id=current_workspace_id(), data=body)
     return _out(workspace)

@@ -19,7 +19,8 @@ class QuietHours(RequestModel):
     ``None`` means any time. Windows may wrap midnight (``["22:00", "06:00"]``)."""
 
     marketing: dict[Literal["email", "sms", "chat"], Window | None] = Field(
-        default_factory=lambda: {"sms": (dt.time(8), dt.time(21))})
+        default_factory=lambda: {"sms": (dt.time(8), dt.time(21))}
+    )
     transactional: dict[Literal["email", "sms", "chat"], Window | None] = Field(default_factory=dict)
     transactional_bypass: bool = True
     """Transactional messages ignore quiet hours (a password reset at 3 am is wanted)."""
@@ -49,23 +50,29 @@ class WorkspacePolicy(RequestModel):
     default_region: str = Field("US", pattern=r"^[A-Z]{2}$", description="for phone numbers without a country code")
     timezone: TimeZone = Field("UTC", description="the workspace's own time zone")
     audience_timezones: list[TimeZone] = Field(
-        default_factory=list, max_length=50,
+        default_factory=list,
+        max_length=50,
         description="where recipients live; a profile without a time zone may only be messaged when the "
-                    "quiet-hours window is open in all of them (default: the workspace's time zone)")
+        "quiet-hours window is open in all of them (default: the workspace's time zone)",
+    )
     channel_order: ChannelRanking = Field(default_factory=lambda: ["email", "sms", "chat"])
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
     frequency_caps: list[FrequencyCap] = Field(default_factory=list, max_length=50)
     topics: dict[Topic, TopicPolicy] = Field(default_factory=dict)
     consent_default: Literal["opt_in", "opt_out"] = Field(
-        "opt_out", description="for marketing topics the workspace did not declare")
+        "opt_out", description="for marketing topics the workspace did not declare"
+    )
     sms_segment_cap: Annotated[int, Field(ge=1, le=20), INTEGRAL] = Field(
-        6, description="longer SMS bodies fail with sms_too_long")
+        6, description="longer SMS bodies fail with sms_too_long"
+    )
     tracking: TrackingPolicy = Field(default_factory=TrackingPolicy, description="open pixel and click links in email")
     webhooks_allow_private: bool = Field(
-        False, description="let webhooks reach loopback and private addresses (refused by default: SSRF)")
+        False, description="let webhooks reach loopback and private addresses (refused by default: SSRF)"
+    )
     help_text: str = Field("Reply STOP to opt out.", max_length=300, description="the answer to HELP by SMS or chat")
     sms_opt_out_footer: str | None = Field(
-        "Reply STOP to opt out", max_length=160, description="appended to marketing SMS; null to send none")
+        "Reply STOP to opt out", max_length=160, description="appended to marketing SMS; null to send none"
+    )
 
 
 class WorkspaceOut(BaseModel):
@@ -80,4 +87,5 @@ class WorkspacePatch(RequestModel):
     mail_from: Mailbox | None = None
     default_locale: Locale | None = None
     policy: WorkspacePolicy | None = Field(
-        None, description="the fields given replace the current ones (top level); the rest stay")
+        None, description="the fields given replace the current ones (top level); the rest stay"
+    )

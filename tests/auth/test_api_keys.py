@@ -68,10 +68,18 @@ def test_keys_made_before_roles_existed_become_admin_keys(tmp_path):
     upgrade(url, "0003")
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO workspace (id, name, default_locale, settings, created_at) "
-                                "VALUES ('wsp_1', 'old', 'en', '{}', '2026-01-01 00:00:00')"))
-        connection.execute(text("INSERT INTO api_key (id, workspace_id, name, prefix, digest, created_at) "
-                                "VALUES ('key_1', 'wsp_1', '', 'ccm_abcdefgh', 'x', '2026-01-01 00:00:00')"))
+        connection.execute(
+            text(
+                "INSERT INTO workspace (id, name, default_locale, settings, created_at) "
+                "VALUES ('wsp_1', 'old', 'en', '{}', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO api_key (id, workspace_id, name, prefix, digest, created_at) "
+                "VALUES ('key_1', 'wsp_1', '', 'ccm_abcdefgh', 'x', '2026-01-01 00:00:00')"
+            )
+        )
     upgrade(url)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT role FROM api_key")).scalar() == "admin"

@@ -51,8 +51,16 @@ def test_headers_are_exactly_the_intended_ones():
     )
     message = parse(raw)
     assert list(message.keys()) == [
-        "MIME-Version", "Date", "Message-ID", "From", "To", "Subject", "Reply-To",
-        "List-Unsubscribe", "List-Unsubscribe-Post", "Content-Type",
+        "MIME-Version",
+        "Date",
+        "Message-ID",
+        "From",
+        "To",
+        "Subject",
+        "Reply-To",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Content-Type",
     ]
     assert message["MIME-Version"] == "1.0"
     assert message["Date"].datetime == DATE
@@ -131,8 +139,16 @@ def test_body_roundtrips(text):
         {"from_addr": "x" * 1500 + " <a@example.com>"},
         {"headers": {"X-Note": "note " * 100, "X-Long-Name-" + "h" * 40: "value"}},
     ],
-    ids=["plain", "long-unicode-subject", "long-ascii-subject", "unbreakable-subject", "long-bodies",
-         "long-name", "unbreakable-name", "long-extra-headers"],
+    ids=[
+        "plain",
+        "long-unicode-subject",
+        "long-ascii-subject",
+        "unbreakable-subject",
+        "long-bodies",
+        "long-name",
+        "unbreakable-name",
+        "long-extra-headers",
+    ],
 )
 def test_every_line_ends_in_crlf_and_fits(changes):
     raw = build(**changes)

@@ -92,8 +92,9 @@ def slack(server: HttpTestServer, closing: list[Any]) -> SlackProvider:
 
 
 def telegram(server: HttpTestServer, closing: list[Any], **config: Any) -> TelegramProvider:
-    closing.append(TelegramProvider(TelegramConfig(bot_token=BOT_TOKEN, base_url=server.url, **config),
-                                    timeout=TIMEOUT))
+    closing.append(
+        TelegramProvider(TelegramConfig(bot_token=BOT_TOKEN, base_url=server.url, **config), timeout=TIMEOUT)
+    )
     return closing[-1]
 
 
@@ -106,8 +107,10 @@ def mailgun(server: HttpTestServer, closing: list[Any]) -> MailgunProvider:
 # --- ccm.channels.http ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), (" 120 ", 120.0), (None, None), ("", None),
-                                                ("soon", None), ("-3", None), ("1.5", None)])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("7", 7.0), (" 120 ", 120.0), (None, None), ("", None), ("soon", None), ("-3", None), ("1.5", None)],
+)
 def test_retry_after_reads_delay_seconds(value, seconds):
     assert parse_retry_after(value) == seconds
 
@@ -140,8 +143,13 @@ def test_a_redirect_is_not_followed_and_is_a_config_error(server):
     server.respond("/send", 302, headers={"Location": f"{server.url}/elsewhere"})
     client = make_client(timeout=TIMEOUT)
     try:
-        response = send_with_commit_point(client, client.build_request("POST", f"{server.url}/send"),
-                                          commit_point=Commits(), idempotent=False, label="X")
+        response = send_with_commit_point(
+            client,
+            client.build_request("POST", f"{server.url}/send"),
+            commit_point=Commits(),
+            idempotent=False,
+            label="X",
+        )
     finally:
         client.close()
 
@@ -154,8 +162,13 @@ def test_commit_point_runs_for_each_request_on_a_reused_connection(server):
     client, commits = make_client(timeout=TIMEOUT), Commits()
     try:
         for _ in range(2):
-            send_with_commit_point(client, client.build_request("POST", f"{server.url}/send"),
-                                   commit_point=commits, idempotent=False, label="X")
+            send_with_commit_point(
+                client,
+                client.build_request("POST", f"{server.url}/send"),
+                commit_point=commits,
+                idempotent=False,
+                label="X",
+            )
     finally:
         client.close()
 
@@ -172,10 +185,20 @@ def test_client_still_sends_after_a_commit_point_refused(server):
 
     try:
         with pytest.raises(RuntimeError):
-            send_with_commit_point(client, client.build_request("POST", f"{server.url}/send"),
-                                   commit_point=refuse, idempotent=False, label="X")
-        response = send_with_commit_point(client, client.build_request("POST", f"{server.url}/send"),
-                                          commit_point=Commits(), idempotent=False, label="X")
+            send_with_commit_point(
+                client,
+                client.build_request("POST", f"{server.url}/send"),
+                commit_point=refuse,
+                idempotent=False,
+                label="X",
+            )
+        response = send_with_commit_point(
+            client,
+            client.build_request("POST", f"{server.url}/send"),
+            commit_point=Commits(),
+            idempotent=False,
+            label="X",
+        )
     finally:
         client.close()
 
@@ -192,8 +215,7 @@ def test_twilio_sends_through_a_messaging_service(server, closing):
 
     provider.send(message("+14155550100"), commit_point=Commits())
 
-    assert server.requests[0].form() == {"To": "+14155550100", "MessagingServiceSid": "MG" + "cd" * 16,
-                                         "Body": "Hi"}
+    assert server.requests[0].form() == {"To": "+14155550100", "MessagingServiceSid": "MG" + "cd" * 16, "Body": "Hi"}
 
 
 def test_twilio_whatsapp_prefixes_both_numbers_and_serves_chat(server, closing):
@@ -207,8 +229,9 @@ def test_twilio_whatsapp_prefixes_both_numbers_and_serves_chat(server, closing):
     assert (form["To"], form["From"]) == ("whatsapp:+14155550100", "whatsapp:+14155550199")
 
 
-@pytest.mark.parametrize(("code", "reason"), [(21610, "unsubscribed"), (21408, "rejected"), (21614, "invalid_address"),
-                                              (21602, "rejected")])
+@pytest.mark.parametrize(
+    ("code", "reason"), [(21610, "unsubscribed"), (21408, "rejected"), (21614, "invalid_address"), (21602, "rejected")]
+)
 def test_twilio_error_codes_map_to_permanent_reasons(server, closing, code, reason):
     server.respond(MESSAGES, 400, json={"code": code, "message": f"Twilio says {code}", "status": 400})
 
@@ -251,8 +274,9 @@ def test_twilio_config_needs_exactly_one_sender():
     with pytest.raises(ValidationError):
         TwilioConfig(account_sid=SID, auth_token=TOKEN)
     with pytest.raises(ValidationError):
-        TwilioConfig(account_sid=SID, auth_token=TOKEN, from_number="+14155550199",
-                     messaging_service_sid="MG" + "cd" * 16)
+        TwilioConfig(
+            account_sid=SID, auth_token=TOKEN, from_number="+14155550199", messaging_service_sid="MG" + "cd" * 16
+        )
 
 
 # --- Webhook gateway -----------------------------------------------------------------------------
@@ -323,20 +347,23 @@ def test_webhook_config_refuses_a_bad_secret_without_echoing_it(secret):
 # --- Slack ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://hooks.slack.com/services/T/B/X",
-    "https://evil.example.com/services/T/B/X",
-    "https://hooks.slack.com:8443/services/T/B/X",
-    "https://user:pass@hooks.slack.com/services/T/B/X",
-    "https://hooks.slack.com@evil.example.com/services/T/B/X",
-    "https://hooks.slack.com/services/T/B/X?redirect=1",
-    "https://hooks.slack.com/services/T/B/X#frag",
-    "https://hooks.slack.com\\@evil.example.com/services",
-    "https://hooks.slack.com/",
-    "https://169.254.169.254/latest/meta-data",
-    "file:///etc/passwd",
-    "not a url",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.slack.com/services/T/B/X",
+        "https://evil.example.com/services/T/B/X",
+        "https://hooks.slack.com:8443/services/T/B/X",
+        "https://user:pass@hooks.slack.com/services/T/B/X",
+        "https://hooks.slack.com@evil.example.com/services/T/B/X",
+        "https://hooks.slack.com/services/T/B/X?redirect=1",
+        "https://hooks.slack.com/services/T/B/X#frag",
+        "https://hooks.slack.com\\@evil.example.com/services",
+        "https://hooks.slack.com/",
+        "https://169.254.169.254/latest/meta-data",
+        "file:///etc/passwd",
+        "not a url",
+    ],
+)
 def test_slack_refuses_urls_outside_the_allowed_hosts(url):
     with pytest.raises(InvalidAddress):
         SlackProvider(SlackConfig()).normalize_address(url)
@@ -345,8 +372,10 @@ def test_slack_refuses_urls_outside_the_allowed_hosts(url):
 def test_slack_accepts_an_incoming_webhook_url():
     provider = SlackProvider(SlackConfig(allowed_hosts=["hooks.slack.com", "Chat.Example.com"]))
 
-    assert provider.normalize_address(" https://hooks.slack.com/services/T0/B0/abc ") == \
-        "https://hooks.slack.com/services/T0/B0/abc"
+    assert (
+        provider.normalize_address(" https://hooks.slack.com/services/T0/B0/abc ")
+        == "https://hooks.slack.com/services/T0/B0/abc"
+    )
     assert provider.normalize_address("https://chat.example.com/hooks/xyz") == "https://chat.example.com/hooks/xyz"
 
 
@@ -355,8 +384,12 @@ def test_slack_with_base_url_refuses_anything_not_under_it(server, closing):
     port = server.port
 
     assert provider.normalize_address(f"{server.url}/services/T/B/X") == f"{server.url}/services/T/B/X"
-    for url in (f"http://127.0.0.1:{port + 1}/services/T/B/X", f"{server.url}/admin/T",
-                f"{server.url}/services/../admin", "https://hooks.slack.com/services/T/B/X"):
+    for url in (
+        f"http://127.0.0.1:{port + 1}/services/T/B/X",
+        f"{server.url}/admin/T",
+        f"{server.url}/services/../admin",
+        "https://hooks.slack.com/services/T/B/X",
+    ):
         with pytest.raises(InvalidAddress):
             provider.normalize_address(url)
 
@@ -377,11 +410,16 @@ def test_slack_refused_address_is_permanent_and_nothing_is_sent(server, closing)
     assert (commits.calls, server.requests) == (0, [])
 
 
-@pytest.mark.parametrize(("status", "code", "reason"), [
-    (404, "channel_not_found", "invalid_address"), (404, "no_service", "invalid_address"),
-    (410, "channel_is_archived", "invalid_address"), (403, "action_prohibited", "rejected"),
-    (403, "invalid_token", "invalid_address"),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "reason"),
+    [
+        (404, "channel_not_found", "invalid_address"),
+        (404, "no_service", "invalid_address"),
+        (410, "channel_is_archived", "invalid_address"),
+        (403, "action_prohibited", "rejected"),
+        (403, "invalid_token", "invalid_address"),
+    ],
+)
 def test_slack_error_codes_are_permanent(server, closing, status, code, reason):
     server.respond("/services/T/B/X", status, body=code)
 
@@ -415,8 +453,9 @@ def test_telegram_sends_to_a_channel_name_with_the_parse_mode(server, closing):
 
 
 def test_telegram_blocked_bot_is_unsubscribed(server, closing):
-    server.respond(SEND, 403, json={"ok": False, "error_code": 403,
-                                    "description": "Forbidden: bot was blocked by the user"})
+    server.respond(
+        SEND, 403, json={"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+    )
 
     with pytest.raises(PermanentDeliveryError) as caught:
         telegram(server, closing).send(message("-100123", channel="chat"), commit_point=Commits())
@@ -425,8 +464,16 @@ def test_telegram_blocked_bot_is_unsubscribed(server, closing):
 
 
 def test_telegram_rate_limit_uses_retry_after_from_the_body(server, closing):
-    server.respond(SEND, 429, json={"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 11",
-                                    "parameters": {"retry_after": 11}})
+    server.respond(
+        SEND,
+        429,
+        json={
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 11",
+            "parameters": {"retry_after": 11},
+        },
+    )
 
     with pytest.raises(TransientDeliveryError) as caught:
         telegram(server, closing).send(message("42", channel="chat"), commit_point=Commits())
@@ -435,8 +482,16 @@ def test_telegram_rate_limit_uses_retry_after_from_the_body(server, closing):
 
 
 def test_telegram_migrated_group_is_an_invalid_address_naming_the_new_chat(server, closing):
-    server.respond(SEND, 400, json={"ok": False, "error_code": 400, "parameters": {"migrate_to_chat_id": -1009},
-                                    "description": "Bad Request: group chat was upgraded to a supergroup chat"})
+    server.respond(
+        SEND,
+        400,
+        json={
+            "ok": False,
+            "error_code": 400,
+            "parameters": {"migrate_to_chat_id": -1009},
+            "description": "Bad Request: group chat was upgraded to a supergroup chat",
+        },
+    )
 
     with pytest.raises(PermanentDeliveryError) as caught:
         telegram(server, closing).send(message("-42", channel="chat"), commit_point=Commits())
@@ -480,8 +535,9 @@ def test_mailgun_unknown_domain_is_a_config_error(server, closing):
     server.respond("/v3/mg.example.com/messages.mime", 404, json={"message": "Domain not found: mg.example.com"})
 
     with pytest.raises(ProviderConfigError) as caught:
-        mailgun(server, closing).send(message("bob@example.net", channel="email", raw=b"Subject: x\r\n\r\nx"),
-                                      commit_point=Commits())
+        mailgun(server, closing).send(
+            message("bob@example.net", channel="email", raw=b"Subject: x\r\n\r\nx"), commit_point=Commits()
+        )
 
     assert "Domain not found" in str(caught.value)
 

@@ -33,8 +33,13 @@ SMS_ACCEPTED = {"status": 201, "json": {"sid": "SM" + "a" * 32, "status": "queue
 
 
 def twilio_config(base_url: str, **overrides: Any) -> dict[str, Any]:
-    return {"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from_number": "+14155550199",
-            "base_url": base_url, **overrides}
+    return {
+        "account_sid": TWILIO_SID,
+        "auth_token": TWILIO_TOKEN,
+        "from_number": "+14155550199",
+        "base_url": base_url,
+        **overrides,
+    }
 
 
 def add_provider(api: Any, kind: str, label: str, config: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -60,8 +65,12 @@ def webhook_signature_ok(request: RecordedRequest, key: bytes = WEBHOOK_KEY) -> 
 def send_sms(api: Any, runtime: Any) -> dict[str, Any]:
     """Send one SMS to u1, deliver it in this thread, and return the message."""
     if api.get("/v1/templates/ping").status_code == 404:
-        publish_template(api, "ping", variables=["first_name"],
-                         variants=[{"channel": "sms", "locale": "en", "body": "Hi {{ first_name }}"}])
+        publish_template(
+            api,
+            "ping",
+            variables=["first_name"],
+            variants=[{"channel": "sms", "locale": "en", "body": "Hi {{ first_name }}"}],
+        )
         put_profile(api, "u1", phone="+14155550100")
     accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "ping", "channel": "sms"})
     assert accepted.status_code == 202, accepted.json
@@ -91,27 +100,51 @@ class Kind:
 
 
 KINDS = [
-    Kind("twilio", twilio_config, {"auth_token": TWILIO_TOKEN}, "sms",
-         check_path=f"/2010-04-01/Accounts/{TWILIO_SID}.json", check_ok={"json": {"sid": TWILIO_SID}},
-         carries_secret=lambda r: r.method == "GET" and r.basic_auth() == (TWILIO_SID, TWILIO_TOKEN),
-         refused={"status": 401, "json": {"code": 20003, "message": f"Authenticate {TWILIO_TOKEN}"}}),
-    Kind("telegram", lambda base: {"bot_token": TELEGRAM_TOKEN, "base_url": base}, {"bot_token": TELEGRAM_TOKEN},
-         "chat", check_path=f"/bot{TELEGRAM_TOKEN}/getMe", check_ok={"json": {"ok": True, "result": {"id": 123456}}},
-         carries_secret=lambda r: r.method == "GET",  # the token is the path itself
-         refused={"status": 401, "json": {"ok": False, "error_code": 401,
-                                          "description": f"Unauthorized: {TELEGRAM_TOKEN}"}}),
-    Kind("mailgun", lambda base: {"api_key": MAILGUN_KEY, "domain": MAILGUN_DOMAIN, "base_url": base},
-         {"api_key": MAILGUN_KEY}, "email", check_path=f"/v3/domains/{MAILGUN_DOMAIN}",
-         check_ok={"json": {"domain": {"name": MAILGUN_DOMAIN}}},
-         carries_secret=lambda r: r.method == "GET" and r.basic_auth() == ("api", MAILGUN_KEY),
-         refused={"status": 401, "body": f"Forbidden: key {MAILGUN_KEY}"}),
-    Kind("webhook", lambda base: {"url": f"{base}/gateway", "secret": WEBHOOK_SECRET, "channel": "sms"},
-         {"secret": WEBHOOK_SECRET}, "sms", check_path="/gateway", check_ok={"status": 204},
-         carries_secret=lambda r: r.json() == {"type": "ping"} and webhook_signature_ok(r),
-         refused={"status": 401, "json": {"error": f"signature does not match {WEBHOOK_SECRET}"}}),
+    Kind(
+        "twilio",
+        twilio_config,
+        {"auth_token": TWILIO_TOKEN},
+        "sms",
+        check_path=f"/2010-04-01/Accounts/{TWILIO_SID}.json",
+        check_ok={"json": {"sid": TWILIO_SID}},
+        carries_secret=lambda r: r.method == "GET" and r.basic_auth() == (TWILIO_SID, TWILIO_TOKEN),
+        refused={"status": 401, "json": {"code": 20003, "message": f"Authenticate {TWILIO_TOKEN}"}},
+    ),
+    Kind(
+        "telegram",
+        lambda base: {"bot_token": TELEGRAM_TOKEN, "base_url": base},
+        {"bot_token": TELEGRAM_TOKEN},
+        "chat",
+        check_path=f"/bot{TELEGRAM_TOKEN}/getMe",
+        check_ok={"json": {"ok": True, "result": {"id": 123456}}},
+        carries_secret=lambda r: r.method == "GET",  # the token is the path itself
+        refused={
+            "status": 401,
+            "json": {"ok": False, "error_code": 401, "description": f"Unauthorized: {TELEGRAM_TOKEN}"},
+        },
+    ),
+    Kind(
+        "mailgun",
+        lambda base: {"api_key": MAILGUN_KEY, "domain": MAILGUN_DOMAIN, "base_url": base},
+        {"api_key": MAILGUN_KEY},
+        "email",
+        check_path=f"/v3/domains/{MAILGUN_DOMAIN}",
+        check_ok={"json": {"domain": {"name": MAILGUN_DOMAIN}}},
+        carries_secret=lambda r: r.method == "GET" and r.basic_auth() == ("api", MAILGUN_KEY),
+        refused={"status": 401, "body": f"Forbidden: key {MAILGUN_KEY}"},
+    ),
+    Kind(
+        "webhook",
+        lambda base: {"url": f"{base}/gateway", "secret": WEBHOOK_SECRET, "channel": "sms"},
+        {"secret": WEBHOOK_SECRET},
+        "sms",
+        check_path="/gateway",
+        check_ok={"status": 204},
+        carries_secret=lambda r: r.json() == {"type": "ping"} and webhook_signature_ok(r),
+        refused={"status": 401, "json": {"error": f"signature does not match {WEBHOOK_SECRET}"}},
+    ),
     Kind("slack", lambda base: {"base_url": f"{base}/services/"}, {}, "chat"),
-    Kind("smtp", lambda base: {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:2525"}, {"url": SMTP_PASSWORD},
-         "email"),
+    Kind("smtp", lambda base: {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:2525"}, {"url": SMTP_PASSWORD}, "email"),
     Kind("local_outbox", lambda base: {"channel": "sms"}, {}, "sms"),
 ]
 CHECKED = [kind for kind in KINDS if kind.check_path]
@@ -123,8 +156,11 @@ def test_each_kind_is_created_with_its_secrets_masked_and_sealed(api, runtime, s
 
     assert created.status_code == 201, created.json
     assert (created.json["kind"], created.json["channel"], created.json["priority"]) == (kind.kind, kind.channel, 100)
-    shown = [created.get_data(as_text=True), api.get(f"/v1/providers/{created.json['id']}").get_data(as_text=True),
-             api.get("/v1/providers").get_data(as_text=True)]
+    shown = [
+        created.get_data(as_text=True),
+        api.get(f"/v1/providers/{created.json['id']}").get_data(as_text=True),
+        api.get("/v1/providers").get_data(as_text=True),
+    ]
     [row] = provider_rows(runtime)
     for secret in kind.secrets.values():
         assert not any(secret in text for text in shown)
@@ -199,20 +235,26 @@ def test_slack_check_is_ok_without_calling_anything(api, server):
 INVALID = [
     # (body, field named in the 422)
     ({"kind": "twilio", "config": twilio_config("http://127.0.0.1:9", account_sid="AC123")}, "config.account_sid"),
-    ({"kind": "twilio", "config": {k: v for k, v in twilio_config("http://127.0.0.1:9").items()
-                                   if k != "auth_token"}}, "config.auth_token"),
+    (
+        {
+            "kind": "twilio",
+            "config": {k: v for k, v in twilio_config("http://127.0.0.1:9").items() if k != "auth_token"},
+        },
+        "config.auth_token",
+    ),
     ({"kind": "twilio", "config": twilio_config("http://127.0.0.1:9", from_number="555-0199")}, "config.from_number"),
     ({"kind": "twilio", "config": twilio_config("http://127.0.0.1:9", rate_per_second=0)}, "config.rate_per_second"),
     ({"kind": "twilio", "config": twilio_config("http://127.0.0.1:9", region="us1")}, "config.region"),
     ({"kind": "telegram", "config": {"bot_token": "not-a-token"}}, "config.bot_token"),
     ({"kind": "mailgun", "config": {"api_key": "k", "domain": "not a domain"}}, "config.domain"),
-    ({"kind": "webhook", "config": {"url": "http://127.0.0.1:9/gw", "secret": "whsec_short", "channel": "sms"}},
-     "config.secret"),
+    (
+        {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/gw", "secret": "whsec_short", "channel": "sms"}},
+        "config.secret",
+    ),
     ({"kind": "webhook", "config": {"url": "http://127.0.0.1:9/gw", "secret": WEBHOOK_SECRET}}, "config.channel"),
     ({"kind": "slack", "config": {"base_url": "http://hooks.example.com/services/"}}, "config.base_url"),
     ({"kind": "smtp", "config": {"url": "smtp://127.0.0.1:25", "timeout": 0}}, "config.timeout"),
-    pytest.param({"kind": "smtp", "config": {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:notaport"}},
-                 "config.url"),
+    pytest.param({"kind": "smtp", "config": {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:notaport"}}, "config.url"),
     ({"kind": "fax", "config": {}}, "kind"),
     ({"kind": "telegram", "channel": "sms", "config": {"bot_token": TELEGRAM_TOKEN}}, "channel"),
     ({"kind": "twilio", "channel": "chat", "config": twilio_config("http://127.0.0.1:9")}, "channel"),
@@ -239,12 +281,15 @@ def test_a_twilio_account_without_a_sender_is_422_naming_the_config(api):
     assert response.json["error"]["details"]["field"] == "config"
 
 
-@pytest.mark.parametrize("config", [
-    {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:notaport"},
-    {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:25?starttls=maybe"},
-    {"url": f"http://user:{SMTP_PASSWORD}@127.0.0.1:25"},
-    {"url": [SMTP_PASSWORD]},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:notaport"},
+        {"url": f"smtp://user:{SMTP_PASSWORD}@127.0.0.1:25?starttls=maybe"},
+        {"url": f"http://user:{SMTP_PASSWORD}@127.0.0.1:25"},
+        {"url": [SMTP_PASSWORD]},
+    ],
+)
 def test_a_refused_config_never_echoes_its_secret(api, config):
     response = api.post("/v1/providers", json={"kind": "smtp", "label": "main", "config": config})
     assert response.status_code == 422
@@ -254,8 +299,9 @@ def test_a_refused_config_never_echoes_its_secret(api, config):
 def test_a_duplicate_label_is_409_and_creates_nothing(api, runtime, server):
     first = add_provider(api, "twilio", "main", twilio_config(server.url))
 
-    again = api.post("/v1/providers", json={"kind": "telegram", "label": "main",
-                                            "config": {"bot_token": TELEGRAM_TOKEN}})
+    again = api.post(
+        "/v1/providers", json={"kind": "telegram", "label": "main", "config": {"bot_token": TELEGRAM_TOKEN}}
+    )
 
     assert again.status_code == 409
     assert again.json["error"]["details"]["field"] == "label"
@@ -286,8 +332,10 @@ def test_patch_with_the_mask_keeps_the_secret_and_sends_with_it(api, runtime, se
     server.respond(SMS_PATH, **SMS_ACCEPTED)
     account = add_provider(api, "twilio", "main", twilio_config(server.url))
 
-    patched = api.patch(f"/v1/providers/{account['id']}", json={
-        "priority": 5, "config": {"auth_token": MASK, "from_number": "+14155550111"}})
+    patched = api.patch(
+        f"/v1/providers/{account['id']}",
+        json={"priority": 5, "config": {"auth_token": MASK, "from_number": "+14155550111"}},
+    )
 
     assert patched.status_code == 200, patched.json
     assert (patched.json["priority"], patched.json["config"]["auth_token"]) == (5, MASK)
@@ -313,8 +361,10 @@ def test_invalid_patch_is_422_and_changes_nothing(api, runtime, server):
     account = add_provider(api, "twilio", "main", twilio_config(server.url))
     before = provider_rows(runtime)
 
-    response = api.patch(f"/v1/providers/{account['id']}", json={
-        "label": "renamed", "config": {"account_sid": "nope", "auth_token": "other-5ecret"}})
+    response = api.patch(
+        f"/v1/providers/{account['id']}",
+        json={"label": "renamed", "config": {"account_sid": "nope", "auth_token": "other-5ecret"}},
+    )
 
     assert response.status_code == 422
     assert response.json["error"]["details"]["field"] == "config.account_sid"
@@ -362,10 +412,13 @@ def test_another_workspaces_provider_is_404(api, app, runtime, server):
     stranger = ApiClient(app.test_client(), key)
 
     path = f"/v1/providers/{account['id']}"
-    for response in (stranger.get(path), stranger.patch(path, json={"priority": 1}), stranger.delete(path),
-                     stranger.post(f"{path}/check")):
+    for response in (
+        stranger.get(path),
+        stranger.patch(path, json={"priority": 1}),
+        stranger.delete(path),
+        stranger.post(f"{path}/check"),
+    ):
         assert response.status_code == 404, response.json
     assert stranger.get("/v1/providers").json["items"] == []
     assert api.get(path).json == account
     assert server.requests == []
-

@@ -48,8 +48,9 @@ RAW_EMAIL = b"From: Shop <shop@mg.example.com>\r\nTo: bob@example.net\r\nSubject
 
 
 def _message(channel: str, to: str, **fields: Any) -> OutboundMessage:
-    return OutboundMessage(message_id="msg_0001", workspace_id="ws_0001", channel=channel, to=to,
-                           body="Hello Bob", **fields)
+    return OutboundMessage(
+        message_id="msg_0001", workspace_id="ws_0001", channel=channel, to=to, body="Hello Bob", **fields
+    )
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,14 @@ def _twilio_request(request: RecordedRequest) -> None:
 def _webhook_request(request: RecordedRequest) -> None:
     assert (request.method, request.path) == ("POST", "/gateway")
     assert request.headers["content-type"] == "application/json"
-    assert request.json() == {"type": "message.send", "id": "msg_0001", "channel": "sms", "to": "+14155550100",
-                              "body": "Hello Bob", "workspace_id": "ws_0001"}
+    assert request.json() == {
+        "type": "message.send",
+        "id": "msg_0001",
+        "channel": "sms",
+        "to": "+14155550100",
+        "body": "Hello Bob",
+        "workspace_id": "ws_0001",
+    }
     webhook_id, timestamp = request.headers["webhook-id"], request.headers["webhook-timestamp"]
     assert webhook_id == "msg_0001"
     digest = hmac.new(WEBHOOK_KEY, f"{webhook_id}.{timestamp}.".encode() + request.body, hashlib.sha256).digest()
@@ -119,30 +126,49 @@ CASES = [
     Case(
         id="twilio",
         secrets=(TWILIO_TOKEN,),
-        build=lambda base: TwilioProvider(TwilioConfig(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN,
-                                                       from_number="+14155550199", base_url=base), timeout=TIMEOUT),
+        build=lambda base: TwilioProvider(
+            TwilioConfig(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN, from_number="+14155550199", base_url=base),
+            timeout=TIMEOUT,
+        ),
         message=lambda base: _message("sms", "+14155550100"),
         send_path=f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json",
         success={"status": 201, "json": {"sid": "SM" + "a" * 32, "status": "queued", "to": "+14155550100"}},
         receipt_id="SM" + "a" * 32,
         expect_request=_twilio_request,
-        invalid={"status": 400, "json": {"code": 21211, "message": "The 'To' number +14155550100 is not a valid "
-                                         "phone number.", "more_info": "https://www.twilio.com/docs/errors/21211",
-                                         "status": 400}},
+        invalid={
+            "status": 400,
+            "json": {
+                "code": 21211,
+                "message": "The 'To' number +14155550100 is not a valid phone number.",
+                "more_info": "https://www.twilio.com/docs/errors/21211",
+                "status": 400,
+            },
+        },
         invalid_reason="invalid_address",
         invalid_text="21211 The 'To' number +14155550100 is not a valid phone number.",
-        unauthorized={"status": 401, "json": {"code": 20003, "message": "Authenticate", "status": 401,
-                                              "more_info": "https://www.twilio.com/docs/errors/20003"}},
-        rate_limited={"status": 429, "headers": {"Retry-After": "7"},
-                      "json": {"code": 20429, "message": "Too Many Requests", "status": 429}},
+        unauthorized={
+            "status": 401,
+            "json": {
+                "code": 20003,
+                "message": "Authenticate",
+                "status": 401,
+                "more_info": "https://www.twilio.com/docs/errors/20003",
+            },
+        },
+        rate_limited={
+            "status": 429,
+            "headers": {"Retry-After": "7"},
+            "json": {"code": 20429, "message": "Too Many Requests", "status": 429},
+        },
         check_path=f"/2010-04-01/Accounts/{TWILIO_SID}.json",
         check_ok={"json": {"sid": TWILIO_SID, "status": "active"}},
     ),
     Case(
         id="webhook",
         secrets=(WEBHOOK_SECRET, WEBHOOK_SECRET.removeprefix("whsec_")),
-        build=lambda base: WebhookProvider(WebhookConfig(url=f"{base}/gateway", secret=WEBHOOK_SECRET,
-                                                         channel="sms"), timeout=TIMEOUT),
+        build=lambda base: WebhookProvider(
+            WebhookConfig(url=f"{base}/gateway", secret=WEBHOOK_SECRET, channel="sms"), timeout=TIMEOUT
+        ),
         message=lambda base: _message("sms", "+14155550100"),
         send_path="/gateway",
         success={"status": 202, "json": {"id": "gw-42"}},
@@ -181,30 +207,40 @@ CASES = [
         success={"json": {"ok": True, "result": {"message_id": 4711, "chat": {"id": 123456789}, "text": "Hello"}}},
         receipt_id="4711",
         expect_request=_telegram_request,
-        invalid={"status": 400, "json": {"ok": False, "error_code": 400,
-                                         "description": "Bad Request: chat not found"}},
+        invalid={"status": 400, "json": {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}},
         invalid_reason="invalid_address",
         invalid_text="Bad Request: chat not found",
         unauthorized={"status": 401, "json": {"ok": False, "error_code": 401, "description": "Unauthorized"}},
-        rate_limited={"status": 429, "headers": {"Retry-After": "7"},
-                      "json": {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
-                               "parameters": {"retry_after": 7}}},
+        rate_limited={
+            "status": 429,
+            "headers": {"Retry-After": "7"},
+            "json": {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 7",
+                "parameters": {"retry_after": 7},
+            },
+        },
         check_path=f"/bot{TELEGRAM_TOKEN}/getMe",
         check_ok={"json": {"ok": True, "result": {"id": 123456, "is_bot": True, "first_name": "CCM"}}},
     ),
     Case(
         id="mailgun",
         secrets=(MAILGUN_KEY,),
-        build=lambda base: MailgunProvider(MailgunConfig(api_key=MAILGUN_KEY, domain=MAILGUN_DOMAIN, base_url=base),
-                                           timeout=TIMEOUT),
-        message=lambda base: _message("email", "bob@example.net", raw=RAW_EMAIL,
-                                      envelope_from="bounces@mg.example.com"),
+        build=lambda base: MailgunProvider(
+            MailgunConfig(api_key=MAILGUN_KEY, domain=MAILGUN_DOMAIN, base_url=base), timeout=TIMEOUT
+        ),
+        message=lambda base: _message(
+            "email", "bob@example.net", raw=RAW_EMAIL, envelope_from="bounces@mg.example.com"
+        ),
         send_path=f"/v3/{MAILGUN_DOMAIN}/messages.mime",
         success={"json": {"id": "<20240101.1@mg.example.com>", "message": "Queued. Thank you."}},
         receipt_id="20240101.1@mg.example.com",
         expect_request=_mailgun_request,
-        invalid={"status": 400, "json": {"message": "'to' parameter is not a valid address. please check "
-                                                    "documentation"}},
+        invalid={
+            "status": 400,
+            "json": {"message": "'to' parameter is not a valid address. please check documentation"},
+        },
         invalid_reason="rejected",
         invalid_text="'to' parameter is not a valid address. please check documentation",
         unauthorized={"status": 401, "body": "Forbidden"},

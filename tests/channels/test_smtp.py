@@ -340,4 +340,3 @@ def test_url_defaults_and_decoding():
 def test_invalid_url_is_config_error(url):
     with pytest.raises(ProviderConfigError):
         SmtpProvider.from_url(url)
-

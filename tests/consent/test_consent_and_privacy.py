@@ -12,22 +12,33 @@ from ccm.messages.models import Message
 from ccm.suppression.models import Suppression
 from tests.support.factories import publish_template, put_profile
 
-SMS = [{"channel": "sms", "locale": "en", "body": "{{ text }}"},
-       {"channel": "email", "locale": "en", "subject": "Hi", "html": "<p>{{ text }}</p>"}]
+SMS = [
+    {"channel": "sms", "locale": "en", "body": "{{ text }}"},
+    {"channel": "email", "locale": "en", "subject": "Hi", "html": "<p>{{ text }}</p>"},
+]
 
 
 def test_consent_records_are_kept_and_the_latest_decides(api):
     put_profile(api, "u1")
-    first = api.post("/v1/profiles/u1/consent", json={"channel": "sms", "topic": "news", "status": "granted",
-                                                      "source": "double_opt_in", "proof": {"token": "abc"}},
-                     headers={"User-Agent": "signup-form/1.0"})
+    first = api.post(
+        "/v1/profiles/u1/consent",
+        json={
+            "channel": "sms",
+            "topic": "news",
+            "status": "granted",
+            "source": "double_opt_in",
+            "proof": {"token": "abc"},
+        },
+        headers={"User-Agent": "signup-form/1.0"},
+    )
     assert first.status_code == 201
     assert (first.json["ip"], first.json["user_agent"]) == ("127.0.0.1", "signup-form/1.0")
     assert first.json["actor"].startswith("api_key:ccm_")
     api.post("/v1/profiles/u1/consent", json={"channel": "sms", "topic": "news", "status": "revoked", "source": "stop"})
     body = api.get("/v1/profiles/u1/consent").json
     assert [(c["channel"], c["topic"], c["status"], c["source"]) for c in body["current"]] == [
-        ("sms", "news", "revoked", "stop")]
+        ("sms", "news", "revoked", "stop")
+    ]
     assert [r["status"] for r in body["history"]] == ["revoked", "granted"]  # newest first, nothing lost
     assert body["history"][1]["proof"] == {"token": "abc"}
 
@@ -58,16 +69,19 @@ def test_suppression_blocks_even_transactional_messages(api, runtime):
     publish_template(api, variables=["text"], variants=SMS)
     put_profile(api, "u1", phone="+14155550100", channels=["sms"], email=None)
     api.post("/v1/suppressions", json={"channel": "sms", "address": "+14155550100", "reason": "complaint"})
-    accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                              "data": {"text": "Your code is 123456"}})
+    accepted = api.post(
+        "/v1/messages",
+        json={"to": {"external_id": "u1"}, "template": "welcome", "data": {"text": "Your code is 123456"}},
+    )
     deliver_message(runtime, accepted.json["id"])
     message = api.get(f"/v1/messages/{accepted.json['id']}").json
     assert (message["status"], message["reason"]) == ("skipped", "suppressed:complaint")
 
 
 def test_workspace_policy_is_validated_whole_and_names_the_field(api):
-    response = api.patch("/v1/workspace", json={"policy": {"frequency_caps": [{"channel": "sms", "max": -1,
-                                                                                "days": 7}]}})
+    response = api.patch(
+        "/v1/workspace", json={"policy": {"frequency_caps": [{"channel": "sms", "max": -1, "days": 7}]}}
+    )
     assert (response.status_code, response.json["error"]["details"]["field"]) == (422, "policy.frequency_caps.0.max")
     response = api.patch("/v1/workspace", json={"policy": {"timezone": "Mars/Base"}})
     assert response.json["error"]["details"]["field"] == "policy.timezone"
@@ -77,13 +91,16 @@ def test_workspace_policy_is_validated_whole_and_names_the_field(api):
     assert ok.json["policy"]["quiet_hours"]["marketing"]["sms"] == ["08:00", "21:00"]  # defaults kept
 
 
-@pytest.mark.parametrize(("patch", "field"), [
-    ({"mail_from": "Shop <hello@shop.example>\r\nBcc: everyone@example.com"}, "mail_from"),
-    ({"mail_from": "not an address"}, "mail_from"),
-    ({"mail_from": "a@shop.example, b@shop.example"}, "mail_from"),
-    ({"mail_from": "x" * 320 + "@shop.example"}, "mail_from"),
-    ({"default_locale": "english please"}, "default_locale"),
-])
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"mail_from": "Shop <hello@shop.example>\r\nBcc: everyone@example.com"}, "mail_from"),
+        ({"mail_from": "not an address"}, "mail_from"),
+        ({"mail_from": "a@shop.example, b@shop.example"}, "mail_from"),
+        ({"mail_from": "x" * 320 + "@shop.example"}, "mail_from"),
+        ({"default_locale": "english please"}, "default_locale"),
+    ],
+)
 def test_workspace_sender_and_locale_are_validated(api, patch, field):
     before = api.get("/v1/workspace").json
     response = api.patch("/v1/workspace", json=patch)
@@ -100,13 +117,21 @@ def test_phone_numbers_are_stored_in_e164_using_the_workspace_region(api):
     assert (response.status_code, response.json["error"]["details"]["field"]) == (422, "phone")
 
 
-@pytest.mark.parametrize(("body", "encoding", "segments"), [
-    ("a" * 160, "GSM-7", 1), ("a" * 161, "GSM-7", 2), ("a" * 306, "GSM-7", 2), ("a" * 307, "GSM-7", 3),
-    ("{" * 80, "GSM-7", 1), ("{" * 81, "GSM-7", 2),        # extension characters count twice
-    ("é" * 160, "GSM-7", 1),                                 # é is in the GSM alphabet
-    ("ç" * 70, "UCS-2", 1), ("ç" * 71, "UCS-2", 2),          # ç is not
-    ("a" * 69 + "😀", "UCS-2", 2),                            # an emoji is two UTF-16 units
-])
+@pytest.mark.parametrize(
+    ("body", "encoding", "segments"),
+    [
+        ("a" * 160, "GSM-7", 1),
+        ("a" * 161, "GSM-7", 2),
+        ("a" * 306, "GSM-7", 2),
+        ("a" * 307, "GSM-7", 3),
+        ("{" * 80, "GSM-7", 1),
+        ("{" * 81, "GSM-7", 2),  # extension characters count twice
+        ("é" * 160, "GSM-7", 1),  # é is in the GSM alphabet
+        ("ç" * 70, "UCS-2", 1),
+        ("ç" * 71, "UCS-2", 2),  # ç is not
+        ("a" * 69 + "😀", "UCS-2", 2),  # an emoji is two UTF-16 units
+    ],
+)
 def test_sms_encoding_and_segments(body, encoding, segments):
     size = sms_size(body)
     assert (size.encoding, size.segments) == (encoding, segments)
@@ -119,8 +144,9 @@ def test_sms_over_the_segment_cap_fails_and_previews_show_segments(api, runtime)
     put_profile(api, "u1", phone="+14155550100", channels=["sms"])
     preview = api.post("/v1/templates/welcome/preview", json={"data": {"text": "😀" * 70}, "channel": "sms"}).json
     assert (preview["parts"][0]["segments"], preview["parts"][0]["encoding"]) == (3, "UCS-2")
-    accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                              "data": {"text": "😀" * 70}})
+    accepted = api.post(
+        "/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "data": {"text": "😀" * 70}}
+    )
     deliver_message(runtime, accepted.json["id"])
     message = api.get(f"/v1/messages/{accepted.json['id']}").json
     assert message["status"] == "failed"
@@ -133,8 +159,9 @@ def test_export_holds_everything_about_the_person(api, runtime):
     publish_template(api, variables=["text"], variants=SMS)
     put_profile(api, "u1", phone="+14155550100", attributes={"plan": "pro"})
     api.post("/v1/profiles/u1/consent", json={"channel": "email", "status": "granted"})
-    accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                              "data": {"text": "hello"}})
+    accepted = api.post(
+        "/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "data": {"text": "hello"}}
+    )
     deliver_message(runtime, accepted.json["id"])
     export = api.get("/v1/profiles/u1/export")
     assert export.status_code == 200
@@ -144,18 +171,23 @@ def test_export_holds_everything_about_the_person(api, runtime):
     assert [c["status"] for c in body["consent"]] == ["granted"]
     [message] = body["messages"]
     assert (message["id"], message["data"], message["attempts"][0]["outcome"]) == (
-        accepted.json["id"], {"text": "hello"}, "delivered")
+        accepted.json["id"],
+        {"text": "hello"},
+        "delivered",
+    )
 
 
 @pytest.mark.settings(local_outbox="email,sms")
 def test_erasure_removes_personal_data_and_keeps_only_hashes(api, runtime):
     publish_template(api, variables=["text"], variants=SMS)
     put_profile(api, "u1", email="ada@example.com", phone="+14155550100")
-    sent = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                          "data": {"text": "private"}}).json["id"]
+    sent = api.post(
+        "/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "data": {"text": "private"}}
+    ).json["id"]
     deliver_message(runtime, sent)
-    waiting = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                             "data": {"text": "later"}}).json["id"]
+    waiting = api.post(
+        "/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "data": {"text": "later"}}
+    ).json["id"]
     assert api.delete("/v1/profiles/u1").status_code == 204
 
     assert api.get("/v1/profiles/u1").status_code == 404
@@ -170,8 +202,10 @@ def test_erasure_removes_personal_data_and_keeps_only_hashes(api, runtime):
 
     # Re-imported later, they are not messaged again.
     put_profile(api, "u1", email="Ada@example.com")
-    again = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                           "data": {"text": "hi"}, "channel": "email"}).json["id"]
+    again = api.post(
+        "/v1/messages",
+        json={"to": {"external_id": "u1"}, "template": "welcome", "data": {"text": "hi"}, "channel": "email"},
+    ).json["id"]
     deliver_message(runtime, again)
     assert api.get(f"/v1/messages/{again}").json["reason"] == "suppressed:erased"
 
@@ -193,19 +227,23 @@ def test_rate_limits_are_shared_through_redis(redis_url):
     assert admitted.count(True) == 5
 
 
-REPLY = (b"From: Ada <ada@example.com>\r\nTo: noreply@localhost\r\nSubject: Re: Hi\r\n"
-         b"Message-ID: <r1@mail.example.com>\r\nIn-Reply-To: <%s@localhost>\r\n\r\nCall me on 555-0100.\r\n")
+REPLY = (
+    b"From: Ada <ada@example.com>\r\nTo: noreply@localhost\r\nSubject: Re: Hi\r\n"
+    b"Message-ID: <r1@mail.example.com>\r\nIn-Reply-To: <%s@localhost>\r\n\r\nCall me on 555-0100.\r\n"
+)
 
 
 def _replied(api, runtime):
     """u1 got an email and replied to it; a webhook endpoint (never reachable) heard about both."""
     api.patch("/v1/workspace", json={"policy": {"webhooks_allow_private": True}})
-    hook = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook",
-                                          "events": ["message.delivered", "conversation.replied"]}).json
+    hook = api.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["message.delivered", "conversation.replied"]}
+    ).json
     publish_template(api, variables=["text"], variants=SMS)
     put_profile(api, "u1", email="ada@example.com", channels=["email"])
-    sent = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                          "data": {"text": "private"}}).json["id"]
+    sent = api.post(
+        "/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "data": {"text": "private"}}
+    ).json["id"]
     deliver_message(runtime, sent)
     taken = api.request("POST", "/v1/inbound/email", data=REPLY % sent.encode())
     assert taken.json == {"taken_as": "reply"}

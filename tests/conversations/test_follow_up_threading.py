@@ -14,9 +14,11 @@ from tests.support.factories import publish_template, put_profile
 
 def reply(message_ids: list[str], own_id: str, subject: str, body: str) -> bytes:
     """A reply from u1 as a mail client writes it, to the last of ``message_ids`` (bracketed)."""
-    return (f"From: Ada <u1@example.com>\r\nTo: CCM <noreply@localhost>\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{own_id}>\r\nIn-Reply-To: {message_ids[-1]}\r\nReferences: {' '.join(message_ids)}\r\n"
-            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n").encode()
+    return (
+        f"From: Ada <u1@example.com>\r\nTo: CCM <noreply@localhost>\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{own_id}>\r\nIn-Reply-To: {message_ids[-1]}\r\nReferences: {' '.join(message_ids)}\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    ).encode()
 
 
 def post_reply(api, raw: bytes) -> None:
@@ -52,14 +54,25 @@ def test_a_text_follow_up_threads_under_the_last_reply_with_the_original_subject
     assert "The pro plan, since March." in answer.get_body(("plain",)).get_content()
 
     # They answer the follow-up; the next one points at that answer and keeps one "Re:".
-    post_reply(api, reply(answer["References"].split() + [answer["Message-ID"]], "r2@mail.example.com",
-                          "RE: Re: Welcome, Ada", "Thanks!"))
+    post_reply(
+        api,
+        reply(
+            answer["References"].split() + [answer["Message-ID"]],
+            "r2@mail.example.com",
+            "RE: Re: Welcome, Ada",
+            "Thanks!",
+        ),
+    )
     assert len(api.get("/v1/conversations").json["items"]) == 1
     again = sent_email(api, follow_up(api, conversation["id"], text="You are welcome."))
     assert again["Subject"] == "Re: Welcome, Ada"
     assert again["In-Reply-To"] == "<r2@mail.example.com>"
-    assert again["References"].split() == [original["Message-ID"], "<r1@mail.example.com>",
-                                           answer["Message-ID"], "<r2@mail.example.com>"]
+    assert again["References"].split() == [
+        original["Message-ID"],
+        "<r1@mail.example.com>",
+        answer["Message-ID"],
+        "<r2@mail.example.com>",
+    ]
 
 
 def test_a_follow_up_after_our_own_is_in_reply_to_ours(api, worker):
@@ -77,11 +90,16 @@ def test_a_follow_up_after_our_own_is_in_reply_to_ours(api, worker):
 
 def test_a_template_follow_up_keeps_its_subject_and_still_threads(api, worker):
     publish_template(api)
-    publish_template(api, "survey", variables=[], variants=[
-        {"channel": "email", "locale": "en", "subject": "How did we do?", "html": "<p>Tell us.</p>"}])
+    publish_template(
+        api,
+        "survey",
+        variables=[],
+        variants=[{"channel": "email", "locale": "en", "subject": "How did we do?", "html": "<p>Tell us.</p>"}],
+    )
     put_profile(api, "u1", channels=["email"])
-    original = sent_email(api, api.post("/v1/messages", json={"to": {"external_id": "u1"},
-                                                               "template": "welcome"}).json["id"])
+    original = sent_email(
+        api, api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"}).json["id"]
+    )
     post_reply(api, reply([original["Message-ID"]], "r1@mail.example.com", "Re: Welcome, Ada", "Solved, thanks"))
     [conversation] = api.get("/v1/conversations").json["items"]
     survey = sent_email(api, follow_up(api, conversation["id"], template="survey"))
@@ -92,8 +110,9 @@ def test_a_template_follow_up_keeps_its_subject_and_still_threads(api, worker):
 def test_a_reply_whose_message_id_is_not_a_message_id_is_left_out_of_the_headers(api, worker):
     publish_template(api)
     put_profile(api, "u1", channels=["email"])
-    original = sent_email(api, api.post("/v1/messages", json={"to": {"external_id": "u1"},
-                                                               "template": "welcome"}).json["id"])
+    original = sent_email(
+        api, api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"}).json["id"]
+    )
     post_reply(api, reply([original["Message-ID"]], "\u00e9v\u00eel\u2028x@evil.example", "Re: Welcome, Ada", "Hi"))
     [conversation] = api.get("/v1/conversations").json["items"]
     answer = sent_email(api, follow_up(api, conversation["id"], text="Hello"))

@@ -462,8 +462,14 @@ def test_out_of_office_is_auto_submitted() -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["Precedence: bulk", "Precedence: junk", "Precedence: list", "X-Autoreply: yes", "X-Autorespond: vacation",
-     "Auto-Submitted: auto-generated; owner-email=x@example.net"],
+    [
+        "Precedence: bulk",
+        "Precedence: junk",
+        "Precedence: list",
+        "X-Autoreply: yes",
+        "X-Autorespond: vacation",
+        "Auto-Submitted: auto-generated; owner-email=x@example.net",
+    ],
 )
 def test_other_auto_reply_markers(header: str) -> None:
     raw = OUT_OF_OFFICE.replace(b"Auto-Submitted: auto-replied", header.encode())
@@ -486,8 +492,9 @@ def test_postfix_dsn_hard_bounce() -> None:
     [recipient] = parsed.dsn.recipients
     assert recipient.address == "nobody@example.net"
     assert (recipient.action, recipient.status, recipient.permanent) == ("failed", "5.1.1", True)
-    assert recipient.diagnostic == ("550 5.1.1 <nobody@example.net>: Recipient address rejected: "
-                                    "User unknown in virtual mailbox table")
+    assert recipient.diagnostic == (
+        "550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown in virtual mailbox table"
+    )
     assert parsed.auto_submitted is True
 
 
@@ -554,8 +561,9 @@ def test_bounce_without_recognisable_recipients_is_still_a_bounce() -> None:
 
 
 def test_dsn_reports_the_address_as_originally_sent() -> None:
-    raw = POSTFIX_DSN.replace(b"Original-Recipient: rfc822;Nobody@example.net",
-                              b"Original-Recipient: rfc822;old-alias@example.com")
+    raw = POSTFIX_DSN.replace(
+        b"Original-Recipient: rfc822;Nobody@example.net", b"Original-Recipient: rfc822;old-alias@example.com"
+    )
 
     [recipient] = parse_email(raw).dsn.recipients  # type: ignore[union-attr]
 
@@ -585,8 +593,11 @@ def test_global_delivery_status_part_is_read() -> None:
 
     [recipient] = parse_email(raw).dsn.recipients  # type: ignore[union-attr]
 
-    assert (recipient.address, recipient.status, recipient.diagnostic) == ("用户@example.jp", "5.2.2",
-                                                                          "552 5.2.2 Mailbox full")
+    assert (recipient.address, recipient.status, recipient.diagnostic) == (
+        "用户@example.jp",
+        "5.2.2",
+        "552 5.2.2 Mailbox full",
+    )
 
 
 def test_other_reports_are_not_bounces() -> None:
@@ -605,14 +616,17 @@ def test_human_mail_mentioning_an_error_code_is_not_a_bounce() -> None:
 
 
 def test_latin1_body_labelled_utf8_is_decoded() -> None:
-    raw = crlf("""
+    raw = crlf(
+        """
         From: =?iso-8859-1?q?Ren=E9?= <rene@example.fr>
         Subject: =?ISO-8859-1?B?Q2Fm6SBjcuhtZQ==?=
         Content-Type: text/plain; charset=utf-8
         Content-Transfer-Encoding: 8bit
 
         Un café, s'il vous plaît.
-    """, encoding="latin-1")
+    """,
+        encoding="latin-1",
+    )
 
     parsed = parse_email(raw)
 
@@ -687,8 +701,13 @@ def test_a_huge_line_in_a_bounce_is_read_in_linear_time() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"\x00\xff\xfe garbage \x80", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"just some text\nover lines\n",
-     b'{"json": true}'],
+    [
+        b"",
+        b"\x00\xff\xfe garbage \x80",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"just some text\nover lines\n",
+        b'{"json": true}',
+    ],
 )
 def test_bytes_that_are_not_a_message_are_malformed(raw: bytes) -> None:
     with pytest.raises(MalformedEmail):
@@ -707,7 +726,7 @@ def test_mangled_messages_never_raise_anything_else() -> None:
             if rng.random() < 0.5:
                 data[position] = rng.randrange(256)
             else:
-                del data[position:position + rng.randint(1, 200)]
+                del data[position : position + rng.randint(1, 200)]
         try:
             parse_email(bytes(data))
         except MalformedEmail:

@@ -77,8 +77,10 @@ def test_a_reply_address_with_a_wrong_signature_threads_nothing(api, runtime, se
     reply_to = email.message_from_string(raw_sent, policy=email.policy.default)["Reply-To"]
     local, _, domain = reply_to.partition("@")
     tampered = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
-    raw = (b"From: mallory@example.net\r\nTo: " + tampered.encode() + b"\r\nSubject: hi\r\n"
-           b"Message-ID: <m1@example.net>\r\n\r\nLet me in.\r\n")
+    raw = (
+        b"From: mallory@example.net\r\nTo: " + tampered.encode() + b"\r\nSubject: hi\r\n"
+        b"Message-ID: <m1@example.net>\r\n\r\nLet me in.\r\n"
+    )
     assert post_email(api, raw).json == {"taken_as": "reply"}
     [conversation] = api.get("/v1/conversations").json["items"]
     assert sent not in [e["id"] for e in api.get(f"/v1/conversations/{conversation['id']}").json["entries"]]

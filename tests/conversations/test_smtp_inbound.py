@@ -50,8 +50,14 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def server(recorder: Recorder) -> Iterator[InboundSmtpServer]:
-    inbound = InboundSmtpServer(recorder, host=HOST, port=0, domains=["Reply.Example.com", "bounces.example.com"],
-                                max_size=2000, server_hostname="localhost")
+    inbound = InboundSmtpServer(
+        recorder,
+        host=HOST,
+        port=0,
+        domains=["Reply.Example.com", "bounces.example.com"],
+        max_size=2000,
+        server_hostname="localhost",
+    )
     inbound.start()
     yield inbound
     inbound.stop()
@@ -112,8 +118,11 @@ def test_failing_handler_answers_451_and_a_retry_succeeds(
     server: InboundSmtpServer, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     recorder.error = RuntimeError("database is down")
-    with caplog.at_level(logging.ERROR, logger="ccm.conversations.smtp_inbound"), connect(server) as client, \
-            pytest.raises(smtplib.SMTPDataError) as failed:
+    with (
+        caplog.at_level(logging.ERROR, logger="ccm.conversations.smtp_inbound"),
+        connect(server) as client,
+        pytest.raises(smtplib.SMTPDataError) as failed,
+    ):
         client.sendmail("bob@example.net", ["reply+t0k3n@reply.example.com"], MESSAGE)
 
     assert failed.value.smtp_code == 451
@@ -132,9 +141,7 @@ def test_declared_size_over_the_limit_is_refused_at_mail_from(server: InboundSmt
     assert refused.value.smtp_code == 552
 
 
-def test_undeclared_size_over_the_limit_is_refused_after_data(
-    server: InboundSmtpServer, recorder: Recorder
-) -> None:
+def test_undeclared_size_over_the_limit_is_refused_after_data(server: InboundSmtpServer, recorder: Recorder) -> None:
     with connect(server) as client:
         client.ehlo()
         client.mail("bob@example.net")  # no SIZE= parameter

@@ -25,8 +25,10 @@ from tests.support.http_server import HttpTestServer
 
 PHONE = "+14155550100"
 SMS_SID = "SM" + "b" * 32
-VARIANTS = [{"channel": "sms", "locale": "en", "body": "Hi {{ first_name }}, news inside"},
-            {"channel": "email", "locale": "en", "subject": "News", "html": "<p>Hi {{ first_name }}</p>"}]
+VARIANTS = [
+    {"channel": "sms", "locale": "en", "body": "Hi {{ first_name }}, news inside"},
+    {"channel": "email", "locale": "en", "subject": "News", "html": "<p>Hi {{ first_name }}</p>"},
+]
 GATEWAY_SECRET = "whsec_" + base64.b64encode(b"gateway-signing-secret-16b").decode()
 
 
@@ -46,18 +48,25 @@ def post_twilio(app, account_id, kind, form, *, forged=False):
 def post_gateway(app, account_id, kind, payload, *, event_id):
     body = json.dumps(payload).encode()
     timestamp = int(time.time())
-    signature = sign_standard_webhook(base64.b64decode(GATEWAY_SECRET.removeprefix("whsec_")), event_id, timestamp,
-                                      body)
-    return app.test_client().post(f"/hooks/{account_id}/{kind}", data=body, content_type="application/json",
-                                  headers={"webhook-id": event_id, "webhook-timestamp": str(timestamp),
-                                           "webhook-signature": signature})
+    signature = sign_standard_webhook(
+        base64.b64decode(GATEWAY_SECRET.removeprefix("whsec_")), event_id, timestamp, body
+    )
+    return app.test_client().post(
+        f"/hooks/{account_id}/{kind}",
+        data=body,
+        content_type="application/json",
+        headers={"webhook-id": event_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature},
+    )
 
 
 @pytest.fixture
 def twilio(api):
     with HttpTestServer() as server:
-        server.respond(f"/2010-04-01/Accounts/{twilio_config('x')['account_sid']}/Messages.json", 201,
-                       json={"sid": SMS_SID, "status": "queued"})
+        server.respond(
+            f"/2010-04-01/Accounts/{twilio_config('x')['account_sid']}/Messages.json",
+            201,
+            json={"sid": SMS_SID, "status": "queued"},
+        )
         yield server, add_provider(api, "twilio", "twilio", twilio_config(server.url))
 
 
@@ -122,12 +131,18 @@ def test_a_bounce_before_delivery_fails_the_message(api, app, runtime, sms_sent)
     assert message["status"] == "failed" and message["reason"].startswith("bounced")
 
 
-@pytest.mark.parametrize("text", ["STOP", "stop", "  Stop please ", "UNSUBSCRIBE", "revoke", "OptOut", "Cancel.",
-                                  "end", "QUIT", "STOPALL"])
+@pytest.mark.parametrize(
+    "text", ["STOP", "stop", "  Stop please ", "UNSUBSCRIBE", "revoke", "OptOut", "Cancel.", "end", "QUIT", "STOPALL"]
+)
 def test_every_stop_keyword_opts_out_before_the_next_send(api, app, runtime, sms_sent, twilio, text):
     message_id, account_id = sms_sent
-    inbound = {"MessageSid": "SM" + "c" * 32, "From": PHONE, "To": "+14155550199", "Body": text,
-               "SmsStatus": "received"}
+    inbound = {
+        "MessageSid": "SM" + "c" * 32,
+        "From": PHONE,
+        "To": "+14155550199",
+        "Body": text,
+        "SmsStatus": "received",
+    }
     assert post_twilio(app, account_id, "inbound", inbound).status_code == 200
     assert post_twilio(app, account_id, "inbound", inbound).status_code == 200  # a retry changes nothing
     [entry] = api.get("/v1/suppressions").json["items"]
@@ -186,8 +201,9 @@ def test_an_sms_reply_lands_in_a_conversation_and_on_the_timeline(api, app, runt
 def test_generic_gateway_reports_and_replies(api, app, runtime):
     with HttpTestServer() as gateway:
         gateway.respond("/send", 200, json={"id": "gw-1"})
-        account = add_provider(api, "webhook", "gateway", {"url": f"{gateway.url}/send", "secret": GATEWAY_SECRET,
-                                                           "channel": "sms"})
+        account = add_provider(
+            api, "webhook", "gateway", {"url": f"{gateway.url}/send", "secret": GATEWAY_SECRET, "channel": "sms"}
+        )
         publish_template(api, variables=["first_name"], variants=VARIANTS)
         put_profile(api, "u1", phone=PHONE, channels=["sms"])
         accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"})
@@ -242,8 +258,10 @@ def test_the_reply_address_threads_replies_and_auto_replies_do_not_count(api, ru
     sent = api.get(f"/v1/outbox?message_id={accepted.json['id']}").json["items"][0]["raw"]
     reply_to = email.message_from_string(sent, policy=email.policy.default)["Reply-To"]
     assert reply_to.startswith("reply+m-") and reply_to.endswith("@in.ccm.test")
-    auto = (b"From: u1@example.com\r\nTo: " + reply_to.encode() + b"\r\nSubject: Out of office\r\n"
-            b"Auto-Submitted: auto-replied\r\nMessage-ID: <ooo@x>\r\n\r\nI am away.\r\n")
+    auto = (
+        b"From: u1@example.com\r\nTo: " + reply_to.encode() + b"\r\nSubject: Out of office\r\n"
+        b"Auto-Submitted: auto-replied\r\nMessage-ID: <ooo@x>\r\n\r\nI am away.\r\n"
+    )
     assert api.request("POST", "/v1/inbound/email", data=auto).json == {"taken_as": "reply"}
     thread = api.get(f"/v1/conversations/{api.get('/v1/conversations').json['items'][0]['id']}").json["entries"]
     assert thread[-1]["automatic"] is True
@@ -310,8 +328,14 @@ def test_webhooks_are_signed_logged_and_refused_for_private_addresses(api, runti
         put_profile(api, "u1", channels=["email"])
         accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"})
         finished(api, accepted.json["id"])
-        log = wait_for(lambda: (d := api.get(f"/v1/webhooks/{created.json['id']}/deliveries").json["items"])
-                       and d[0]["status"] != "pending" and d, message="the webhook delivery")
+        log = wait_for(
+            lambda: (
+                (d := api.get(f"/v1/webhooks/{created.json['id']}/deliveries").json["items"])
+                and d[0]["status"] != "pending"
+                and d
+            ),
+            message="the webhook delivery",
+        )
         assert log[0]["status"] == "failed" and "internal address" in log[0]["last_error"]  # loopback: SSRF guard
         assert receiver.requests == []
 
@@ -323,8 +347,9 @@ def test_webhooks_are_signed_logged_and_refused_for_private_addresses(api, runti
     body = json.loads(request.body)
     assert (body["type"], body["data"]["message_id"]) == ("message.delivered", again.json["id"])
     key = base64.b64decode(created.json["secret"].removeprefix("whsec_"))
-    expected = sign_standard_webhook(key, request.headers["webhook-id"], request.headers["webhook-timestamp"],
-                                     request.body)
+    expected = sign_standard_webhook(
+        key, request.headers["webhook-id"], request.headers["webhook-timestamp"], request.body
+    )
     assert request.headers["webhook-signature"] == expected
 
 
@@ -343,15 +368,29 @@ def test_ccm_smtp_inbound_receives_a_reply_over_smtp(api, runtime, settings, tmp
     sent = api.get(f"/v1/outbox?message_id={accepted.json['id']}").json["items"][0]["raw"]
     reply_to = email.message_from_string(sent, policy=email.policy.default)["Reply-To"]
     port = free_port()
-    env = ccm_env(database_url=settings.database_url, redis_url=settings.redis_url, secret_key="test-secret",
-                  redis_namespace=settings.redis_namespace, inbound_domain="in.ccm.test", data_dir=tmp_path)
-    listener = Process([__import__("sys").executable, "-m", "ccm", "smtp-inbound", "--host", "127.0.0.1",
-                        "--port", str(port)], env, tmp_path / "smtp-inbound.log")
+    env = ccm_env(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        secret_key="test-secret",
+        redis_namespace=settings.redis_namespace,
+        inbound_domain="in.ccm.test",
+        data_dir=tmp_path,
+    )
+    listener = Process(
+        [__import__("sys").executable, "-m", "ccm", "smtp-inbound", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp_path / "smtp-inbound.log",
+    )
     try:
         wait_for(lambda: "receiving mail" in listener.output(), timeout=30, message="ccm smtp-inbound to start")
         with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost") as smtp:
-            smtp.sendmail("u1@example.com", [reply_to], b"From: u1@example.com\r\nTo: " + reply_to.encode() +
-                          b"\r\nSubject: Re: News\r\nMessage-ID: <r1@example.com>\r\n\r\nSee you there.\r\n")
+            smtp.sendmail(
+                "u1@example.com",
+                [reply_to],
+                b"From: u1@example.com\r\nTo: "
+                + reply_to.encode()
+                + b"\r\nSubject: Re: News\r\nMessage-ID: <r1@example.com>\r\n\r\nSee you there.\r\n",
+            )
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 smtp.sendmail("x@example.com", ["someone@elsewhere.example"], b"Subject: relay?\r\n\r\nno\r\n")
         conversation = wait_for(lambda: api.get("/v1/conversations").json["items"], message="the conversation")
@@ -401,8 +440,9 @@ def test_a_telegram_user_blocking_the_bot_is_suppressed_and_opted_out(api, app, 
     api.post("/v1/profiles/bob/consent", json={"channel": "chat", "status": "granted"})
     update = telegram_member(730151009, "member", "kicked")
     for _ in range(2):  # Telegram retries; the second changes nothing
-        answer = app.test_client().post(f"/hooks/{account['id']}/status", json=update,
-                                        headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+        answer = app.test_client().post(
+            f"/hooks/{account['id']}/status", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}
+        )
         assert answer.status_code == 200
     [entry] = api.get("/v1/suppressions").json["items"]
     assert (entry["channel"], entry["reason"]) == ("chat", "stop")
@@ -450,9 +490,14 @@ def test_twilio_gets_an_empty_twiml_answer_and_other_providers_json(api, app, ru
     form = {"MessageSid": "SM" + "8" * 32, "From": PHONE, "To": "+14155550199", "Body": "thanks"}
     answer = post_twilio(app, account_id, "inbound", form)
     assert (answer.mimetype, answer.get_data()) == ("text/xml", b'<?xml version="1.0" encoding="UTF-8"?><Response/>')
-    gateway = add_provider(api, "webhook", "gateway", {"url": "http://127.0.0.1:9/send", "secret": GATEWAY_SECRET,
-                                                       "channel": "sms"})
-    report = post_gateway(app, gateway["id"], "status", {"type": "message.status", "data": {"id": "gw-9",
-                                                                                           "status": "delivered"}},
-                          event_id="evt-9")
+    gateway = add_provider(
+        api, "webhook", "gateway", {"url": "http://127.0.0.1:9/send", "secret": GATEWAY_SECRET, "channel": "sms"}
+    )
+    report = post_gateway(
+        app,
+        gateway["id"],
+        "status",
+        {"type": "message.status", "data": {"id": "gw-9", "status": "delivered"}},
+        event_id="evt-9",
+    )
     assert (report.status_code, report.json) == (200, {"ok": True})

@@ -13,16 +13,26 @@ from ccm.messages.delivery import deliver_message
 from ccm.tokens import UNSUBSCRIBE
 from tests.support.factories import publish_template, put_profile
 
-HTML = ('<p>Hi {{ first_name }}</p><p><a href="https://example.com/a?x=1&amp;y=2">Offer</a> '
-        '<a href="mailto:help@example.com">Help</a> <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>')
+HTML = (
+    '<p>Hi {{ first_name }}</p><p><a href="https://example.com/a?x=1&amp;y=2">Offer</a> '
+    '<a href="mailto:help@example.com">Help</a> <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+)
 
 
 def send_email(api, runtime, *, category="marketing", **fields):
-    publish_template(api, variables=["first_name"], category=category, variants=[
-        {"channel": "email", "subject": "Hi", "html": HTML}])
+    publish_template(
+        api, variables=["first_name"], category=category, variants=[{"channel": "email", "subject": "Hi", "html": HTML}]
+    )
     put_profile(api, "u1", channels=["email"])
-    accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                              "topic": "news" if category == "marketing" else None, **fields})
+    accepted = api.post(
+        "/v1/messages",
+        json={
+            "to": {"external_id": "u1"},
+            "template": "welcome",
+            "topic": "news" if category == "marketing" else None,
+            **fields,
+        },
+    )
     deliver_message(runtime, accepted.json["id"])
     _sent_a_minute_ago(runtime, accepted.json["id"])
     raw = api.get(f"/v1/outbox?message_id={accepted.json['id']}").json["items"][0]["raw"]
@@ -39,8 +49,11 @@ def _sent_a_minute_ago(runtime, message_id):
     from ccm.messages.models import Message
 
     with runtime.db.unit_of_work() as session:
-        session.execute(update(Message).where(Message.id == message_id).values(
-            finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)))
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+        )
 
 
 def links(html):
@@ -91,7 +104,11 @@ def test_hits_become_events_machine_opens_counted_apart(api, app, runtime):
     profile = api.get("/v1/profiles/u1").json
     counters = profile["engagement"]["email"]
     assert (counters["opened"], counters["machine_opened"], counters["clicked"], counters["machine_clicked"]) == (
-        1, 1, 1, 1)
+        1,
+        1,
+        1,
+        1,
+    )
     assert counters["last_engaged_at"]
     assert profile["engagement_score"] == pytest.approx(4.0, abs=0.01)  # one open (1) + one click (3)
     assert profile["best_channel"] == "email"
@@ -139,7 +156,8 @@ def test_one_click_unsubscribe_is_a_200_idempotent_and_stops_the_next_send(api, 
         assert answer.status_code == 200 and "Location" not in answer.headers
     history = api.get("/v1/profiles/u1/consent").json["history"]
     assert [(r["channel"], r["topic"], r["status"], r["source"]) for r in history] == [
-        ("email", "news", "revoked", "one_click")]  # recorded once
+        ("email", "news", "revoked", "one_click")
+    ]  # recorded once
     again = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "topic": "news"})
     deliver_message(runtime, again.json["id"])
     assert api.get(f"/v1/messages/{again.json['id']}").json["reason"] == "no_consent"
@@ -150,7 +168,7 @@ def test_unsubscribe_get_only_asks(api, app, runtime):
     message_id, _, raw = send_email(api, runtime)
     path = email.message_from_string(raw, policy=email.policy.default)["List-Unsubscribe"].strip("<>")
     page = app.test_client().get(path.removeprefix("http://ccm.test"))
-    assert page.status_code == 200 and b"<form method=\"post\">" in page.data
+    assert page.status_code == 200 and b'<form method="post">' in page.data
     assert api.get("/v1/profiles/u1/consent").json["history"] == []
 
 
@@ -162,8 +180,9 @@ def test_unsubscribe_tokens_survive_key_rotation_and_reject_forgeries(api, app, 
     message_id, _, raw = send_email(api, runtime)
     path = email.message_from_string(raw, policy=email.policy.default)["List-Unsubscribe"].strip("<>")
     path = path.removeprefix("http://ccm.test")
-    rotated = create_runtime(make_settings(settings.database_url, settings.redis_url, tmp_path,
-                                           secret_key="a-brand-new-key,test-secret"))
+    rotated = create_runtime(
+        make_settings(settings.database_url, settings.redis_url, tmp_path, secret_key="a-brand-new-key,test-secret")
+    )
     try:
         client = create_app(runtime=rotated).test_client()
         assert client.get(path).status_code == 200

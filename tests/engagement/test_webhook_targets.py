@@ -9,10 +9,18 @@ import pytest
 EVENTS = ["message.delivered"]
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/hook", "http://localhost/hook", "https://10.1.2.3/hook", "http://192.168.0.10/hook",
-    "http://169.254.169.254/latest/meta-data", "http://[::1]:9000/hook", "http://0.0.0.0/hook",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "https://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:9000/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
 def test_a_private_target_is_refused_with_the_way_to_allow_it(api, url):
     answer = api.post("/v1/webhooks", json={"url": url, "events": EVENTS})
     assert answer.status_code == 422, answer.json

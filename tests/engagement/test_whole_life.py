@@ -30,31 +30,58 @@ HTML = '<p>Hi {{ first_name }}</p><p><a href="https://shop.example/sale">Sale</a
 def mailgun_event(event, message_id, event_id):
     timestamp, token = str(int(time.time())), "a" * 50
     signature = hmac.new(SIGNING_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
-    return {"signature": {"timestamp": timestamp, "token": token, "signature": signature},
-            "event-data": {"id": event_id, "event": event, "timestamp": float(timestamp),
-                           "recipient": "u1@example.com", "message": {"headers": {"message-id": message_id}}}}
+    return {
+        "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+        "event-data": {
+            "id": event_id,
+            "event": event,
+            "timestamp": float(timestamp),
+            "recipient": "u1@example.com",
+            "message": {"headers": {"message-id": message_id}},
+        },
+    }
 
 
 def test_a_messages_whole_life(api, app, runtime):
     api.patch("/v1/workspace", json={"policy": {"quiet_hours": {"marketing": {}}}})
     with HttpTestServer() as mailgun:
-        mailgun.respond(f"/v3/{MAILGUN_DOMAIN}/messages.mime", 200, json={"id": "<20261125.1@mg.example.com>",
-                                                                          "message": "Queued. Thank you."})
-        account = add_provider(api, "mailgun", "mailgun", {"api_key": MAILGUN_KEY, "domain": MAILGUN_DOMAIN,
-                                                           "base_url": mailgun.url, "webhook_signing_key": SIGNING_KEY})
-        publish_template(api, variables=["first_name"], category="marketing",
-                         variants=[{"channel": "email", "subject": "Sale", "html": HTML}])
+        mailgun.respond(
+            f"/v3/{MAILGUN_DOMAIN}/messages.mime",
+            200,
+            json={"id": "<20261125.1@mg.example.com>", "message": "Queued. Thank you."},
+        )
+        account = add_provider(
+            api,
+            "mailgun",
+            "mailgun",
+            {
+                "api_key": MAILGUN_KEY,
+                "domain": MAILGUN_DOMAIN,
+                "base_url": mailgun.url,
+                "webhook_signing_key": SIGNING_KEY,
+            },
+        )
+        publish_template(
+            api,
+            variables=["first_name"],
+            category="marketing",
+            variants=[{"channel": "email", "subject": "Sale", "html": HTML}],
+        )
         put_profile(api, "u1", channels=["email"])
-        message_id = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                                    "topic": "deals"}).json["id"]
+        message_id = api.post(
+            "/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "topic": "deals"}
+        ).json["id"]
         deliver_message(runtime, message_id)
         [request] = mailgun.requests
     assert api.get(f"/v1/messages/{message_id}").json["status"] == "sent"
     sent = email.message_from_bytes(request.multipart()["message"].data, policy=email.policy.default)
 
     client = app.test_client()
-    delivered = client.post(f"/hooks/{account['id']}/status", data=json.dumps(
-        mailgun_event("delivered", "20261125.1@mg.example.com", "ev-1")), content_type="application/json")
+    delivered = client.post(
+        f"/hooks/{account['id']}/status",
+        data=json.dumps(mailgun_event("delivered", "20261125.1@mg.example.com", "ev-1")),
+        content_type="application/json",
+    )
     assert delivered.status_code == 200
     assert api.get(f"/v1/messages/{message_id}").json["status"] == "delivered"
 
@@ -66,8 +93,10 @@ def test_a_messages_whole_life(api, app, runtime):
     assert click.headers["Location"] == "https://shop.example/sale"
     assert drain_hits(runtime) == 2
 
-    reply = (b"From: u1@example.com\r\nTo: noreply@localhost\r\nSubject: Question\r\nMessage-ID: <q1@example.com>\r\n"
-             b"In-Reply-To: " + sent["Message-ID"].encode() + b"\r\n\r\nDoes the sale include shoes?\r\n")
+    reply = (
+        b"From: u1@example.com\r\nTo: noreply@localhost\r\nSubject: Question\r\nMessage-ID: <q1@example.com>\r\n"
+        b"In-Reply-To: " + sent["Message-ID"].encode() + b"\r\n\r\nDoes the sale include shoes?\r\n"
+    )
     assert api.request("POST", "/v1/inbound/email", data=reply).json == {"taken_as": "reply"}
     unsubscribe = sent["List-Unsubscribe"].strip("<>").removeprefix("http://ccm.test")
     assert client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 200
@@ -84,7 +113,12 @@ def test_a_messages_whole_life(api, app, runtime):
     profile = api.get("/v1/profiles/u1").json
     counters = profile["engagement"]["email"]
     assert {k: counters[k] for k in ("delivered", "opened", "clicked", "replied", "unsubscribed")} == {
-        "delivered": 1, "opened": 1, "clicked": 1, "replied": 1, "unsubscribed": 1}
+        "delivered": 1,
+        "opened": 1,
+        "clicked": 1,
+        "replied": 1,
+        "unsubscribed": 1,
+    }
     assert profile["engagement_score"] == round(1 + 3 + 5 - 5, 4)  # open + click + reply − unsubscribe, all fresh
     assert profile["best_channel"] == "email"
 
@@ -96,13 +130,29 @@ def test_routing_uses_the_learned_best_channel_when_no_ranking_is_given(api, run
     put_profile(api, "u1", phone="+14155550100", channels=[])
     with runtime.db.unit_of_work() as session:
         profile = session.query(Profile).filter_by(external_id="u1").one()
-        record_events(session, [{"workspace_id": profile.workspace_id, "profile_id": profile.id, "channel": "sms",
-                                 "kind": "replied", "source": "test", "dedupe_key": "r1"}])
+        record_events(
+            session,
+            [
+                {
+                    "workspace_id": profile.workspace_id,
+                    "profile_id": profile.id,
+                    "channel": "sms",
+                    "kind": "replied",
+                    "source": "test",
+                    "dedupe_key": "r1",
+                }
+            ],
+        )
     assert api.get("/v1/profiles/u1").json["best_channel"] == "sms"
     api.patch("/v1/workspace", json={"policy": {"channel_order": ["email", "sms", "chat"]}})
-    publish_template(api, variables=["first_name"], variants=[
-        {"channel": "email", "subject": "Hi", "html": "<p>{{ first_name }}</p>"},
-        {"channel": "sms", "body": "Hi {{ first_name }}"}])
+    publish_template(
+        api,
+        variables=["first_name"],
+        variants=[
+            {"channel": "email", "subject": "Hi", "html": "<p>{{ first_name }}</p>"},
+            {"channel": "sms", "body": "Hi {{ first_name }}"},
+        ],
+    )
     message_id = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"}).json["id"]
     deliver_message(runtime, message_id)
     route = api.get(f"/v1/messages/{message_id}").json["route"]
@@ -118,8 +168,9 @@ def test_a_failing_webhook_endpoint_is_retried_with_backoff_and_logged(api, runt
         hook = api.post("/v1/webhooks", json={"url": f"{receiver.url}/hook", "events": ["message.skipped"]}).json
         publish_template(api)
         put_profile(api, "u1", phone="+14155550100", channels=["sms"], email=None)
-        message_id = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome",
-                                                    "channel": "sms"}).json["id"]
+        message_id = api.post(
+            "/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "channel": "sms"}
+        ).json["id"]
         deliver_message(runtime, message_id)  # no sms provider: skipped, announced
         [delivery] = api.get(f"/v1/webhooks/{hook['id']}/deliveries").json["items"]
         deliver_webhook(runtime, delivery["id"])
@@ -161,5 +212,8 @@ def _sent_long_ago(runtime, message_id):
     from ccm.messages.models import Message
 
     with runtime.db.unit_of_work() as session:
-        session.execute(update(Message).where(Message.id == message_id).values(
-            finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)))
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+        )

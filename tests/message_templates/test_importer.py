@@ -15,10 +15,17 @@ SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 SAMPLE_DATA = {
     "welcome": {"first_name": "Ada"},
     "password-reset": {"first_name": "Ada", "reset_url": "https://example.com/reset?t=abc&u=1"},
-    "order-shipped": {"first_name": "Ada", "order_number": "A-1001", "tracking_url": "https://example.com/t/1",
-                      "items": [{"name": "Kettle", "quantity": 1}, {"name": "Mug <large>", "quantity": 2}]},
-    "newsletter": {"first_name": "Ada", "headline": "November news", "articles": [
-        {"title": "Faster campaigns", "url": "https://example.com/a1", "summary": "Twice as fast."}]},
+    "order-shipped": {
+        "first_name": "Ada",
+        "order_number": "A-1001",
+        "tracking_url": "https://example.com/t/1",
+        "items": [{"name": "Kettle", "quantity": 1}, {"name": "Mug <large>", "quantity": 2}],
+    },
+    "newsletter": {
+        "first_name": "Ada",
+        "headline": "November news",
+        "articles": [{"title": "Faster campaigns", "url": "https://example.com/a1", "summary": "Twice as fast."}],
+    },
 }
 
 
@@ -30,7 +37,11 @@ def run_import(runtime, workspace_id, root=ROOT):
 def test_import_publishes_every_starter_template_once(runtime, workspace, api):
     results = run_import(runtime, workspace[0])
     assert sorted((r.key, r.version, r.created) for r in results) == [
-        ("newsletter", 1, True), ("order-shipped", 1, True), ("password-reset", 1, True), ("welcome", 1, True)]
+        ("newsletter", 1, True),
+        ("order-shipped", 1, True),
+        ("password-reset", 1, True),
+        ("welcome", 1, True),
+    ]
     again = run_import(runtime, workspace[0])
     assert {(r.version, r.created) for r in again} == {(1, False)}
     snippets = {s["name"] for s in api.get("/v1/snippets").json["items"]}

@@ -15,8 +15,14 @@ def system_text(api, runtime, workspace):
     """A workspace where CCM has made its system template (as a keyword answer does)."""
     profile = put_profile(api, "u1", channels=["email"])
     with runtime.db.unit_of_work() as session:
-        message_id = send_system_text(session=session, runtime=runtime, workspace_id=workspace[0],
-                                      profile_id=profile["id"], channel="email", text="Hello from CCM")
+        message_id = send_system_text(
+            session=session,
+            runtime=runtime,
+            workspace_id=workspace[0],
+            profile_id=profile["id"],
+            channel="email",
+            text="Hello from CCM",
+        )
     return message_id
 
 
@@ -24,13 +30,16 @@ def test_internal_templates_are_not_listed(api, system_text):
     assert SYSTEM_TEMPLATE not in [t["key"] for t in api.get("/v1/templates").json["items"]]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("GET", "/v1/templates/ccm.system-text", None),
-    ("PATCH", "/v1/templates/ccm.system-text", {"description": "mine now"}),
-    ("POST", "/v1/templates/ccm.system-text/publish", None),
-    ("GET", "/v1/templates/ccm.system-text/versions/1", None),
-    ("POST", "/v1/templates/ccm.system-text/preview", {"data": {"text": "x"}}),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/templates/ccm.system-text", None),
+        ("PATCH", "/v1/templates/ccm.system-text", {"description": "mine now"}),
+        ("POST", "/v1/templates/ccm.system-text/publish", None),
+        ("GET", "/v1/templates/ccm.system-text/versions/1", None),
+        ("POST", "/v1/templates/ccm.system-text/preview", {"data": {"text": "x"}}),
+    ],
+)
 def test_internal_templates_answer_as_if_absent(api, system_text, method, path, body):
     answer = api.request(method, path, json=body)
     assert answer.status_code == 404, answer.json
@@ -45,13 +54,26 @@ def test_a_key_starting_with_ccm_cannot_be_created(api):
 
 
 def test_agents_text_replies_keep_working_after_attempts_to_edit(api, runtime, workspace, system_text, worker):
-    api.patch("/v1/templates/ccm.system-text", json={"variables": ["text", "ticket"], "variants": [
-        {"channel": "email", "locale": "en", "subject": "Ticket {{ ticket }}", "html": "<p>{{ text }}</p>"}]})
+    api.patch(
+        "/v1/templates/ccm.system-text",
+        json={
+            "variables": ["text", "ticket"],
+            "variants": [
+                {"channel": "email", "locale": "en", "subject": "Ticket {{ ticket }}", "html": "<p>{{ text }}</p>"}
+            ],
+        },
+    )
     api.post("/v1/templates/ccm.system-text/publish")
     profile_id = api.get("/v1/profiles/u1").json["id"]
     with runtime.db.unit_of_work() as session:
-        again = send_system_text(session=session, runtime=runtime, workspace_id=workspace[0], profile_id=profile_id,
-                                 channel="email", text="Hello again")
+        again = send_system_text(
+            session=session,
+            runtime=runtime,
+            workspace_id=workspace[0],
+            profile_id=profile_id,
+            channel="email",
+            text="Hello again",
+        )
     assert finished(api, again)["status"] == "delivered"
     [item] = api.get(f"/v1/outbox?message_id={again}").json["items"]
     assert "Subject: Hello again" in item["raw"]
@@ -72,6 +94,7 @@ def test_a_follow_up_cannot_name_an_internal_template(api, system_text):
 
 def test_an_internal_template_cannot_be_sent_through_the_api(api, system_text):
     absent = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "no-such-template"})
-    answer = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "ccm.system-text",
-                                            "data": {"text": "spoofed"}})
+    answer = api.post(
+        "/v1/messages", json={"to": {"external_id": "u1"}, "template": "ccm.system-text", "data": {"text": "spoofed"}}
+    )
     assert answer.status_code == absent.status_code and answer.json["error"]["details"]["field"] == "template"

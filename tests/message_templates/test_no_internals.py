@@ -19,47 +19,126 @@ CALLER = "{% macro m() %}{{ caller is defined }}{{ PRINT }}{% endmacro %}{% call
 
 CORPUS = [
     # Functions and classes, through every filter that makes text.
-    '{{ "%s"|format(range) }}', "{{ range|string }}", "{{ dict|string }}", "{{ namespace|string }}",
-    "{{ range|pprint }}", "{{ range|e }}", "{{ range|forceescape }}", "{{ range|safe }}", "{{ range|title }}",
-    "{{ range|lower }}", "{{ range|upper }}", "{{ range|capitalize }}", "{{ range|trim }}", "{{ range|center }}",
-    "{{ range|indent }}", "{{ range|truncate }}", "{{ range|wordwrap }}", "{{ range|striptags }}",
-    "{{ range|urlize }}", "{{ 'a'|replace('a', range) }}", "{{ 'x'|indent(range) }}", "{{ [range]|join(', ') }}",
-    "{{ [1, 2]|join(dict) }}", "{{ ['a']|join(attribute='upper') }}", "{{ {'a': range}|urlencode }}",
-    "{{ {'a': dict}|xmlattr }}", "{{ {'a': range}|tojson }}", "{% filter format(range) %}%s{% endfilter %}",
+    '{{ "%s"|format(range) }}',
+    "{{ range|string }}",
+    "{{ dict|string }}",
+    "{{ namespace|string }}",
+    "{{ range|pprint }}",
+    "{{ range|e }}",
+    "{{ range|forceescape }}",
+    "{{ range|safe }}",
+    "{{ range|title }}",
+    "{{ range|lower }}",
+    "{{ range|upper }}",
+    "{{ range|capitalize }}",
+    "{{ range|trim }}",
+    "{{ range|center }}",
+    "{{ range|indent }}",
+    "{{ range|truncate }}",
+    "{{ range|wordwrap }}",
+    "{{ range|striptags }}",
+    "{{ range|urlize }}",
+    "{{ 'a'|replace('a', range) }}",
+    "{{ 'x'|indent(range) }}",
+    "{{ [range]|join(', ') }}",
+    "{{ [1, 2]|join(dict) }}",
+    "{{ ['a']|join(attribute='upper') }}",
+    "{{ {'a': range}|urlencode }}",
+    "{{ {'a': dict}|xmlattr }}",
+    "{{ {'a': range}|tojson }}",
+    "{% filter format(range) %}%s{% endfilter %}",
     "{{ [range]|map('string')|join }}",
     # Inside containers, whose text is the repr of everything in them.
-    "{{ [namespace] }}", "{{ [dict] }}", "{{ (range,) }}", "{{ {'f': range} }}", "{{ {range: 1} }}",
-    "{{ dict(a=range) }}", "{{ [[[range]]] }}", "{{ ['text'.upper] }}", "{{ [dict.fromkeys] }}",
-    "{{ [range]|batch(1)|list }}", "{{ [range]|sort|first|string }}",
+    "{{ [namespace] }}",
+    "{{ [dict] }}",
+    "{{ (range,) }}",
+    "{{ {'f': range} }}",
+    "{{ {range: 1} }}",
+    "{{ dict(a=range) }}",
+    "{{ [[[range]]] }}",
+    "{{ ['text'.upper] }}",
+    "{{ [dict.fromkeys] }}",
+    "{{ [range]|batch(1)|list }}",
+    "{{ [range]|sort|first|string }}",
     # Concatenation and printf-style formatting.
-    "{{ range ~ '' }}", "{{ 'x' ~ [dict] ~ 'y' }}", "{{ '%s' % range }}", "{{ '%s and %s' % (1, dict) }}",
-    "{{ '%(a)s' % {'a': namespace} }}", "{{ '%s' % [range] }}", "{{ '%r' % 'text' }}", "{{ '%a'|format(1) }}",
+    "{{ range ~ '' }}",
+    "{{ 'x' ~ [dict] ~ 'y' }}",
+    "{{ '%s' % range }}",
+    "{{ '%s and %s' % (1, dict) }}",
+    "{{ '%(a)s' % {'a': namespace} }}",
+    "{{ '%s' % [range] }}",
+    "{{ '%r' % 'text' }}",
+    "{{ '%a'|format(1) }}",
     # Jinja's own objects: namespaces, loops, macros, callers, undefined values, Markup.
-    "{{ namespace() }}", "{{ namespace(a=1)|string }}", "{% set ns = namespace(f=range) %}{{ ns.f|string }}",
-    "{% for i in [1] %}{{ [loop] }}{% endfor %}", "{% for i in [1] %}{{ loop|string }}{% endfor %}",
-    "{% for i in [1] %}{{ loop.cycle|string }}{% endfor %}", "{% for i in [1] %}{{ 'a' ~ loop }}{% endfor %}",
-    MACRO + "{{ [m] }}", MACRO + "{{ m|string }}", MACRO + "{{ '%s' % m }}",
-    CALLER.replace("PRINT", "caller|string"), CALLER.replace("PRINT", "[caller]"),
-    "{{ [profile.nickname] }}", "{{ {'a': profile.nickname} }}", "{{ profile.nickname|pprint }}",
-    "{{ ('x'|safe).join([range]) }}", "{{ ('x'|safe).escape(dict) }}", "{{ ('%s'|safe) % dict }}",
+    "{{ namespace() }}",
+    "{{ namespace(a=1)|string }}",
+    "{% set ns = namespace(f=range) %}{{ ns.f|string }}",
+    "{% for i in [1] %}{{ [loop] }}{% endfor %}",
+    "{% for i in [1] %}{{ loop|string }}{% endfor %}",
+    "{% for i in [1] %}{{ loop.cycle|string }}{% endfor %}",
+    "{% for i in [1] %}{{ 'a' ~ loop }}{% endfor %}",
+    MACRO + "{{ [m] }}",
+    MACRO + "{{ m|string }}",
+    MACRO + "{{ '%s' % m }}",
+    CALLER.replace("PRINT", "caller|string"),
+    CALLER.replace("PRINT", "[caller]"),
+    "{{ [profile.nickname] }}",
+    "{{ {'a': profile.nickname} }}",
+    "{{ profile.nickname|pprint }}",
+    "{{ ('x'|safe).join([range]) }}",
+    "{{ ('x'|safe).escape(dict) }}",
+    "{{ ('%s'|safe) % dict }}",
     # Lazy sequences and other values whose text is a Python repr.
-    "{{ range(3) }}", "{{ [1, 2]|map('string') }}", "{{ [2, 1]|reverse }}", "{{ {'a': 1}.items() }}",
-    "{{ {'a': 1}.keys() }}", "{{ profile|items|string }}", "{{ 'x'.encode() }}", "{{ (1).to_bytes(1, 'big') }}",
+    "{{ range(3) }}",
+    "{{ [1, 2]|map('string') }}",
+    "{{ [2, 1]|reverse }}",
+    "{{ {'a': 1}.items() }}",
+    "{{ {'a': 1}.keys() }}",
+    "{{ profile|items|string }}",
+    "{{ 'x'.encode() }}",
+    "{{ (1).to_bytes(1, 'big') }}",
     # Error messages that would quote a repr.
-    "{{ {}[range] }}", "{% for i in [1] %}{{ loop.nothing }}{% endfor %}", "{% include [range] %}",
+    "{{ {}[range] }}",
+    "{% for i in [1] %}{{ loop.nothing }}{% endfor %}",
+    "{% include [range] %}",
     # Refused when saved.
-    "{{ self }}", "{{ [self] }}", "{{ lipsum }}", "{{ [cycler] }}",
+    "{{ self }}",
+    "{{ [self] }}",
+    "{{ lipsum }}",
+    "{{ [cycler] }}",
 ]
 
-INTERNALS = ("<function", "<class", "<module", "<built-in", "<bound method", "object at 0x", " at 0x", "0x7f",
-             "jinja2.", "markupsafe", "Namespace", "LoopContext", "Macro", "Undefined", "TemplateReference",
-             "Markup(", "<generator", "range(", "dict_items", "dict_keys", "iterator", "b'")
+INTERNALS = (
+    "<function",
+    "<class",
+    "<module",
+    "<built-in",
+    "<bound method",
+    "object at 0x",
+    " at 0x",
+    "0x7f",
+    "jinja2.",
+    "markupsafe",
+    "Namespace",
+    "LoopContext",
+    "Macro",
+    "Undefined",
+    "TemplateReference",
+    "Markup(",
+    "<generator",
+    "range(",
+    "dict_items",
+    "dict_keys",
+    "iterator",
+    "b'",
+)
 
 
 def finished(api, message_id):
     def probe():
         body = api.get(f"/v1/messages/{message_id}").json
         return body if body["status"] in ("delivered", "sent", "failed", "skipped") else None
+
     return wait_for(probe, timeout=30, message=f"message {message_id} to finish")
 
 
@@ -120,12 +199,17 @@ def test_no_published_template_delivers_python_internals(api, worker):
 
 def test_plain_data_still_prints_through_the_api(api, worker):
     put_profile(api, "u1")
-    source = ("{{ [1, 'a', none, true, 1.5] }} {{ {'k': ('v', 2)} }} {{ [{'a': 1}]|groupby('a') }} "
-              "{{ ['<b>'|safe, '<i>']|join(' ') }} {{ '%s-%05.1f' % ('x', 2.25) }} {{ range(3)|list }} "
-              "{{ ['x'|safe] }} {{ 'x'|safe|pprint }}")
-    assert create_and_publish(api, "plain", {"channel": "email", "subject": "Plain", "html": "<p>ok</p>",
-                                             "text": source})
+    source = (
+        "{{ [1, 'a', none, true, 1.5] }} {{ {'k': ('v', 2)} }} {{ [{'a': 1}]|groupby('a') }} "
+        "{{ ['<b>'|safe, '<i>']|join(' ') }} {{ '%s-%05.1f' % ('x', 2.25) }} {{ range(3)|list }} "
+        "{{ ['x'|safe] }} {{ 'x'|safe|pprint }}"
+    )
+    assert create_and_publish(
+        api, "plain", {"channel": "email", "subject": "Plain", "html": "<p>ok</p>", "text": source}
+    )
     message = finished(api, send(api, "plain"))
     assert message["status"] == "delivered", message["reason"]
-    assert ("[1, 'a', None, True, 1.5] {'k': ('v', 2)} [(1, [{'a': 1}])] <b> <i> x-002.2 [0, 1, 2] ['x'] 'x'"
-            in delivered_text(api, message["id"]))
+    assert (
+        "[1, 'a', None, True, 1.5] {'k': ('v', 2)} [(1, [{'a': 1}])] <b> <i> x-002.2 [0, 1, 2] ['x'] 'x'"
+        in delivered_text(api, message["id"])
+    )

@@ -84,8 +84,9 @@ def test_default_filter_covers_missing_variables(sandbox):
 
 
 def test_layouts_and_partials_come_from_the_bundle(sandbox):
-    html = sandbox.render(email_bundle(), "email.en.html", {"profile": {"first_name": "Ada"}, "company": "ACME"},
-                          autoescape=True)
+    html = sandbox.render(
+        email_bundle(), "email.en.html", {"profile": {"first_name": "Ada"}, "company": "ACME"}, autoescape=True
+    )
     assert html == "<main>Hi Ada</main><p>ACME</p>"
 
 
@@ -155,8 +156,14 @@ def test_cache_forgets_the_least_recently_used_version(compiles):
 
 def test_validate_reports_forbidden_access_with_its_line(sandbox):
     problems = sandbox.validate("Hello\n{{ name }}\n{{ name.__class__ }}", name="email.en.html")
-    assert problems == [Problem("email.en.html", 3, "forbidden",
-                                "line 3: '__class__' is not allowed: attributes starting with '_' are blocked")]
+    assert problems == [
+        Problem(
+            "email.en.html",
+            3,
+            "forbidden",
+            "line 3: '__class__' is not allowed: attributes starting with '_' are blocked",
+        )
+    ]
 
 
 def test_validate_reports_syntax_errors_with_their_line(sandbox):
@@ -171,28 +178,31 @@ def test_validate_reports_unknown_filters(sandbox):
     assert "shout" in problem.message
 
 
-@pytest.mark.parametrize("source", [
-    "{{ x.__class__ }}",
-    "{{ x['__globals__'] }}",
-    "{{ x|attr('__class__') }}",
-    "{{ x|attr(name='_private') }}",
-    "{{ x|attr(name) }}",
-    "{{ x|attr(*names) }}",
-    "{{ items|map(attribute='__class__')|list }}",
-    "{{ items|map('attr', '__class__')|list }}",
-    "{{ items|sort(attribute='name.__class__') }}",
-    "{{ items|selectattr('__class__') }}",
-    "{{ items|groupby('_hidden') }}",
-    "{{ 'a'.format(x) }}",
-    "{{ 'a'.format_map(x) }}",
-    "{{ x|attr('format') }}",
-    "{{ x.mro() }}",
-    "{{ self }}",
-    "{{ lipsum() }}",
-    "{{ cycler('a', 'b').next() }}",
-    "{{ joiner(',') }}",
-    "{% set ns = namespace() %}{% set ns._hidden = 1 %}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ x.__class__ }}",
+        "{{ x['__globals__'] }}",
+        "{{ x|attr('__class__') }}",
+        "{{ x|attr(name='_private') }}",
+        "{{ x|attr(name) }}",
+        "{{ x|attr(*names) }}",
+        "{{ items|map(attribute='__class__')|list }}",
+        "{{ items|map('attr', '__class__')|list }}",
+        "{{ items|sort(attribute='name.__class__') }}",
+        "{{ items|selectattr('__class__') }}",
+        "{{ items|groupby('_hidden') }}",
+        "{{ 'a'.format(x) }}",
+        "{{ 'a'.format_map(x) }}",
+        "{{ x|attr('format') }}",
+        "{{ x.mro() }}",
+        "{{ self }}",
+        "{{ lipsum() }}",
+        "{{ cycler('a', 'b').next() }}",
+        "{{ joiner(',') }}",
+        "{% set ns = namespace() %}{% set ns._hidden = 1 %}",
+    ],
+)
 def test_validate_refuses_forbidden_constructs(sandbox, source):
     problems = sandbox.validate(source, name="part")
     assert problems and {problem.code for problem in problems} == {"forbidden"}
@@ -210,13 +220,17 @@ def test_namespace_and_ordinary_templates_pass_validation(sandbox):
     assert render(sandbox, source, {"items": items}).startswith("KettleMug5 kettle, mug5.00")
 
 
-@pytest.mark.parametrize("source", [
-    "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}",
-    "{% if a %}" * 200 + "x" + "{% endif %}" * 200,
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}",
+        "{% if a %}" * 200 + "x" + "{% endif %}" * 200,
+    ],
+)
 def test_deeply_nested_source_is_a_problem_not_a_crash(sandbox, source):
     assert sandbox.validate(source, name="part") == [
-        Problem("part", None, "syntax_error", "the template is nested too deeply")]
+        Problem("part", None, "syntax_error", "the template is nested too deeply")
+    ]
     error = render_error(sandbox, source, {"a": 1})
     assert error.code in {"syntax_error", "template_error"}
     assert "too deeply" in error.message
@@ -228,8 +242,10 @@ def test_variables_lists_what_the_source_reads(sandbox):
 
 
 def test_snippets_used_lists_literal_layouts_and_partials(sandbox):
-    source = ("{% extends 'layouts/base.html' %}{% block body %}{% include 'partials/footer.html' %}"
-              "{% import 'partials/macros.html' as m %}{% include dynamic %}{% endblock %}")
+    source = (
+        "{% extends 'layouts/base.html' %}{% block body %}{% include 'partials/footer.html' %}"
+        "{% import 'partials/macros.html' as m %}{% include dynamic %}{% endblock %}"
+    )
     assert sandbox.snippets_used(source) == {"layouts/base.html", "partials/footer.html", "partials/macros.html"}
 
 
@@ -251,8 +267,8 @@ ESCAPE_PAYLOADS = [
     "{{ self.__init__.__globals__ }}",
     "{{ ().__class__.__bases__[0].__subclasses__() }}",
     "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
-    "{{ \"{0.__class__}\".format(x) }}",
-    "{{ \"{0.__class__.__init__.__globals__}\".format(x) }}",
+    '{{ "{0.__class__}".format(x) }}',
+    '{{ "{0.__class__.__init__.__globals__}".format(x) }}',
     "{{ 'a'|attr('__class__') }}",
     "{{ x['__class__'] }}",
     "{{ [x]|map(attribute='__class__')|list }}",
@@ -305,9 +321,24 @@ def test_functions_are_not_printed(sandbox):
 # Only plain data is printed: never a function, class, module, Jinja object or address
 
 # Errors may still name Python's builtin types ("'function' object is not iterable"); output may not.
-HOST_NAMES = ("<function", "<class", "<module", "<built-in", "<bound method", " at 0x", "0x7f", "jinja2.",
-              "markupsafe", "Namespace", "LoopContext", "Macro", "Undefined", "TemplateReference", "TemplateModule",
-              "Markup(")
+HOST_NAMES = (
+    "<function",
+    "<class",
+    "<module",
+    "<built-in",
+    "<bound method",
+    " at 0x",
+    "0x7f",
+    "jinja2.",
+    "markupsafe",
+    "Namespace",
+    "LoopContext",
+    "Macro",
+    "Undefined",
+    "TemplateReference",
+    "TemplateModule",
+    "Markup(",
+)
 INTERNALS = (*HOST_NAMES, "<generator", "range(", "dict_items", "dict_keys", "iterator", "b'")
 MACROS = "{% macro m() %}x{{ caller is defined }}{% endmacro %}{% import 'lib' as lib %}"
 
@@ -390,20 +421,35 @@ def test_what_is_not_plain_data_is_refused_wherever_it_would_become_text(sandbox
     assert_shows_no_internals(result)
 
 
-@pytest.mark.parametrize("source", [
-    "{{ [profile.nickname] }}", "{{ {'a': profile.nickname} }}", "{{ profile.nickname|pprint }}",
-    "{{ '%s' % (profile.nickname,) }}", "{{ 'a' ~ profile.nickname }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ [profile.nickname] }}",
+        "{{ {'a': profile.nickname} }}",
+        "{{ profile.nickname|pprint }}",
+        "{{ '%s' % (profile.nickname,) }}",
+        "{{ 'a' ~ profile.nickname }}",
+    ],
+)
 def test_undefined_values_inside_what_is_printed_are_undefined_variables(sandbox, source):
     error = render_error(sandbox, source, {"profile": {}})
     assert (error.code, error.message) == ("undefined_variable", "part, line 1: a dict has no attribute 'nickname'")
 
 
-@pytest.mark.parametrize("source", [
-    "{{ {}[range] }}", "{% for i in [1] %}{{ loop.nothing }}{% endfor %}", "{% include [range] %}",
-    "{{ namespace()|length }}", "{{ lib|first }}", "{{ m|abs }}", "{{ x[x|safe] }}", "{{ (x|safe)|round }}",
-    "{{ (x|safe) + 1 }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ {}[range] }}",
+        "{% for i in [1] %}{{ loop.nothing }}{% endfor %}",
+        "{% include [range] %}",
+        "{{ namespace()|length }}",
+        "{{ lib|first }}",
+        "{{ m|abs }}",
+        "{{ x[x|safe] }}",
+        "{{ (x|safe)|round }}",
+        "{{ (x|safe) + 1 }}",
+    ],
+)
 def test_error_messages_show_no_internals_either(sandbox, source):
     result = outcome(sandbox, source)
     assert result.startswith("error ")
@@ -411,29 +457,49 @@ def test_error_messages_show_no_internals_either(sandbox, source):
 
 
 def test_plain_data_prints_as_before(sandbox):
-    source = ("{{ [1, 'a', none, true, 1.5] }} {{ {'k': ('v', [2])} }} {{ items|groupby('a') }} "
-              "{{ [x|safe] }} {{ x|safe|pprint }} {{ '%s|%5.1f' % ('a', 2.25) }} {{ '%(k)s' % {'k': [1]} }} "
-              "{{ {'a': 'b c'}|urlencode }} {{ {'a': 'b'}|xmlattr }} {{ [1]|tojson }} "
-              "{{ range(3)|list }} {{ {'a': 1}.items()|list }}")
+    source = (
+        "{{ [1, 'a', none, true, 1.5] }} {{ {'k': ('v', [2])} }} {{ items|groupby('a') }} "
+        "{{ [x|safe] }} {{ x|safe|pprint }} {{ '%s|%5.1f' % ('a', 2.25) }} {{ '%(k)s' % {'k': [1]} }} "
+        "{{ {'a': 'b c'}|urlencode }} {{ {'a': 'b'}|xmlattr }} {{ [1]|tojson }} "
+        "{{ range(3)|list }} {{ {'a': 1}.items()|list }}"
+    )
     items = [{"a": 1}, {"a": 1}]
     assert render(sandbox, source, {"x": "t", "items": items}) == (
         "[1, 'a', None, True, 1.5] {'k': ('v', [2])} [(1, [{'a': 1}, {'a': 1}])] ['t'] 't' a|  2.2 [1] "
-        "a=b+c  a=\"b\" [1] [0, 1, 2] [('a', 1)]")
+        "a=b+c  a=\"b\" [1] [0, 1, 2] [('a', 1)]"
+    )
 
 
 def test_markup_keeps_its_escaping_where_it_is_joined_or_formatted(sandbox):
-    source = ("{{ ['<b>'|safe, '<i>']|join(' ') }}|{{ ('<br>'|safe).join(['<u>', '<s>'|safe]) }}|"
-              "{{ '<p>%s %s</p>'|safe % ('<b>'|safe, '<i>') }}|{{ '<b>'|safe ~ '<i>' }}|{{ ['<b>'|safe] }}")
+    source = (
+        "{{ ['<b>'|safe, '<i>']|join(' ') }}|{{ ('<br>'|safe).join(['<u>', '<s>'|safe]) }}|"
+        "{{ '<p>%s %s</p>'|safe % ('<b>'|safe, '<i>') }}|{{ '<b>'|safe ~ '<i>' }}|{{ ['<b>'|safe] }}"
+    )
     assert render(sandbox, source, autoescape=True) == (
-        "<b> &lt;i&gt;|&lt;u&gt;<br><s>|<p><b> &lt;i&gt;</p>|<b>&lt;i&gt;|[&#39;&lt;b&gt;&#39;]")
+        "<b> &lt;i&gt;|&lt;u&gt;<br><s>|<p><b> &lt;i&gt;</p>|<b>&lt;i&gt;|[&#39;&lt;b&gt;&#39;]"
+    )
 
 
 @pytest.fixture(scope="module")
 def host_objects() -> list[object]:
     """Objects of the host that a render can reach (made here, since most exist only inside one)."""
     module = jinja2.Environment().from_string("{% macro m() %}x{% endmacro %}").module
-    return [len, "a".upper, dict, jinja2, jinja2.utils.Namespace(a=1), LoopContext([1], jinja2.Undefined),
-            module.m, module, {}.items(), iter([1]), b"x", [len], {"k": dict}, (1, [dict])]
+    return [
+        len,
+        "a".upper,
+        dict,
+        jinja2,
+        jinja2.utils.Namespace(a=1),
+        LoopContext([1], jinja2.Undefined),
+        module.m,
+        module,
+        {}.items(),
+        iter([1]),
+        b"x",
+        [len],
+        {"k": dict},
+        (1, [dict]),
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(FILTERS))
@@ -460,16 +526,20 @@ def test_filters_known_to_pass_through_are_jinja_filters():
 
 def test_a_printed_container_is_sized_before_its_text_is_built(quick_sandbox):
     # 2**24 leaves from 24 small steps; its repr would take about 50 MB, built in one C call.
-    source = ("{% set ns = namespace(a=[1]) %}{% for i in range(24) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
-              "{{ ns.a|length }}{{ ns.a }}")
+    source = (
+        "{% set ns = namespace(a=[1]) %}{% for i in range(24) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
+        "{{ ns.a|length }}{{ ns.a }}"
+    )
     tracemalloc.start()
     try:
         error = render_error(quick_sandbox, source)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert (error.code, error.message) == ("output_too_large",
-                                           "part, line 1: the value would print as more than 1,000 characters")
+    assert (error.code, error.message) == (
+        "output_too_large",
+        "part, line 1: the value would print as more than 1,000 characters",
+    )
     assert peak < 8_000_000
 
 
@@ -492,10 +562,13 @@ def test_pure_python_loops_time_out(quick_sandbox):
 
 
 def test_timeout_points_at_the_partial_that_spins(quick_sandbox):
-    bundle = TemplateBundle("tv_slow", {
-        "email.en.html": "Hi\n{% include 'partials/slow.html' %}",
-        "partials/slow.html": "\n\n{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
-    })
+    bundle = TemplateBundle(
+        "tv_slow",
+        {
+            "email.en.html": "Hi\n{% include 'partials/slow.html' %}",
+            "partials/slow.html": "\n\n{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
+        },
+    )
     # Compile both sources first: on a loaded machine the deadline could otherwise fall while the
     # include is being compiled, which is correctly reported at the include's line instead.
     quick_sandbox.render(bundle, "email.en.html", {"items": [1]}, autoescape=True)
@@ -505,8 +578,9 @@ def test_timeout_points_at_the_partial_that_spins(quick_sandbox):
 
 
 def test_timeout_between_chunks_still_names_the_line(quick_sandbox):
-    bundle = TemplateBundle("tv_chatty", {"part": "Hi\n{% for a in items %}{% for b in items %}{{ '' }}{% endfor %}"
-                                                   "{% endfor %}"})
+    bundle = TemplateBundle(
+        "tv_chatty", {"part": "Hi\n{% for a in items %}{% for b in items %}{{ '' }}{% endfor %}{% endfor %}"}
+    )
     for _ in range(5):  # the deadline falls in template code or between two chunks: both are located
         with pytest.raises(RenderError) as caught:
             quick_sandbox.render(bundle, "part", {"items": list(range(100_000))}, autoescape=False)
@@ -526,10 +600,14 @@ SIZE_BOMBS = [
     ("{{ '%999999999s'|format('x') }}", "output_too_large"),
     ("{% set s = 'x' * 900000 %}{{ s ~ s }}", "output_too_large"),
     ("{% set s = 'x' * 900000 %}{{ s + s }}", "output_too_large"),
-    ("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-     "output_too_large"),
-    ("{% set ns = namespace(s=[1]) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
-     "output_too_large"),
+    (
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "output_too_large",
+    ),
+    (
+        "{% set ns = namespace(s=[1]) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "output_too_large",
+    ),
     ("{% set b %}{% for i in range(1100) %}{{ 'x' * 1000 }}{% endfor %}{% endset %}{{ b|length }}", "output_too_large"),
     ("{% for i in range(100) %}{{ ('x' * 900000)|length }}{% endfor %}", "output_too_large"),
     ("{{ range(1000)|join('x' * 100000) }}", "output_too_large"),

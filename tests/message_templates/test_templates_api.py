@@ -25,8 +25,10 @@ def test_create_publish_and_read_versions(api):
 
 def test_published_versions_do_not_change_when_the_draft_does(api):
     publish_template(api)
-    api.patch("/v1/templates/welcome", json={"variants": [
-        {"channel": "email", "subject": "Changed", "html": "<p>{{ first_name }} {{ plan }}</p>"}]})
+    api.patch(
+        "/v1/templates/welcome",
+        json={"variants": [{"channel": "email", "subject": "Changed", "html": "<p>{{ first_name }} {{ plan }}</p>"}]},
+    )
     assert api.get("/v1/templates/welcome/versions/1").json["variants"][0]["subject"] == "Welcome, {{ first_name }}"
     assert api.get("/v1/templates/welcome").json["variants"][0]["subject"] == "Changed"
 
@@ -49,8 +51,12 @@ def test_syntax_error_is_422_naming_part_and_line(api):
 
 
 def test_template_reaching_for_python_internals_is_refused(api):
-    for payload in ["{{ ''.__class__.__mro__ }}", "{{ lipsum.__globals__ }}", "{{ x|attr('__class__') }}",
-                    "{{ cycler.__init__.__globals__.os }}"]:
+    for payload in [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ x|attr('__class__') }}",
+        "{{ cycler.__init__.__globals__.os }}",
+    ]:
         body = template_body(variants=[{"channel": "sms", "body": payload}])
         response = api.post("/v1/templates", json=body)
         assert response.status_code == 422, payload
@@ -67,7 +73,7 @@ def test_multiline_subject_is_refused(api):
 def test_publishing_refuses_undeclared_variables(api):
     api.post("/v1/templates", json=template_body(variables=["first_name"]))
     response = api.post("/v1/templates/welcome/publish")
-    assert response.status_code == 422
+    assert response.status_code == 409  # the request is fine; the draft is not publishable as it stands
     assert response.json["error"]["details"]["field"] == "variables"
     assert "plan" in response.json["error"]["message"]
     assert api.get("/v1/templates/welcome").json["latest_version"] is None
@@ -77,8 +83,16 @@ def test_layouts_and_partials_are_frozen_into_the_version(api):
     layout = "<main>{% block content %}{% endblock %}</main>{% include 'partials/footer.html' %}"
     assert api.put("/v1/snippets/layouts/base.html", json={"source": layout}).status_code == 201
     api.put("/v1/snippets/partials/footer.html", json={"source": "<footer>v1 footer</footer>"})
-    body = template_body(variables=["first_name"], variants=[{"channel": "email", "subject": "Hi", "html":
-        "{% extends 'layouts/base.html' %}{% block content %}Hello {{ first_name }}{% endblock %}"}])
+    body = template_body(
+        variables=["first_name"],
+        variants=[
+            {
+                "channel": "email",
+                "subject": "Hi",
+                "html": "{% extends 'layouts/base.html' %}{% block content %}Hello {{ first_name }}{% endblock %}",
+            }
+        ],
+    )
     api.post("/v1/templates", json=body)
     assert api.post("/v1/templates/welcome/publish").json["version"] == 1
     version = api.get("/v1/templates/welcome/versions/1").json
@@ -92,12 +106,13 @@ def test_layouts_and_partials_are_frozen_into_the_version(api):
     assert "v2 footer" in preview["parts"][0]["html"]
 
 
-def test_publishing_with_a_missing_snippet_is_422(api):
-    body = template_body(variables=[], variants=[{"channel": "email", "subject": "Hi", "html":
-        "{% include 'partials/nope.html' %}"}])
+def test_publishing_with_a_missing_snippet_is_409(api):
+    body = template_body(
+        variables=[], variants=[{"channel": "email", "subject": "Hi", "html": "{% include 'partials/nope.html' %}"}]
+    )
     api.post("/v1/templates", json=body)
     response = api.post("/v1/templates/welcome/publish")
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert response.json["error"]["details"]["snippet"] == "partials/nope.html"
 
 
@@ -134,10 +149,12 @@ def test_preview_escapes_html_but_not_text(api):
     api.post("/v1/templates", json=template_body(variables=["first_name", "plan"]))
     api.post("/v1/templates/welcome/publish")
     evil = "<script>alert(1)</script>"
-    preview = api.post("/v1/templates/welcome/preview",
-                       json={"data": {"first_name": evil, "plan": "p"}, "channel": "sms"}).json
+    preview = api.post(
+        "/v1/templates/welcome/preview", json={"data": {"first_name": evil, "plan": "p"}, "channel": "sms"}
+    ).json
     assert preview["parts"][0]["body"] == f"Welcome {evil}!"
-    preview = api.post("/v1/templates/welcome/preview",
-                       json={"data": {"first_name": evil, "plan": "p"}, "channel": "email"}).json
+    preview = api.post(
+        "/v1/templates/welcome/preview", json={"data": {"first_name": evil, "plan": "p"}, "channel": "email"}
+    ).json
     assert "<script>" not in preview["parts"][0]["html"]
     assert "&lt;script&gt;" in preview["parts"][0]["html"]

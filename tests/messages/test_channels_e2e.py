@@ -33,8 +33,12 @@ from tests.support.factories import publish_template, put_profile
 from tests.support.http_server import HttpTestServer
 
 VARIANTS = [
-    {"channel": "email", "locale": "en", "subject": "Your code, {{ first_name }}",
-     "html": "<p>Hi {{ first_name }}, your code is <b>{{ code }}</b>.</p>"},
+    {
+        "channel": "email",
+        "locale": "en",
+        "subject": "Your code, {{ first_name }}",
+        "html": "<p>Hi {{ first_name }}, your code is <b>{{ code }}</b>.</p>",
+    },
     {"channel": "sms", "locale": "en", "body": "Hi {{ first_name }}, your code is {{ code }}"},
     {"channel": "chat", "locale": "en", "body": "Hi {{ first_name }}! Code: {{ code }}"},
 ]
@@ -71,8 +75,9 @@ def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def send(api: Any, **body: Any) -> str:
-    accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "code",
-                                              "data": {"code": "4711"}, **body})
+    accepted = api.post(
+        "/v1/messages", json={"to": {"external_id": "u1"}, "template": "code", "data": {"code": "4711"}, **body}
+    )
     assert accepted.status_code == 202, accepted.json
     return accepted.json["id"]
 
@@ -81,14 +86,17 @@ def with_status(api: Any, message_id: str, status: str) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         body = api.get(f"/v1/messages/{message_id}").json
         return body if body["status"] == status else None
+
     return wait_for(probe, message=f"message {message_id} to be {status}")
 
 
 def settled(api: Any, message_id: str) -> dict[str, Any]:
     """The message once its first attempt is over, whatever the outcome (``retrying`` included)."""
+
     def probe() -> dict[str, Any] | None:
         body = api.get(f"/v1/messages/{message_id}").json
         return body if body["status"] not in ("queued", "sending") else None
+
     return wait_for(probe, message=f"message {message_id} to settle")
 
 
@@ -98,11 +106,17 @@ def prepare(api: Any, **profile: Any) -> None:
 
 
 def hop(account: dict[str, Any], outcome: str, error: str | None = None) -> dict[str, Any]:
-    return {"provider": account["kind"], "account": account["id"], "label": account["label"], "outcome": outcome,
-            "error": error}
+    return {
+        "provider": account["kind"],
+        "account": account["id"],
+        "label": account["label"],
+        "outcome": outcome,
+        "error": error,
+    }
 
 
 # Each channel, end to end.
+
 
 def test_sms_goes_out_through_twilio(api, worker, server):
     server.respond(SMS_PATH, **TWILIO_OK)
@@ -115,7 +129,10 @@ def test_sms_goes_out_through_twilio(api, worker, server):
     assert message["reason"] == f"accepted by twilio as {TWILIO_SID_SM}"
     [attempt] = message["attempts"]
     assert (attempt["provider"], attempt["outcome"], attempt["provider_message_id"]) == (
-        "twilio", "sent", TWILIO_SID_SM)
+        "twilio",
+        "sent",
+        TWILIO_SID_SM,
+    )
     assert attempt["hops"] == [hop(account, "sent")]
     [request] = server.requests
     assert (request.method, request.path) == ("POST", SMS_PATH)
@@ -177,8 +194,9 @@ def test_chat_goes_out_through_a_slack_incoming_webhook(api, worker, server):
 
 def test_sms_goes_out_through_a_signed_webhook(api, worker, workspace, server):
     server.respond("/gateway", status=202, json={"id": "gw-42"})
-    account = add_provider(api, "webhook", "gateway",
-                           {"url": f"{server.url}/gateway", "secret": WEBHOOK_SECRET, "channel": "sms"})
+    account = add_provider(
+        api, "webhook", "gateway", {"url": f"{server.url}/gateway", "secret": WEBHOOK_SECRET, "channel": "sms"}
+    )
     prepare(api, phone=PHONE, channels=["sms"])
 
     message_id = send(api)
@@ -189,8 +207,14 @@ def test_sms_goes_out_through_a_signed_webhook(api, worker, workspace, server):
     [request] = server.requests
     assert (request.method, request.path) == ("POST", "/gateway")
     assert request.headers["content-type"] == "application/json"
-    assert request.json() == {"type": "message.send", "id": message_id, "channel": "sms", "to": PHONE,
-                              "body": SMS_TEXT, "workspace_id": workspace[0]}
+    assert request.json() == {
+        "type": "message.send",
+        "id": message_id,
+        "channel": "sms",
+        "to": PHONE,
+        "body": SMS_TEXT,
+        "workspace_id": workspace[0],
+    }
     assert request.headers["webhook-id"] == message_id
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
     assert webhook_signature_ok(request)
@@ -199,8 +223,9 @@ def test_sms_goes_out_through_a_signed_webhook(api, worker, workspace, server):
 def test_email_goes_out_through_mailgun_as_mime(api, worker, server):
     path = f"/v3/{MAILGUN_DOMAIN}/messages.mime"
     server.respond(path, json={"id": "<20260101.1@mg.example.com>", "message": "Queued. Thank you."})
-    account = add_provider(api, "mailgun", "mailgun",
-                           {"api_key": MAILGUN_KEY, "domain": MAILGUN_DOMAIN, "base_url": server.url})
+    account = add_provider(
+        api, "mailgun", "mailgun", {"api_key": MAILGUN_KEY, "domain": MAILGUN_DOMAIN, "base_url": server.url}
+    )
     prepare(api, channels=["email"])
 
     message = finished(api, send(api))
@@ -223,6 +248,7 @@ def test_email_goes_out_through_mailgun_as_mime(api, worker, server):
 
 # Failover across the accounts of one channel.
 
+
 def two_sms_accounts(api: Any, first: HttpTestServer, second: HttpTestServer) -> tuple[dict[str, Any], ...]:
     primary = add_provider(api, "twilio", "primary", twilio_config(first.url), priority=1)
     secondary = add_provider(api, "twilio", "secondary", twilio_config(second.url), priority=2)
@@ -240,7 +266,9 @@ def test_a_transient_error_fails_over_to_the_next_account(api, worker, server, b
     assert message["status"] == "sent"
     [attempt] = message["attempts"]
     assert [(h["account"], h["outcome"]) for h in attempt["hops"]] == [
-        (primary["id"], "transient_error"), (secondary["id"], "sent")]
+        (primary["id"], "transient_error"),
+        (secondary["id"], "sent"),
+    ]
     assert attempt["hops"][0]["error"].startswith("unavailable: Twilio answered HTTP 503: 20503 Service Unavailable")
     assert (len(server.requests), len(backup.requests)) == (1, 1)
     assert backup.requests[0].form()["Body"] == SMS_TEXT
@@ -258,9 +286,14 @@ def test_all_accounts_down_retries_and_sends_when_one_recovers(api, worker, serv
     assert "secondary: unavailable: Twilio answered HTTP 503" in retrying["reason"]
     [attempt] = retrying["attempts"]
     assert (attempt["outcome"], attempt["error"], attempt["retry_at"] is not None) == (
-        "transient_error", retrying["reason"], True)
+        "transient_error",
+        retrying["reason"],
+        True,
+    )
     assert [(h["account"], h["outcome"]) for h in attempt["hops"]] == [
-        (primary["id"], "transient_error"), (secondary["id"], "transient_error")]
+        (primary["id"], "transient_error"),
+        (secondary["id"], "transient_error"),
+    ]
     server.reset()
     server.respond(SMS_PATH, **TWILIO_OK)
 
@@ -318,12 +351,18 @@ def test_a_lost_answer_is_sent_outcome_unknown_never_a_duplicate(api, worker, se
     assert (len(server.requests), backup.requests) == (1, [])
 
 
-def test_a_lost_answer_from_an_idempotent_gateway_is_not_sent_again_elsewhere(api, worker, server, backup,
-                                                                               short_timeouts):
+def test_a_lost_answer_from_an_idempotent_gateway_is_not_sent_again_elsewhere(
+    api, worker, server, backup, short_timeouts
+):
     server.respond("/gateway", status=202, json={"id": "gw-1"}, delay=SLOW)
     backup.respond(SMS_PATH, **TWILIO_OK)
-    add_provider(api, "webhook", "gateway", {"url": f"{server.url}/gateway", "secret": WEBHOOK_SECRET,
-                                             "channel": "sms"}, priority=1)
+    add_provider(
+        api,
+        "webhook",
+        "gateway",
+        {"url": f"{server.url}/gateway", "secret": WEBHOOK_SECRET, "channel": "sms"},
+        priority=1,
+    )
     add_provider(api, "twilio", "twilio", twilio_config(backup.url), priority=2)
     prepare(api, phone=PHONE, channels=["sms"])
 

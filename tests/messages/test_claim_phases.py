@@ -16,8 +16,9 @@ from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message
 from tests.messages.test_send_api import send
 from tests.support.factories import publish_template, put_profile
 
-MARKETING = [{"channel": "email", "locale": "en", "subject": "News for {{ first_name }}",
-              "html": "<p>Hi {{ first_name }}</p>"}]
+MARKETING = [
+    {"channel": "email", "locale": "en", "subject": "News for {{ first_name }}", "html": "<p>Hi {{ first_name }}</p>"}
+]
 
 
 def during_render(monkeypatch, action) -> None:
@@ -48,9 +49,12 @@ def assert_no_transaction_holds_a_lock(runtime) -> None:
             writer.close()
         return
     with runtime.db.engine.connect() as connection:
-        open_elsewhere = connection.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND state LIKE 'idle in transaction%'")).scalar()
+        open_elsewhere = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state LIKE 'idle in transaction%'"
+            )
+        ).scalar()
     assert open_elsewhere == 0
 
 
@@ -89,8 +93,10 @@ def test_consent_revoked_while_the_message_renders_is_honoured(api, runtime, mon
     publish_template(api, variables=["first_name"], variants=MARKETING, category="marketing")
     put_profile(api, "u1", channels=["email"])
     message_id = send(api, topic="news").json["id"]
-    during_render(monkeypatch, lambda: api.post("/v1/profiles/u1/consent", json={
-        "channel": "email", "topic": "news", "status": "revoked"}))
+    during_render(
+        monkeypatch,
+        lambda: api.post("/v1/profiles/u1/consent", json={"channel": "email", "topic": "news", "status": "revoked"}),
+    )
     deliver_message(runtime, message_id)
     skipped = api.get(f"/v1/messages/{message_id}").json
     assert (skipped["status"], skipped["reason"]) == ("skipped", "no_consent")
@@ -102,11 +108,17 @@ def test_a_suppression_added_while_the_message_renders_is_honoured(api, runtime,
     publish_template(api)
     put_profile(api, "u1")
     message_id = send(api).json["id"]
-    during_render(monkeypatch, lambda: api.post("/v1/suppressions", json={
-        "channel": "email", "address": "u1@example.com", "reason": "manual"}))
+    during_render(
+        monkeypatch,
+        lambda: api.post(
+            "/v1/suppressions", json={"channel": "email", "address": "u1@example.com", "reason": "manual"}
+        ),
+    )
     deliver_message(runtime, message_id)
     assert (message(runtime, message_id).status, message(runtime, message_id).reason) == (
-        "skipped", "suppressed:manual")
+        "skipped",
+        "suppressed:manual",
+    )
     assert api.get("/v1/outbox").json["items"] == []
 
 
@@ -117,8 +129,11 @@ def test_a_message_cancelled_while_it_renders_is_not_sent(api, runtime, monkeypa
 
     def cancel():
         with runtime.db.unit_of_work() as session:
-            session.execute(update(Message).where(Message.id == message_id).values(
-                status="skipped", reason="erased", updated_at=utcnow()))
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(status="skipped", reason="erased", updated_at=utcnow())
+            )
 
     during_render(monkeypatch, cancel)
     deliver_message(runtime, message_id)
@@ -133,15 +148,28 @@ def test_a_slow_run_reaching_its_commit_point_during_a_takeover_keeps_the_messag
     put_profile(api, "u1")
     message_id = send(api).json["id"]
     with runtime.db.unit_of_work() as session:
-        session.execute(update(Message).where(Message.id == message_id).values(
-            status="sending", claim_token="slow", claimed_at=utcnow() - dt.timedelta(minutes=5), claims=1))
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(status="sending", claim_token="slow", claimed_at=utcnow() - dt.timedelta(minutes=5), claims=1)
+        )
 
     def slow_owner_records_its_intent():
         with runtime.db.unit_of_work() as session:
             session.execute(update(Message).where(Message.id == message_id).values(updated_at=utcnow()))
-            session.execute(insert(DeliveryAttempt).values(
-                id="att_slow", message_id=message_id, number=1, channel="email", provider="smtp",
-                to_address="u1@example.com", outcome=AttemptOutcome.IN_FLIGHT, hops=[], started_at=utcnow()))
+            session.execute(
+                insert(DeliveryAttempt).values(
+                    id="att_slow",
+                    message_id=message_id,
+                    number=1,
+                    channel="email",
+                    provider="smtp",
+                    to_address="u1@example.com",
+                    outcome=AttemptOutcome.IN_FLIGHT,
+                    hops=[],
+                    started_at=utcnow(),
+                )
+            )
 
     during_render(monkeypatch, slow_owner_records_its_intent)
     deliver_message(runtime, message_id)

@@ -44,8 +44,11 @@ def test_running_twice_calls_the_provider_once(runtime, accepted, smtp_server):
 
 def test_a_live_claim_makes_a_second_run_a_no_op(runtime, accepted, smtp_server):
     with runtime.db.unit_of_work() as session:
-        session.execute(update(Message).where(Message.id == accepted).values(
-            status="sending", claim_token="someone", claimed_at=utcnow(), claims=1))
+        session.execute(
+            update(Message)
+            .where(Message.id == accepted)
+            .values(status="sending", claim_token="someone", claimed_at=utcnow(), claims=1)
+        )
     deliver_message(runtime, accepted)
     assert row(runtime, accepted).status == "sending"
     assert smtp_server.messages == []
@@ -53,8 +56,11 @@ def test_a_live_claim_makes_a_second_run_a_no_op(runtime, accepted, smtp_server)
 
 def test_a_stale_claim_without_a_provider_call_is_taken_over(runtime, accepted, smtp_server):
     with runtime.db.unit_of_work() as session:
-        session.execute(update(Message).where(Message.id == accepted).values(
-            status="sending", claim_token="dead", claimed_at=utcnow() - dt.timedelta(minutes=5), claims=1))
+        session.execute(
+            update(Message)
+            .where(Message.id == accepted)
+            .values(status="sending", claim_token="dead", claimed_at=utcnow() - dt.timedelta(minutes=5), claims=1)
+        )
     deliver_message(runtime, accepted)
     assert row(runtime, accepted).status == "sent"
     assert len(smtp_server.messages) == 1
@@ -130,8 +136,13 @@ def test_an_error_inside_the_accepting_transaction_publishes_nothing(runtime, wo
     published = []
     runtime.publisher.publish = lambda *args, **kwargs: published.append(args)  # type: ignore[method-assign]
     with pytest.raises(RuntimeError), runtime.db.unit_of_work() as session:
-        send_message(session=session, runtime=runtime, workspace_id=workspace[0], idempotency_key=None,
-                     request=SendIn.model_validate({"to": {"external_id": "u1"}, "template": "welcome"}))
+        send_message(
+            session=session,
+            runtime=runtime,
+            workspace_id=workspace[0],
+            idempotency_key=None,
+            request=SendIn.model_validate({"to": {"external_id": "u1"}, "template": "welcome"}),
+        )
         raise RuntimeError("something after the message row, in the same transaction")
     assert published == []
     assert pending_jobs(runtime) == []
@@ -212,10 +223,19 @@ def test_a_local_outbox_behind_another_provider_is_never_a_failover_target(api, 
 
     with HttpTestServer() as gateway:
         gateway.respond("/send", 503)
-        api.post("/v1/providers", json={"kind": "webhook", "label": "gateway", "priority": 0, "config": {
-            "url": f"{gateway.url}/send", "secret": "whsec_" + "A" * 32, "channel": "sms"}})
-        api.post("/v1/providers", json={"kind": "local_outbox", "label": "outbox", "priority": 1,
-                                        "config": {"channel": "sms"}})
+        api.post(
+            "/v1/providers",
+            json={
+                "kind": "webhook",
+                "label": "gateway",
+                "priority": 0,
+                "config": {"url": f"{gateway.url}/send", "secret": "whsec_" + "A" * 32, "channel": "sms"},
+            },
+        )
+        api.post(
+            "/v1/providers",
+            json={"kind": "local_outbox", "label": "outbox", "priority": 1, "config": {"channel": "sms"}},
+        )
         publish_template(api, variants=[{"channel": "sms", "body": "Hi {{ first_name }}"}], variables=["first_name"])
         put_profile(api, "u1", phone="+14155550100", channels=["sms"])
         message_id = send(api).json["id"]

@@ -21,11 +21,21 @@ pytestmark = pytest.mark.e2e
 
 
 def worker_env(settings, smtp_server, **overrides):
-    values = dict(database_url=settings.database_url, redis_url=settings.redis_url,
-                  redis_namespace=settings.redis_namespace, smtp_url=smtp_server.url(), secret_key="test-secret",
-                  public_url="http://ccm.test", claim_timeout=2, smtp_timeout=0.8, render_timeout=0.8,
-                  relay_grace=1, relay_interval=0.2,
-                  retry_base=0.2, retry_max=1)
+    values = dict(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        redis_namespace=settings.redis_namespace,
+        smtp_url=smtp_server.url(),
+        secret_key="test-secret",
+        public_url="http://ccm.test",
+        claim_timeout=2,
+        smtp_timeout=0.8,
+        render_timeout=0.8,
+        relay_grace=1,
+        relay_interval=0.2,
+        retry_base=0.2,
+        retry_max=1,
+    )
     values.update(overrides)
     return ccm_env(**values)
 
@@ -59,8 +69,9 @@ def test_worker_killed_between_claim_and_send_sends_once(api, runtime, settings,
 
 
 @needs_redis
-def test_worker_killed_after_the_smtp_server_accepted_does_not_send_again(api, runtime, settings, smtp_server,
-                                                                          tmp_path):
+def test_worker_killed_after_the_smtp_server_accepted_does_not_send_again(
+    api, runtime, settings, smtp_server, tmp_path
+):
     publish_template(api)
     put_profile(api, "u1")
     message_id = send(api).json["id"]
@@ -124,9 +135,16 @@ def test_redis_down_when_the_api_is_called_then_delivered_once_it_is_back(databa
 
 
 def test_embedded_serve_killed_mid_delivery_delivers_once_after_restart(tmp_path, smtp_server):
-    env = ccm_env(data_dir=tmp_path / "data", smtp_url=smtp_server.url(), claim_timeout=2, smtp_timeout=0.8,
-                  render_timeout=0.8, relay_grace=1,
-                  relay_interval=0.2, crash_at="after_claim")
+    env = ccm_env(
+        data_dir=tmp_path / "data",
+        smtp_url=smtp_server.url(),
+        claim_timeout=2,
+        smtp_timeout=0.8,
+        render_timeout=0.8,
+        relay_grace=1,
+        relay_interval=0.2,
+        crash_at="after_claim",
+    )
     crashing = ServeProcess(env, tmp_path / "serve1.log")
     client = ApiClient(HttpClient(crashing.url), crashing.key)
     publish_template(client)
@@ -159,8 +177,12 @@ class HttpClient:
         import urllib.request
 
         body = jsonlib.dumps(json).encode() if json is not None else data
-        request = urllib.request.Request(self.base_url + path, data=body, method=method,
-                                         headers={"Content-Type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=body,
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return HttpResponse(response.status, response.read(), dict(response.headers))

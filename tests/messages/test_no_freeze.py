@@ -25,8 +25,10 @@ FAST = 0.5
 
 def heavy_source(loops: int) -> str:
     """A real template the sandbox allows: a big loop that builds nothing, well inside the work budget."""
-    return (f"{{% for i in range({loops}) %}}{{% for j in range(1000) %}}{{% set x = i * j %}}"
-            "{% endfor %}{% endfor %}<p>Hello {{ first_name }}</p>")
+    return (
+        f"{{% for i in range({loops}) %}}{{% for j in range(1000) %}}{{% set x = i * j %}}"
+        "{% endfor %}{% endfor %}<p>Hello {{ first_name }}</p>"
+    )
 
 
 def calibrated_loops(sandbox, seconds: float) -> int:
@@ -53,8 +55,12 @@ def slowest(probes: dict[str, Callable[[], object]], rounds: int = 3) -> dict[st
 def heavy_queue(api, runtime):
     """Eight messages of a heavy template, queued before any worker runs; then a worker starts."""
     loops = calibrated_loops(runtime.sandbox, RENDER_SECONDS)
-    publish_template(api, "heavy", variables=["first_name"], variants=[
-        {"channel": "email", "locale": "en", "subject": "Hi {{ first_name }}", "html": heavy_source(loops)}])
+    publish_template(
+        api,
+        "heavy",
+        variables=["first_name"],
+        variants=[{"channel": "email", "locale": "en", "subject": "Hi {{ first_name }}", "html": heavy_source(loops)}],
+    )
     publish_template(api)
     put_profile(api, "u1")
     ids = [send(api, template="heavy").json["id"] for _ in range(QUEUED)]
@@ -71,13 +77,16 @@ def unfinished(api, ids: list[str]) -> int:
 
 @pytest.mark.settings(render_timeout=8.0, claim_timeout=30.0)
 def test_the_api_answers_at_once_while_the_worker_renders(api, heavy_queue):
-    timings = slowest({
-        "GET /healthz": lambda: api.get("/healthz"),
-        "POST /v1/messages": lambda: send(api),
-        "GET /v1/messages/{id}": lambda: api.get(f"/v1/messages/{heavy_queue[-1]}"),
-        "POST /v1/templates/welcome/preview": lambda: api.post(
-            "/v1/templates/welcome/preview", json={"data": {"first_name": "Ada", "plan": "pro"}}),
-    })
+    timings = slowest(
+        {
+            "GET /healthz": lambda: api.get("/healthz"),
+            "POST /v1/messages": lambda: send(api),
+            "GET /v1/messages/{id}": lambda: api.get(f"/v1/messages/{heavy_queue[-1]}"),
+            "POST /v1/templates/welcome/preview": lambda: api.post(
+                "/v1/templates/welcome/preview", json={"data": {"first_name": "Ada", "plan": "pro"}}
+            ),
+        }
+    )
     assert all(seconds < FAST for seconds in timings.values()), timings
     assert unfinished(api, heavy_queue) > 0, "the renders ended before the requests were timed"
     assert all(finished(api, message_id, timeout=30)["status"] == "delivered" for message_id in heavy_queue)
@@ -86,9 +95,12 @@ def test_the_api_answers_at_once_while_the_worker_renders(api, heavy_queue):
 def stale_transactions(connection) -> int:
     """Transactions open and idle for more than half a second (a render inside one, say)."""
     time.sleep(0.2)
-    return connection.execute(text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state LIKE 'idle in transaction%' AND now() - xact_start > interval '0.5 seconds'")).scalar()
+    return connection.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%' AND now() - xact_start > interval '0.5 seconds'"
+        )
+    ).scalar()
 
 
 @pytest.mark.settings(render_timeout=8.0, claim_timeout=30.0)
@@ -109,8 +121,9 @@ def test_no_write_lock_is_held_while_rendering(runtime, api, heavy_queue):
         try:
             with engine.begin() as connection:  # the row of a message being rendered is not locked
                 connection.execute(text("SET LOCAL lock_timeout = '200ms'"))
-                connection.execute(text("UPDATE message SET updated_at = updated_at WHERE id = :id"),
-                                   {"id": heavy_queue[0]})
+                connection.execute(
+                    text("UPDATE message SET updated_at = updated_at WHERE id = :id"), {"id": heavy_queue[0]}
+                )
             with engine.connect() as connection:  # and no transaction stays open across a render
                 assert max(stale_transactions(connection) for _ in range(5)) == 0
         finally:

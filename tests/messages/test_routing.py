@@ -18,26 +18,87 @@ TEMPLATE_VARIANTS = [
 
 CASES = [
     # (case, profile fields, send fields, setup, expected status, expected channel, expected route)
-    ("ranking picks sms first", {"phone": "+14155550100", "channels": ["sms", "email"]}, {}, None,
-     "delivered", "sms", [("sms", "chosen", None)]),
-    ("no phone: falls to email", {"channels": ["sms", "email"]}, {}, None,
-     "delivered", "email", [("sms", "rejected", "no_address"), ("email", "chosen", None)]),
-    ("workspace order after the ranking", {"phone": "+14155550100", "channels": ["chat"]}, {}, None,
-     "delivered", "email", [("chat", "rejected", "no_address"), ("email", "chosen", None)]),
-    ("explicit channel override", {"phone": "+14155550100", "channels": ["sms", "email"]}, {"channel": "email"},
-     None, "delivered", "email", [("email", "chosen", None)]),
-    ("marketing without sms consent", {"phone": "+14155550100", "channels": ["sms", "email"]},
-     {"category": "marketing", "topic": "news"}, "revoke_sms",
-     "delivered", "email", [("sms", "rejected", "no_consent"), ("email", "chosen", None)]),
-    ("transactional ignores topic consent", {"phone": "+14155550100", "channels": ["sms", "email"]}, {},
-     "revoke_sms", "delivered", "sms", [("sms", "chosen", None)]),
-    ("suppressed sms, even transactional", {"phone": "+14155550100", "channels": ["sms", "email"]}, {},
-     "suppress_sms", "delivered", "email", [("sms", "rejected", "suppressed:stop"), ("email", "chosen", None)]),
-    ("everything blocked", {"phone": "+14155550100", "channels": ["sms"], "email": None},
-     {"channel": "sms"}, "suppress_sms", "skipped", None, [("sms", "rejected", "suppressed:stop")]),
-    ("opt-in topic without a grant", {"channels": ["email"]}, {"category": "marketing", "topic": "vip"},
-     "opt_in_topic", "skipped", None, [("email", "rejected", "no_consent"), ("sms", "rejected", "no_address"),
-                                       ("chat", "rejected", "no_address")]),
+    (
+        "ranking picks sms first",
+        {"phone": "+14155550100", "channels": ["sms", "email"]},
+        {},
+        None,
+        "delivered",
+        "sms",
+        [("sms", "chosen", None)],
+    ),
+    (
+        "no phone: falls to email",
+        {"channels": ["sms", "email"]},
+        {},
+        None,
+        "delivered",
+        "email",
+        [("sms", "rejected", "no_address"), ("email", "chosen", None)],
+    ),
+    (
+        "workspace order after the ranking",
+        {"phone": "+14155550100", "channels": ["chat"]},
+        {},
+        None,
+        "delivered",
+        "email",
+        [("chat", "rejected", "no_address"), ("email", "chosen", None)],
+    ),
+    (
+        "explicit channel override",
+        {"phone": "+14155550100", "channels": ["sms", "email"]},
+        {"channel": "email"},
+        None,
+        "delivered",
+        "email",
+        [("email", "chosen", None)],
+    ),
+    (
+        "marketing without sms consent",
+        {"phone": "+14155550100", "channels": ["sms", "email"]},
+        {"category": "marketing", "topic": "news"},
+        "revoke_sms",
+        "delivered",
+        "email",
+        [("sms", "rejected", "no_consent"), ("email", "chosen", None)],
+    ),
+    (
+        "transactional ignores topic consent",
+        {"phone": "+14155550100", "channels": ["sms", "email"]},
+        {},
+        "revoke_sms",
+        "delivered",
+        "sms",
+        [("sms", "chosen", None)],
+    ),
+    (
+        "suppressed sms, even transactional",
+        {"phone": "+14155550100", "channels": ["sms", "email"]},
+        {},
+        "suppress_sms",
+        "delivered",
+        "email",
+        [("sms", "rejected", "suppressed:stop"), ("email", "chosen", None)],
+    ),
+    (
+        "everything blocked",
+        {"phone": "+14155550100", "channels": ["sms"], "email": None},
+        {"channel": "sms"},
+        "suppress_sms",
+        "skipped",
+        None,
+        [("sms", "rejected", "suppressed:stop")],
+    ),
+    (
+        "opt-in topic without a grant",
+        {"channels": ["email"]},
+        {"category": "marketing", "topic": "vip"},
+        "opt_in_topic",
+        "skipped",
+        None,
+        [("email", "rejected", "no_consent"), ("sms", "rejected", "no_address"), ("chat", "rejected", "no_address")],
+    ),
 ]
 
 
@@ -53,8 +114,12 @@ def _setup(api, what):
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
 def test_routing(api, runtime, case):
     _, profile, send, setup, status, channel, route = case
-    publish_template(api, variables=["first_name"], variants=TEMPLATE_VARIANTS,
-                     category="marketing" if send.get("category") == "marketing" else "transactional")
+    publish_template(
+        api,
+        variables=["first_name"],
+        variants=TEMPLATE_VARIANTS,
+        category="marketing" if send.get("category") == "marketing" else "transactional",
+    )
     put_profile(api, "u1", **profile)
     _setup(api, setup)
     accepted = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", **send})
@@ -83,8 +148,16 @@ def test_a_later_topic_grant_outweighs_an_earlier_channel_revocation(api, runtim
     publish_template(api, variables=["first_name"], variants=TEMPLATE_VARIANTS, category="marketing")
     put_profile(api, "u1", channels=["email"])
     api.post("/v1/profiles/u1/consent", json={"channel": "email", "status": "revoked"})
-    api.post("/v1/profiles/u1/consent", json={"channel": "email", "topic": "news", "status": "granted",
-                                              "source": "double_opt_in", "proof": {"confirmed_at": "2026-11-01"}})
+    api.post(
+        "/v1/profiles/u1/consent",
+        json={
+            "channel": "email",
+            "topic": "news",
+            "status": "granted",
+            "source": "double_opt_in",
+            "proof": {"confirmed_at": "2026-11-01"},
+        },
+    )
     news = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "topic": "news"})
     other = api.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome", "topic": "offers"})
     for accepted in (news, other):

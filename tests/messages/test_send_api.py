@@ -20,6 +20,7 @@ def finished(api, message_id, timeout=10.0):
     def probe():
         body = api.get(f"/v1/messages/{message_id}").json
         return body if body["status"] in ("delivered", "sent", "failed", "skipped") else None
+
     return wait_for(probe, timeout=timeout, message=f"message {message_id} to finish")
 
 
@@ -34,7 +35,11 @@ def test_send_is_accepted_and_lands_in_the_outbox(api, worker):
     assert message["status"] == "delivered"
     assert message["reason"].startswith("accepted by local_outbox")
     assert (message["channel"], message["template"], message["template_version"], message["locale"]) == (
-        "email", "welcome", 1, "en")
+        "email",
+        "welcome",
+        1,
+        "en",
+    )
     assert [a["outcome"] for a in message["attempts"]] == ["delivered"]
     assert message["route"] == [{"channel": "email", "decision": "chosen", "reason": None}]
 
@@ -100,8 +105,10 @@ def test_profile_without_any_address_is_skipped(api, worker):
 def test_bad_sends_are_4xx_naming_the_field_and_create_nothing(api):
     publish_template(api)
     put_profile(api, "u1", attributes={})
-    for body, field in [({"template": "nope", "data": {"first_name": "A", "plan": "p"}}, "template"),
-                        ({"to": {"external_id": "ghost"}, "data": {"first_name": "A", "plan": "p"}}, "to.external_id")]:
+    for body, field in [
+        ({"template": "nope", "data": {"first_name": "A", "plan": "p"}}, "template"),
+        ({"to": {"external_id": "ghost"}, "data": {"first_name": "A", "plan": "p"}}, "to.external_id"),
+    ]:
         response = send(api, **body)  # what the request names does not exist: 404, like any other lookup
         assert (response.status_code, response.json["error"]["details"]["field"]) == (404, field), body
     cases = [
@@ -121,8 +128,14 @@ def test_bad_sends_are_4xx_naming_the_field_and_create_nothing(api):
 
 
 def test_unpublished_template_cannot_be_sent(api):
-    api.post("/v1/templates", json={"key": "draft-only", "category": "transactional", "variants": [
-        {"channel": "email", "subject": "s", "html": "<p>h</p>"}]})
+    api.post(
+        "/v1/templates",
+        json={
+            "key": "draft-only",
+            "category": "transactional",
+            "variants": [{"channel": "email", "subject": "s", "html": "<p>h</p>"}],
+        },
+    )
     put_profile(api, "u1")
     response = send(api, template="draft-only")
     assert response.status_code == 404
@@ -159,8 +172,13 @@ def test_concurrent_requests_with_one_key_create_one_message(app, api):
 
     def post():
         client = app.test_client()
-        answers.append(client.post("/v1/messages", json={"to": {"external_id": "u1"}, "template": "welcome"},
-                                   headers={"Authorization": f"Bearer {api.key}", "Idempotency-Key": "same"}))
+        answers.append(
+            client.post(
+                "/v1/messages",
+                json={"to": {"external_id": "u1"}, "template": "welcome"},
+                headers={"Authorization": f"Bearer {api.key}", "Idempotency-Key": "same"},
+            )
+        )
 
     threads = [threading.Thread(target=post) for _ in range(8)]
     for thread in threads:
@@ -177,8 +195,14 @@ def test_a_message_pins_the_version_it_was_accepted_with(api, worker):
     publish_template(api)
     put_profile(api, "u1")
     accepted = send(api)
-    api.patch("/v1/templates/welcome", json={"variants": [
-        {"channel": "email", "subject": "Version two", "html": "<p>v2 {{ first_name }} {{ plan }}</p>"}]})
+    api.patch(
+        "/v1/templates/welcome",
+        json={
+            "variants": [
+                {"channel": "email", "subject": "Version two", "html": "<p>v2 {{ first_name }} {{ plan }}</p>"}
+            ]
+        },
+    )
     assert api.post("/v1/templates/welcome/publish").json["version"] == 2
     first = finished(api, accepted.json["id"])
     second = finished(api, send(api).json["id"])

@@ -14,8 +14,9 @@ BODY = "A" * 150  # one GSM-7 segment alone; two with the footer
 
 
 def sms_template(api, category: str, body: str = BODY) -> None:
-    publish_template(api, "promo", category=category, variables=[], variants=[
-        {"channel": "sms", "locale": "en", "body": body}])
+    publish_template(
+        api, "promo", category=category, variables=[], variants=[{"channel": "sms", "locale": "en", "body": body}]
+    )
 
 
 def previewed(api) -> dict:
@@ -48,7 +49,8 @@ def test_a_preview_says_when_the_footer_makes_an_sms_too_long(api):
     preview = previewed(api)
     assert preview["parts"][0]["segments"] == 2
     assert [(p["code"], p["message"]) for p in preview["problems"]] == [
-        ("sms_too_long", "sms_too_long: 2 segments (GSM-7), the workspace allows 1")]
+        ("sms_too_long", "sms_too_long: 2 segments (GSM-7), the workspace allows 1")
+    ]
 
 
 @pytest.mark.settings(local_outbox="email,sms,chat")

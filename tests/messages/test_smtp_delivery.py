@@ -14,8 +14,10 @@ from tests.support.factories import publish_template, put_profile
 
 
 def received(smtp_server, count=1):
-    return wait_for(lambda: smtp_server.messages if len(smtp_server.messages) >= count else None,
-                    message=f"{count} message(s) at the SMTP server")
+    return wait_for(
+        lambda: smtp_server.messages if len(smtp_server.messages) >= count else None,
+        message=f"{count} message(s) at the SMTP server",
+    )
 
 
 def test_email_is_delivered_over_smtp_with_proper_mime(api, worker, smtp_server):
@@ -73,8 +75,10 @@ def test_smtp_4xx_is_retried_until_the_server_takes_it(api, worker, smtp_server)
     publish_template(api)
     put_profile(api, "u1")
     message_id = send(api).json["id"]
-    retrying = wait_for(lambda: (m := api.get(f"/v1/messages/{message_id}").json)["status"] == "retrying" and m,
-                        message="a retry to be scheduled")
+    retrying = wait_for(
+        lambda: (m := api.get(f"/v1/messages/{message_id}").json)["status"] == "retrying" and m,
+        message="a retry to be scheduled",
+    )
     assert "451" in retrying["reason"] and retrying["next_attempt_at"]
     smtp_server.set_reply("RCPT", None)
     message = finished(api, message_id)
@@ -113,6 +117,8 @@ def test_unreachable_smtp_server_is_transient(api, worker):
     publish_template(api)
     put_profile(api, "u1")
     message_id = send(api).json["id"]
-    message = wait_for(lambda: (m := api.get(f"/v1/messages/{message_id}").json)["status"] == "retrying" and m,
-                       message="a retry after a refused connection")
+    message = wait_for(
+        lambda: (m := api.get(f"/v1/messages/{message_id}").json)["status"] == "retrying" and m,
+        message="a retry after a refused connection",
+    )
     assert message["attempts"][0]["outcome"] == "transient_error"

@@ -21,19 +21,22 @@ def at(text):
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("now", "zone", "window", "expected"), [
-    ("2026-01-10T12:00", "Europe/Paris", DAY, None),                              # 13:00 in Paris
-    ("2026-01-10T21:30", "Europe/Paris", DAY, "2026-01-11T07:00"),                 # 22:30 → 08:00 CET
-    ("2026-01-10T06:59", "Europe/Paris", DAY, "2026-01-10T07:00"),                 # a minute early
-    ("2026-01-10T20:00", "Europe/Paris", DAY, "2026-01-11T07:00"),                 # 21:00 is already closed
-    ("2026-03-28T21:30", "Europe/Paris", DAY, "2026-03-29T06:00"),                 # spring forward: 08:00 CEST
-    ("2026-10-24T20:30", "Europe/Paris", DAY, "2026-10-25T07:00"),                 # fall back: 08:00 CET
-    ("2026-03-08T05:00", "America/New_York", DAY, "2026-03-08T12:00"),            # US spring forward
-    ("2026-01-10T15:00", "Asia/Tokyo", DAY, "2026-01-10T23:00"),                   # midnight in Tokyo
-    ("2026-01-10T12:00", "UTC", (dt.time(22), dt.time(6)), "2026-01-10T22:00"),    # a window over midnight
-    ("2026-01-10T23:00", "UTC", (dt.time(22), dt.time(6)), None),
-    ("2026-01-10T12:00", "UTC", None, None),                                       # no window: any time
-])
+@pytest.mark.parametrize(
+    ("now", "zone", "window", "expected"),
+    [
+        ("2026-01-10T12:00", "Europe/Paris", DAY, None),  # 13:00 in Paris
+        ("2026-01-10T21:30", "Europe/Paris", DAY, "2026-01-11T07:00"),  # 22:30 → 08:00 CET
+        ("2026-01-10T06:59", "Europe/Paris", DAY, "2026-01-10T07:00"),  # a minute early
+        ("2026-01-10T20:00", "Europe/Paris", DAY, "2026-01-11T07:00"),  # 21:00 is already closed
+        ("2026-03-28T21:30", "Europe/Paris", DAY, "2026-03-29T06:00"),  # spring forward: 08:00 CEST
+        ("2026-10-24T20:30", "Europe/Paris", DAY, "2026-10-25T07:00"),  # fall back: 08:00 CET
+        ("2026-03-08T05:00", "America/New_York", DAY, "2026-03-08T12:00"),  # US spring forward
+        ("2026-01-10T15:00", "Asia/Tokyo", DAY, "2026-01-10T23:00"),  # midnight in Tokyo
+        ("2026-01-10T12:00", "UTC", (dt.time(22), dt.time(6)), "2026-01-10T22:00"),  # a window over midnight
+        ("2026-01-10T23:00", "UTC", (dt.time(22), dt.time(6)), None),
+        ("2026-01-10T12:00", "UTC", None, None),  # no window: any time
+    ],
+)
 def test_next_allowed_moment(now, zone, window, expected):
     found = next_allowed(at(now), window, [zone])
     assert found == (at(expected) if expected else None)
@@ -50,8 +53,10 @@ def test_windows_that_never_meet_are_refused():
         next_allowed(at("2026-01-10T12:00"), (dt.time(9), dt.time(10)), ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
 
 
-SMS_VARIANTS = [{"channel": "sms", "locale": "en", "body": "Deal for {{ first_name }}"},
-                {"channel": "email", "locale": "en", "subject": "Deal", "html": "<p>Deal {{ first_name }}</p>"}]
+SMS_VARIANTS = [
+    {"channel": "sms", "locale": "en", "body": "Deal for {{ first_name }}"},
+    {"channel": "email", "locale": "en", "subject": "Deal", "html": "<p>Deal {{ first_name }}</p>"},
+]
 
 
 def send(api, **body):
@@ -63,8 +68,10 @@ def send(api, **body):
 @pytest.fixture
 def clock(monkeypatch):
     """Pretend it is a given UTC time for the send-time rules."""
+
     def set_now(text):
         monkeypatch.setattr(rules, "utcnow", lambda: at(text))
+
     return set_now
 
 
@@ -99,8 +106,10 @@ def test_transactional_sms_bypasses_quiet_hours_unless_the_workspace_says_not(ap
     deliver_message(runtime, first)
     assert api.get(f"/v1/messages/{first}").json["status"] == "delivered"
 
-    api.patch("/v1/workspace", json={"policy": {"quiet_hours": {
-        "transactional_bypass": False, "transactional": {"sms": ["07:00", "22:00"]}}}})
+    api.patch(
+        "/v1/workspace",
+        json={"policy": {"quiet_hours": {"transactional_bypass": False, "transactional": {"sms": ["07:00", "22:00"]}}}},
+    )
     second = send(api, channel="sms")
     deliver_message(runtime, second)
     message = api.get(f"/v1/messages/{second}").json
@@ -110,8 +119,14 @@ def test_transactional_sms_bypasses_quiet_hours_unless_the_workspace_says_not(ap
 @pytest.mark.settings(local_outbox="email,sms")
 def test_a_profiles_own_quiet_hours_replace_the_workspaces(api, runtime, clock):
     publish_template(api, variables=["first_name"], variants=SMS_VARIANTS, category="marketing")
-    put_profile(api, "u1", phone="+33 6 12 34 56 78", timezone="Europe/Paris", channels=["sms"],
-                preferences={"quiet_hours": ["18:00", "20:00"]})
+    put_profile(
+        api,
+        "u1",
+        phone="+33 6 12 34 56 78",
+        timezone="Europe/Paris",
+        channels=["sms"],
+        preferences={"quiet_hours": ["18:00", "20:00"]},
+    )
     clock("2026-01-10T12:00")  # 13:00 in Paris: fine for the workspace, not for them
     message_id = send(api, channel="sms")
     deliver_message(runtime, message_id)
@@ -163,8 +178,7 @@ def test_a_message_being_sent_counts_against_the_cap(api, runtime):
     deliver_message(runtime, second)
     assert api.get(f"/v1/messages/{second}").json["reason"] == "frequency_cap: at most 1 per 1 days on * for topic *"
     with runtime.db.unit_of_work() as session:  # a stale claim taken over: the message does not block itself
-        session.execute(update(Message).where(Message.id == first).values(
-            claimed_at=utcnow() - dt.timedelta(hours=1)))
+        session.execute(update(Message).where(Message.id == first).values(claimed_at=utcnow() - dt.timedelta(hours=1)))
     deliver_message(runtime, first)
     assert api.get(f"/v1/messages/{first}").json["status"] == "delivered"
 
@@ -173,10 +187,24 @@ def test_a_message_being_sent_counts_against_the_cap(api, runtime):
 def test_a_permanent_failure_falls_back_to_the_next_channel_and_suppresses_the_address(api, runtime):
     with HttpTestServer() as twilio:
         sid = "AC" + "0" * 32
-        twilio.respond(f"/2010-04-01/Accounts/{sid}/Messages.json", 400,
-                       json={"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400})
-        created = api.post("/v1/providers", json={"kind": "twilio", "label": "twilio", "config": {
-            "account_sid": sid, "auth_token": "secret-token", "from_number": "+14155550000", "base_url": twilio.url}})
+        twilio.respond(
+            f"/2010-04-01/Accounts/{sid}/Messages.json",
+            400,
+            json={"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400},
+        )
+        created = api.post(
+            "/v1/providers",
+            json={
+                "kind": "twilio",
+                "label": "twilio",
+                "config": {
+                    "account_sid": sid,
+                    "auth_token": "secret-token",
+                    "from_number": "+14155550000",
+                    "base_url": twilio.url,
+                },
+            },
+        )
         assert created.status_code == 201, created.json
         publish_template(api, variables=["first_name"], variants=SMS_VARIANTS)
         put_profile(api, "u1", phone="+14155550100", channels=["sms", "email"])
@@ -186,8 +214,10 @@ def test_a_permanent_failure_falls_back_to_the_next_channel_and_suppresses_the_a
     message = api.get(f"/v1/messages/{message_id}").json
     assert (message["status"], message["channel"]) == ("delivered", "email")
     assert [(h["channel"], h["decision"]) for h in message["route"]] == [("sms", "failed"), ("email", "chosen")]
-    assert [(a["channel"], a["outcome"]) for a in message["attempts"]] == [("sms", "permanent_error"),
-                                                                         ("email", "delivered")]
+    assert [(a["channel"], a["outcome"]) for a in message["attempts"]] == [
+        ("sms", "permanent_error"),
+        ("email", "delivered"),
+    ]
     [entry] = api.get("/v1/suppressions?channel=sms").json["items"]
     assert (entry["address"], entry["reason"]) == ("+14155550100", "invalid_address")
 
@@ -196,11 +226,24 @@ def test_a_permanent_failure_falls_back_to_the_next_channel_and_suppresses_the_a
 def test_a_single_channel_message_fails_instead_of_falling_back(api, runtime):
     with HttpTestServer() as twilio:
         sid = "AC" + "0" * 32
-        twilio.respond(f"/2010-04-01/Accounts/{sid}/Messages.json", 400,
-                       json={"code": 21408, "status": 400,
-                             "message": "Permission to send an SMS has not been enabled."})
-        api.post("/v1/providers", json={"kind": "twilio", "label": "twilio", "config": {
-            "account_sid": sid, "auth_token": "secret-token", "from_number": "+14155550000", "base_url": twilio.url}})
+        twilio.respond(
+            f"/2010-04-01/Accounts/{sid}/Messages.json",
+            400,
+            json={"code": 21408, "status": 400, "message": "Permission to send an SMS has not been enabled."},
+        )
+        api.post(
+            "/v1/providers",
+            json={
+                "kind": "twilio",
+                "label": "twilio",
+                "config": {
+                    "account_sid": sid,
+                    "auth_token": "secret-token",
+                    "from_number": "+14155550000",
+                    "base_url": twilio.url,
+                },
+            },
+        )
         publish_template(api, variables=["first_name"], variants=SMS_VARIANTS)
         put_profile(api, "u1", phone="+14155550100", channels=["sms", "email"])
         message_id = send(api, channel="sms")

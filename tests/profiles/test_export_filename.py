@@ -8,9 +8,15 @@ import urllib.parse
 import pytest
 
 
-@pytest.mark.parametrize(("external_id", "fallback"), [
-    ("élève-✓", "eleve-"), ("张伟", "profile"), ('a"b\\c', "a_b_c"), ("ada", "ada"),
-])
+@pytest.mark.parametrize(
+    ("external_id", "fallback"),
+    [
+        ("élève-✓", "eleve-"),
+        ("张伟", "profile"),
+        ('a"b\\c', "a_b_c"),
+        ("ada", "ada"),
+    ],
+)
 def test_the_export_names_the_file_for_every_client(api, external_id, fallback):
     path = f"/v1/profiles/{urllib.parse.quote(external_id, safe='')}"
     assert api.put(path, json={"email": "p@example.com"}).status_code == 201

@@ -4,10 +4,17 @@ from tests.support.factories import put_profile
 
 
 def test_put_creates_then_replaces_a_profile(api):
-    created = api.put("/v1/profiles/u1", json={
-        "email": "Ada@Example.COM", "phone": "+14155550100", "attributes": {"plan": "pro", "age": 36},
-        "timezone": "Europe/Paris", "locale": "es-mx", "channels": ["sms", "email"],
-    })
+    created = api.put(
+        "/v1/profiles/u1",
+        json={
+            "email": "Ada@Example.COM",
+            "phone": "+14155550100",
+            "attributes": {"plan": "pro", "age": 36},
+            "timezone": "Europe/Paris",
+            "locale": "es-mx",
+            "channels": ["sms", "email"],
+        },
+    )
     assert created.status_code == 201
     body = created.json
     assert body["email"] == "Ada@example.com"  # domain normalized, local part kept

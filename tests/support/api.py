@@ -14,8 +14,9 @@ class ApiClient:
         self.client = client
         self.key = key
 
-    def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
-                **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
         all_headers = {"Authorization": f"Bearer {self.key}", **(headers or {})}
         return self.client.open(path, method=method, json=json, headers=all_headers, **kwargs)
 
@@ -35,8 +36,9 @@ class ApiClient:
         return self.request("DELETE", path, **kwargs)
 
 
-def wait_for(probe: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05,
-             message: str = "condition") -> T:
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"
+) -> T:
     """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

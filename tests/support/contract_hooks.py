@@ -42,9 +42,11 @@ def _semantic(case: Any, field: str) -> bool:
     operation = root["paths"][case.operation.path][case.method.lower()]
     parts = field.split(".") if field else []
     if parts and parts[0] == "query":
-        return any(_marked(root, p.get("schema", {}), parts[2:]) or MARK in p.get("description", "")
-                   for p in operation.get("parameters", []) if p["in"] == "query" and len(parts) > 1
-                   and p["name"] == parts[1])
+        return any(
+            _marked(root, p.get("schema", {}), parts[2:]) or MARK in p.get("description", "")
+            for p in operation.get("parameters", [])
+            if p["in"] == "query" and len(parts) > 1 and p["name"] == parts[1]
+        )
     for param in operation.get("parameters", []):
         if param["in"] in ("path", "header") and parts and param["name"] == parts[0]:
             return _marked(root, param.get("schema", {}), parts[1:]) or MARK in param.get("description", "")

@@ -18,8 +18,12 @@ def template_body(key: str = "welcome", **overrides: Any) -> dict[str, Any]:
         "variables": ["first_name", "plan"],
         "variants": [
             {"channel": "email", "locale": "en", "subject": "Welcome, {{ first_name }}", "html": WELCOME_HTML},
-            {"channel": "email", "locale": "es", "subject": "Bienvenido, {{ first_name }}",
-             "html": "<p>Hola {{ first_name }}, plan {{ plan }}.</p>"},
+            {
+                "channel": "email",
+                "locale": "es",
+                "subject": "Bienvenido, {{ first_name }}",
+                "html": "<p>Hola {{ first_name }}, plan {{ plan }}.</p>",
+            },
             {"channel": "sms", "locale": "en", "body": "Welcome {{ first_name }}!"},
         ],
     }

@@ -57,13 +57,13 @@ class RecordedRequest:
             head, _, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
             headers = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(head + b"\r\n\r\n")
             name = headers.get_param("name", header="content-disposition")
-            parts[name] = FormPart(name, headers.get_filename(), headers.get_content_type(),
-                                   data.removesuffix(b"\r\n"))
+            parts[name] = FormPart(name, headers.get_filename(), headers.get_content_type(), data.removesuffix(b"\r\n"))
         return parts
 
     def _content_type(self) -> email.message.Message:
         return email.parser.Parser(policy=email.policy.HTTP).parsestr(
-            f"Content-Type: {self.headers.get('content-type', '')}\r\n\r\n")
+            f"Content-Type: {self.headers.get('content-type', '')}\r\n\r\n"
+        )
 
     def basic_auth(self) -> tuple[str, str] | None:
         """The ``(user, password)`` of an ``Authorization: Basic`` header."""
@@ -109,8 +109,9 @@ class HttpTestServer:
         self._connections: set[socket.socket] = set()
         self._httpd = _Server((HOST, 0), _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.005},
-                                        name="http-test-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.005}, name="http-test-server", daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -121,8 +122,16 @@ class HttpTestServer:
         """``http://127.0.0.1:<port>``, without a trailing slash."""
         return f"http://{HOST}:{self.port}"
 
-    def respond(self, path: str, status: int = 200, *, json: Any = None, body: bytes | str = b"",
-                headers: dict[str, str] | None = None, delay: float = 0.0) -> None:
+    def respond(
+        self,
+        path: str,
+        status: int = 200,
+        *,
+        json: Any = None,
+        body: bytes | str = b"",
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+    ) -> None:
         """Script the next answer for ``path``.
 
         Parameters:
@@ -248,8 +257,11 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        owner._record(RecordedRequest(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                                      headers, self._read_body()))
+        owner._record(
+            RecordedRequest(
+                self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), headers, self._read_body()
+            )
+        )
         answer = owner._answer_for(parts.path)
         if answer.delay and owner._stopping.wait(answer.delay):
             self._drop(reset=True)

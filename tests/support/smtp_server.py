@@ -53,10 +53,28 @@ def make_self_signed_cert(directory: Path) -> SelfSignedCert:
     """
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return SelfSignedCert(cert_path=cert, key_path=key)
 
@@ -244,8 +262,9 @@ class _Handler:
         ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == self._credentials
         return AuthResult(success=ok, handled=False)
 
-    async def handle_EHLO(self, smtp: SMTP, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         self.server.commands.append("EHLO")
         self.server.record_connection(smtp)
         session.host_name = hostname

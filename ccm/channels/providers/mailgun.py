@@ -49,8 +49,13 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 LABEL = "Mailgun"
-_EVENT_KINDS = {"delivered": "delivered", "complained": "complained", "unsubscribed": "unsubscribed",
-                "opened": "opened", "clicked": "clicked"}
+_EVENT_KINDS = {
+    "delivered": "delivered",
+    "complained": "complained",
+    "unsubscribed": "unsubscribed",
+    "opened": "opened",
+    "clicked": "clicked",
+}
 _FAILED_KINDS = {"permanent": "bounced_hard", "temporary": "bounced_soft"}
 
 
@@ -112,16 +117,25 @@ class MailgunProvider:
         except InvalidAddress as exc:
             raise PermanentDeliveryError(str(exc), reason="invalid_address") from None
         request = self._client.build_request(
-            "POST", f"{self._base}/v3/{self.config.domain}/messages.mime",
-            data={"to": to}, files={"message": ("message.eml", message.raw, "message/rfc822")},
+            "POST",
+            f"{self._base}/v3/{self.config.domain}/messages.mime",
+            data={"to": to},
+            files={"message": ("message.eml", message.raw, "message/rfc822")},
         )
-        response = send_with_commit_point(self._client, request, commit_point=commit_point,
-                                          idempotent=self.idempotent_retries, label=LABEL, secrets=self._secrets)
+        response = send_with_commit_point(
+            self._client,
+            request,
+            commit_point=commit_point,
+            idempotent=self.idempotent_retries,
+            label=LABEL,
+            secrets=self._secrets,
+        )
         if not response.is_success:
             raise self._error(response)
         mailgun_id = response_json(response).get("id")
-        return Receipt(provider_message_id=mailgun_id.strip("<>") if isinstance(mailgun_id, str) else None,
-                       status="sent")
+        return Receipt(
+            provider_message_id=mailgun_id.strip("<>") if isinstance(mailgun_id, str) else None, status="sent"
+        )
 
     def check(self) -> None:
         """Fetch the domain: proves the key and that the domain exists in this region."""
@@ -142,8 +156,10 @@ class MailgunProvider:
             ``now`` (default: the clock).
         """
         if self.config.webhook_signing_key is None:
-            raise WebhookRejected("this Mailgun account has no webhook_signing_key, so no callback can be "
-                                  "verified: set it to the domain's HTTP webhook signing key")
+            raise WebhookRejected(
+                "this Mailgun account has no webhook_signing_key, so no callback can be "
+                "verified: set it to the domain's HTTP webhook signing key"
+            )
         signature = json_object(request.body).get("signature")
         timestamp, token, received = (nested(signature, name) for name in ("timestamp", "token", "signature"))
         if not all(isinstance(value, str) and value for value in (timestamp, token, received)):
@@ -163,9 +179,16 @@ class MailgunProvider:
         kind = _FAILED_KINDS.get(nested(event, "severity")) if name == "failed" else _EVENT_KINDS.get(name)
         if kind is None or not isinstance(message_id, str) or not event_id:
             return []
-        return [StatusEvent(provider_message_id=message_id.strip().strip("<>"), kind=kind, event_id=str(event_id),
-                            occurred_at=iso_timestamp(event.get("timestamp")), recipient=_text(event.get("recipient")),
-                            detail=_event_detail(event))]
+        return [
+            StatusEvent(
+                provider_message_id=message_id.strip().strip("<>"),
+                kind=kind,
+                event_id=str(event_id),
+                occurred_at=iso_timestamp(event.get("timestamp")),
+                recipient=_text(event.get("recipient")),
+                detail=_event_detail(event),
+            )
+        ]
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
         """Nothing: email replies do not arrive through these webhooks."""

@@ -50,13 +50,28 @@ LABEL = "Slack webhook"
 _LOOPBACK_NAMES = frozenset({"localhost"})
 # Error bodies of incoming webhooks: the first set says the URL (our "address") is dead, the
 # second that this message can never be posted. Anything else falls to the shared rules.
-_INVALID_ADDRESS = frozenset({
-    "no_service", "no_service_id", "no_team", "team_disabled", "channel_not_found", "channel_is_archived",
-    "invalid_token", "no_active_hooks", "user_not_found",
-})
-_REJECTED = frozenset({
-    "invalid_payload", "no_text", "too_many_attachments", "action_prohibited", "posting_to_general_channel_denied",
-})
+_INVALID_ADDRESS = frozenset(
+    {
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_disabled",
+        "channel_not_found",
+        "channel_is_archived",
+        "invalid_token",
+        "no_active_hooks",
+        "user_not_found",
+    }
+)
+_REJECTED = frozenset(
+    {
+        "invalid_payload",
+        "no_text",
+        "too_many_attachments",
+        "action_prohibited",
+        "posting_to_general_channel_denied",
+    }
+)
 
 
 class SlackConfig(BaseModel):
@@ -146,8 +161,14 @@ class SlackProvider:
         request = self._client.build_request("POST", _redacted(url), json={"text": message.body})
         send_to_hidden_url(request, str(url))
         secrets = (str(url), url.path)
-        response = send_with_commit_point(self._client, request, commit_point=commit_point,
-                                          idempotent=self.idempotent_retries, label=LABEL, secrets=secrets)
+        response = send_with_commit_point(
+            self._client,
+            request,
+            commit_point=commit_point,
+            idempotent=self.idempotent_retries,
+            label=LABEL,
+            secrets=secrets,
+        )
         if not response.is_success:
             raise _error(response, secrets)
         return Receipt(provider_message_id=None, status="sent")

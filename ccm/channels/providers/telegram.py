@@ -136,8 +136,14 @@ class TelegramProvider:
         if self.config.parse_mode:
             payload["parse_mode"] = self.config.parse_mode
         request = self._request("POST", "sendMessage", json=payload)
-        response = send_with_commit_point(self._client, request, commit_point=commit_point,
-                                          idempotent=self.idempotent_retries, label=LABEL, secrets=(self._token,))
+        response = send_with_commit_point(
+            self._client,
+            request,
+            commit_point=commit_point,
+            idempotent=self.idempotent_retries,
+            label=LABEL,
+            secrets=(self._token,),
+        )
         body = response_json(response)
         if not (response.is_success and body.get("ok")):
             raise self._error(response, body)
@@ -162,8 +168,10 @@ class TelegramProvider:
           WebhookRejected: ``webhook_secret`` is not configured, or the header is missing or wrong.
         """
         if self.config.webhook_secret is None:
-            raise WebhookRejected("this Telegram account has no webhook_secret, so no callback can be verified: "
-                                  "set one and pass it to setWebhook as secret_token")
+            raise WebhookRejected(
+                "this Telegram account has no webhook_secret, so no callback can be verified: "
+                "set one and pass it to setWebhook as secret_token"
+            )
         received = require_header(request, SECRET_HEADER)
         if not same(self.config.webhook_secret.get_secret_value(), received):
             raise WebhookRejected(f"{SECRET_HEADER} does not match webhook_secret")
@@ -177,8 +185,15 @@ class TelegramProvider:
         chat_id, update_id = nested(member, "chat", "id"), update.get("update_id")
         if nested(member, "new_chat_member", "status") != "kicked" or chat_id is None or update_id is None:
             return []
-        return [StatusEvent(provider_message_id="", kind="unsubscribed", event_id=f"update:{update_id}",
-                            occurred_at=iso_timestamp(member.get("date")), recipient=str(chat_id))]
+        return [
+            StatusEvent(
+                provider_message_id="",
+                kind="unsubscribed",
+                event_id=f"update:{update_id}",
+                occurred_at=iso_timestamp(member.get("date")),
+                recipient=str(chat_id),
+            )
+        ]
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
         """A text ``message`` from a chat; its id is ``<chat id>:<message id>`` (message ids are
@@ -190,9 +205,16 @@ class TelegramProvider:
         chat_id, message_id = nested(message, "chat", "id"), message.get("message_id")
         if chat_id is None or message_id is None:
             return []
-        return [InboundText(channel="chat", from_address=str(chat_id), to_address=self._token.split(":")[0],
-                            body=message["text"], provider_message_id=f"{chat_id}:{message_id}",
-                            received_at=iso_timestamp(message.get("date")))]
+        return [
+            InboundText(
+                channel="chat",
+                from_address=str(chat_id),
+                to_address=self._token.split(":")[0],
+                body=message["text"],
+                provider_message_id=f"{chat_id}:{message_id}",
+                received_at=iso_timestamp(message.get("date")),
+            )
+        ]
 
     def _request(self, method: str, api_method: str, **kwargs: Any) -> httpx.Request:
         request = self._client.build_request(method, f"{self._base}/bot{SECRET_MARK}/{api_method}", **kwargs)
@@ -215,8 +237,9 @@ class TelegramProvider:
         status, lowered = response.status_code, description.lower()
         if status == 429:
             wait = parameters.get("retry_after")
-            retry_after = float(wait) if isinstance(wait, int | float) else parse_retry_after(
-                response.headers.get("Retry-After"))
+            retry_after = (
+                float(wait) if isinstance(wait, int | float) else parse_retry_after(response.headers.get("Retry-After"))
+            )
             return TransientDeliveryError(message, reason="rate_limited", retry_after=retry_after)
         if status in (401, 404):
             return ProviderConfigError(message, reason="auth_failed")

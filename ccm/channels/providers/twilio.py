@@ -117,8 +117,10 @@ class TwilioProvider:
         self._client = make_client(timeout=timeout, auth=(config.account_sid, self._secrets[0]))
 
     def __repr__(self) -> str:
-        return (f"TwilioProvider(account_sid={self.config.account_sid!r}, channel={self.channel!r}, "
-                f"base_url={str(self.config.base_url)!r})")
+        return (
+            f"TwilioProvider(account_sid={self.config.account_sid!r}, channel={self.channel!r}, "
+            f"base_url={str(self.config.base_url)!r})"
+        )
 
     def normalize_address(self, address: str) -> str:
         """The number in E.164; a ``whatsapp:`` prefix is accepted (and dropped) for WhatsApp."""
@@ -137,8 +139,14 @@ class TwilioProvider:
         """
         form = {"To": self._wire_address(message.to), "Body": message.body, **self._sender()}
         request = self._client.build_request("POST", f"{self._account_url}/Messages.json", data=form)
-        response = send_with_commit_point(self._client, request, commit_point=commit_point,
-                                          idempotent=self.idempotent_retries, label=LABEL, secrets=self._secrets)
+        response = send_with_commit_point(
+            self._client,
+            request,
+            commit_point=commit_point,
+            idempotent=self.idempotent_retries,
+            label=LABEL,
+            secrets=self._secrets,
+        )
         if not response.is_success:
             raise self._error(response)
         return Receipt(provider_message_id=response_json(response).get("sid"), status="sent")
@@ -167,8 +175,10 @@ class TwilioProvider:
         key = self._secrets[0].encode()
         expected = [base64.b64encode(hmac_digest(key, (url + fields).encode(), "sha1")) for url in urls]
         if not any([same(signature, received) for signature in expected]):
-            raise WebhookRejected("X-Twilio-Signature does not match the request: check the auth token "
-                                  "and that CCM_PUBLIC_URL is the URL Twilio was given")
+            raise WebhookRejected(
+                "X-Twilio-Signature does not match the request: check the auth token "
+                "and that CCM_PUBLIC_URL is the URL Twilio was given"
+            )
 
     def parse_status_callback(self, request: InboundRequest) -> list[StatusEvent]:
         """The event a status callback reports, or [] for steps CCM does not record (``queued``,
@@ -186,9 +196,16 @@ class TwilioProvider:
         if kind is None:
             return []
         detail = {"status": status, **({"error_code": error_code} if error_code else {})}
-        return [StatusEvent(provider_message_id=sid, kind=kind, event_id=f"{sid}:{status}",
-                            occurred_at=_dlr_done_date(form.get("RawDlrDoneDate", "")),
-                            recipient=form.get("To", "").removeprefix(WHATSAPP) or None, detail=detail)]
+        return [
+            StatusEvent(
+                provider_message_id=sid,
+                kind=kind,
+                event_id=f"{sid}:{status}",
+                occurred_at=_dlr_done_date(form.get("RawDlrDoneDate", "")),
+                recipient=form.get("To", "").removeprefix(WHATSAPP) or None,
+                detail=detail,
+            )
+        ]
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
         """An incoming SMS (channel ``sms``) or WhatsApp message (``chat``, by its ``whatsapp:``
@@ -198,10 +215,15 @@ class TwilioProvider:
         is_incoming = "MessageStatus" not in form or form.get("SmsStatus") == "received"
         if "Body" not in form or not sender or not sid or not is_incoming:
             return []
-        return [InboundText(channel="chat" if sender.startswith(WHATSAPP) else "sms",
-                            from_address=sender.removeprefix(WHATSAPP),
-                            to_address=form.get("To", "").removeprefix(WHATSAPP) or None,
-                            body=form["Body"], provider_message_id=sid)]
+        return [
+            InboundText(
+                channel="chat" if sender.startswith(WHATSAPP) else "sms",
+                from_address=sender.removeprefix(WHATSAPP),
+                to_address=form.get("To", "").removeprefix(WHATSAPP) or None,
+                body=form["Body"],
+                provider_message_id=sid,
+            )
+        ]
 
     def _wire_address(self, address: str) -> str:
         try:

@@ -143,11 +143,23 @@ class WebhookProvider:
             to = self.normalize_address(message.to)
         except InvalidAddress as exc:
             raise PermanentDeliveryError(str(exc), reason="invalid_address") from None
-        payload = {"type": "message.send", "id": message.message_id, "channel": self.channel, "to": to,
-                   "body": message.body, "workspace_id": message.workspace_id}
+        payload = {
+            "type": "message.send",
+            "id": message.message_id,
+            "channel": self.channel,
+            "to": to,
+            "body": message.body,
+            "workspace_id": message.workspace_id,
+        }
         request = self._signed_request(message.message_id, payload)
-        response = send_with_commit_point(self._client, request, commit_point=commit_point,
-                                          idempotent=self.idempotent_retries, label=LABEL, secrets=self._secrets)
+        response = send_with_commit_point(
+            self._client,
+            request,
+            commit_point=commit_point,
+            idempotent=self.idempotent_retries,
+            label=LABEL,
+            secrets=self._secrets,
+        )
         if not response.is_success:
             raise classify_response(response, label=LABEL, secrets=self._secrets)
         gateway_id = response_json(response).get("id")
@@ -186,8 +198,14 @@ class WebhookProvider:
         else:
             return []
         event_id = request.headers.get("webhook-id") or f"{data['id']}:{status}"
-        return [StatusEvent(provider_message_id=str(data["id"]), kind=kind, event_id=event_id,
-                            occurred_at=iso_timestamp(data.get("occurred_at")))]
+        return [
+            StatusEvent(
+                provider_message_id=str(data["id"]),
+                kind=kind,
+                event_id=event_id,
+                occurred_at=iso_timestamp(data.get("occurred_at")),
+            )
+        ]
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
         """A ``message.inbound`` event, on this account's channel; addresses as the gateway sent them."""
@@ -198,11 +216,18 @@ class WebhookProvider:
         sender, body, gateway_id, to = data.get("from"), data.get("body"), data.get("id"), data.get("to")
         if not (isinstance(sender, str) and sender.strip() and isinstance(body, str) and gateway_id):
             return []
-        return [InboundText(channel=self.channel, from_address=sender.strip(),
-                            to_address=to.strip() if isinstance(to, str) and to.strip() else None,
-                            body=body, provider_message_id=str(gateway_id))]
+        return [
+            InboundText(
+                channel=self.channel,
+                from_address=sender.strip(),
+                to_address=to.strip() if isinstance(to, str) and to.strip() else None,
+                body=body,
+                provider_message_id=str(gateway_id),
+            )
+        ]
 
     def _signed_request(self, webhook_id: str, payload: dict[str, Any]) -> httpx.Request:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        return self._client.build_request("POST", self._url, content=body,
-                                          headers=standard_webhook_headers(self._key, webhook_id, body))
+        return self._client.build_request(
+            "POST", self._url, content=body, headers=standard_webhook_headers(self._key, webhook_id, body)
+        )
