@@ -7,7 +7,7 @@ what happens next: retry later, fail now, or fail loudly because CCM is misconfi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -98,6 +98,11 @@ CommitPoint = Callable[[], None]
 """Called by a provider right before the step after which the message may have been accepted
 (the final ``.`` of SMTP DATA, the HTTP request). It records the attempt durably and raises if this
 worker no longer owns the message, in which case the provider must abort without sending."""
+
+BatchCommitPoint = Callable[[Sequence[str]], Collection[str]]
+"""The commit point of a batch: given the ids of the messages that reached their irrevocable
+step, record them durably in one go and answer the ids this worker still owns (only those may be
+finished); raise to abandon them all."""
 
 
 class InvalidAddress(ValueError):

@@ -12,6 +12,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, ClassVar
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ccm.channels.addresses import normalize_email_address
 from ccm.channels.base import (
+    BatchCommitPoint,
     CommitPoint,
     DeliveryError,
     OutboundMessage,
@@ -49,7 +51,6 @@ _MAILBOX_UNKNOWN = re.compile(rb"^\s*5\.1\.[0-9]")
 _CONFIG_CODES = frozenset({530, 534, 535, 538})
 _QUEUE_ID = re.compile(rb"queued as ([^\s;]+)", re.IGNORECASE)
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-_LINE_START_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 class SmtpConfig(BaseModel):
@@ -138,13 +139,54 @@ class SmtpProvider:
             for MAIL FROM), or an address SMTP cannot carry.
           ProviderConfigError: authentication or TLS is misconfigured.
         """
-        payload = _data_payload(message)
-        while True:
-            conn, reused = self._connection()
+
+        def only_this(ids: Sequence[str]) -> Sequence[str]:
+            commit_point()
+            return ids
+
+        result = self.send_batch([message], commit_point=only_this)[message.message_id]
+        if isinstance(result, DeliveryError):
+            raise result
+        return result
+
+    def send_batch(
+        self, messages: Sequence[OutboundMessage], *, commit_point: BatchCommitPoint
+    ) -> dict[str, Receipt | DeliveryError]:
+        """Send several messages at once, one connection each, with one commit point for all.
+
+        Every message goes as far as its body, final dot held back; then ``commit_point`` gets
+        the ids that got that far and answers those this run may finish (still owned). Only
+        those get their dot — written to every connection before any reply is read, so the
+        window in which a crash leaves an outcome unknown is a few milliseconds for the batch.
+        A message the commit point does not return is abandoned without its dot. If the commit
+        point raises, nothing is finished and the exception propagates.
+
+        Returns:
+          By message id, a receipt or the error that message met (the errors of :meth:`send`);
+          messages abandoned after the commit point are absent.
+        """
+        results: dict[str, Receipt | DeliveryError] = {}
+        staged: list[tuple[OutboundMessage, smtplib.SMTP]] = []
+        for slot, message in enumerate(messages):
             try:
-                return self._transact(conn, message, payload, commit_point, reused=reused)
-            except _StaleConnection:
-                self._drop(conn)  # the next connection is fresh, so this retries at most once
+                staged.append((message, self._stage(slot, message)))
+            except DeliveryError as error:
+                results[message.message_id] = error
+        try:
+            owned = set(commit_point([message.message_id for message, _ in staged])) if staged else set()
+        except BaseException:
+            for _, conn in staged:
+                self._drop(conn)
+            raise
+        finishing = []
+        for message, conn in staged:
+            if message.message_id in owned:
+                finishing.append((message, conn))
+            else:
+                self._drop(conn)  # no longer ours: without the dot, the server discards it
+        for message, conn in self._write_dots(finishing, results):
+            results[message.message_id] = self._end_of_data(conn, message)
+        return results
 
     def close(self) -> None:
         """Say QUIT on every connection this provider opened, in any thread."""
@@ -157,50 +199,100 @@ class SmtpProvider:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
-        self._local.conn = None
+        self._local.conns = []
 
-    def _connection(self) -> tuple[smtplib.SMTP, bool]:
-        """This thread's connection and whether it was used before."""
-        conn = getattr(self._local, "conn", None)
+    def _connection(self, slot: int) -> tuple[smtplib.SMTP, bool]:
+        """This thread's connection number ``slot`` and whether it was used before."""
+        conns: list[smtplib.SMTP | None] = self._conns()
+        while len(conns) <= slot:
+            conns.append(None)
+        conn = conns[slot]
         if conn is not None and conn.sock is not None:
             return conn, True
         conn = _open_connection(self.settings, self._tls_context)
-        self._local.conn = conn
+        conns[slot] = conn
         with self._lock:
             self._open.add(conn)
         return conn, False
+
+    def _conns(self) -> list[smtplib.SMTP | None]:
+        if not hasattr(self._local, "conns"):
+            self._local.conns = []
+        return self._local.conns
 
     def _drop(self, conn: smtplib.SMTP) -> None:
         """Close without QUIT; used when the connection is broken or must not finish DATA."""
         conn.close()
         with self._lock:
             self._open.discard(conn)
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
+        conns = self._conns()
+        for slot, held in enumerate(conns):
+            if held is conn:
+                conns[slot] = None
 
-    def _transact(
-        self,
-        conn: smtplib.SMTP,
-        message: OutboundMessage,
-        payload: bytes,
-        commit_point: CommitPoint,
-        *,
-        reused: bool,
-    ) -> Receipt:
+    def _stage(self, slot: int, message: OutboundMessage) -> smtplib.SMTP:
+        """MAIL, RCPT, DATA and the body on connection ``slot``, up to (not including) the final dot."""
+        payload = _data_payload(message)
+        while True:
+            conn, reused = self._connection(slot)
+            try:
+                self._begin_data(conn, message, payload, reused=reused)
+                return conn
+            except _StaleConnection:
+                self._drop(conn)  # the next connection is fresh, so this retries at most once
+
+    def _begin_data(self, conn: smtplib.SMTP, message: OutboundMessage, payload: bytes, *, reused: bool) -> None:
         try:
-            self._mail_from(conn, message.envelope_from, len(payload), reused=reused)
-            self._expect(conn, "RCPT TO", conn.rcpt(message.to), (250, 251))
-            self._expect(conn, "DATA", conn.docmd("DATA"), (354,))
+            if conn.has_extn("pipelining"):
+                self._pipelined_envelope(conn, message, len(payload), reused=reused)
+            else:
+                self._mail_from(conn, message.envelope_from, len(payload), reused=reused)
+                self._expect(conn, "RCPT TO", conn.rcpt(message.to), (250, 251))
+                self._expect(conn, "DATA", conn.docmd("DATA"), (354,))
             conn.send(payload)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop(conn)
             raise TransientDeliveryError(f"SMTP connection failed: {exc}", reason="network_error") from exc
+
+    def _write_dots(
+        self, staged: list[tuple[OutboundMessage, smtplib.SMTP]], results: dict[str, Receipt | DeliveryError]
+    ) -> list[tuple[OutboundMessage, smtplib.SMTP]]:
+        """The final dot on every connection; those whose write failed get an unknown outcome."""
+        written = []
+        for message, conn in staged:
+            try:
+                conn.send(b".\r\n")
+                written.append((message, conn))
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self._drop(conn)
+                results[message.message_id] = OutcomeUnknownError(f"SMTP connection failed at the end of DATA: {exc}")
+        return written
+
+    def _pipelined_envelope(self, conn: smtplib.SMTP, message: OutboundMessage, size: int, *, reused: bool) -> None:
+        """MAIL, RCPT and DATA in one write, then their three replies (RFC 2920): one round trip
+        instead of three. The addresses were checked by :func:`_data_payload` (ASCII, no <>)."""
+        options = f" SIZE={size}" if conn.has_extn("size") else ""
+        commands = f"MAIL FROM:<{message.envelope_from}>{options}\r\nRCPT TO:<{message.to}>\r\nDATA\r\n"
+        replies: list[tuple[int, bytes]] = []
         try:
-            commit_point()
-        except BaseException:
-            self._drop(conn)
+            conn.send(commands.encode("ascii"))
+            while len(replies) < 3 and (not replies or replies[-1][0] != 421):  # 421: the server is closing
+                replies.append(conn.getreply())
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            if reused and not replies:
+                raise _StaleConnection from exc
             raise
-        return self._finish_data(conn, message)
+        if replies[0][0] == 421 and reused:
+            raise _StaleConnection  # the idle-timeout notice, read only now
+        if len(replies) == 3 and replies[2][0] == 354 and (replies[0][0] != 250 or replies[1][0] not in (250, 251)):
+            self._drop(conn)  # a server that takes DATA without a sender or recipient: never send to it
+            raise TransientDeliveryError(
+                "SMTP server accepted DATA after refusing MAIL or RCPT", reason="protocol_error"
+            )
+        for stage, reply, ok in zip(
+            ("MAIL FROM", "RCPT TO", "DATA"), replies, ((250,), (250, 251), (354,)), strict=False
+        ):
+            self._expect(conn, stage, reply, ok)
 
     def _mail_from(self, conn: smtplib.SMTP, sender: str, size: int, *, reused: bool) -> None:
         """MAIL FROM, where a reused connection the server closed while idle shows up as stale."""
@@ -216,15 +308,18 @@ class SmtpProvider:
             raise _StaleConnection  # the idle-timeout notice, read only now
         self._expect(conn, "MAIL FROM", reply, (250,))
 
-    def _finish_data(self, conn: smtplib.SMTP, message: OutboundMessage) -> Receipt:
+    def _end_of_data(self, conn: smtplib.SMTP, message: OutboundMessage) -> Receipt | DeliveryError:
+        """The server's answer to the final dot."""
         try:
-            conn.send(b".\r\n")
             reply = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop(conn)
             # The server may have queued the message before the connection broke.
-            raise OutcomeUnknownError(f"SMTP connection failed after the end of DATA: {exc}") from exc
-        self._expect(conn, "end of DATA", reply, (250,))
+            return OutcomeUnknownError(f"SMTP connection failed after the end of DATA: {exc}")
+        try:
+            self._expect(conn, "end of DATA", reply, (250,))
+        except DeliveryError as error:
+            return error
         found = _QUEUE_ID.search(reply[1])
         if found:
             return Receipt(provider_message_id=found.group(1).decode("ascii", "replace"))
@@ -286,7 +381,12 @@ def _data_payload(message: OutboundMessage) -> bytes:
             raise PermanentDeliveryError(f"SMTP cannot carry the address {address!r}", reason="invalid_address")
     if not message.raw:
         raise PermanentDeliveryError("the message has no raw content", reason="invalid_message")
-    data = _LINE_START_DOT.sub(b"..", _LINE_ENDS.sub(b"\r\n", message.raw))
+    raw = message.raw
+    if raw.count(b"\n") != raw.count(b"\r\n") or raw.count(b"\r") != raw.count(b"\r\n"):
+        raw = _LINE_ENDS.sub(b"\r\n", raw)  # the MIME builder writes CRLF already: this is rare
+    data = raw.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 

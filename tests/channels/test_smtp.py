@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -13,6 +14,7 @@ from ccm.channels.base import (
     OutboundMessage,
     PermanentDeliveryError,
     ProviderConfigError,
+    Receipt,
     TransientDeliveryError,
 )
 from ccm.channels.email_mime import EmailContent, build_email
@@ -37,9 +39,9 @@ class CommitRecorder:
             raise self.error
 
 
-@pytest.fixture
-def server() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as running:
+@pytest.fixture(params=[False, True], ids=["one-command-at-a-time", "pipelining"])
+def server(request: pytest.FixtureRequest) -> Iterator[SmtpTestServer]:
+    with SmtpTestServer(pipelining=request.param) as running:
         yield running
 
 
@@ -340,3 +342,64 @@ def test_url_defaults_and_decoding():
 def test_invalid_url_is_config_error(url):
     with pytest.raises(ProviderConfigError):
         SmtpProvider.from_url(url)
+
+
+# Batches: one connection per message, one commit point, the dots held back until it has run -----
+
+
+def batch(count: int, *, bad: int | None = None) -> list[OutboundMessage]:
+    messages = []
+    for number in range(count):
+        message = make_message(to=f"rcpt{number}@example.com" if number != bad else "nobody@example.com")
+        messages.append(replace(message, message_id=f"msg_{number}", headers={"Message-ID": f"<m{number}@x>"}))
+    return messages
+
+
+def test_a_batch_sends_every_body_before_one_commit_point_then_every_dot(provider, server):
+    seen = []
+
+    def commit(ids):
+        seen.append((list(ids), len(server.messages)))
+        return ids
+
+    results = provider.send_batch(batch(5), commit_point=commit)
+    assert seen == [([f"msg_{n}" for n in range(5)], 0)]  # no message was complete before the commit point
+    assert sorted(results) == [f"msg_{n}" for n in range(5)]
+    assert all(isinstance(receipt, Receipt) for receipt in results.values())
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == [f"rcpt{n}@example.com" for n in range(5)]
+    assert server.connections == 5
+    provider.send_batch(batch(5), commit_point=lambda ids: ids)
+    assert server.connections == 5  # the connections are kept for the next batch
+
+
+def test_a_batch_keeps_each_recipients_error_to_itself(provider, server):
+    server.set_reply("RCPT nobody@example.com", "550 5.1.1 No such user")
+    committed = []
+    results = provider.send_batch(batch(4, bad=2), commit_point=lambda ids: committed.extend(ids) or ids)
+    assert committed == ["msg_0", "msg_1", "msg_3"]  # the refused one never reached the commit point
+    assert isinstance(results["msg_2"], PermanentDeliveryError) and results["msg_2"].reason == "invalid_address"
+    assert [type(results[f"msg_{n}"]) for n in (0, 1, 3)] == [Receipt] * 3
+    assert len(server.messages) == 3
+
+
+def test_a_batch_finishes_only_what_the_commit_point_says_is_still_owned(provider, server):
+    results = provider.send_batch(batch(3), commit_point=lambda ids: [ids[0], ids[2]])
+    assert sorted(results) == ["msg_0", "msg_2"]  # msg_1 was abandoned: no dot, no result
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == ["rcpt0@example.com", "rcpt2@example.com"]
+
+
+def test_a_failing_batch_commit_point_sends_nothing(provider, server):
+    def commit(ids):
+        raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError):
+        provider.send_batch(batch(3), commit_point=commit)
+    time.sleep(0.2)
+    assert server.messages == []
+    assert all(isinstance(r, Receipt) for r in provider.send_batch(batch(3), commit_point=lambda ids: ids).values())
+
+
+def test_a_rejected_end_of_data_is_that_messages_error(provider, server):
+    server.set_reply("DATA", "554 5.7.1 Spam")
+    results = provider.send_batch(batch(2), commit_point=lambda ids: ids)
+    assert {type(error) for error in results.values()} == {PermanentDeliveryError}

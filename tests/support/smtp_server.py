@@ -87,6 +87,7 @@ class SmtpTestServer:
       tls: a certificate; STARTTLS is then offered (or, with ``implicit_tls``, spoken at once).
       require_starttls: refuse every command but EHLO/STARTTLS/QUIT until TLS is on.
       implicit_tls: speak TLS from the first byte, like port 465 (``smtps://``).
+      pipelining: offer PIPELINING (RFC 2920), as Postfix does.
 
     Attributes:
       messages: every accepted message, in order.
@@ -105,8 +106,10 @@ class SmtpTestServer:
         tls: SelfSignedCert | None = None,
         require_starttls: bool = False,
         implicit_tls: bool = False,
+        pipelining: bool = False,
     ) -> None:
         self.messages: list[ReceivedMessage] = []
+        self.pipelining = pipelining
         self.commands: list[str] = []
         self.implicit_tls = implicit_tls
         self._handler = _Handler(self, auth)
@@ -157,8 +160,8 @@ class SmtpTestServer:
         Without an override the final reply is ``250 2.0.0 Ok: queued as TEST0001`` (numbered).
         A reply starting with 421 also closes the connection, as real servers do.
         """
-        if stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}")
+        if stage not in STAGES and not stage.startswith("RCPT "):  # "RCPT <address>": for that recipient only
+            raise ValueError(f"stage must be one of {STAGES}, or 'RCPT <address>'")
         if reply is None:
             self._replies.pop(stage, None)
         else:
@@ -268,6 +271,8 @@ class _Handler:
         self.server.commands.append("EHLO")
         self.server.record_connection(smtp)
         session.host_name = hostname
+        if self.server.pipelining:  # aiosmtpd reads pipelined commands in order; it just does not say so
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
         if self._credentials is None:
             # aiosmtpd always offers AUTH when it does not require TLS for it.
             return [line for line in responses if not line.startswith("250-AUTH")]
@@ -286,7 +291,7 @@ class _Handler:
 
     async def handle_RCPT(self, smtp: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         self.server.commands.append("RCPT")
-        override = self.server.reply_for("RCPT")
+        override = self.server.reply_for(f"RCPT {address}") or self.server.reply_for("RCPT")
         if override is not None:
             return override
         envelope.rcpt_tos.append(address)
