@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-DATABASE = "ccm_bench"
+DATABASE = os.environ.get("BENCH_DATABASE", "ccm_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+LOGS = Path("/tmp/ccm-bench/logs")
 
 
 def database_url() -> str:
@@ -42,6 +43,20 @@ def fresh_database() -> str:
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     return database_url()
+
+
+def analyze(url: str | None = None) -> None:
+    """ANALYZE the benchmark database: a table loaded moments ago has no statistics yet (autovacuum
+    looks at it within a minute), and without them the planner may scan instead of using an index."""
+    engine = create_engine(url or database_url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+def libpq_url(url: str | None = None) -> str:
+    """The benchmark database as a plain libpq URL (for psycopg and psql)."""
+    return (url or database_url()).replace("postgresql+psycopg://", "postgresql://")
 
 
 def ccm_env(**settings: Any) -> dict[str, str]:
@@ -127,9 +142,12 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    # Output goes to a file: an unread pipe fills up and blocks a process that logs (workers log
+    # every outcome at INFO).
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = open(LOGS / f"{Path(args[0]).name}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log.name  # type: ignore[attr-defined]
     try:
         yield proc
     finally:
@@ -139,6 +157,7 @@ def process(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+        log.close()
 
 
 def need(tool: str, package: str) -> str:
@@ -217,3 +236,160 @@ def _ms(value: str) -> float:
         value[-2:] if value.endswith(("us", "ms")) else value[-1:],
     )
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def gunicorn(app: str, port: int, *, workers: int, options: list[str], booted_dir: Path) -> list[str]:
+    """A gunicorn command line whose workers report themselves booted (see bench/gunicorn_conf.py)."""
+    booted_dir.mkdir(parents=True, exist_ok=True)
+    for stale in booted_dir.iterdir():
+        stale.unlink()
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(ROOT / "bench" / "gunicorn_conf.py"),
+        "--env",
+        f"BENCH_BOOTED_DIR={booted_dir}",
+        "-w",
+        str(workers),
+        *options,
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        app,
+    ]
+
+
+def wait_booted(booted_dir: Path, workers: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until every gunicorn worker has loaded the application."""
+    deadline = time.monotonic() + timeout
+    while len(list(booted_dir.iterdir())) < workers:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {Path(proc.log_path).read_text()[-3000:]}")  # type: ignore[attr-defined]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(list(booted_dir.iterdir()))} of {workers} gunicorn workers booted")
+        time.sleep(0.05)
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def database_backends(dbname: str | None = None) -> list[int]:
+    """The PostgreSQL backend processes connected to the benchmark database right now."""
+    engine = create_engine(ADMIN_URL)
+    with engine.connect() as connection:
+        pids = connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
+            {"name": dbname or DATABASE},
+        ).scalars()
+        found = list(pids)
+    engine.dispose()
+    return found
+
+
+def pids_of(command: str) -> list[int]:
+    """Processes whose command name is ``command`` (the one redis-server, PostgreSQL's own processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if stat[stat.index("(") + 1 : stat.rindex(")")] == command:
+                found.append(int(entry.name))
+    return found
+
+
+def postgres_auxiliaries() -> list[int]:
+    """PostgreSQL's shared processes (WAL writer, checkpointer, background writer, autovacuum):
+    they work for every database on the server, including the other users' of this machine."""
+    found = []
+    for pid in pids_of("postgres"):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if any(word in title for word in ("walwriter", "checkpointer", "background writer", "autovacuum")):
+            found.append(pid)
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes (those still alive)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds used by this process's children that have been waited for (wrk, once it exits)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def involved_cpu(into: dict[str, float], groups: dict[str, Callable[[], list[int]]]) -> Iterator[None]:
+    """Fill ``into`` with the CPU seconds each group of processes used inside the block, plus
+    ``load`` for the load generator (children of this process that exited inside it). Each
+    group's pids are taken before and after the block and only those alive throughout count."""
+    before_pids = {name: set(pids()) for name, pids in groups.items()}
+    before = {name: {pid: cpu_seconds([pid]) for pid in pids} for name, pids in before_pids.items()}
+    load_before = children_cpu_seconds()
+    yield
+    into["load"] = round(children_cpu_seconds() - load_before, 3)
+    for name, pids in groups.items():
+        alive = before_pids[name] & set(pids())
+        into[name] = round(sum(cpu_seconds([pid]) - before[name][pid] for pid in alive), 3)
+
+
+def hot_updates(tables: tuple[str, ...] = ("message", "delivery_attempt", "job_outbox")) -> dict[str, dict[str, Any]]:
+    """Updates and heap-only (HOT) updates of each table so far, from pg_stat_user_tables (the
+    statistics collector lags by up to a second: call it a moment after the work)."""
+    engine = create_engine(database_url())
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT relname, n_tup_upd, n_tup_hot_upd, n_dead_tup, n_live_tup FROM pg_stat_user_tables"
+                " WHERE relname = ANY(:tables)"
+            ),
+            {"tables": list(tables)},
+        ).all()
+    engine.dispose()
+    return {
+        row.relname: {
+            "updates": row.n_tup_upd,
+            "hot": row.n_tup_hot_upd,
+            "hot_ratio": round(row.n_tup_hot_upd / row.n_tup_upd, 3) if row.n_tup_upd else None,
+            "dead": row.n_dead_tup,
+            "live": row.n_live_tup,
+        }
+        for row in rows
+    }

@@ -1,13 +1,17 @@
-"""End-to-end email delivery rate into a fast SMTP sink, against a bare smtplib loop in the same run.
+"""End-to-end email delivery into a fast SMTP sink, batch size by batch size, next to a bare
+smtplib loop measured in the same run, with the CPU every process involved spent per message.
 
-    .venv/bin/python bench/e2e_email.py [--messages 10000] [--processes 2] [--threads 8]
+    .venv/bin/python bench/e2e_email.py [--messages 100000] [--batches 1,10,50,200] [--processes 2] [--threads 4]
 
 Postfix's ``smtp-sink`` (Debian package ``postfix``) accepts mail on loopback and throws it away.
-The baseline sends one pre-built message of the same size ``--messages`` times over one smtplib
-connection. CCM's run: the messages are accepted first (starter template ``order-shipped``:
-layout, partials, CSS inlining, a text part generated from the HTML), then ``dramatiq workers``
-start and deliver them; the rate is messages divided by the time from the first claim to the last
-delivery, read from the database.
+The baseline sends one pre-built message of the same size over one smtplib connection. CCM's
+run, for each batch size B: the messages are accepted with the bulk path (1,000 per transaction;
+starter template ``order-shipped``: layout, partials, CSS inlining, a text part generated from the
+HTML, ~2.3 KB), ANALYZE runs, and their jobs are published as ``messages.deliver_batch`` jobs of B
+ids (B = 1: one ``messages.deliver`` job each) to ``dramatiq workers`` that booted and warmed up
+beforehand. The rate is messages divided by the time from the first claim to the last outcome,
+read from the database; the CPU is read from /proc for the workers' process tree, this database's
+PostgreSQL backends, PostgreSQL's shared processes, redis-server and smtp-sink — nothing else.
 """
 
 from __future__ import annotations
@@ -24,13 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
     REDIS_URL,
     ROOT,
+    analyze,
     ccm_env,
-    cpu_usage,
+    database_backends,
     database_url,
     free_port,
     fresh_database,
+    hot_updates,
+    involved_cpu,
     need,
+    pids_of,
+    postgres_auxiliaries,
     process,
+    process_tree,
     save,
     seed,
     wait_port,
@@ -52,110 +62,178 @@ def baseline(port: int, count: int, raw: bytes) -> float:
         return count / (time.perf_counter() - started)
 
 
-def accept_messages(count: int) -> bytes:
-    """Accept ``count`` messages through the send service (no worker running); return a rendered
-    sample of the email for the baseline."""
+def bench_runtime():  # type: ignore[no-untyped-def]
     from ccm.config import Settings
-    from ccm.message_templates.importer import import_folder
-    from ccm.messages.schemas import SendIn
-    from ccm.messages.service import send_message
     from ccm.runtime import create_runtime
+
+    # The local outbox only serves sample_email(); the workers deliver over SMTP. A long grace:
+    # jobs waiting their turn in a deep queue are not published again while this measures.
+    runtime = create_runtime(
+        Settings(
+            database_url=database_url(),
+            redis_url=REDIS_URL,
+            secret_key="bench-secret",
+            local_outbox="email",
+            relay_grace=GRACE,
+        )
+    )
+    runtime.publisher.relay_only = True  # accepted now, published when the measurement starts
+    return runtime
+
+
+GRACE = 3600.0
+
+
+def setup_workspace(runtime) -> str:  # type: ignore[no-untyped-def]
+    from ccm.message_templates.importer import import_folder
     from ccm.workspaces.service import get_or_create_workspace
 
-    # The local outbox only serves sample_email(); the workers deliver over SMTP.
-    runtime = create_runtime(
-        Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret", local_outbox="email")
-    )
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="bench")
         import_folder(session=session, sandbox=runtime.sandbox, workspace_id=ws.id, root=ROOT / "templates")
+    return ws.id
+
+
+def accept_messages(runtime, workspace_id: str, count: int, tag: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Accept ``count`` messages with the bulk path, 1,000 per transaction; their ids."""
+    from ccm.messages import bulk
+    from ccm.messages.schemas import SendIn
+
+    ids: list[str] = []
     for start in range(0, count, 1000):
+        items = [
+            bulk.Item(
+                SendIn.model_validate(
+                    {"to": {"external_id": f"u{n % 1000}"}, "template": "order-shipped", "data": DATA}
+                ),
+                None,
+            )
+            for n in range(start, min(count, start + 1000))
+        ]
         with runtime.db.unit_of_work() as session:
-            for n in range(start, min(count, start + 1000)):
-                send_message(
-                    session=session,
-                    runtime=runtime,
-                    workspace_id=ws.id,
-                    idempotency_key=f"e2e-{n}",
-                    request=SendIn.model_validate(
-                        {"to": {"external_id": f"u{n % 1000}"}, "template": "order-shipped", "data": DATA}
-                    ),
-                )
-        print(f"\raccepted {min(count, start + 1000)}/{count}", end="", file=sys.stderr, flush=True)
+            answers = bulk.accept_batch(session=session, runtime=runtime, workspace_id=workspace_id, items=items)
+        ids += [answer.id for answer in answers]  # type: ignore[union-attr]
+        print(f"\r{tag}: accepted {len(ids)}/{count}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    return sample_email(runtime, ws.id)
+    return ids
 
 
-def sample_email(runtime, workspace_id: str) -> bytes:  # type: ignore[no-untyped-def]
-    from ccm.messages.models import Message
-    from ccm.messages.outbound import load_pending, prepare
+def publish(runtime, ids: list[str], batch: int) -> None:  # type: ignore[no-untyped-def]
+    from ccm.messages.claims import DELIVER, DELIVER_BATCH
 
-    with runtime.db.unit_of_work() as session:
-        message_id = session.query(Message.id).filter_by(workspace_id=workspace_id).limit(1).scalar()
-        return prepare(runtime, session, load_pending(session, message_id)).outbound.raw
+    runtime.publisher.relay_only = False
+    if batch == 1:
+        runtime.publisher.publish_many_after_commit(DELIVER, [(message_id,) for message_id in ids])
+    else:
+        chunks = [(ids[start : start + batch],) for start in range(0, len(ids), batch)]
+        runtime.publisher.publish_many_after_commit(DELIVER_BATCH, chunks, keys=[])
+    runtime.publisher.relay_only = True
 
 
-def wait_delivered(count: int, timeout: float) -> dict[str, float]:
+def sample_email(runtime, message_id: str) -> bytes:  # type: ignore[no-untyped-def]
+    from ccm.messages.outbound import load_pending, plan, prepare
+
+    with runtime.db.read_only() as session:
+        planned = plan(runtime, session, load_pending(session, message_id))
+    return prepare(runtime, planned).outbound.raw
+
+
+def wait_delivered(ids: list[str], timeout: float, tag: str) -> dict[str, float]:
+    """Wait for every one of ``ids`` to end; the rate from their first claim to their last outcome."""
     engine = create_engine(database_url())
     deadline = time.monotonic() + timeout
+    first, last = ids[0], ids[-1]
+    between = "id BETWEEN :first AND :last"
     with engine.connect() as connection:
         while True:
             done = connection.execute(
-                text("SELECT count(*) FROM message WHERE status IN ('sent', 'delivered', 'failed', 'skipped')")
+                text(f"SELECT count(*) FROM message WHERE {between} AND finished_at IS NOT NULL"),
+                {"first": first, "last": last},
             ).scalar_one()
-            print(f"\rdelivered {done}/{count}", end="", file=sys.stderr, flush=True)
-            if done >= count or time.monotonic() > deadline:
+            print(f"\r{tag}: delivered {done}/{len(ids)}", end="", file=sys.stderr, flush=True)
+            if done >= len(ids) or time.monotonic() > deadline:
                 break
-            time.sleep(0.5)
+            time.sleep(0.25)
         print(file=sys.stderr)
         row = connection.execute(
             text(
-                "SELECT count(*) FILTER (WHERE status = 'sent'), min(claimed_at), max(finished_at), "
-                "count(*) FILTER (WHERE status NOT IN ('sent')) FROM message"
-            )
+                f"SELECT count(*) FILTER (WHERE status = 'sent'), min(claimed_at), max(finished_at), "
+                f"count(*) FILTER (WHERE status <> 'sent') FROM message WHERE {between}"
+            ),
+            {"first": first, "last": last},
         ).one()
+        # Every claim counts: a second claim is a message delivered twice over by the core.
+        claims = connection.execute(
+            text(f"SELECT sum(claims) FROM message WHERE {between}"), {"first": first, "last": last}
+        ).scalar_one()
     engine.dispose()
     seconds = (row[2] - row[1]).total_seconds()
-    return {"sent": row[0], "not_sent": row[3], "seconds": round(seconds, 2), "per_second": round(row[0] / seconds, 1)}
+    return {
+        "sent": row[0],
+        "not_sent": row[3],
+        "claims": int(claims),
+        "seconds": round(seconds, 2),
+        "per_second": round(row[0] / seconds, 1),
+    }
+
+
+def measure(runtime, workspace_id: str, count: int, batch: int, groups) -> dict:  # type: ignore[no-untyped-def]
+    tag = f"B={batch}"
+    warm = accept_messages(runtime, workspace_id, min(2000, count), f"{tag} warm-up")
+    publish(runtime, warm, batch)
+    wait_delivered(warm, timeout=600, tag=f"{tag} warm-up")
+    ids = accept_messages(runtime, workspace_id, count, tag)
+    analyze()
+    cpu: dict[str, float] = {}
+    with involved_cpu(cpu, groups):
+        publish(runtime, ids, batch)
+        result = wait_delivered(ids, timeout=1800, tag=tag)
+    per_message = {name: round(seconds * 1000 / count, 3) for name, seconds in cpu.items() if name != "load"}
+    result["cpu_ms_per_message"] = per_message
+    result["cpu_ms_per_message_total"] = round(sum(per_message.values()), 3)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--batches", default="1,10,50,200")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
     sink, port = need("smtp-sink", "postfix"), free_port()
     fresh_database()
     seed(profiles=1000, template_html="<p>{{ first_name }} {{ order }}</p>")
-    raw = accept_messages(args.messages)
-    with process([sink, "-u", "nobody", f"127.0.0.1:{port}", "1024"]):
+    runtime = bench_runtime()
+    workspace_id = setup_workspace(runtime)
+    analyze()
+    env = ccm_env(smtp_url=f"smtp://127.0.0.1:{port}?local_hostname=localhost", relay_grace=GRACE)
+    workers = [sys.executable, "-m", "dramatiq", "workers", "--processes", str(args.processes)]
+    with process([sink, "-u", "nobody", f"127.0.0.1:{port}", "1024"]) as sink_process:
         wait_port(port)
-        bare = baseline(port, args.messages, raw)
+        raw = sample_email(runtime, accept_messages(runtime, workspace_id, 1, "sample")[0])
+        bare = baseline(port, 20_000, raw)
         print(f"bare smtplib loop   {bare:8.0f} messages/s  ({len(raw)} bytes each)", flush=True)
-        env = ccm_env(smtp_url=f"smtp://127.0.0.1:{port}?local_hostname=localhost")
-        cpu: dict[str, float] = {}
-        with (
-            process(
-                [
-                    sys.executable,
-                    "-m",
-                    "dramatiq",
-                    "workers",
-                    "--processes",
-                    str(args.processes),
-                    "--threads",
-                    str(args.threads),
-                ],
-                env=env,
-            ),
-            cpu_usage(cpu),
-        ):
-            ccm = wait_delivered(args.messages, timeout=600)
-    ratio = ccm["per_second"] / bare
-    print(f"ccm end to end      {ccm['per_second']:8.0f} messages/s  ({ccm['sent']} sent, {ccm['not_sent']} not)")
-    per_message = {name: round(seconds * 1000 / args.messages, 3) for name, seconds in cpu.items()}
-    print(f"ratio ccm / bare smtplib: {ratio:.2f}   CPU ms per message: {per_message}")
+        with process([*workers, "--threads", str(args.threads)], env=env) as worker_process:
+            groups = {
+                "workers": lambda: process_tree(worker_process.pid),
+                "postgres": database_backends,
+                "postgres_shared": postgres_auxiliaries,
+                "redis": lambda: pids_of("redis-server"),
+                "smtp_sink": lambda: process_tree(sink_process.pid),
+            }
+            results = {}
+            for batch in batches:
+                results[batch] = measure(runtime, workspace_id, args.messages, batch, groups)
+                r = results[batch]
+                print(
+                    f"B={batch:<4} {r['per_second']:8.0f} messages/s  ({r['sent']} sent, {r['not_sent']} not, "
+                    f"{r['claims']} claims)  ratio {r['per_second'] / bare:.2f}  CPU "
+                    f"{r['cpu_ms_per_message_total']} ms/message {r['cpu_ms_per_message']}",
+                    flush=True,
+                )
+    time.sleep(1.5)  # the statistics collector's lag
     save(
         "e2e_email",
         {
@@ -165,9 +243,8 @@ def main() -> None:
             "processes": args.processes,
             "threads": args.threads,
             "bare_smtplib_per_s": round(bare, 1),
-            "ccm": ccm,
-            "ratio": ratio,
-            "cpu_ms_per_message": per_message,
+            "by_batch": results,
+            "hot_updates": hot_updates(),
         },
     )
 

@@ -95,14 +95,14 @@ def setup(count: int):  # type: ignore[no-untyped-def]
 
 
 def measure(runtime, message_ids: list[str]) -> float:  # type: ignore[no-untyped-def]
-    from ccm.messages.outbound import load_pending, prepare
+    from ccm.messages.outbound import load_pending, plan, prepare
 
     timings = []
     with runtime.db.unit_of_work() as session:
         for message_id in message_ids:
             pending = load_pending(session, message_id)
             started = time.perf_counter()
-            prepare(runtime, session, pending)
+            prepare(runtime, plan(runtime, session, pending))  # route and check, then render and build
             timings.append(time.perf_counter() - started)
         session.rollback()
     return statistics.median(timings) * 1e6

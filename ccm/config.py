@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BROKER_SCHEMES = ("redis", "rediss", "unix", "amqp", "amqps")
 
 
 class SettingsError(RuntimeError):
@@ -27,8 +30,19 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, repr=False)
     """SQLAlchemy URL; absent means a SQLite file under ``data_dir``."""
     redis_url: str | None = Field(None, repr=False)
-    """Redis URL for the Dramatiq broker; absent means the in-process broker and worker."""
+    """Redis URL for rate limits, circuit breakers, the tracking-hit buffer and (unless
+    ``broker_url`` says otherwise) the Dramatiq broker; absent means the in-process broker and worker."""
     redis_namespace: str = "ccm"
+    broker_url: str | None = Field(None, repr=False)
+    """``amqp://…`` (RabbitMQ) or ``redis://…`` for the Dramatiq broker; absent means ``redis_url``."""
+    rabbitmq_queue_type: Literal["quorum", "classic"] = "quorum"
+    """The type CCM declares its RabbitMQ queues with (fixed when a queue is first declared)."""
+    broker_heartbeat_timeout: float = 15.0
+    """Redis broker: seconds without a heartbeat after which a worker is dead and the relay puts
+    the messages it had fetched back at the head of their queue (RabbitMQ does this by itself)."""
+    worker_prefetch: int = Field(64, ge=1)
+    """Messages each worker process fetches ahead per queue (Dramatiq's ``dramatiq_queue_prefetch``
+    overrides it)."""
     smtp_url: str | None = Field(None, repr=False)
     """``smtp://user:pass@host:587?starttls=required`` or ``smtps://...``; absent means the local outbox."""
     smtp_timeout: float = 20.0
@@ -51,9 +65,13 @@ class Settings(BaseSettings):
     relay_interval: float = 1.0
     """Seconds between scans of the job outbox for work to (re)publish."""
     relay_grace: float = 30.0
-    """A job not finished this long after it was published is published again."""
-    relay_backlog_limit: int = 100
-    """The relay leaves alone a queue holding this many unfinished messages (see relay_once)."""
+    """A job not started this long after it was published is published again (and a started
+    one ``claim_timeout + relay_grace`` after it started, if it has not finished by then)."""
+    delivery_batch: int = Field(50, ge=1, le=500)
+    """Messages accepted together (a batch send, a campaign) go to the workers this many per job,
+    delivered with one claim, one intent and one outcome transaction (a single send goes alone)."""
+    relay_backoff_max: float = 600.0
+    """Each further publish of a job waits twice as long as the one before, up to this."""
     claim_timeout: float = 120.0
     """A delivery claim older than this belongs to a worker presumed dead. Must exceed the longest
     provider call (``smtp_timeout``) plus rendering."""
@@ -78,6 +96,16 @@ class Settings(BaseSettings):
         # sent again; the commit point stops that, but only a generous timeout keeps it rare.
         if self.claim_timeout <= self.smtp_timeout + self.render_timeout:
             raise ValueError("CCM_CLAIM_TIMEOUT must exceed CCM_SMTP_TIMEOUT + CCM_RENDER_TIMEOUT")
+        return self
+
+    @model_validator(mode="after")
+    def _broker_is_known(self) -> Settings:
+        scheme = (self.broker_url or "").partition("://")[0]
+        if self.broker_url and scheme not in BROKER_SCHEMES:
+            raise ValueError(f"CCM_BROKER_URL: scheme {scheme!r} is not one of {', '.join(BROKER_SCHEMES)}")
+        if self.broker_url and self.redis_url is None:
+            # Rate limits and the tracking-hit buffer are shared by every process through Redis.
+            raise ValueError("CCM_BROKER_URL needs CCM_REDIS_URL too (rate limits, tracking hits)")
         return self
 
     @classmethod
@@ -115,6 +143,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when running on the embedded default (no Redis: in-process broker and worker)."""
         return self.redis_url is None
+
+    @property
+    def resolved_broker_url(self) -> str | None:
+        """Where the Dramatiq broker is: ``broker_url``, else ``redis_url``; None in-process."""
+        return self.broker_url or self.redis_url
 
     @property
     def local_outbox_channels(self) -> frozenset[str]:

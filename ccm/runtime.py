@@ -1,5 +1,9 @@
 """The long-lived objects one CCM process needs, built once from settings and passed explicitly:
 to the Flask app (``app.extensions["ccm"]``) and to every actor (bound by :func:`ccm.jobs.declare_actors`).
+
+The runtime holds the domains' tools and imports no domain's services: the entry points
+(:mod:`ccm.app`, :mod:`ccm.worker`, the CLI) import :mod:`ccm.models` so that every mapper is
+registered before a runtime is used.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 import dramatiq
 from sqlalchemy.orm import Session
 
-from ccm import models  # noqa: F401  (registers every mapper, whatever this process imported)
+from ccm.brokers import build_broker, connect_redis
 from ccm.channels.guards import ProviderGuards
 from ccm.channels.registry import ChannelProviders
 from ccm.config import Settings
@@ -20,9 +24,11 @@ from ccm.crypto import SecretBox
 from ccm.db import Database
 from ccm.engagement.buffer import HitBuffer
 from ccm.engagement.tracking import LinkSigner
-from ccm.jobs import Publisher, build_broker
+from ccm.jobs import Publisher
+from ccm.message_templates.models import TemplateVersion
 from ccm.message_templates.rendering import PublishedTemplate
 from ccm.message_templates.sandbox import TemplateSandbox
+from ccm.message_templates.service import snapshot
 from ccm.tokens import Signer
 from ccm.webhooks.service import Subscriptions
 
@@ -47,6 +53,7 @@ class Runtime:
 
     def close(self) -> None:
         self.providers.close()
+        self.broker.close()
         self.db.dispose()
 
 
@@ -59,9 +66,6 @@ class TemplateCache:
         self._lock = threading.Lock()
 
     def get(self, session: Session, version_id: str, key: str, sandbox: TemplateSandbox) -> PublishedTemplate:
-        from ccm.message_templates.models import TemplateVersion
-        from ccm.message_templates.service import snapshot
-
         with self._lock:
             found = self._items.get(version_id)
             if found is not None:
@@ -79,7 +83,8 @@ class TemplateCache:
 
 def create_runtime(settings: Settings) -> Runtime:
     db = Database(settings.resolved_database_url)
-    broker = build_broker(settings)
+    redis_client = connect_redis(settings.redis_url) if settings.redis_url else None  # limits, hits, maybe the broker
+    broker = build_broker(settings, redis_client)
     publisher = Publisher(broker, db.sessionmaker)
     webhooks = Subscriptions(grace=settings.relay_grace)
     db.sessionmaker.configure(info={"publisher": publisher, "webhooks": webhooks})
@@ -94,8 +99,8 @@ def create_runtime(settings: Settings) -> Runtime:
         sandbox=TemplateSandbox(timeout=settings.render_timeout, max_chars=settings.render_max_chars),
         signer=Signer(secret),
         secret_box=box,
-        guards=ProviderGuards(getattr(broker, "client", None), namespace=settings.redis_namespace),
+        guards=ProviderGuards(redis_client, namespace=settings.redis_namespace),
         link_signer=LinkSigner(secret),
-        hits=HitBuffer(getattr(broker, "client", None), namespace=settings.redis_namespace),
+        hits=HitBuffer(redis_client, namespace=settings.redis_namespace),
         webhooks=webhooks,
     )

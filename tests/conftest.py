@@ -2,7 +2,10 @@
 
 The suite runs on the embedded default (SQLite, in-process broker) unless
 ``CCM_TEST_DATABASE_URL`` (PostgreSQL) and ``CCM_TEST_REDIS_URL`` are set, as ``.ci/run`` does.
-Under ``CI=true`` both must be set and reachable, or the run fails. The schema is always built by
+Under ``CI=true`` both must be set and reachable, or the run fails. ``CCM_TEST_BROKER_URL``
+(``amqp://…``) puts the Dramatiq broker on RabbitMQ, Redis keeping rate limits and tracking hits;
+``.ci/run`` runs the delivery and fault tests a second time that way. CCM's queues there are
+purged after each test, so give test runs a vhost of their own. The schema is always built by
 running the Alembic migrations. Tables are emptied after each test (end-to-end tests need committed
 rows that other threads and processes can see, so per-test rollback would not do).
 """
@@ -24,6 +27,7 @@ from tests.support.smtp_server import SmtpTestServer
 
 DATABASE_URL = os.environ.get("CCM_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
+BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -32,12 +36,13 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
     if IN_CI and not (DATABASE_URL and REDIS_URL):
         raise pytest.UsageError("CI=true needs CCM_TEST_DATABASE_URL and CCM_TEST_REDIS_URL (see .ci/run)")
+    if BROKER_URL and not REDIS_URL:
+        raise pytest.UsageError("CCM_TEST_BROKER_URL needs CCM_TEST_REDIS_URL (rate limits, tracking hits)")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return (
-        f"ccm backends: database={'postgresql' if DATABASE_URL else 'sqlite'} broker={'redis' if REDIS_URL else 'stub'}"
-    )
+    broker = "rabbitmq" if BROKER_URL and BROKER_URL.startswith("amqp") else "redis" if REDIS_URL else "stub"
+    return f"ccm backends: database={'postgresql' if DATABASE_URL else 'sqlite'} broker={broker}"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -80,8 +85,20 @@ def redis_url() -> str | None:
     return REDIS_URL
 
 
+@pytest.fixture(scope="session")
+def broker_url() -> str | None:
+    """The RabbitMQ of ``CCM_TEST_BROKER_URL``, checked once (None: the broker is Redis or in-process)."""
+    if BROKER_URL:
+        import pika
+
+        pika.BlockingConnection(pika.URLParameters(BROKER_URL)).close()
+    return BROKER_URL
+
+
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, database_url: str, redis_url: str | None, tmp_path: Path) -> Settings:
+def settings(
+    request: pytest.FixtureRequest, database_url: str, redis_url: str | None, broker_url: str | None, tmp_path: Path
+) -> Settings:
     """Test settings; ``@pytest.mark.settings(name=value)`` overrides fields, and a test that uses
     the ``smtp_server`` fixture sends email to it."""
     overrides: dict[str, Any] = {}
@@ -90,7 +107,7 @@ def settings(request: pytest.FixtureRequest, database_url: str, redis_url: str |
     marker = request.node.get_closest_marker("settings")
     if marker:
         overrides.update(marker.kwargs)
-    return make_settings(database_url, redis_url, tmp_path, **overrides)
+    return make_settings(database_url, redis_url, tmp_path, broker_url=broker_url, **overrides)
 
 
 @pytest.fixture
@@ -100,10 +117,13 @@ def smtp_server() -> Iterator[SmtpTestServer]:
         yield server
 
 
-def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **overrides: Any) -> Settings:
+def make_settings(
+    database_url: str, redis_url: str | None, data_dir: Path, *, broker_url: str | None = BROKER_URL, **overrides: Any
+) -> Settings:
     values: dict[str, Any] = dict(
         database_url=database_url,
         redis_url=redis_url,
+        broker_url=broker_url,
         redis_namespace="ccm-test",
         data_dir=data_dir,
         secret_key="test-secret",
@@ -111,6 +131,8 @@ def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **ov
         local_outbox="email",
         relay_interval=0.2,
         relay_grace=2.0,
+        relay_backoff_max=30.0,
+        broker_heartbeat_timeout=2.0,
         claim_timeout=3.0,
         smtp_timeout=1.0,
         render_timeout=1.0,
@@ -133,6 +155,7 @@ def runtime(settings: Settings) -> Iterator[Any]:
     runtime.close()
     _empty_tables(settings)
     _flush_redis(settings)
+    purge_rabbitmq(settings)
 
 
 @pytest.fixture
@@ -202,3 +225,25 @@ def _flush_redis(settings: Settings) -> None:
         keys = list(client.scan_iter(f"{settings.redis_namespace}*"))
         if keys:
             client.delete(*keys)
+
+
+def purge_rabbitmq(settings: Settings) -> None:
+    """Drop every message from CCM's queues (and their delay and dead-letter queues) on RabbitMQ."""
+    url = settings.resolved_broker_url
+    if not url or not url.startswith("amqp"):
+        return
+    import pika
+    import pika.exceptions
+
+    from ccm.brokers import QUEUES
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for name in (f"{queue}{suffix}" for queue in QUEUES for suffix in ("", ".DQ", ".XQ")):
+            try:
+                channel.queue_purge(name)
+            except pika.exceptions.ChannelClosedByBroker:  # never declared: nothing to purge
+                channel = connection.channel()
+    finally:
+        connection.close()

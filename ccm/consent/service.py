@@ -71,10 +71,18 @@ def current(records: list[ConsentRecord]) -> list[ConsentState]:
     ]
 
 
+def latest_status(*, session: Session, profile_id: str, channel: str, topic: str | None) -> str | None:
+    """The status of the record that decides ``topic`` on ``channel`` (the latest for the topic or
+    for all topics), or None when there is none."""
+    return session.execute(
+        _LATEST, {"b_profile": profile_id, "b_channel": channel, "b_topic": topic or ALL_TOPICS}
+    ).scalar()
+
+
 def allows(*, session: Session, profile_id: str, channel: str, topic: str | None, policy: WorkspacePolicy) -> bool:
     """Whether a marketing message on ``channel`` about ``topic`` may go to the profile now."""
     topic = topic or ALL_TOPICS
-    latest = session.execute(_LATEST, {"b_profile": profile_id, "b_channel": channel, "b_topic": topic}).scalar()
+    latest = latest_status(session=session, profile_id=profile_id, channel=channel, topic=topic)
     if latest is not None:
         return bool(latest == "granted")
     declared = policy.topics.get(topic)

@@ -1,26 +1,24 @@
 """SMS and chat keywords, the way carriers expect them (CTIA): STOP and its synonyms opt the
 sender out on that channel before anything else is sent, START/UNSTOP opt them back in, HELP
 answers with the workspace's help text. Case, surrounding spaces and trailing words or punctuation
-do not matter ("Stop please", " stop. "). Each change is logged in the consent ledger and answered
-once: a second STOP changes nothing and gets no second confirmation.
+do not matter ("Stop please", " stop. "). STOP and START are the one opt-out and its inverse
+(:mod:`ccm.consent.optout`): each change is logged in the consent ledger and answered once — a
+second STOP changes nothing and gets no second confirmation.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ccm.channels.base import InboundText
 from ccm.consent.models import ALL_TOPICS
-from ccm.consent.schemas import ConsentIn
-from ccm.consent.service import record_consent
+from ccm.consent.optout import OptInReason, OptOutReason, opt_in, opt_out
 from ccm.engagement.service import record_events
+from ccm.messages.service import send_system_text
 from ccm.profiles.models import Profile
-from ccm.suppression.models import Suppression
-from ccm.suppression.service import address_hash, canonical, suppress, suppressed
 from ccm.workspaces.service import workspace_policy
 
 if TYPE_CHECKING:
@@ -60,18 +58,18 @@ def handle(runtime: Runtime, session: Session, workspace_id: str, profile: Profi
 def _stop(
     runtime: Runtime, session: Session, workspace_id: str, profile: Profile, text: InboundText, word: str
 ) -> None:
-    if suppressed(session=session, workspace_id=workspace_id, channel=text.channel, address=text.from_address):
-        return  # already stopped: no second confirmation
-    suppress(
-        session=session,
+    if not opt_out(
+        session,
         workspace_id=workspace_id,
+        profile_id=profile.id,
         channel=text.channel,
         address=text.from_address,
-        reason="stop",
+        reason=OptOutReason.STOP,
+        source="keyword",
+        proof=_proof(text, word),
         detail=f"keyword {word}",
-        strict=False,
-    )
-    _ledger(session, workspace_id, profile, text, "revoked", word)
+    ):
+        return  # already stopped (or blocked for another reason): no second confirmation
     record_events(
         session,
         [
@@ -92,46 +90,30 @@ def _stop(
 def _start(
     runtime: Runtime, session: Session, workspace_id: str, profile: Profile, text: InboundText, word: str
 ) -> None:
-    value = address_hash(text.channel, canonical(text.channel, text.from_address, strict=False))
-    removed = session.execute(
-        delete(Suppression).where(
-            Suppression.workspace_id == workspace_id,
-            Suppression.channel == text.channel,
-            Suppression.address_hash == value,
-            Suppression.reason == "stop",
-        )
-    )
-    if not removed.rowcount:  # type: ignore[attr-defined]
-        return  # not stopped (or blocked for another reason, which START cannot lift)
-    _ledger(session, workspace_id, profile, text, "granted", word)
-    _answer(runtime, session, workspace_id, profile, text.channel, STARTED)
-
-
-def _ledger(session: Session, workspace_id: str, profile: Profile, text: InboundText, status: str, word: str) -> None:
-    record_consent(
-        session=session,
+    if opt_in(
+        session,
         workspace_id=workspace_id,
         profile_id=profile.id,
-        actor="recipient",
-        data=ConsentIn(
-            channel=text.channel,
-            topic=ALL_TOPICS,
-            status=status,
-            source="keyword",  # type: ignore[arg-type]
-            proof={
-                "keyword": word,
-                "text": text.body[:160],
-                "from": text.from_address,
-                "provider_message_id": text.provider_message_id,
-            },
-        ),
-    )
+        channel=text.channel,
+        address=text.from_address,
+        reason=OptInReason.START,
+        source="keyword",
+        proof=_proof(text, word),
+    ):
+        _answer(runtime, session, workspace_id, profile, text.channel, STARTED)
+
+
+def _proof(text: InboundText, word: str) -> dict[str, Any]:
+    return {
+        "keyword": word,
+        "text": text.body[:160],
+        "from": text.from_address,
+        "provider_message_id": text.provider_message_id,
+    }
 
 
 def _answer(runtime: Runtime, session: Session, workspace_id: str, profile: Profile, channel: str, body: str) -> None:
     """Send the one confirmation, even to an address just suppressed (a STOP is acknowledged)."""
-    from ccm.messages.service import send_system_text
-
     send_system_text(
         session=session, runtime=runtime, workspace_id=workspace_id, profile_id=profile.id, channel=channel, text=body
     )

@@ -27,6 +27,7 @@ from ccm.conversations.inbound_email import MalformedEmail, ParsedEmail, parse_e
 from ccm.conversations.models import Conversation, InboundMessage
 from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.engagement.service import record_events
+from ccm.engagement.status import apply_message_reports
 from ccm.errors import Conflict, NotFound
 from ccm.ids import new_id
 from ccm.message_templates.schemas import TemplateIn
@@ -359,8 +360,6 @@ def _apply_bounce(session: Session, parsed: ParsedEmail, workspace_id: str | Non
     """Bounce reports (DSNs) become the same reports a provider webhook would give — for the
     recipients the message actually went to, so a forged bounce naming a message id cannot
     suppress anyone else."""
-    from ccm.engagement.status import apply_message_reports
-
     dsn = parsed.dsn
     assert dsn is not None
     message = _message_in(session, dsn.ccm_message_id, workspace_id) if dsn.ccm_message_id else None

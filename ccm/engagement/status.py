@@ -1,26 +1,23 @@
 """Provider reports applied to messages: recorded once per report (deduplicated by the provider's
-event id), then moved through a monotonic state machine — ``sent`` → ``delivered`` or ``failed``;
-a terminal state never goes back, but a late bounce or complaint still suppresses the address."""
+event id), then handed to the message lifecycle (:func:`ccm.messages.state.report`: ``sent`` →
+``delivered`` or ``failed``, a final state never goes back) and to the one opt-out
+(:func:`ccm.consent.optout.opt_out`): a late bounce or complaint still suppresses the address."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccm.channels.base import StatusEvent
 from ccm.channels.models import ProviderAccount
-from ccm.consent.models import ALL_TOPICS
-from ccm.consent.schemas import ConsentIn
-from ccm.consent.service import record_consent
-from ccm.db import utcnow
+from ccm.consent.optout import OptOutReason, opt_out
 from ccm.engagement.service import record_events
-from ccm.messages.models import Message, MessageStatus
-from ccm.messages.outcomes import announce
+from ccm.messages import state
+from ccm.messages.models import DeliveryAttempt, Message, MessageStatus
 from ccm.profiles.service import find_by_address
-from ccm.suppression.service import suppress
 
 EVENT_KIND = {
     "delivered": "delivered",
@@ -33,10 +30,7 @@ EVENT_KIND = {
     "clicked": "clicked",
     "unsubscribed": "unsubscribed",
 }
-OPEN = (MessageStatus.SENDING, MessageStatus.SENT)
-"""States a report may still move a message out of."""
-
-_m = Message.__table__
+_m, _a = Message.__table__, DeliveryAttempt.__table__
 
 
 class ReportTooEarly(Exception):
@@ -57,11 +51,12 @@ def apply_reports(
         message = _message(session, account.workspace_id, report.provider_message_id)
         if message is None and report.provider_message_id and _handing_over(session, account):
             raise ReportTooEarly(report.provider_message_id)
-        event = _event(account.workspace_id, account.channel, f"provider:{account.kind}", account.kind, report, message)
+        source = f"provider:{account.kind}"
+        event = _event(account.workspace_id, account.channel, source, account.kind, report, message)
         if not record_events(session, [event]):
             continue
         if message is not None:
-            _transition(session, message, report)
+            _transition(session, message, report, source)
         elif report.kind == "unsubscribed" and report.recipient:
             _opt_out_address(session, account, report.recipient, chat_key)
         applied += 1
@@ -71,37 +66,20 @@ def apply_reports(
 def _opt_out_address(session: Session, account: ProviderAccount, address: str, chat_key: str | None) -> None:
     """A report about a person rather than a message (a Telegram user blocking the bot): the
     address gets nothing more on this channel, and its profile's consent is revoked."""
-    suppress(
-        session=session,
-        workspace_id=account.workspace_id,
-        channel=account.channel,
-        address=address,
-        reason="stop",
-        detail=f"opted out through {account.kind}",
-        strict=False,
-    )
     profile = find_by_address(
         session=session, workspace_id=account.workspace_id, channel=account.channel, address=address, chat_key=chat_key
     )
-    if profile is not None:
-        _revoke(
-            session, account.workspace_id, profile.id, account.channel, {"provider": account.kind, "address": address}
-        )
-
-
-def _revoke(session: Session, workspace_id: str, profile_id: str, channel: str, proof: dict[str, Any]) -> None:
-    record_consent(
-        session=session,
-        workspace_id=workspace_id,
-        profile_id=profile_id,
+    opt_out(
+        session,
+        workspace_id=account.workspace_id,
+        profile_id=profile.id if profile is not None else None,
+        channel=account.channel,
+        address=address,
+        reason=OptOutReason.BLOCKED,
+        source="provider_unsubscribe",
         actor="provider",
-        data=ConsentIn(
-            channel=channel,
-            topic=ALL_TOPICS,
-            status="revoked",  # type: ignore[arg-type]
-            source="provider_unsubscribe",
-            proof=proof,
-        ),
+        proof={"provider": account.kind, "address": address},
+        detail=f"opted out through {account.kind}",
     )
 
 
@@ -115,18 +93,21 @@ def apply_message_reports(session: Session, message: Any, reports: Iterable[Stat
     applied = 0
     for report in reports:
         if record_events(session, [_event(row.workspace_id, row.channel, source, source, report, row)]):
-            _transition(session, row, report)
+            _transition(session, row, report, source)
             applied += 1
     return applied
 
 
 def _message(session: Session, workspace_id: str, provider_message_id: str) -> Any:
+    """The message a provider id belongs to, through the attempt that got it: messages are not
+    indexed on it, so that recording it keeps their update heap-only (see ccm.messages.models)."""
     if not provider_message_id:
         return None
     return session.execute(
-        select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.channel, _m.c.to_address, _m.c.status).where(
-            _m.c.workspace_id == workspace_id, _m.c.provider_message_id == provider_message_id
-        )
+        select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.channel, _m.c.to_address, _m.c.status)
+        .join(_a, _a.c.message_id == _m.c.id)
+        .where(_a.c.provider_message_id == provider_message_id, _m.c.workspace_id == workspace_id)
+        .limit(1)
     ).first()
 
 
@@ -163,42 +144,34 @@ def _event(
     }
 
 
-def _transition(session: Session, message: Any, report: StatusEvent) -> None:
+def _transition(session: Session, message: Any, report: StatusEvent, source: str) -> None:
     kind, reason = report.kind, report.detail.get("description") or report.detail.get("message") or report.kind
     if kind == "delivered":
-        _move(session, message, MessageStatus.DELIVERED, "delivered: reported by the provider")
+        state.report(session, message.id, to=MessageStatus.DELIVERED, reason="delivered: reported by the provider")
     elif kind in ("bounced_hard", "failed"):
-        _move(session, message, MessageStatus.FAILED, f"{'bounced' if kind == 'bounced_hard' else 'failed'}: {reason}")
-    if kind == "bounced_hard" and message.to_address:
-        suppress(
-            session=session,
+        outcome = "bounced" if kind == "bounced_hard" else "failed"
+        state.report(session, message.id, to=MessageStatus.FAILED, reason=f"{outcome}: {reason}")
+    opted_out = OPTS_OUT.get(kind)
+    if opted_out is not None:
+        why, ledger_source = opted_out
+        opt_out(
+            session,
             workspace_id=message.workspace_id,
-            channel=message.channel,
+            profile_id=message.profile_id,
+            channel=message.channel or "email",
             address=message.to_address,
-            reason="hard_bounce",
-            detail=str(reason)[:500],
-            strict=False,
-        )
-    elif kind == "complained" and message.to_address:
-        suppress(
-            session=session,
-            workspace_id=message.workspace_id,
-            channel=message.channel,
-            address=message.to_address,
-            reason="complaint",
-            strict=False,
-        )
-    elif kind == "unsubscribed" and message.profile_id:
-        _revoke(
-            session, message.workspace_id, message.profile_id, message.channel or "email", {"message_id": message.id}
+            reason=why,
+            source=ledger_source,
+            actor="provider",
+            proof={"message_id": message.id, "via": source},
+            detail=str(reason),
         )
 
 
-def _move(session: Session, message: Any, status: MessageStatus, reason: str) -> None:
-    moved = session.execute(
-        update(_m)
-        .where(_m.c.id == message.id, _m.c.status.in_(OPEN))
-        .values(status=status, reason=reason, updated_at=utcnow(), finished_at=utcnow())
-    )
-    if moved.rowcount:  # type: ignore[attr-defined]
-        announce(session, message.workspace_id, message.id, status, reason, message.channel)
+OPTS_OUT = {
+    "bounced_hard": (OptOutReason.HARD_BOUNCE, "provider_bounce"),
+    "complained": (OptOutReason.COMPLAINT, "provider_complaint"),
+    "unsubscribed": (OptOutReason.UNSUBSCRIBE, "provider_unsubscribe"),
+}
+"""Reports about a message that opt its address or its person out (see :mod:`ccm.consent.optout`),
+and the source the consent ledger records."""

@@ -3,8 +3,9 @@ and the preference page where a person picks topics and channels.
 
 The links carry a token signed for this purpose only (``ccm.tokens.UNSUBSCRIBE``), valid for
 400 days and across key rotations. ``GET`` never changes anything (mail scanners follow links);
-``POST`` does, and doing it twice changes nothing more. A decision is a consent record, so it is
-honoured by the very next send.
+``POST`` does, and doing it twice changes nothing more. A decision goes through the one opt-out
+(:mod:`ccm.consent.optout`): a consent record, honoured by the very next send. The handlers read
+the request; the functions below them take plain values.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from jinja2 import Environment
 from sqlalchemy.orm import Session
 
 from ccm.consent.models import ALL_TOPICS
-from ccm.consent.schemas import ConsentIn
-from ccm.consent.service import allows, record_consent
+from ccm.consent.optout import OptInReason, OptOutReason, opt_in, opt_out
+from ccm.consent.service import allows
 from ccm.engagement.service import record_events
 from ccm.profiles.models import Profile
 from ccm.tokens import UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE, InvalidToken
@@ -58,8 +59,9 @@ def unsubscribe(token: str) -> Response:
     """RFC 8058 one-click (``List-Unsubscribe=One-Click``) and the confirmation form: 200, never a redirect."""
     runtime = current_app.extensions["ccm"]
     payload = _verify(token)
+    source = "one_click" if request.form.get("List-Unsubscribe") else "unsubscribe_link"
     with runtime.db.unit_of_work() as session:
-        revoke(session, payload, source="one_click" if request.form.get("List-Unsubscribe") else "unsubscribe_link")
+        revoke(session, payload, source=source, ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
     return _html(CONFIRM.render(done=True, what=_what(payload), preferences=f"{request.path}/preferences"))
 
 
@@ -74,7 +76,8 @@ def preferences(token: str) -> Response:
         policy = workspace_policy(session=session, workspace_id=profile.workspace_id)
         topics = [(ALL_TOPICS, "Every message")] + [(key, t.description or key) for key, t in policy.topics.items()]
         if request.method == "POST":
-            _save(session, profile, policy, topics)
+            visitor = {"ip": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
+            _save(session, profile, policy, topics, wanted=set(request.form), **visitor)
         rows = [
             {
                 "topic": topic,
@@ -98,30 +101,26 @@ def preferences(token: str) -> Response:
     return _html(PREFERENCES.render(rows=rows, saved=request.method == "POST"))
 
 
-def revoke(session: Session, payload: dict[str, Any], *, source: str) -> bool:
+def revoke(session: Session, payload: dict[str, Any], *, source: str, ip: str | None, user_agent: str | None) -> bool:
     """Record the opt-out the token stands for; False when it was already in effect."""
     profile = session.get(Profile, payload.get("p") or "")
     if profile is None or profile.workspace_id != payload.get("w"):
         return False  # erased, or never ours: nothing to stop
-    channel, topic = payload.get("c") or "email", payload.get("t")
-    policy = workspace_policy(session=session, workspace_id=profile.workspace_id)
-    if not allows(session=session, profile_id=profile.id, channel=channel, topic=topic, policy=policy):
-        return False
-    record_consent(
-        session=session,
+    channel, topic = payload.get("c") or "email", payload.get("t") or ALL_TOPICS
+    if not opt_out(
+        session,
         workspace_id=profile.workspace_id,
         profile_id=profile.id,
-        actor="recipient",
-        data=ConsentIn(
-            channel=channel,
-            topic=topic or ALL_TOPICS,
-            status="revoked",
-            source=source,
-            ip=request.remote_addr,
-            user_agent=request.headers.get("User-Agent"),
-            proof={"message_id": payload.get("m")},
-        ),
-    )
+        channel=channel,
+        address=None,
+        reason=OptOutReason.UNSUBSCRIBE,
+        source=source,
+        topic=topic,
+        proof={"message_id": payload.get("m")},
+        ip=ip,
+        user_agent=user_agent,
+    ):
+        return False
     record_events(
         session,
         [
@@ -132,17 +131,27 @@ def revoke(session: Session, payload: dict[str, Any], *, source: str) -> bool:
                 "channel": channel,
                 "kind": "unsubscribed",
                 "source": source,
-                "detail": {"topic": topic or ALL_TOPICS},
+                "detail": {"topic": topic},
             }
         ],
     )
     return True
 
 
-def _save(session: Session, profile: Profile, policy: Any, topics: list[tuple[str, str]]) -> None:
+def _save(
+    session: Session,
+    profile: Profile,
+    policy: Any,
+    topics: list[tuple[str, str]],
+    *,
+    wanted: set[str],
+    ip: str | None,
+    user_agent: str | None,
+) -> None:
+    """Record the choices of the preference page that differ from the current consent."""
     for topic, _ in topics:
         for channel in CHANNELS:
-            wanted = f"{topic}:{channel}" in request.form
+            on = f"{topic}:{channel}" in wanted
             current = allows(
                 session=session,
                 profile_id=profile.id,
@@ -150,21 +159,21 @@ def _save(session: Session, profile: Profile, policy: Any, topics: list[tuple[st
                 topic=None if topic == ALL_TOPICS else topic,
                 policy=policy,
             )
-            if wanted != current:
-                record_consent(
-                    session=session,
-                    workspace_id=profile.workspace_id,
-                    profile_id=profile.id,
-                    actor="recipient",
-                    data=ConsentIn(
-                        channel=channel,
-                        topic=topic,
-                        status="granted" if wanted else "revoked",
-                        source="preference_page",
-                        ip=request.remote_addr,
-                        user_agent=request.headers.get("User-Agent"),
-                    ),
-                )
+            if on == current:
+                continue
+            decision: dict[str, Any] = {
+                "workspace_id": profile.workspace_id,
+                "profile_id": profile.id,
+                "channel": channel,
+                "topic": topic,
+                "source": "preference_page",
+                "ip": ip,
+                "user_agent": user_agent,
+            }
+            if on:
+                opt_in(session, reason=OptInReason.RESUBSCRIBE, **decision)
+            else:
+                opt_out(session, address=None, reason=OptOutReason.UNSUBSCRIBE, **decision)
 
 
 def _verify(token: str) -> dict[str, Any]:

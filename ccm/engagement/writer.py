@@ -1,4 +1,5 @@
-"""Turning buffered tracking hits into engagement events, in batches (run by the relay loop)."""
+"""Turning buffered tracking hits into engagement events, in batches (the ``engagement.record_hits``
+actor, :mod:`ccm.engagement.tasks`, runs it every second)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _m = Message.__table__
+BATCH = 1000
+"""Hits recorded in one transaction."""
 
 
-def drain_hits(runtime: Runtime, *, limit: int = 1000) -> int:
+def drain_hits(runtime: Runtime, *, limit: int = BATCH) -> int:
     """Record one batch of hits; returns how many were taken."""
     buffer = runtime.hits
     hits = buffer.take(limit)

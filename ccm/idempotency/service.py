@@ -21,7 +21,7 @@ from ccm.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from ccm.idempotency.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
-_TABLE = IdempotencyKey.__table__
+TABLE = IdempotencyKey.__table__
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def run_idempotent(
     if key is None:
         body, status = work()
         return IdempotentResult(body, status, replayed=False)
-    _check_key(key)
+    check_key(key)
     stored = _reserve(session, workspace_id, key, request_hash, ttl, expected or ({}, 0))
     if stored is not None:
         return _replay(stored, request_hash)
@@ -75,23 +75,28 @@ def run_idempotent(
 
 
 def purge_expired(*, session: Session) -> int:
+    """Delete the keys past their expiry (the periodic ``idempotency.purge_expired``); returns how many."""
     result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
     return result.rowcount  # type: ignore[attr-defined]
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str, field: str = "Idempotency-Key") -> None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise ValidationFailed(
-            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters", field="Idempotency-Key"
-        )
+        raise ValidationFailed(f"{field} must be 1-{MAX_KEY_LENGTH} printable characters", field=field)
 
 
-def _reserve(
-    session: Session, workspace_id: str, key: str, request_hash: str, ttl: float, answer: tuple[dict[str, Any], int]
-) -> IdempotencyKey | None:
-    """Insert the key row; return the existing row instead when the key is taken and live."""
-    now = utcnow()
-    values = {
+def key_row(
+    *,
+    workspace_id: str,
+    key: str,
+    request_hash: str,
+    ttl: float,
+    answer: tuple[dict[str, Any], int],
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The row that reserves ``key`` and stores its answer, for callers that insert it in their
+    own statement (the send API writes it with the message it guards)."""
+    return {
         "workspace_id": workspace_id,
         "key": key,
         "request_hash": request_hash,
@@ -100,7 +105,36 @@ def _reserve(
         "created_at": now,
         "expires_at": now + dt.timedelta(seconds=ttl),
     }
-    if session.execute(insert_ignoring_conflicts(dialect_of(session), _TABLE, _TABLE.c.key), values).scalar():
+
+
+def replay(
+    *,
+    stored_hash: str,
+    status_code: int,
+    response: dict[str, Any],
+    request_hash: str,
+    field: str = "Idempotency-Key",
+) -> IdempotentResult:
+    """The stored answer to a repeat of a request (``field`` names the key in errors).
+
+    Raises:
+      IdempotencyKeyReused: the key was used with a different request.
+      Conflict: the request that has the key has not finished yet.
+    """
+    if stored_hash != request_hash:
+        raise IdempotencyKeyReused(f"{field}: this key was already used with a different request", field=field)
+    if status_code == 0:
+        raise Conflict(f"{field}: a request with this key is still in progress", field=field)
+    return IdempotentResult(response, status_code, replayed=True)
+
+
+def _reserve(
+    session: Session, workspace_id: str, key: str, request_hash: str, ttl: float, answer: tuple[dict[str, Any], int]
+) -> IdempotencyKey | None:
+    """Insert the key row; return the existing row instead when the key is taken and live."""
+    now = utcnow()
+    values = key_row(workspace_id=workspace_id, key=key, request_hash=request_hash, ttl=ttl, answer=answer, now=now)
+    if session.execute(insert_ignoring_conflicts(dialect_of(session), TABLE, TABLE.c.key), values).scalar():
         return None
     stored = session.scalar(
         select(IdempotencyKey).where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
@@ -113,10 +147,9 @@ def _reserve(
 
 
 def _replay(stored: IdempotencyKey, request_hash: str) -> IdempotentResult:
-    if stored.request_hash != request_hash:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was already used with a different request", field="Idempotency-Key"
-        )
-    if stored.status_code == 0:
-        raise Conflict("a request with this Idempotency-Key is still in progress", field="Idempotency-Key")
-    return IdempotentResult(stored.response, stored.status_code, replayed=True)
+    return replay(
+        stored_hash=stored.request_hash,
+        status_code=stored.status_code,
+        response=stored.response,
+        request_hash=request_hash,
+    )

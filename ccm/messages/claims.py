@@ -11,6 +11,8 @@ from ccm.channels.base import OutboundMessage
 from ccm.channels.registry import Configured
 
 DELIVER = jobs.Job("messages.deliver", queue="deliveries", max_retries=5)
+DELIVER_BATCH = jobs.Job("messages.deliver_batch", queue="deliveries", max_retries=5, batch_of=DELIVER)
+"""Many ``messages.deliver`` jobs in one broker message (see :mod:`ccm.messages.batch`)."""
 
 MAX_CLAIMS = 10
 """A message claimed this many times without reaching a terminal state fails (a bug or a poison
@@ -56,3 +58,5 @@ class Claimed:
     """The message may try another channel if this one fails permanently (no single-channel override)."""
     failed_channels: tuple[dict[str, str], ...] = ()
     pinned_account: str | None = None
+    profile_id: str | None = None
+    """Whose consent an opt-out the provider reports (a blocked bot, a carrier STOP) revokes."""

@@ -11,7 +11,9 @@ Three short transactions, so that a crash anywhere leaves a state the next run c
    c. *take* (a short write transaction): check suppression, consent and caps again (an opt-out
       committed during the render still counts), then mark the message ``sending`` with a fresh
       claim token by compare-and-set on its status, previous token and last change — so a
-      change made by anyone since the read makes this run a no-op.
+      change made by anyone since the read makes this run a no-op. (The last change is compared
+      too because a stale claim being taken over may have reached its commit point, which
+      touches it, while this run was rendering.)
    Skips, deferrals and failures found in a or b are written in their own short transaction,
    compare-and-set the same way. Providers that write to the database (the local outbox) send in
    the transaction of c, exactly once.
@@ -31,11 +33,10 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -50,48 +51,14 @@ from ccm.channels.base import (
 )
 from ccm.channels.registry import Configured
 from ccm.db import utcnow
-from ccm.messages import outcomes
+from ccm.messages import outcomes, state
 from ccm.messages.claims import DELIVER, MAX_CLAIMS, Claimed, ClaimLost, Hops
-from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
+from ccm.messages.models import AttemptOutcome, MessageStatus
 from ccm.messages.outbound import Pending, Plan, Prepared, load_pending, plan, prepare, recheck
 from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-_m, _a = Message.__table__, DeliveryAttempt.__table__
-# The last change is compared too: a stale claim being taken over may have reached its commit
-# point (which touches updated_at) while this run was rendering.
-_CLAIM = (
-    update(_m)
-    .where(
-        _m.c.id == bindparam("b_id"),
-        _m.c.status == bindparam("b_status"),
-        _m.c.claim_token.is_not_distinct_from(bindparam("b_token")),
-        _m.c.updated_at == bindparam("b_updated"),
-    )
-    .values(
-        status=MessageStatus.SENDING,
-        claim_token=bindparam("b_new_token"),
-        claimed_at=bindparam("b_now"),
-        claims=_m.c.claims + 1,
-        updated_at=bindparam("b_now"),
-        channel=bindparam("b_channel"),
-        locale=bindparam("b_locale"),
-        to_address=bindparam("b_to"),
-        route=bindparam("b_route"),
-        segments=bindparam("b_segments"),
-    )
-)
-_OWNED = (
-    update(_m)
-    .where(
-        _m.c.id == bindparam("b_id"),
-        _m.c.claim_token == bindparam("b_token"),
-        _m.c.status == MessageStatus.SENDING,
-    )
-    .values(updated_at=bindparam("b_now"))
-)
 
 
 def deliver_message(runtime: Runtime, message_id: str) -> None:
@@ -99,9 +66,15 @@ def deliver_message(runtime: Runtime, message_id: str) -> None:
     claimed = claim(runtime, message_id)
     if claimed is None:
         return
-    _failpoint(runtime, "after_claim")
-    hops = Hops()
-    for configured, address in claimed.targets:
+    failpoint(runtime, "after_claim")
+    deliver_claimed(runtime, claimed, claimed.targets, Hops())
+
+
+def deliver_claimed(
+    runtime: Runtime, claimed: Claimed, targets: tuple[tuple[Configured, str], ...], hops: Hops
+) -> None:
+    """Hand a claimed message to each of ``targets`` in turn until one attempt is over."""
+    for configured, address in targets:
         if _try_provider(runtime, claimed, configured, replace(claimed.outbound, to=address), hops):
             return
     with runtime.db.unit_of_work() as session:
@@ -113,26 +86,40 @@ def _try_provider(
 ) -> bool:
     """Hand the message to one provider. True when the attempt is over (sent, or failed in a way
     no other provider may retry); False to fail over to the next provider of the channel."""
-    if _refused_by_guard(runtime, configured, hops):
+    if refused_by_guard(runtime, configured, hops):
         return False
     try:
         receipt = _send(runtime, claimed, configured, outbound, hops)
     except ClaimLost:
         log.info("message %s: claim lost before sending; another run owns it", claimed.message_id)
         return True
-    except (TransientDeliveryError, ProviderConfigError) as error:
-        return _not_taken(runtime, claimed, configured, hops, error)
     except DeliveryError as error:
-        _record_no_failover(runtime, claimed, configured, outbound, hops, error)
-        return True
+        return after_error(runtime, claimed, configured, outbound, hops, error)
     except Exception:
-        _release_before_intent(runtime, claimed, hops)
+        release_before_intent(runtime, claimed, hops)
         raise
+    runtime.guards.succeeded(configured.key)
     _record_sent(runtime, claimed, configured, receipt, hops)
     return True
 
 
-def _refused_by_guard(runtime: Runtime, configured: Configured, hops: Hops) -> bool:
+def after_error(
+    runtime: Runtime,
+    claimed: Claimed,
+    configured: Configured,
+    outbound: OutboundMessage,
+    hops: Hops,
+    error: DeliveryError,
+) -> bool:
+    """Record what a provider's error means for the message. True when the attempt is over;
+    False to fail over to the next provider of the channel."""
+    if isinstance(error, TransientDeliveryError | ProviderConfigError):
+        return _not_taken(runtime, claimed, configured, hops, error)
+    _record_no_failover(runtime, claimed, configured, outbound, hops, error)
+    return True
+
+
+def refused_by_guard(runtime: Runtime, configured: Configured, hops: Hops) -> bool:
     """Whether the provider's guards (open circuit, rate limit) turn it away; a skipped hop if so."""
     refused = runtime.guards.admit(configured.key, configured.provider.limits.rate_per_second)
     if refused:
@@ -205,7 +192,7 @@ def _record_no_failover(
         outcomes.record_failure(runtime, session, claimed, error, hops, outbound)
 
 
-def _release_before_intent(runtime: Runtime, claimed: Claimed, hops: Hops) -> None:
+def release_before_intent(runtime: Runtime, claimed: Claimed, hops: Hops) -> None:
     """After an unexpected error, give the claim back unless the commit point was passed."""
     if not hops.intent_recorded:
         with runtime.db.unit_of_work() as session:
@@ -213,9 +200,8 @@ def _release_before_intent(runtime: Runtime, claimed: Claimed, hops: Hops) -> No
 
 
 def _record_sent(runtime: Runtime, claimed: Claimed, configured: Configured, receipt: Receipt, hops: Hops) -> None:
-    runtime.guards.succeeded(configured.key)
     hops.add(configured, receipt.status)
-    _failpoint(runtime, "after_send")
+    failpoint(runtime, "after_send")
     with runtime.db.unit_of_work() as session:
         outcomes.record_success(session, claimed, configured, receipt, hops)
 
@@ -244,6 +230,34 @@ def claim(runtime: Runtime, message_id: str) -> Claimed | None:
         return None
     with runtime.db.unit_of_work() as session:
         return _take(session, planned, prepared)
+
+
+def claim_many(runtime: Runtime, message_ids: Sequence[str]) -> list[Claimed]:
+    """Transaction 1 for several messages at once: one read-only transaction plans them all,
+    they are rendered with no transaction open, and one write transaction records the ones that
+    ended and takes the rest (each by its own compare-and-set). Returns those to send."""
+    ended: list[Callable[[Session], object]] = []
+    plans = []
+    with runtime.db.read_only() as session:
+        for message_id in message_ids:
+            try:
+                plans.append(_plan(runtime, session, message_id))
+            except _Ended as stop:
+                ended += [stop.write] if stop.write is not None else []
+            except LookupError:  # not committed yet: its own job (the relay) will bring it again
+                log.warning("message %s: not found for its batch; left to its own job", message_id)
+    ready = []
+    for planned in plans:
+        try:
+            with _ending_unsent(runtime, planned.pending):
+                ready.append((planned, prepare(runtime, planned)))
+        except _Ended as stop:
+            ended += [stop.write] if stop.write is not None else []
+    with runtime.db.unit_of_work() as session:
+        for write in ended:
+            write(session)
+        taken = [_take(session, planned, prepared) for planned, prepared in ready]
+    return [claimed for claimed in taken if claimed is not None]
 
 
 def _plan(runtime: Runtime, session: Session, message_id: str) -> Plan:
@@ -288,17 +302,12 @@ def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None
     except NotSendable as stop:
         outcomes.finish_unsent(session, pending, stop)
         return None
-    token, now = secrets.token_hex(8), utcnow()
-    if not _compare_and_set(session, pending, prepared, token, now):
+    token = secrets.token_hex(8)
+    if not _compare_and_set(session, pending, prepared, token):
         log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
         return None
     if prepared.targets[0][0].provider.in_transaction:
-        outcomes.send_in_transaction(
-            session,
-            replace(pending, status=MessageStatus.SENDING, claim_token=token, updated_at=now),
-            prepared,
-            attempt_number=pending.claims + 1,
-        )
+        outcomes.send_in_transaction(session, pending, prepared, attempt_number=pending.claims + 1, token=token)
         return None
     # A provider writing to the database (the local outbox) serves only as a channel's first choice.
     targets = tuple(target for target in prepared.targets if not target[0].provider.in_transaction)
@@ -312,28 +321,25 @@ def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None
         can_fall_back=pending.channel_override is None,
         failed_channels=tuple(pending.failed_channels),
         pinned_account=pending.pinned_account,
+        profile_id=pending.profile_id,
     )
 
 
-def _compare_and_set(session: Session, pending: Pending, prepared: Prepared, token: str, now: dt.datetime) -> bool:
+def _compare_and_set(session: Session, pending: Pending, prepared: Prepared, token: str) -> bool:
     """Claim the message; False when anyone changed it since it was read."""
-    taken = session.execute(
-        _CLAIM,
-        {
-            "b_id": pending.id,
-            "b_status": pending.status,
-            "b_token": pending.claim_token,
-            "b_updated": pending.updated_at,
-            "b_new_token": token,
-            "b_now": now,
-            "b_channel": prepared.channel,
-            "b_locale": prepared.locale,
-            "b_to": prepared.to_address,
-            "b_route": prepared.route,
-            "b_segments": prepared.segments,
-        },
+    return state.claim(
+        session,
+        pending.id,
+        expect=MessageStatus(pending.status),
+        token=pending.claim_token,
+        updated_at=pending.updated_at,
+        new_token=token,
+        channel=prepared.channel,
+        locale=prepared.locale,
+        to_address=prepared.to_address,
+        route=prepared.route,
+        segments=prepared.segments,
     )
-    return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
 def _check_claimable(runtime: Runtime, session: Session, pending: Pending) -> None:
@@ -370,14 +376,13 @@ def record_intent(
 ) -> None:
     """Transaction 2, the commit point: the attempt is ``in_flight`` with this provider from here on."""
     with runtime.db.unit_of_work() as session:
-        owned = session.execute(_OWNED, {"b_id": claimed.message_id, "b_token": claimed.token, "b_now": utcnow()})
-        if not owned.rowcount:  # type: ignore[attr-defined]
+        if not state.hold(session, claimed.message_id, claimed.token):
             raise ClaimLost(claimed.message_id)
         outcomes.mark_in_flight(session, claimed, configured, outbound, hops)
     hops.intent_recorded = True
 
 
-def _failpoint(runtime: Runtime, name: str) -> None:
+def failpoint(runtime: Runtime, name: str) -> None:
     """Fault injection for the crash tests: ``CCM_CRASH_AT=<name>`` kills this process here."""
     if runtime.settings.crash_at == name:
         os.kill(os.getpid(), signal.SIGKILL)

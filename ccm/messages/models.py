@@ -4,7 +4,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ccm.db import Base, utcnow
@@ -30,6 +30,11 @@ TERMINAL_STATUSES = frozenset(
 )
 PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 
+MESSAGE_FILLFACTOR = 70
+"""Percent of a message page filled by inserts; the rest takes the new row versions of its
+deliveries (claim, outcome, report), which PostgreSQL then writes in the same page (HOT)."""
+ATTEMPT_FILLFACTOR = 90
+
 
 class AttemptOutcome(enum.StrEnum):
     IN_FLIGHT = "in_flight"
@@ -45,10 +50,15 @@ class Message(Base):
     """One message to one profile. Its row is the source of truth for whether it was sent."""
 
     __tablename__ = "message"
+    # Indexed only on columns that never change after the insert, so that every delivery's updates
+    # can be HOT (heap-only: no index entry rewritten), with room for them in the page: a fill
+    # factor leaves 30 % of each page free. Provider reports find a message through its attempts.
     __table_args__ = (
         UniqueConstraint("workspace_id", "send_key"),
-        Index("ix_message_workspace_profile", "workspace_id", "profile_id"),
-        Index("ix_message_provider_message_id", "provider_message_id"),
+        Index("ix_message_workspace_id", "workspace_id", "id"),  # the message list, newest first
+        Index("ix_message_workspace_profile", "workspace_id", "profile_id", "id"),  # the list of one profile
+        Index("ix_message_profile_created", "profile_id", "created_at", "id"),  # the timeline; erasure
+        {"postgresql_with": {"fillfactor": MESSAGE_FILLFACTOR}},
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("msg"))
@@ -107,7 +117,17 @@ class DeliveryAttempt(Base):
     point), then given its outcome. An ``in_flight`` row whose worker died means "maybe sent"."""
 
     __tablename__ = "delivery_attempt"
-    __table_args__ = (UniqueConstraint("message_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("message_id", "number"),
+        # Provider reports name the provider's id: the attempt that got it leads to the message.
+        Index(
+            "ix_delivery_attempt_provider_message_id",
+            "provider_message_id",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+            sqlite_where=text("provider_message_id IS NOT NULL"),
+        ),
+        {"postgresql_with": {"fillfactor": ATTEMPT_FILLFACTOR}},
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("att"))
     message_id: Mapped[str] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))

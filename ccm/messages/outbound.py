@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ccm.channels.base import OutboundMessage
 from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_email, message_id_for
 from ccm.channels.registry import Configured
+from ccm.conversations.replies import reply_address
 from ccm.engagement.tracking import rewrite_html
 from ccm.message_templates.rendering import PublishedTemplate, RenderedParts, build_context, render_parts
 from ccm.message_templates.sandbox import RenderError
@@ -349,15 +350,13 @@ def reply_to(runtime: Runtime, session: Session, pending: Pending) -> str | None
     """The message's own Reply-To, else its thread's reply address when inbound mail is set up."""
     if pending.reply_to or not runtime.settings.inbound_domain:
         return pending.reply_to
-    from ccm.conversations.models import Conversation
-    from ccm.conversations.service import reply_address
-
-    token = (
-        session.scalar(select(Conversation.reply_token).where(Conversation.id == pending.conversation_id))
-        if pending.conversation_id
-        else None
+    return reply_address(
+        session,
+        domain=runtime.settings.inbound_domain,
+        signer=runtime.link_signer,
+        message_id=pending.id,
+        conversation_id=pending.conversation_id,
     )
-    return reply_address(runtime, message_id=pending.id, conversation_token=token)
 
 
 def _outbound(

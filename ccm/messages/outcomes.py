@@ -1,4 +1,5 @@
-"""Recording how a delivery went: every write that ends, retries or releases a message.
+"""Recording how a delivery went: the attempt rows, and the decision on the message — ended,
+retried, deferred, fallen back or released — which :mod:`ccm.messages.state` writes.
 
 Each function runs inside the caller's transaction and only changes a message this run still owns
 (compare-and-set on the claim token), so a run that lost its claim changes nothing. Once that
@@ -14,49 +15,26 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
 from ccm.channels.base import DeliveryError, OutboundMessage, OutcomeUnknownError, Receipt
 from ccm.channels.registry import Configured
+from ccm.consent.optout import OptOutReason, opt_out
 from ccm.db import after_commit, utcnow
 from ccm.ids import new_id
 from ccm.logs import DELIVERY_OUTCOMES
+from ccm.messages import state
 from ccm.messages.claims import DELIVER, Claimed, Hops
-from ccm.messages.models import AttemptOutcome, DeliveryAttempt, Message, MessageStatus
+from ccm.messages.models import AttemptOutcome, DeliveryAttempt, MessageStatus
 from ccm.messages.outbound import Pending, Prepared
 from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
-from ccm.suppression.service import suppress
-from ccm.webhooks.service import emit
 
 log = logging.getLogger(__name__)
 
-_m, _a = Message.__table__, DeliveryAttempt.__table__
-# A provider's delivery report can arrive before CCM records the send itself: "sent" never
-# overwrites the "delivered" (or "failed") such a report already set.
-_FINISH_OWNED = (
-    update(_m)
-    .where(_m.c.id == bindparam("b_id"), _m.c.claim_token == bindparam("b_token"))
-    .values(
-        status=case(
-            (
-                and_(
-                    bindparam("b_status") == MessageStatus.SENT,
-                    _m.c.status.in_((MessageStatus.DELIVERED, MessageStatus.FAILED)),
-                ),
-                _m.c.status,
-            ),
-            else_=bindparam("b_status"),
-        ),
-        reason=bindparam("b_reason"),
-        provider_message_id=bindparam("b_provider_id"),
-        finished_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        next_attempt_at=None,
-    )
-)
+_a = DeliveryAttempt.__table__
 _FINISH_ATTEMPT = (
     update(_a)
     .where(_a.c.message_id == bindparam("b_id"), _a.c.number == bindparam("b_number"))
@@ -154,55 +132,52 @@ def record_failure(
         _finish_owned(session, claimed, MessageStatus.SENT, f"{message}; not retried, to avoid a duplicate")
         return
     _finish_attempt(session, claimed, hops, AttemptOutcome.PERMANENT_ERROR, provider=provider, error=message)
-    _suppress_after(session, outbound, error)
-    if claimed.can_fall_back:
-        _fall_back(runtime, session, claimed, message)
+    _opt_out_after(session, claimed, outbound, error)
+    if claimed.can_fall_back and _fall_back(runtime, session, claimed, message):
         return
     _finish_owned(session, claimed, MessageStatus.FAILED, message)
 
 
-SUPPRESS_ON = {
-    "invalid_address": {"email": "hard_bounce", "sms": "invalid_address", "chat": "invalid_address"},
-    "unsubscribed": {"email": "complaint", "sms": "stop", "chat": "stop"},
-}
-"""Permanent errors that say the address itself is dead or refuses us: suppress it on the channel."""
+OPTS_OUT = {"invalid_address": OptOutReason.INVALID_ADDRESS, "unsubscribed": OptOutReason.BLOCKED}
+"""Permanent errors that say the address is dead, or that the person refused us at the provider."""
 
 
-def _suppress_after(session: Session, outbound: OutboundMessage, error: DeliveryError) -> None:
-    reasons = SUPPRESS_ON.get(error.reason)
-    if reasons:
-        suppress(
-            session=session,
+def _opt_out_after(session: Session, claimed: Claimed, outbound: OutboundMessage, error: DeliveryError) -> None:
+    reason = OPTS_OUT.get(error.reason)
+    if reason is not None:
+        opt_out(
+            session,
             workspace_id=outbound.workspace_id,
+            profile_id=claimed.profile_id,
             channel=outbound.channel,
             address=outbound.to,
-            reason=reasons[outbound.channel],
-            detail=str(error)[:500],
-            strict=False,
+            reason=reason,
+            source="provider_unsubscribe" if reason is OptOutReason.BLOCKED else "provider_error",
+            actor="provider",
+            proof={"message_id": claimed.message_id, "error": str(error)[:300]},
+            detail=str(error),
         )
 
 
-def _fall_back(runtime: Runtime, session: Session, claimed: Claimed, message: str) -> None:
+def _fall_back(runtime: Runtime, session: Session, claimed: Claimed, message: str) -> bool:
     """Queue the message again without this channel; the next run routes it to the next one (or
-    fails it when none is left)."""
-    failed = [*claimed.failed_channels, {"channel": claimed.outbound.channel, "reason": message}]
-    requeued = session.execute(
-        update(_m)
-        .where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
-        .values(
-            status=MessageStatus.QUEUED,
-            claim_token=None,
-            failed_channels=failed,
-            reason=f"fallback: {claimed.outbound.channel} failed: {message}",
-            next_attempt_at=None,
-            updated_at=utcnow(),
-        )
+    fails it when none is left). False when the message is no longer ``sending`` (a takeover
+    settled it meanwhile): it then fails here, with no new send."""
+    channel = claimed.outbound.channel
+    requeued = state.transition(
+        session,
+        claimed.message_id,
+        expect=MessageStatus.SENDING,
+        token=claimed.token,
+        to=MessageStatus.QUEUED,
+        reason=f"fallback: {channel} failed: {message}",
+        failed_channels=[*claimed.failed_channels, {"channel": channel, "reason": message}],
+        next_attempt_at=None,
     )
-    if requeued.rowcount:  # type: ignore[attr-defined]
+    if requeued:
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=0.0, grace=runtime.settings.relay_grace)
-        _report(
-            session, claimed.message_id, "fell_back", f"falling back: {claimed.outbound.channel} failed ({message})"
-        )
+        _report(session, claimed.message_id, "fell_back", f"falling back: {channel} failed ({message})")
+    return requeued
 
 
 def record_exhausted(
@@ -224,11 +199,13 @@ def record_exhausted(
 
 def release(session: Session, claimed: Claimed) -> None:
     """Give the claim back after an unexpected error before the commit point, so a retry can run."""
-    now = utcnow()
-    session.execute(
-        update(_m)
-        .where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token, _m.c.status == MessageStatus.SENDING)
-        .values(status=MessageStatus.RETRYING, claim_token=None, next_attempt_at=now, updated_at=now)
+    state.transition(
+        session,
+        claimed.message_id,
+        expect=MessageStatus.SENDING,
+        token=claimed.token,
+        to=MessageStatus.RETRYING,
+        next_attempt_at=utcnow(),
     )
 
 
@@ -240,68 +217,41 @@ def finish_unsent(session: Session, pending: Pending, stop: NotSendable) -> None
 def defer(runtime: Runtime, session: Session, pending: Pending, deferred: Deferred) -> None:
     """Keep the message queued until ``deferred.until`` and run it again then."""
     delay = max(0.0, (deferred.until - utcnow()).total_seconds())
-    deferred_now = session.execute(
-        update(_m)
-        .where(_m.c.id == pending.id, *_unchanged(pending))
-        .values(
-            status=MessageStatus.QUEUED,
-            reason=deferred.reason,
-            next_attempt_at=deferred.until,
-            route=deferred.route,
-            claim_token=None,
-            updated_at=utcnow(),
-        )
-    )
-    if deferred_now.rowcount:  # type: ignore[attr-defined]
+    if state.transition(
+        session,
+        pending.id,
+        expect=MessageStatus(pending.status),
+        token=pending.claim_token,
+        updated_at=pending.updated_at,
+        to=MessageStatus.QUEUED,
+        reason=deferred.reason,
+        next_attempt_at=deferred.until,
+        route=deferred.route,
+    ):
         jobs.reschedule(session, DELIVER, pending.id, delay=delay, grace=runtime.settings.relay_grace)
         _report(session, pending.id, "deferred", deferred.reason)
 
 
-def announce(
-    session: Session, workspace_id: str, message_id: str, status: MessageStatus, reason: str | None, channel: str | None
-) -> None:
-    """Tell the workspace's webhooks a message ended: ``message.sent``, ``.delivered``, ``.failed``, ``.skipped``."""
-    emit(
-        session,
-        workspace_id,
-        f"message.{status}",
-        {"message_id": message_id, "status": str(status), "reason": reason, "channel": channel},
-    )
-
-
 def finish_message(
-    session: Session,
-    pending: Pending,
-    status: MessageStatus,
-    reason: str,
-    *,
-    channel: str | None = None,
-    via: str | None = None,
-    **values: Any,
+    session: Session, pending: Pending, status: MessageStatus, reason: str, *, via: str | None = None, **values: Any
 ) -> bool:
     """End a message as loaded in ``pending``; nothing happens if another run changed it since
     (compare-and-set on its status, claim token and last change). Returns whether it ended."""
-    now = utcnow()
-    ended = session.execute(
-        update(_m)
-        .where(_m.c.id == pending.id, *_unchanged(pending))
-        .values(status=status, reason=reason, finished_at=now, updated_at=now, next_attempt_at=None, **values)
+    ended = state.transition(
+        session,
+        pending.id,
+        expect=MessageStatus(pending.status),
+        token=pending.claim_token,
+        updated_at=pending.updated_at,
+        to=status,
+        reason=reason,
+        **values,
     )
-    if not ended.rowcount:  # type: ignore[attr-defined]
+    if not ended:
         log.info("message %s changed while being decided; left to the run that changed it", pending.id)
         return False
-    jobs.finish(session, DELIVER, pending.id)
-    announce(session, pending.workspace_id, pending.id, status, reason, channel)
     _report(session, pending.id, status, _described(status, reason, via, values.get("provider_message_id")))
     return True
-
-
-def _unchanged(pending: Pending) -> tuple[Any, ...]:
-    return (
-        _m.c.status == pending.status,
-        _m.c.claim_token.is_not_distinct_from(pending.claim_token),
-        _m.c.updated_at == pending.updated_at,
-    )
 
 
 def _report(session: Session, message_id: str, outcome: str, detail: str) -> None:
@@ -321,9 +271,11 @@ def _described(status: MessageStatus, reason: str, via: str | None, provider_id:
     return f"{status} via {via}" + (f" as {provider_id}" if provider_id else "")
 
 
-def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int) -> None:
+def send_in_transaction(
+    session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int, token: str
+) -> None:
     """Providers that only write to the database (the local outbox) send and finish in the claim's
-    transaction: exactly once, with no commit point needed."""
+    transaction (``token`` is the claim just taken): exactly once, with no commit point needed."""
     started = utcnow()
     first, address = prepared.targets[0]
     provider = first.provider
@@ -351,15 +303,17 @@ def send_in_transaction(session: Session, pending: Pending, prepared: Prepared, 
             finished_at=utcnow(),
         ),
     )
-    finish_message(
+    status = MessageStatus(receipt.status)
+    if state.transition(
         session,
-        pending,
-        MessageStatus(receipt.status),
-        f"accepted by {provider.name} as {receipt.provider_message_id}",
-        channel=prepared.channel,
-        via=provider.name,
+        pending.id,
+        expect=MessageStatus.SENDING,
+        token=token,
+        to=status,
+        reason=f"accepted by {provider.name} as {receipt.provider_message_id}",
         provider_message_id=receipt.provider_message_id,
-    )
+    ):
+        _report(session, pending.id, status, _described(status, "", provider.name, receipt.provider_message_id))
 
 
 def in_flight_attempt(session: Session, message_id: str) -> int | None:
@@ -421,19 +375,16 @@ def _retry_or_give_up(
     _finish_attempt(
         session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message, retry_at=retry_at
     )
-    retried = session.execute(
-        update(_m)
-        .where(_m.c.id == claimed.message_id, _m.c.claim_token == claimed.token)
-        .values(
-            status=MessageStatus.RETRYING,
-            reason=message,
-            next_attempt_at=retry_at,
-            claim_token=None,
-            pinned_account=pin,
-            updated_at=utcnow(),
-        )
-    )
-    if retried.rowcount:  # type: ignore[attr-defined]
+    if state.transition(
+        session,
+        claimed.message_id,
+        expect=MessageStatus.SENDING,
+        token=claimed.token,
+        to=MessageStatus.RETRYING,
+        reason=message,
+        next_attempt_at=retry_at,
+        pinned_account=pin,
+    ):
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=delay, grace=settings.relay_grace)
         _report(session, claimed.message_id, "retrying", f"retrying at {retry_at:%Y-%m-%dT%H:%M:%SZ} ({message})")
 
@@ -486,21 +437,17 @@ def _finish_owned(
     via: str | None = None,
 ) -> None:
     """End the message if this run still owns it (a takeover after a long stall keeps the token,
-    so a late but definite outcome still replaces ``outcome_unknown``)."""
-    owned = session.execute(
-        _FINISH_OWNED,
-        {
-            "b_id": claimed.message_id,
-            "b_token": claimed.token,
-            "b_status": status,
-            "b_reason": reason,
-            "b_provider_id": provider_id,
-            "b_now": utcnow(),
-        },
-    )
-    if owned.rowcount:  # type: ignore[attr-defined]
-        jobs.finish(session, DELIVER, claimed.message_id)
-        announce(session, claimed.outbound.workspace_id, claimed.message_id, status, reason, claimed.outbound.channel)
+    so a late but definite outcome still replaces ``outcome_unknown``; a report that overtook the
+    run keeps its status)."""
+    if state.transition(
+        session,
+        claimed.message_id,
+        expect=state.OWNED,
+        token=claimed.token,
+        to=status,
+        reason=reason,
+        provider_message_id=provider_id,
+    ):
         _report(session, claimed.message_id, status, _described(status, reason, via, provider_id))
     else:
         log.warning("message %s: claim taken over before the outcome was recorded", claimed.message_id)

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ccm.idempotency.service import MAX_KEY_LENGTH
 from ccm.message_templates.schemas import TemplateKey
 from ccm.messages.models import MessageStatus
 from ccm.pagination import PageQuery
@@ -44,6 +45,69 @@ class SendIn(RequestModel):
 class SendOut(BaseModel):
     id: str
     status: str
+
+
+BATCH_LIMIT = 1000
+"""The most messages one ``POST /v1/messages/batch`` takes."""
+
+
+class BatchItemIn(SendIn):
+    """One message of a batch: a send request with its own idempotency key."""
+
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern=r"^[\x20-\x7e]+$",
+        description=SEMANTIC_HINT + "like the Idempotency-Key header of a single send: the same key and message "
+        "replay the first answer, the same key with another message is a 422 for this item",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _addressable(cls, to: InlineProfile) -> InlineProfile:
+        # The schema's rule for an inline recipient (see InlineProfile): a single send checks it
+        # when it resolves the recipient; a batch refuses an item that breaks it before anything,
+        # like every other rule of the schema.
+        if to.external_id is None and to.email is None and to.phone is None and not to.chat:
+            raise ValueError("an inline recipient needs an external_id, email, phone or chat handle")
+        return to
+
+
+class BatchIn(RequestModel):
+    """Up to 1,000 messages, each validated by this schema; a batch with any item that breaks it
+    is refused whole (422 naming ``messages.<index>.<field>``)."""
+
+    messages: list[BatchItemIn] = Field(min_length=1, max_length=BATCH_LIMIT)
+
+
+class BatchItemError(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class BatchAccepted(BaseModel):
+    """An item accepted (``replayed``: its idempotency key's stored answer, nothing new made)."""
+
+    index: int
+    status: Literal[202]
+    id: str
+    replayed: bool
+
+
+class BatchRefused(BaseModel):
+    """An item refused with the error a single send of it would get; nothing of it was written."""
+
+    index: int
+    status: Literal[404, 409, 422]
+    error: BatchItemError
+
+
+class BatchOut(BaseModel):
+    """One answer per item, in the order of the request."""
+
+    items: list[BatchAccepted | BatchRefused]
 
 
 class AttemptOut(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.addresses import normalize_email_address, normalize_phone
@@ -58,8 +58,9 @@ def suppress(
     region: str | None = None,
     keep_address: bool = True,
     strict: bool = True,
-) -> None:
-    """Add an entry (idempotent: an address already suppressed on the channel keeps its first reason).
+) -> bool:
+    """Add an entry (idempotent: an address already suppressed on the channel keeps its first
+    reason). Returns whether the entry is new.
 
     Raises:
       ValidationFailed: the address is not valid for the channel (only when ``strict``).
@@ -68,8 +69,8 @@ def suppress(
         value = canonical(channel, address, region=region, strict=strict)
     except InvalidAddress as exc:
         raise ValidationFailed(f"address: {exc}", field="address") from None
-    session.execute(
-        insert_ignoring_conflicts(dialect_of(session), _TABLE),
+    inserted = session.execute(
+        insert_ignoring_conflicts(dialect_of(session), _TABLE, _TABLE.c.id),
         {
             "id": new_id("sup"),
             "workspace_id": workspace_id,
@@ -80,7 +81,23 @@ def suppress(
             "detail": detail,
             "created_at": utcnow(),
         },
+    ).scalar()
+    return inserted is not None
+
+
+def lift(*, session: Session, workspace_id: str, channel: str, address: str, reason: str) -> bool:
+    """Remove the address's entry if it was suppressed for ``reason`` (and only then); returns
+    whether it was."""
+    value = canonical(channel, address, strict=False)
+    removed = session.execute(
+        delete(_TABLE).where(
+            _TABLE.c.workspace_id == workspace_id,
+            _TABLE.c.channel == channel,
+            _TABLE.c.address_hash == address_hash(channel, value),
+            _TABLE.c.reason == reason,
+        )
     )
+    return bool(removed.rowcount)  # type: ignore[attr-defined]
 
 
 def suppressed(*, session: Session, workspace_id: str, channel: str, address: str) -> str | None:

@@ -403,13 +403,15 @@ def test_ccm_smtp_inbound_receives_a_reply_over_smtp(api, runtime, settings, tmp
 def test_a_report_that_overtakes_its_send_is_refused_until_the_send_is_recorded(api, app, runtime, sms_sent):
     from sqlalchemy import update
 
-    from ccm.messages.models import Message
+    from ccm.messages.models import DeliveryAttempt, Message
 
     message_id, account_id = sms_sent
 
     def set_message(**values):
-        with runtime.db.unit_of_work() as session:
+        with runtime.db.unit_of_work() as session:  # the message and its attempt get the id together
             session.execute(update(Message).where(Message.id == message_id).values(**values))
+            attempt = update(DeliveryAttempt).where(DeliveryAttempt.message_id == message_id)
+            session.execute(attempt.values(provider_message_id=values["provider_message_id"]))
 
     set_message(status="sending", provider_message_id=None)  # Twilio answered; CCM has not written it yet
     early = post_twilio(app, account_id, "status", status_form("delivered"))

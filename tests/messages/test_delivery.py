@@ -163,18 +163,6 @@ def test_the_relay_republishes_due_jobs_and_backs_off(runtime, accepted):
     assert job.publishes == 1 and job.due_at > utcnow()
 
 
-def test_the_relay_leaves_a_queue_with_a_backlog_alone(runtime, accepted, monkeypatch):
-    published = []
-    runtime.publisher.publish = lambda actor, queue, args, delay=0.0: published.append(args)  # type: ignore[method-assign]
-    monkeypatch.setattr(runtime.publisher, "backlog", lambda queue: runtime.settings.relay_backlog_limit)
-    with runtime.db.unit_of_work() as session:
-        session.execute(update(PendingJob).values(due_at=utcnow() - dt.timedelta(seconds=1)))
-    assert relay_once(runtime) == 0  # most likely still waiting in the queue
-    monkeypatch.setattr(runtime.publisher, "backlog", lambda queue: 0)  # drained, or Redis lost it
-    assert relay_once(runtime) == 1
-    assert published == [[accepted]]
-
-
 def test_a_bug_while_preparing_fails_the_message_with_a_reason(runtime, accepted, smtp_server, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("first_name")

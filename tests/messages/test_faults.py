@@ -1,7 +1,8 @@
 """Crashes and outages with real processes: a Dramatiq worker SIGKILLed at the worst moments,
-Redis down when the API is called, ``ccm serve`` killed mid-delivery. Whatever happens, every
-accepted message ends in a terminal state and the SMTP server receives it at most once — and
-exactly once whenever it cannot have been handed over before the crash."""
+the broker down when the API is called or losing what it held, ``ccm serve`` killed
+mid-delivery. Whatever happens, every accepted message ends in a terminal state and the SMTP
+server receives it at most once — and exactly once whenever it cannot have been handed over
+before the crash. Runs on Redis, and on RabbitMQ with ``CCM_TEST_BROKER_URL``."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from sqlalchemy import select
 
 from ccm.jobs import PendingJob
 from ccm.messages.models import Message
-from tests.conftest import IN_CI, REDIS_URL
+from tests.conftest import BROKER_URL, IN_CI, REDIS_URL, purge_rabbitmq
 from tests.messages.test_send_api import finished, send
 from tests.support.api import ApiClient, wait_for
 from tests.support.factories import publish_template, put_profile
-from tests.support.processes import RedisServer, ServeProcess, ccm_env, start_workers
+from tests.support.processes import RedisServer, ServeProcess, ccm_env, free_port, start_workers
 
 needs_redis = pytest.mark.skipif(not REDIS_URL and not IN_CI, reason="needs CCM_TEST_REDIS_URL (Redis)")
+redis_broker_only = pytest.mark.skipif(bool(BROKER_URL), reason="about Redis as the broker")
 pytestmark = pytest.mark.e2e
 
 
@@ -24,6 +26,7 @@ def worker_env(settings, smtp_server, **overrides):
     values = dict(
         database_url=settings.database_url,
         redis_url=settings.redis_url,
+        broker_url=settings.broker_url,
         redis_namespace=settings.redis_namespace,
         smtp_url=smtp_server.url(),
         secret_key="test-secret",
@@ -33,11 +36,22 @@ def worker_env(settings, smtp_server, **overrides):
         render_timeout=0.8,
         relay_grace=1,
         relay_interval=0.2,
+        broker_heartbeat_timeout=2,
         retry_base=0.2,
         retry_max=1,
     )
     values.update(overrides)
     return ccm_env(**values)
+
+
+def lose_queued_messages(settings):
+    """What a broker restarted empty leaves: no message in CCM's queues."""
+    purge_rabbitmq(settings)
+    if not (settings.broker_url or "").startswith("amqp"):
+        import redis
+
+        client = redis.Redis.from_url(settings.resolved_broker_url)
+        client.delete(*client.keys(f"{settings.redis_namespace}:*"))
 
 
 def message_row(runtime, message_id):
@@ -94,6 +108,48 @@ def test_worker_killed_after_the_smtp_server_accepted_does_not_send_again(
 
 
 @needs_redis
+def test_queued_work_the_broker_lost_is_published_again_and_sent_once(api, runtime, settings, smtp_server, tmp_path):
+    publish_template(api)
+    put_profile(api, "u1")
+    message_ids = [send(api).json["id"] for _ in range(5)]
+    lose_queued_messages(settings)
+    worker = start_workers(worker_env(settings, smtp_server), tmp_path / "worker.log")
+    try:
+        messages = [finished(api, message_id, timeout=30) for message_id in message_ids]
+    finally:
+        worker.stop()
+    assert {message["status"] for message in messages} == {"sent"}
+    assert len(smtp_server.messages) == 5
+
+
+@needs_redis
+def test_broker_unreachable_when_the_api_is_called_then_the_relay_publishes(
+    api, runtime, settings, smtp_server, tmp_path, database_url
+):
+    from ccm.app import create_app
+    from ccm.runtime import create_runtime
+
+    scheme = "amqp://guest:guest@" if (settings.broker_url or "").startswith("amqp") else "redis://"
+    down = create_runtime(settings.model_copy(update={"broker_url": f"{scheme}127.0.0.1:{free_port()}/"}))
+    try:
+        publish_template(api)
+        put_profile(api, "u1")
+        client = ApiClient(create_app(runtime=down).test_client(), api.key)
+        accepted = send(client)
+        assert accepted.status_code == 202
+    finally:
+        down.close()
+    worker = start_workers(worker_env(settings, smtp_server), tmp_path / "worker.log")
+    try:
+        message = finished(api, accepted.json["id"], timeout=30)
+    finally:
+        worker.stop()
+    assert message["status"] == "sent"
+    assert len(smtp_server.messages) == 1
+
+
+@needs_redis
+@redis_broker_only
 def test_redis_down_when_the_api_is_called_then_delivered_once_it_is_back(database_url, tmp_path, smtp_server):
     if not RedisServer.available():
         pytest.skip("redis-server is not installed")
@@ -105,7 +161,7 @@ def test_redis_down_when_the_api_is_called_then_delivered_once_it_is_back(databa
 
     redis = RedisServer()
     redis.start()
-    settings = make_settings(database_url, redis.url, tmp_path, smtp_url=smtp_server.url())
+    settings = make_settings(database_url, redis.url, tmp_path, broker_url=None, smtp_url=smtp_server.url())
     runtime = create_runtime(settings)
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="acme")

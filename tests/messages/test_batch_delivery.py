@@ -1,0 +1,115 @@
+"""Delivering B messages in one job over real SMTP: one connection each, one intent transaction,
+the final dots last; per-recipient errors stay per recipient; a lost claim or a failing commit
+point sends nothing; nothing is sent twice when the batch runs again."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, text
+
+from ccm.messages.batch import deliver_batch
+from ccm.messages.delivery import deliver_message
+from tests.messages.test_send_api import send
+from tests.support.api import wait_for
+from tests.support.factories import publish_template, put_profile
+
+pytestmark = pytest.mark.settings(local_outbox="")
+
+
+@pytest.fixture
+def queued(api, smtp_server):
+    """Ten transactional emails accepted but not delivered (no worker runs)."""
+    publish_template(api)
+    for n in range(10):
+        put_profile(api, f"u{n}", email=f"u{n}@example.com")
+    return [send(api, to={"external_id": f"u{n}"}).json["id"] for n in range(10)]
+
+
+def message(api, message_id):
+    return api.get(f"/v1/messages/{message_id}").json
+
+
+def test_a_batch_goes_out_on_one_connection_per_message_and_ends_sent(api, runtime, smtp_server, queued):
+    deliver_batch(runtime, queued)
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(f"u{n}@example.com" for n in range(10))
+    assert smtp_server.connections == 10
+    for message_id in queued:
+        found = message(api, message_id)
+        assert (found["status"], [a["outcome"] for a in found["attempts"]]) == ("sent", ["sent"])
+
+
+def test_running_a_batch_again_sends_nothing_twice(api, runtime, smtp_server, queued):
+    deliver_batch(runtime, queued)
+    deliver_batch(runtime, queued)  # a redelivered batch job
+    assert len(smtp_server.messages) == 10
+
+
+def test_one_recipients_refusal_is_that_recipients_failure(api, runtime, smtp_server, queued):
+    smtp_server.set_reply("RCPT u3@example.com", "550 5.1.1 No such user")
+    deliver_batch(runtime, queued)
+    assert len(smtp_server.messages) == 9
+    assert message(api, queued[3])["status"] == "queued"  # to fall back to another channel: it has none
+    deliver_message(runtime, queued[3])
+    refused = message(api, queued[3])
+    assert refused["status"] == "failed" and "550" in refused["reason"]
+    assert api.get("/v1/suppressions").json["items"][0]["address"] == "u3@example.com"
+    assert {message(api, i)["status"] for i in queued if i != queued[3]} == {"sent"}
+
+
+def test_a_transient_refusal_retries_that_message_only(api, runtime, smtp_server, queued):
+    smtp_server.set_reply("RCPT u5@example.com", "451 4.3.0 Try later")
+    deliver_batch(runtime, queued)
+    assert message(api, queued[5])["status"] == "retrying"
+    assert len(smtp_server.messages) == 9
+
+
+def test_a_message_claimed_elsewhere_meanwhile_is_left_alone(api, runtime, smtp_server, queued, monkeypatch):
+    from ccm.messages import batch
+
+    original = batch.record_intents
+
+    def steal_one(runtime, items, *args):
+        with runtime.db.unit_of_work() as session:  # another run takes message 0 over
+            session.execute(text("UPDATE message SET claim_token = 'other' WHERE id = :id"), {"id": queued[0]})
+        return original(runtime, items, *args)
+
+    monkeypatch.setattr(batch, "record_intents", steal_one)
+    deliver_batch(runtime, queued)
+    assert len(smtp_server.messages) == 9
+    assert message(api, queued[0])["status"] == "sending"  # left to the run that owns it
+
+
+def test_a_failing_commit_point_sends_nothing_and_gives_the_claims_back(api, runtime, smtp_server, queued, monkeypatch):
+    from ccm.messages import batch
+
+    def database_down(*args):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(batch, "record_intents", database_down)
+    with pytest.raises(RuntimeError):
+        deliver_batch(runtime, queued)
+    assert smtp_server.messages == []
+    assert {message(api, i)["status"] for i in queued} == {"retrying"}
+    monkeypatch.undo()
+    deliver_batch(runtime, queued)
+    assert len(smtp_server.messages) == 10
+
+
+def test_a_worker_delivers_published_batches_and_finishes_every_job(api, runtime, smtp_server, worker):
+    from ccm import jobs
+    from ccm.messages.claims import DELIVER_BATCH
+    from ccm.messages.models import TERMINAL_STATUSES
+
+    runtime.publisher.relay_only = True  # accepted, not published: as if a campaign's rows were just written
+    publish_template(api)
+    for n in range(12):
+        put_profile(api, f"u{n}", email=f"u{n}@example.com")
+    ids = [send(api, to={"external_id": f"u{n}"}).json["id"] for n in range(12)]
+    runtime.publisher.relay_only = False
+    with runtime.db.unit_of_work() as session:
+        jobs.publish_batches_after_commit(session, DELIVER_BATCH, ids, size=5)  # 3 broker messages
+    wait_for(lambda: all(message(api, i)["status"] in TERMINAL_STATUSES for i in ids), message="the batches delivered")
+    assert len(smtp_server.messages) == 12
+    assert {message(api, i)["status"] for i in ids} == {"sent"}
+    with runtime.db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(jobs.PendingJob)) == 0
