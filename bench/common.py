@@ -333,6 +333,20 @@ def postgres_auxiliaries() -> list[int]:
     return found
 
 
+def rss_mib(pids: list[int]) -> list[float]:
+    """The resident set size of each of ``pids`` that still runs, in MiB (``VmRSS``)."""
+    sizes = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(round(int(line.split()[1]) / 1024, 1))
+    return sizes
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """CPU seconds (user + system) used so far by these processes (those still alive)."""
     ticks = os.sysconf("SC_CLK_TCK")

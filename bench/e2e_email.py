@@ -41,6 +41,7 @@ from bench.common import (  # noqa: E402
     postgres_auxiliaries,
     process,
     process_tree,
+    rss_mib,
     save,
     seed,
     wait_port,
@@ -178,6 +179,8 @@ def wait_delivered(ids: list[str], timeout: float, tag: str) -> dict[str, float]
 
 
 def measure(runtime, workspace_id: str, count: int, batch: int, groups) -> dict:  # type: ignore[no-untyped-def]
+    """One batch size: warm up on 2,000 messages, then deliver ``count`` with the CPU and the
+    workers' resident memory (each worker process: before, after) read around it."""
     tag = f"B={batch}"
     warm = accept_messages(runtime, workspace_id, min(2000, count), f"{tag} warm-up")
     publish(runtime, warm, batch)
@@ -185,9 +188,11 @@ def measure(runtime, workspace_id: str, count: int, batch: int, groups) -> dict:
     ids = accept_messages(runtime, workspace_id, count, tag)
     analyze()
     cpu: dict[str, float] = {}
+    rss_before = rss_mib(groups["workers"]()[1:])  # the worker processes, not their supervisor
     with involved_cpu(cpu, groups):
         publish(runtime, ids, batch)
         result = wait_delivered(ids, timeout=1800, tag=tag)
+    result["worker_rss_mib"] = {"before": rss_before, "after": rss_mib(groups["workers"]()[1:])}
     per_message = {name: round(seconds * 1000 / count, 3) for name, seconds in cpu.items() if name != "load"}
     result["cpu_ms_per_message"] = per_message
     result["cpu_ms_per_message_total"] = round(sum(per_message.values()), 3)
@@ -230,7 +235,7 @@ def main() -> None:
                 print(
                     f"B={batch:<4} {r['per_second']:8.0f} messages/s  ({r['sent']} sent, {r['not_sent']} not, "
                     f"{r['claims']} claims)  ratio {r['per_second'] / bare:.2f}  CPU "
-                    f"{r['cpu_ms_per_message_total']} ms/message {r['cpu_ms_per_message']}",
+                    f"{r['cpu_ms_per_message_total']} ms/message {r['cpu_ms_per_message']}  RSS {r['worker_rss_mib']}",
                     flush=True,
                 )
     time.sleep(1.5)  # the statistics collector's lag

@@ -1,14 +1,16 @@
 """Delivering B messages in one job, with the guarantees of :mod:`ccm.messages.delivery`.
 
 1. **claim** all B: one read-only transaction plans them, they render with none open, one write
-   transaction takes them (each by its own compare-and-set; :func:`delivery.claim_many`).
+   transaction takes them (each by its own compare-and-set, all in one round trip;
+   :func:`delivery.claim_many`).
 2. Messages whose first provider can send a batch (SMTP) go out together, one connection each:
    every body is written with its final dot held back, then **one intent transaction** marks all
    of them ``in_flight`` (only those still owned), then every final dot is written before any
    reply is read. A crash before the intent re-sends nothing and loses nothing (the claims go
    stale and are taken again); a crash after it leaves exactly those messages
    ``sent(outcome_unknown)``, never re-sent — a window of the few milliseconds the dots take.
-3. **One outcome transaction** records every message the provider took. A message it refused
+3. **One outcome transaction** records every message the provider took (the attempts, the
+   messages and their jobs: a few round trips for the whole batch). A message it refused
    takes the single-message path from there (failover to the next provider, retry, fallback to
    the next channel): per-recipient errors stay per recipient.
 
@@ -89,12 +91,12 @@ def record_intents(
 ) -> list[str]:
     """The batch's commit point, one transaction: each message still owned is ``in_flight``
     with this provider from here on. Returns the ids owned; the others must not be finished."""
-    owned = []
     with runtime.db.unit_of_work() as session:
-        for item in items:
-            if state.hold(session, item.message_id, item.token):
-                outcomes.mark_in_flight(session, item, configured, outbound[item.message_id], hops[item.message_id])
-                owned.append(item.message_id)
+        held = state.hold_many(session, {item.message_id: item.token for item in items})
+        owned = [item.message_id for item in items if item.message_id in held]
+        outcomes.mark_in_flight_many(
+            session, [item for item in items if item.message_id in held], configured, outbound, hops
+        )
     for message_id in owned:
         hops[message_id].intent_recorded = True
     return owned
@@ -112,10 +114,10 @@ def _record(
     taken = [(item, result) for item in items if isinstance(result := results.get(item.message_id), Receipt)]
     if taken:
         runtime.guards.succeeded(configured.key)
+        for item, receipt in taken:
+            hops[item.message_id].add(configured, receipt.status)
         with runtime.db.unit_of_work() as session:
-            for item, receipt in taken:
-                hops[item.message_id].add(configured, receipt.status)
-                outcomes.record_success(session, item, configured, receipt, hops[item.message_id])
+            outcomes.record_success_many(session, configured, taken, hops)
     for item in items:
         result = results.get(item.message_id)
         if result is None:

@@ -54,9 +54,20 @@ from ccm.db import utcnow
 from ccm.messages import outcomes, state
 from ccm.messages.claims import DELIVER, MAX_CLAIMS, Claimed, ClaimLost, Hops
 from ccm.messages.models import AttemptOutcome, MessageStatus
-from ccm.messages.outbound import Pending, Plan, Prepared, load_pending, plan, prepare, recheck
+from ccm.messages.outbound import (
+    Pending,
+    Plan,
+    Prepared,
+    addresses_of,
+    load_pending,
+    load_pending_many,
+    plan,
+    prepare,
+    recheck,
+)
 from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
+from ccm.suppression.service import Known, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +231,10 @@ def claim(runtime: Runtime, message_id: str) -> Claimed | None:
     when there is nothing (more) to do."""
     try:
         with runtime.db.read_only() as session:
-            planned = _plan(runtime, session, message_id)
+            pending = load_pending(session, message_id)
+            if pending is None:  # the job retries: the transaction that made it may not be visible yet
+                raise LookupError(f"message {message_id} not found (not committed yet?)")
+            planned = _plan(runtime, session, pending)
         with _ending_unsent(runtime, planned.pending):
             prepared = prepare(runtime, planned)
     except _Ended as ended:
@@ -235,17 +249,22 @@ def claim(runtime: Runtime, message_id: str) -> Claimed | None:
 def claim_many(runtime: Runtime, message_ids: Sequence[str]) -> list[Claimed]:
     """Transaction 1 for several messages at once: one read-only transaction plans them all,
     they are rendered with no transaction open, and one write transaction records the ones that
-    ended and takes the rest (each by its own compare-and-set). Returns those to send."""
+    ended, checks the rest once more and takes them (each by its own compare-and-set, all in one
+    round trip). Returns those to send."""
     ended: list[Callable[[Session], object]] = []
     plans = []
     with runtime.db.read_only() as session:
+        pendings = load_pending_many(session, message_ids)
+        known = read_ahead(session, addresses_of(pendings.values()))
         for message_id in message_ids:
+            pending = pendings.get(message_id)
+            if pending is None:  # not committed yet: its own job (the relay) will bring it again
+                log.warning("message %s: not found for its batch; left to its own job", message_id)
+                continue
             try:
-                plans.append(_plan(runtime, session, message_id))
+                plans.append(_plan(runtime, session, pending, known))
             except _Ended as stop:
                 ended += [stop.write] if stop.write is not None else []
-            except LookupError:  # not committed yet: its own job (the relay) will bring it again
-                log.warning("message %s: not found for its batch; left to its own job", message_id)
     ready = []
     for planned in plans:
         try:
@@ -256,18 +275,30 @@ def claim_many(runtime: Runtime, message_ids: Sequence[str]) -> list[Claimed]:
     with runtime.db.unit_of_work() as session:
         for write in ended:
             write(session)
-        taken = [_take(session, planned, prepared) for planned, prepared in ready]
-    return [claimed for claimed in taken if claimed is not None]
+        known = read_ahead(session, addresses_of(planned.pending for planned, _ in ready))
+        checked = [
+            (planned.pending, rechecked)
+            for planned, prepared in ready
+            if (rechecked := _rechecked(session, planned, prepared, known)) is not None
+        ]
+        tokens = {pending.id: secrets.token_hex(8) for pending, _ in checked}
+        taken = state.claim_many(
+            session, [_claim(pending, prepared, tokens[pending.id]) for pending, prepared in checked]
+        )
+        claimed = []
+        for pending, prepared in checked:
+            if pending.id not in taken:
+                log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
+            elif (item := _claimed(session, pending, prepared, tokens[pending.id])) is not None:
+                claimed.append(item)
+    return claimed
 
 
-def _plan(runtime: Runtime, session: Session, message_id: str) -> Plan:
+def _plan(runtime: Runtime, session: Session, pending: Pending, known: Known | None = None) -> Plan:
     """Phase a, reads only: whether this run may claim the message, and where it goes."""
-    pending = load_pending(session, message_id)
-    if pending is None:
-        raise LookupError(f"message {message_id} not found (not committed yet?)")
     _check_claimable(runtime, session, pending)
     with _ending_unsent(runtime, pending):
-        return plan(runtime, session, pending)
+        return plan(runtime, session, pending, known)
 
 
 @contextmanager
@@ -297,15 +328,46 @@ def _ending_unsent(runtime: Runtime, pending: Pending) -> Iterator[None]:
 def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None:
     """Phase c, the short write transaction: the last checks, then the compare-and-set."""
     pending = planned.pending
-    try:
-        prepared = recheck(session, planned, prepared)
-    except NotSendable as stop:
-        outcomes.finish_unsent(session, pending, stop)
+    rechecked = _rechecked(session, planned, prepared)
+    if rechecked is None:
         return None
     token = secrets.token_hex(8)
-    if not _compare_and_set(session, pending, prepared, token):
+    if not state.claim_many(session, [_claim(pending, rechecked, token)]):
         log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
         return None
+    return _claimed(session, pending, rechecked, token)
+
+
+def _rechecked(session: Session, planned: Plan, prepared: Prepared, known: Known | None = None) -> Prepared | None:
+    """Suppression, consent and caps once more; None (the message ended) when they refuse now."""
+    try:
+        return recheck(session, planned, prepared, known)
+    except NotSendable as stop:
+        outcomes.finish_unsent(session, planned.pending, stop)
+        return None
+
+
+def _claim(pending: Pending, prepared: Prepared, token: str) -> state.Claim:
+    """The compare-and-set that claims the message: it fails when anyone changed the message
+    since it was read (status, token and last change are all compared)."""
+    return state.Claim(
+        pending.id,
+        MessageStatus(pending.status),
+        pending.claim_token,
+        pending.updated_at,
+        token,
+        {
+            "channel": prepared.channel,
+            "locale": prepared.locale,
+            "to_address": prepared.to_address,
+            "route": prepared.route,
+            "segments": prepared.segments,
+        },
+    )
+
+
+def _claimed(session: Session, pending: Pending, prepared: Prepared, token: str) -> Claimed | None:
+    """What the run sends, once claimed; None when it was sent in the claim's own transaction."""
     if prepared.targets[0][0].provider.in_transaction:
         outcomes.send_in_transaction(session, pending, prepared, attempt_number=pending.claims + 1, token=token)
         return None
@@ -322,23 +384,6 @@ def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None
         failed_channels=tuple(pending.failed_channels),
         pinned_account=pending.pinned_account,
         profile_id=pending.profile_id,
-    )
-
-
-def _compare_and_set(session: Session, pending: Pending, prepared: Prepared, token: str) -> bool:
-    """Claim the message; False when anyone changed it since it was read."""
-    return state.claim(
-        session,
-        pending.id,
-        expect=MessageStatus(pending.status),
-        token=pending.claim_token,
-        updated_at=pending.updated_at,
-        new_token=token,
-        channel=prepared.channel,
-        locale=prepared.locale,
-        to_address=prepared.to_address,
-        route=prepared.route,
-        segments=prepared.segments,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from typing import Any
@@ -28,55 +28,54 @@ from ccm.messages.rules import NotSendable, SendRules, sms_body
 from ccm.profiles.models import Profile
 from ccm.profiles.service import template_context
 from ccm.runtime import Runtime
+from ccm.suppression.service import Known
 from ccm.tokens import UNSUBSCRIBE
 from ccm.workspaces.models import Workspace
 from ccm.workspaces.schemas import WorkspacePolicy
 from ccm.workspaces.service import policy_of
 
 _m, _p, _w = Message.__table__, Profile.__table__, Workspace.__table__
-LOAD_PENDING = (
-    select(
-        _m.c.id,
-        _m.c.workspace_id,
-        _m.c.profile_id,
-        _m.c.status,
-        _m.c.claim_token,
-        _m.c.claimed_at,
-        _m.c.claims,
-        _m.c.updated_at,
-        _m.c.next_attempt_at,
-        _m.c.deadline_at,
-        _m.c.template_version_id,
-        _m.c.template_key,
-        _m.c.channel_override,
-        _m.c.allowed_channels,
-        _m.c.failed_channels,
-        _m.c.pinned_account,
-        _m.c.data,
-        _m.c.track,
-        _m.c.source,
-        _m.c.conversation_id,
-        _m.c.category,
-        _m.c.topic,
-        _m.c.reply_to,
-        _m.c.headers,
-        _p.c.external_id,
-        _p.c.email,
-        _p.c.phone,
-        _p.c.chat,
-        _p.c.channels,
-        _p.c.locale,
-        _p.c.timezone,
-        _p.c.attributes,
-        _p.c.preferences,
-        _p.c.best_channel,
-        _w.c.settings.label("workspace_settings"),
-        _w.c.default_locale,
-        _w.c.mail_from,
-    )
-    .select_from(_m.join(_w, _w.c.id == _m.c.workspace_id).outerjoin(_p, _p.c.id == _m.c.profile_id))
-    .where(_m.c.id == bindparam("id"))
-)
+_PENDING = select(
+    _m.c.id,
+    _m.c.workspace_id,
+    _m.c.profile_id,
+    _m.c.status,
+    _m.c.claim_token,
+    _m.c.claimed_at,
+    _m.c.claims,
+    _m.c.updated_at,
+    _m.c.next_attempt_at,
+    _m.c.deadline_at,
+    _m.c.template_version_id,
+    _m.c.template_key,
+    _m.c.channel_override,
+    _m.c.allowed_channels,
+    _m.c.failed_channels,
+    _m.c.pinned_account,
+    _m.c.data,
+    _m.c.track,
+    _m.c.source,
+    _m.c.conversation_id,
+    _m.c.category,
+    _m.c.topic,
+    _m.c.reply_to,
+    _m.c.headers,
+    _p.c.external_id,
+    _p.c.email,
+    _p.c.phone,
+    _p.c.chat,
+    _p.c.channels,
+    _p.c.locale,
+    _p.c.timezone,
+    _p.c.attributes,
+    _p.c.preferences,
+    _p.c.best_channel,
+    _w.c.settings.label("workspace_settings"),
+    _w.c.default_locale,
+    _w.c.mail_from,
+).select_from(_m.join(_w, _w.c.id == _m.c.workspace_id).outerjoin(_p, _p.c.id == _m.c.profile_id))
+LOAD_PENDING = _PENDING.where(_m.c.id == bindparam("id"))
+LOAD_PENDING_MANY = _PENDING.where(_m.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -164,8 +163,27 @@ def load_pending(session: Session, message_id: str) -> Pending | None:
     return None if row is None else Pending(**row._mapping)
 
 
-def plan(runtime: Runtime, session: Session, pending: Pending) -> Plan:
-    """Route and check a pending message, as of now, with reads only.
+def load_pending_many(session: Session, message_ids: Sequence[str]) -> dict[str, Pending]:
+    """:func:`load_pending` for many messages, in one read; those not found are left out."""
+    rows = session.execute(LOAD_PENDING_MANY, {"ids": list(message_ids)})
+    return {row.id: Pending(**row._mapping) for row in rows}
+
+
+def addresses_of(pendings: Iterable[Pending]) -> list[tuple[str, str, str]]:
+    """The (workspace id, channel, address) each message may be sent to, for
+    :func:`ccm.suppression.service.read_ahead` (chat ids are each provider's own: read when used)."""
+    found = []
+    for pending in pendings:
+        if pending.email:
+            found.append((pending.workspace_id, "email", pending.email))
+        if pending.phone:
+            found.append((pending.workspace_id, "sms", pending.phone))
+    return found
+
+
+def plan(runtime: Runtime, session: Session, pending: Pending, known: Known | None = None) -> Plan:
+    """Route and check a pending message, as of now, with reads only. ``known``: suppression read
+    ahead in this transaction.
 
     Raises:
       NotSendable: no channel qualifies or a frequency cap is reached (skipped).
@@ -174,7 +192,7 @@ def plan(runtime: Runtime, session: Session, pending: Pending) -> Plan:
     if pending.profile_id is None:
         raise NotSendable(MessageStatus.SKIPPED, "profile_deleted")
     policy = policy_of(pending.workspace_settings, workspace_id=pending.workspace_id)
-    rules = _send_rules(session, pending, policy)
+    rules = _send_rules(session, pending, policy, known)
     template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
     route = _choose_route(runtime, session, pending, policy, template, rules)
     hops = [
@@ -217,7 +235,7 @@ def prepare(runtime: Runtime, planned: Plan) -> Prepared:
     )
 
 
-def recheck(session: Session, planned: Plan, prepared: Prepared) -> Prepared:
+def recheck(session: Session, planned: Plan, prepared: Prepared, known: Known | None = None) -> Prepared:
     """Suppression, consent and frequency caps once more, inside the claim's transaction: an
     opt-out, a bounce or another send to the person committed while the message rendered still
     counts. Indexed reads only. Returns ``prepared`` without the addresses now blocked.
@@ -225,7 +243,7 @@ def recheck(session: Session, planned: Plan, prepared: Prepared) -> Prepared:
     Raises:
       NotSendable: every address is blocked now, or a frequency cap is reached (skipped).
     """
-    rules = _send_rules(session, planned.pending, planned.policy)
+    rules = _send_rules(session, planned.pending, planned.policy, known)
     allowed = [
         (configured, address)
         for configured, address in prepared.targets
@@ -242,7 +260,7 @@ def recheck(session: Session, planned: Plan, prepared: Prepared) -> Prepared:
     return prepared if allowed == prepared.targets else replace(prepared, targets=allowed, to_address=allowed[0][1])
 
 
-def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> SendRules:
+def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy, known: Known | None) -> SendRules:
     assert pending.profile_id is not None  # plan() skipped messages whose profile was deleted
     return SendRules(
         session,
@@ -255,6 +273,7 @@ def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy) -> 
         timezone=pending.timezone,
         preferences=pending.preferences,
         source=pending.source,
+        known=known,
     )
 
 

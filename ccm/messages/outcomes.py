@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -97,11 +98,87 @@ def mark_in_flight(
     )
 
 
+def mark_in_flight_many(
+    session: Session,
+    items: Sequence[Claimed],
+    configured: Configured,
+    outbound: Mapping[str, OutboundMessage],
+    hops: Mapping[str, Hops],
+) -> None:
+    """:func:`mark_in_flight` for a batch's first hop: one multi-row insert."""
+    rows = [
+        attempt_row(
+            item.message_id,
+            item.attempt_number,
+            configured.provider.name,
+            outbound[item.message_id],
+            hops=list(hops[item.message_id].items),
+        )
+        for item in items
+    ]
+    if rows:
+        session.execute(_INSERT_ATTEMPT, rows)
+
+
+def record_success_many(
+    session: Session,
+    configured: Configured,
+    taken: Sequence[tuple[Claimed, Receipt]],
+    hops: Mapping[str, Hops],
+) -> None:
+    """:func:`record_success` for a batch, in three round trips whatever its size: the attempts,
+    then the messages (by status reached), compare-and-set on each one's claim token."""
+    if not taken:
+        return
+    provider, now = configured.provider.name, utcnow()
+    session.execute(
+        _FINISH_ATTEMPT,
+        [
+            {
+                "b_id": item.message_id,
+                "b_number": item.attempt_number,
+                "b_outcome": AttemptOutcome(receipt.status),
+                "b_provider": provider,
+                "b_provider_id": receipt.provider_message_id,
+                "b_error": None,
+                "b_retry_at": None,
+                "b_hops": list(hops[item.message_id].items),
+                "b_now": now,
+            }
+            for item, receipt in taken
+        ],
+    )
+    for status in {MessageStatus(receipt.status) for _, receipt in taken}:
+        moves = {
+            item.message_id: (
+                state.Move(
+                    item.message_id,
+                    item.token,
+                    _accepted(provider, receipt),
+                    {"provider_message_id": receipt.provider_message_id},
+                ),
+                receipt,
+            )
+            for item, receipt in taken
+            if receipt.status == status
+        }
+        moved = set(state.transition_each(session, [move for move, _ in moves.values()], expect=state.OWNED, to=status))
+        for message_id, (move, receipt) in moves.items():
+            if message_id in moved:
+                _report(
+                    session, message_id, status, _described(status, move.reason, provider, receipt.provider_message_id)
+                )
+            else:
+                log.warning("message %s: claim taken over before the outcome was recorded", message_id)
+
+
+def _accepted(provider: str, receipt: Receipt) -> str:
+    return f"accepted by {provider}" + (f" as {receipt.provider_message_id}" if receipt.provider_message_id else "")
+
+
 def record_success(session: Session, claimed: Claimed, configured: Configured, receipt: Receipt, hops: Hops) -> None:
     """The provider took the message: the attempt and the message end ``sent`` or ``delivered``."""
-    reason = f"accepted by {configured.provider.name}" + (
-        f" as {receipt.provider_message_id}" if receipt.provider_message_id else ""
-    )
+    reason = _accepted(configured.provider.name, receipt)
     _finish_attempt(
         session,
         claimed,

@@ -15,7 +15,7 @@ from ccm.consent.service import allows
 from ccm.db import UTCDateTime, utcnow
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.timing import Window, cap_exceeded, next_allowed, quiet_window
-from ccm.suppression.service import suppressed
+from ccm.suppression.service import Known, suppressed
 from ccm.workspaces.schemas import WorkspacePolicy
 
 _m = Message.__table__
@@ -64,12 +64,14 @@ class SendRules:
         timezone: str | None,
         preferences: dict[str, Any] | None,
         source: str = "api",
+        known: Known | None = None,
     ) -> None:
         self.session, self.policy = session, policy
         self.message_id, self.workspace_id, self.profile_id = message_id, workspace_id, profile_id
         self.category, self.topic, self.timezone = category, topic, timezone
         self.preferences = preferences or {}
         self.source = source
+        self.known = known
         self._blocked: dict[tuple[str, str], str | None] = {}
 
     def blocked(self, channel: str, address: str) -> str | None:
@@ -81,7 +83,9 @@ class SendRules:
         return self._blocked[key]
 
     def _check(self, channel: str, address: str) -> str | None:
-        reason = suppressed(session=self.session, workspace_id=self.workspace_id, channel=channel, address=address)
+        reason = suppressed(
+            session=self.session, workspace_id=self.workspace_id, channel=channel, address=address, known=self.known
+        )
         # A keyword's confirmation answers the very STOP that just suppressed the address — and
         # only a STOP: a bounced or erased address gets nothing.
         if reason and not (reason == "stop" and self.source == "keyword"):

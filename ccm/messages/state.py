@@ -9,7 +9,10 @@ message — including the moves that are not final — is logged and counted by
 :mod:`ccm.messages.outcomes`, the run's own record.)
 
 The statements are built once per shape (expected statuses, target, compared columns, written
-fields) and cached; a move of many messages at once is the same statement over a list of ids.
+fields) and cached. A move of many messages at once is either the same statement over a list of
+ids (:func:`transition_many`) or one statement executed for each message in a single round trip
+(:func:`claim_many`, :func:`hold_many`, :func:`transition_each`: a batch's claims, commit point
+and outcomes); when fewer rows changed than were asked, one read tells which moved.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import datetime as dt
 import enum
 import functools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Row, Update, bindparam, update
+from sqlalchemy import Row, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
@@ -100,6 +104,64 @@ def claim(
     return bool(_apply(session, (message_id,), (expect,), S.SENDING, token=token, updated_at=updated_at, values=values))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One message of :func:`claim_many`: what was read (status, token, last change) and the new claim."""
+
+    message_id: str
+    expect: MessageStatus
+    token: str | None
+    updated_at: dt.datetime
+    new_token: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def claim_many(session: Session, claims: Sequence[Claim]) -> set[str]:
+    """:func:`claim` for many messages, in one round trip; the ids taken. Every claim must write
+    the same fields."""
+    if not claims:
+        return set()
+    names = tuple(sorted(claims[0].fields))
+    now, taken = utcnow(), set()
+    for expect in {claim.expect for claim in claims}:
+        _check_move((expect,), S.SENDING, {})
+        group = [claim for claim in claims if claim.expect is expect]
+        statement = _statement(frozenset({expect}), S.SENDING, True, True, ("claim_token", *names), False, False)
+        params = [
+            {
+                "b_id": claim.message_id,
+                "b_token": claim.token,
+                "b_updated": claim.updated_at,
+                "b_now": now,
+                "v_claim_token": claim.new_token,
+                **{f"v_{name}": claim.fields[name] for name in names},
+            }
+            for claim in group
+        ]
+        moved = session.execute(statement, params).rowcount  # type: ignore[attr-defined]
+        tokens = {claim.message_id: claim.new_token for claim in group}
+        taken |= set(tokens) if moved == len(group) else _holding(session, tokens, S.SENDING)
+    return taken
+
+
+def hold_many(session: Session, held: Mapping[str, str]) -> set[str]:
+    """:func:`hold` for many messages (id → claim token), in one round trip; the ids still held."""
+    if not held:
+        return set()
+    now = utcnow()
+    params = [{"b_id": message_id, "b_token": token, "b_now": now} for message_id, token in held.items()]
+    moved = session.execute(_HOLD, params).rowcount  # type: ignore[attr-defined]
+    return set(held) if moved == len(held) else _holding(session, held, S.SENDING)
+
+
+def _holding(session: Session, tokens: Mapping[str, str], status: MessageStatus) -> set[str]:
+    """Which of the messages (id → claim token) carry their token in ``status``."""
+    rows = session.execute(
+        select(_m.c.id, _m.c.claim_token).where(_m.c.id.in_(list(tokens)), _m.c.status == status)
+    ).all()
+    return {row.id for row in rows if row.claim_token == tokens[row.id]}
+
+
 def hold(session: Session, message_id: str, token: str) -> bool:
     """The commit point's check: the run's claim still stands. Touching the last change makes a
     takeover that read the message earlier fail its compare-and-set."""
@@ -170,6 +232,66 @@ def transition_many(
     return [row.id for row in rows]
 
 
+@dataclass(frozen=True)
+class Move:
+    """One message of :func:`transition_each`: its claim token, its reason and its own fields."""
+
+    message_id: str
+    token: str | None
+    reason: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def transition_each(
+    session: Session, moves: Sequence[Move], *, expect: Iterable[MessageStatus], to: MessageStatus
+) -> list[str]:
+    """:func:`transition` of each message with its own reason and fields, compare-and-set on its
+    token, in one round trip; returns the ids that moved or, for :data:`KEEPS`, kept a report's
+    status. Every move must write the same fields."""
+    if not moves:
+        return []
+    if to is S.SENDING:
+        raise IllegalTransition("a message goes to sending only by claim(), with a new claim token")
+    statuses = tuple(expect)
+    moving = frozenset(status for status in statuses if status not in KEEPS)
+    names = tuple(sorted(_values(moves[0].reason, moves[0].fields)))
+    _check_move(moving, to, {"reason": moves[0].reason})
+    now = utcnow()
+    params = [
+        {"b_id": move.message_id, "b_token": move.token, "b_now": now, "v_reason": move.reason}
+        | {f"v_{name}": value for name, value in move.fields.items()}
+        for move in moves
+    ]
+    changed = session.execute(_statement(moving, to, True, False, names, False, False), params).rowcount  # type: ignore[attr-defined]
+    if changed == len(moves):
+        moved = [move.message_id for move in moves]
+    else:
+        moved_now = _moved_at(session, [move.message_id for move in moves], to, now)
+        moved = [move.message_id for move in moves if move.message_id in moved_now]
+    rows = session.execute(select(*_RETURNED).where(_m.c.id.in_(moved))).all() if moved else []
+    _announce(session, rows, to, {move.message_id: move.reason for move in moves})
+    for move in moves:
+        if move.message_id not in moved and transition(
+            session,
+            move.message_id,
+            expect=[status for status in statuses if status in KEEPS],
+            to=to,
+            reason=move.reason,
+            token=move.token,
+            **move.fields,
+        ):
+            moved.append(move.message_id)
+    return moved
+
+
+def _moved_at(session: Session, ids: Sequence[str], to: MessageStatus, now: dt.datetime) -> set[str]:
+    """Which of ``ids`` this transaction moved to ``to`` at ``now`` (the last change it wrote)."""
+    rows = session.execute(
+        select(_m.c.id).where(_m.c.id.in_(list(ids)), _m.c.status == to, _m.c.updated_at == now)
+    ).all()
+    return {row.id for row in rows}
+
+
 def report(session: Session, message_id: str, *, to: MessageStatus, reason: str) -> bool:
     """A provider's report about a message (delivered, bounced): final states never go back."""
     return transition(session, message_id, expect=REPORTABLE, to=to, reason=reason)
@@ -180,6 +302,14 @@ def _values(reason: str | None, fields: Mapping[str, Any]) -> dict[str, Any]:
     if refused:
         raise ValueError(f"{', '.join(sorted(refused))}: written by the move itself")
     return fields if reason is None else {"reason": reason, **fields}  # type: ignore[return-value]
+
+
+def _check_move(expect: Iterable[MessageStatus], to: MessageStatus, values: Mapping[str, Any]) -> None:
+    for current in expect:
+        if not allowed(MessageStatus(current), to):
+            raise IllegalTransition(f"a message may not go from {current} to {to}")
+    if to.is_terminal and values.get("reason") is None:
+        raise IllegalTransition(f"{to} needs a reason")
 
 
 def _apply(
@@ -193,15 +323,13 @@ def _apply(
     values: Mapping[str, Any],
     keep: bool = False,
 ) -> Sequence[Row[Any]]:
-    for current in expect:
-        if not allowed(MessageStatus(current), to):
-            raise IllegalTransition(f"a message may not go from {current} to {to}")
-    if to.is_terminal and values.get("reason") is None:
-        raise IllegalTransition(f"{to} needs a reason")
+    _check_move(expect, to, values)
     if keep:  # the report's status and reason stay
         values = {name: value for name, value in values.items() if name != "reason"}
     compared = (token is not UNSET, updated_at is not UNSET)
-    statement = _statement(frozenset(expect), None if keep else to, *compared, tuple(sorted(values)), len(ids) > 1)
+    statement = _statement(
+        frozenset(expect), None if keep else to, *compared, tuple(sorted(values)), len(ids) > 1, True
+    )
     params = {f"v_{name}": value for name, value in values.items()}
     params.update({"b_ids": list(ids)} if len(ids) > 1 else {"b_id": ids[0]}, b_now=utcnow())
     if token is not UNSET:
@@ -219,10 +347,13 @@ def _statement(
     compare_updated: bool,
     names: tuple[str, ...],
     many: bool,
+    returning: bool,
 ) -> Update:
     where = [
         _m.c.id.in_(bindparam("b_ids", expanding=True)) if many else _m.c.id == bindparam("b_id"),
-        _m.c.status.in_(sorted(expect)) if len(expect) > 1 else _m.c.status == next(iter(expect)),
+        # One comparison per status, not IN: an IN list is an expanding parameter, which a
+        # statement run once per message (executemany) may not have.
+        or_(*(_m.c.status == status for status in sorted(expect))),
     ]
     if compare_token:
         where.append(_m.c.claim_token.is_not_distinct_from(bindparam("b_token")))
@@ -236,25 +367,29 @@ def _statement(
         values.update(status=str(to), claim_token=None)
     elif to is not None:  # None: a run's outcome after a report, which keeps the report's status
         values.update(status=str(to), finished_at=bindparam("b_now"), next_attempt_at=None)
-    return update(_m).where(*where).values(values).returning(*_RETURNED)
+    statement = update(_m).where(*where).values(values)
+    return statement.returning(*_RETURNED) if returning else statement
 
 
 def _announce(
     session: Session,
     rows: Sequence[Row[Any]],
     to: MessageStatus,
-    reason: str | None,
+    reason: str | None | Mapping[str, str],
     *,
     webhooks: bool = True,
 ) -> None:
-    """Finish the jobs of messages that reached a final state and tell the workspace's webhooks."""
-    for row in rows:
-        if to.is_terminal:
-            jobs.finish(session, DELIVER, row.id)
-            if webhooks:
-                emit(
-                    session,
-                    row.workspace_id,
-                    f"message.{to}",
-                    {"message_id": row.id, "status": str(to), "reason": reason, "channel": row.channel},
-                )
+    """Finish the jobs of messages that reached a final state and tell the workspace's webhooks.
+    ``reason`` is the reason of every row, or each row's by id."""
+    if not to.is_terminal or not rows:
+        return
+    jobs.finish_many(session, DELIVER, [(row.id,) for row in rows])
+    if webhooks:
+        for row in rows:
+            said = reason.get(row.id) if isinstance(reason, Mapping) else reason
+            emit(
+                session,
+                row.workspace_id,
+                f"message.{to}",
+                {"message_id": row.id, "status": str(to), "reason": said, "channel": row.channel},
+            )

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.addresses import normalize_email_address, normalize_phone
 from ccm.channels.base import InvalidAddress
-from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
+from ccm.db import dialect_of, insert_ignoring_conflicts, rowcount, utcnow
 from ccm.errors import Conflict, NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.pagination import PageQuery, paginate, split_page
@@ -97,15 +98,45 @@ def lift(*, session: Session, workspace_id: str, channel: str, address: str, rea
             _TABLE.c.reason == reason,
         )
     )
-    return bool(removed.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(removed))
 
 
-def suppressed(*, session: Session, workspace_id: str, channel: str, address: str) -> str | None:
-    """The reason ``address`` (already normalized by the provider) is suppressed, or None."""
-    value = canonical(channel, address, strict=False)
-    return session.execute(
-        _REASON, {"b_workspace": workspace_id, "b_channel": channel, "b_hash": address_hash(channel, value)}
-    ).scalar()
+Known = Mapping[tuple[str, str, str], str | None]
+"""Suppression read ahead for a batch of messages: (workspace id, channel, address hash) → the
+reason the address is suppressed, or None when it is not."""
+
+
+def read_ahead(session: Session, addresses: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], str | None]:
+    """Whether each (workspace id, channel, address) is suppressed, in one read: the answers that
+    :func:`suppressed` takes as ``known`` in the same transaction."""
+    keys = {(workspace_id, channel, _hash(channel, address)) for workspace_id, channel, address in addresses}
+    if not keys:
+        return {}
+    answers: dict[tuple[str, str, str], str | None] = dict.fromkeys(keys)
+    rows = session.execute(
+        select(_TABLE.c.workspace_id, _TABLE.c.channel, _TABLE.c.address_hash, _TABLE.c.reason).where(
+            _TABLE.c.workspace_id.in_({key[0] for key in keys}), _TABLE.c.address_hash.in_({key[2] for key in keys})
+        )
+    )
+    for workspace_id, channel, hashed, reason in rows:
+        if (workspace_id, channel, hashed) in answers:
+            answers[workspace_id, channel, hashed] = reason
+    return answers
+
+
+def suppressed(
+    *, session: Session, workspace_id: str, channel: str, address: str, known: Known | None = None
+) -> str | None:
+    """The reason ``address`` (already normalized by the provider) is suppressed, or None. An
+    address ``known`` answers for (:func:`read_ahead` in this transaction) is not read again."""
+    hashed = _hash(channel, address)
+    if known is not None and (workspace_id, channel, hashed) in known:
+        return known[workspace_id, channel, hashed]
+    return session.execute(_REASON, {"b_workspace": workspace_id, "b_channel": channel, "b_hash": hashed}).scalar()
+
+
+def _hash(channel: str, address: str) -> str:
+    return address_hash(channel, canonical(channel, address, strict=False))
 
 
 def unsuppress(*, session: Session, workspace_id: str, suppression_id: str) -> None:

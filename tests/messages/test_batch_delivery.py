@@ -113,3 +113,34 @@ def test_a_worker_delivers_published_batches_and_finishes_every_job(api, runtime
     assert {message(api, i)["status"] for i in ids} == {"sent"}
     with runtime.db.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(jobs.PendingJob)) == 0
+
+
+def test_suppressions_count_in_a_batch_whether_added_before_or_while_it_renders(api, runtime, smtp_server, queued):
+    """The batch reads suppression once per transaction for all its addresses: an address
+    suppressed before is skipped at planning, one suppressed while the batch renders at the claim."""
+    from ccm.messages import outbound
+
+    def suppress(address):
+        answer = api.post("/v1/suppressions", json={"channel": "email", "address": address, "reason": "manual"})
+        assert answer.status_code == 201, answer.json
+
+    suppress("u1@example.com")
+    original, rendered = outbound.prepare, []
+
+    def prepare_then_suppress(runtime, planned):
+        if not rendered:
+            suppress("u2@example.com")
+        rendered.append(planned.pending.id)
+        return original(runtime, planned)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ccm.messages.delivery.prepare", prepare_then_suppress)
+        deliver_batch(runtime, queued)
+    assert queued[1] not in rendered  # skipped before rendering
+    assert [(message(api, queued[n])["status"], message(api, queued[n])["reason"]) for n in (1, 2)] == [
+        ("skipped", "suppressed:manual"),
+        ("skipped", "suppressed:manual"),
+    ]
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(
+        f"u{n}@example.com" for n in range(10) if n not in (1, 2)
+    )

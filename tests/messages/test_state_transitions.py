@@ -211,3 +211,56 @@ def test_a_quiet_move_of_many_finishes_their_jobs_without_webhooks(runtime, mess
             session, [message_id], expect=state.PENDING, to=S.SKIPPED, reason="erased", announce=False
         ) == [message_id]
     assert announced == [] and not has_job(runtime, message_id)
+
+
+def test_a_batch_outcome_moves_each_owned_message_and_keeps_a_reports_status(api, runtime, message_id, announced):
+    """transition_each: one statement run per message; a report that overtook the run keeps its
+    status (announced once, when it came), a taken-over claim changes nothing, and only the
+    messages that moved are announced, each with its own reason."""
+    reported, taken_over = send(api).json["id"], send(api).json["id"]
+    put(runtime, message_id, S.SENDING, token="t1")
+    put(runtime, reported, S.DELIVERED, token="t2", reason="delivered: reported by the provider")
+    put(runtime, taken_over, S.SENDING, token="theirs")
+    moves = [
+        state.Move(message_id, "t1", "accepted as p1", {"provider_message_id": "p1"}),
+        state.Move(reported, "t2", "accepted as p2", {"provider_message_id": "p2"}),
+        state.Move(taken_over, "t3", "accepted as p3", {"provider_message_id": "p3"}),
+    ]
+    with runtime.db.unit_of_work() as session:
+        moved = state.transition_each(session, moves, expect=state.OWNED, to=S.SENT)
+    assert sorted(moved) == sorted([message_id, reported])
+    sent, kept, other = (row(runtime, m) for m in (message_id, reported, taken_over))
+    assert (sent.status, sent.reason, sent.provider_message_id) == ("sent", "accepted as p1", "p1")
+    assert (kept.status, kept.reason, kept.provider_message_id) == (
+        "delivered",
+        "delivered: reported by the provider",
+        "p2",
+    )
+    assert (other.status, other.claim_token, other.provider_message_id) == ("sending", "theirs", None)
+    assert [(kind, data["message_id"], data["reason"]) for kind, data in announced] == [
+        ("message.sent", message_id, "accepted as p1")
+    ]
+    assert not has_job(runtime, message_id) and not has_job(runtime, reported) and has_job(runtime, taken_over)
+
+
+def test_a_batch_claim_takes_only_the_messages_unchanged_since_they_were_read(api, runtime, message_id):
+    changed = send(api).json["id"]
+    first, second = row(runtime, message_id), row(runtime, changed)
+    put(runtime, changed, S.QUEUED, token=None)  # touched after it was read
+    claims = [
+        state.Claim(m.id, S.QUEUED, m.claim_token, m.updated_at, f"n{m.id[-8:]}", {"locale": "en"})
+        for m in (first, second)
+    ]
+    with runtime.db.unit_of_work() as session:
+        assert state.claim_many(session, claims) == {message_id}
+    taken, left = row(runtime, message_id), row(runtime, changed)
+    assert (taken.status, taken.claim_token, taken.claims) == ("sending", f"n{message_id[-8:]}", first.claims + 1)
+    assert (left.status, left.claim_token) == ("queued", None)
+
+
+def test_a_batch_commit_point_holds_only_the_claims_that_still_stand(api, runtime, message_id):
+    lost = send(api).json["id"]
+    put(runtime, message_id, S.SENDING, token="mine")
+    put(runtime, lost, S.SENDING, token="theirs")
+    with runtime.db.unit_of_work() as session:
+        assert state.hold_many(session, {message_id: "mine", lost: "mine-too"}) == {message_id}
