@@ -18,12 +18,12 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Column, DateTime, Insert, MetaData, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -58,6 +58,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class Base(DeclarativeBase):
+    __table__: ClassVar[Table]  # every model maps one plain Table (SQLAlchemy types it as any FromClause)
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType, dt.datetime: UTCDateTime}
 
@@ -66,8 +67,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the current transaction has committed; drop it on rollback."""
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
+    """Run ``callback`` once the current transaction has committed; drop it on rollback (what it
+    returns is ignored)."""
     session.info.setdefault("after_commit", []).append(callback)
 
 
@@ -100,6 +102,13 @@ def insert_ignoring_conflicts(dialect: str, table: Table, returning: Column[Any]
     ``sqlite``), built once: execute it with the row as parameters."""
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing()
     return statement.returning(returning) if returning is not None else statement
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. ``Session.execute`` is typed to return a plain
+    ``Result``; for those statements it is a ``CursorResult``, which has the count."""
+    assert isinstance(result, CursorResult), f"{type(result).__name__} has no rowcount"
+    return result.rowcount
 
 
 def dialect_of(session: Session) -> str:
