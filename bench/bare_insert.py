@@ -24,9 +24,13 @@ _INSERT = "INSERT INTO bench_baseline (id, body) VALUES (%s, %s)"
 def connection() -> psycopg.Connection:
     conn = getattr(_local, "conn", None)
     if conn is None:
-        conn = _local.conn = psycopg.connect(os.environ["BENCH_DSN"], prepare_threshold=0)
-        conn.execute("CREATE TABLE IF NOT EXISTS bench_baseline (id text PRIMARY KEY, body jsonb NOT NULL)")
-        conn.commit()
+        conn = psycopg.connect(os.environ["BENCH_DSN"], prepare_threshold=0)
+        try:
+            with conn.transaction():
+                conn.execute("CREATE TABLE IF NOT EXISTS bench_baseline (id text PRIMARY KEY, body jsonb NOT NULL)")
+        except psycopg.errors.UniqueViolation:
+            pass  # another worker created it at the same moment (IF NOT EXISTS does not lock)
+        _local.conn = conn
     return conn
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app = Flask("ccm")
     app.extensions["ccm"] = runtime
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_request_bytes  # larger bodies get 413
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = _InOrderJSON(app)
     _register_blueprints(app)
     app.before_request(check_request)
     app.after_request(finish_request)
@@ -40,20 +41,25 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     return app
 
 
+class _InOrderJSON(DefaultJSONProvider):
+    sort_keys = False  # answers keep the field order of their schemas
+
+
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
     from ccm.auth import api as api_keys
     from ccm.channels import api as outbox
-    from ccm.channels import hooks
     from ccm.channels import providers_api as providers
     from ccm.consent import api as consent
     from ccm.conversations import api as conversations
     from ccm.engagement import api as tracking
-    from ccm.engagement import timeline_api, unsubscribe
+    from ccm.engagement import unsubscribe
+    from ccm.inbound import callbacks
     from ccm.message_templates import api as templates
     from ccm.messages import api as messages
     from ccm.profiles import api as profiles
     from ccm.suppression import api as suppressions
+    from ccm.timeline import api as timeline
     from ccm.webhooks import api as webhooks
     from ccm.workspaces import api as workspace
 
@@ -61,7 +67,7 @@ def _register_blueprints(app: Flask) -> None:
         meta,
         tracking,
         unsubscribe,
-        timeline_api,
+        timeline,
         profiles,
         consent,
         templates,
@@ -71,7 +77,7 @@ def _register_blueprints(app: Flask) -> None:
         suppressions,
         workspace,
         webhooks,
-        hooks,
+        callbacks,
         conversations,
         api_keys,
     ):

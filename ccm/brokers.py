@@ -105,10 +105,11 @@ class CcmRabbitmqBroker(RabbitmqBroker):
         )
 
 
-def check_redis_policy(target: redis.Redis | dramatiq.Broker) -> None:
+def check_redis_policy(target: redis.Redis | dramatiq.Broker | None) -> None:
     """Refuse a Redis that may evict keys: an evicted queue entry is a lost message until the
     relay notices, an evicted ack set a duplicate run, an evicted hit buffer lost engagement.
-    ``target`` is a Redis client or a broker (anything but a Redis broker is not checked)."""
+    ``target`` is a Redis client or a broker (anything but a Redis broker is not checked), or
+    None when there is no Redis."""
     client = target.client if isinstance(target, RedisBroker) else target
     if not isinstance(client, redis.Redis):
         return

@@ -12,12 +12,17 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ccm.config import Settings, SettingsError
 from ccm.logs import configure_logging
+
+if TYPE_CHECKING:  # imported where used, so that ``ccm -h`` loads neither
+    from werkzeug.serving import BaseWSGIServer
+
+    from ccm.runtime import Runtime
 
 DEFAULT_WORKSPACE = "default"
 
@@ -312,7 +317,7 @@ def seed_demo(settings: Settings, workspace: str, profiles: int) -> None:
         click.echo(f"skipped, already in the workspace (left as they are): {', '.join(seeded.skipped)}")
 
 
-def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings) -> Runtime:
     from ccm.bootstrap import prepare_embedded
     from ccm.runtime import create_runtime
 
@@ -351,7 +356,7 @@ def _print_banner(settings: Settings, url: str, key: str | None) -> None:
     click.echo(f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/outbox")
 
 
-def _serve_until_signal(server) -> None:  # type: ignore[no-untyped-def]
+def _serve_until_signal(server: BaseWSGIServer) -> None:
     def shutdown(_signum: int, _frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BROKER_SCHEMES = ("redis", "rediss", "unix", "amqp", "amqps")
@@ -109,7 +110,7 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
+    def from_env(cls, **overrides: Any) -> Settings:
         """The settings from ``CCM_*`` variables (and ``overrides``).
 
         Raises:
@@ -177,10 +178,10 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
-def _describe(error: dict[str, object]) -> str:
+def _describe(error: ErrorDetails) -> str:
     """``CCM_<FIELD>: <what is wrong>`` for one pydantic error (field-less ones carry the name)."""
     location = error.get("loc") or ()
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     if not location:
         return message
-    return f"CCM_{str(location[0]).upper()}: {message}"  # type: ignore[index]
+    return f"CCM_{str(location[0]).upper()}: {message}"

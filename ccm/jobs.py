@@ -39,7 +39,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ccm import brokers
 from ccm.brokers import BROKER_ERRORS, build_broker, check_redis_policy  # noqa: F401  (re-exported)
-from ccm.db import Base, Database, after_commit, utcnow
+from ccm.db import Base, Database, after_commit, rowcount, utcnow
 
 if TYPE_CHECKING:
     from ccm.config import Settings
@@ -144,7 +144,7 @@ def reschedule(session: Session, job: Job, *args: Any, delay: float, grace: floa
     key = job_key(job, *args)
     due_at = utcnow() + dt.timedelta(seconds=delay or grace)
     found = session.execute(update(_JOBS).where(_JOBS.c.key == key).values(due_at=due_at))
-    if not found.rowcount:  # type: ignore[attr-defined]
+    if not rowcount(found):
         session.execute(
             _INSERT_JOB,
             {
@@ -254,7 +254,9 @@ class Publisher:
         ``ccm serve`` on the embedded default): jobs are made due at once for the server's relay."""
 
     def publish(self, actor: str, queue: str, args: Iterable[Any]) -> None:
-        message = dramatiq.Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={})
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={}
+        )
         self.broker.enqueue(message)
 
     def publish_after_commit(self, key: str, job: Job, args: Iterable[Any]) -> None:
@@ -277,7 +279,7 @@ class Publisher:
             self._make_due(*keys)
             return
         try:
-            messages = [
+            messages: list[dramatiq.Message[Any]] = [
                 dramatiq.Message(queue_name=job.queue, actor_name=job.name, args=args, kwargs={}, options={})
                 for args in args_list
             ]

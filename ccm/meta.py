@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from dramatiq.brokers.redis import RedisBroker
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from ccm.brokers import ping
 from ccm.openapi import openapi_document
 
+if TYPE_CHECKING:
+    from ccm.runtime import Runtime
+
 bp = Blueprint("meta", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> tuple[Response, int]:
     """Database and broker reachability (and Redis, when the broker is RabbitMQ); 503 when any is down."""
-    runtime = current_app.extensions["ccm"]
+    runtime: Runtime = current_app.extensions["ccm"]
     checks = {"database": _check(lambda: _ping_database(runtime)), "broker": _check(lambda: ping(runtime.broker))}
     if runtime.guards.client is not None and not isinstance(runtime.broker, RedisBroker):
         checks["redis"] = _check(runtime.guards.client.ping)  # rate limits and the tracking-hit buffer
@@ -24,13 +30,13 @@ def healthz():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/v1/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi() -> Response:
     if "openapi" not in current_app.extensions:
         current_app.extensions["openapi"] = openapi_document()
     return jsonify(current_app.extensions["openapi"])
 
 
-def _check(probe) -> str:  # type: ignore[no-untyped-def]
+def _check(probe: Callable[[], object]) -> str:
     try:
         probe()
     except Exception as exc:
@@ -38,6 +44,6 @@ def _check(probe) -> str:  # type: ignore[no-untyped-def]
     return "ok"
 
 
-def _ping_database(runtime) -> None:  # type: ignore[no-untyped-def]
+def _ping_database(runtime: Runtime) -> None:
     with runtime.db.read_only() as session:  # no write lock on SQLite: health never waits for a writer
         session.execute(text("SELECT 1"))

@@ -71,13 +71,13 @@ class DocumentSchema(GenerateJsonSchema):
 
 def openapi_document(*, title: str = "CCM API", version: str = "1") -> dict[str, Any]:
     inputs, outputs = _models()
-    keys, schema = models_json_schema(
-        [*((m, "validation") for m in inputs), *((m, "serialization") for m in outputs)],
-        ref_template=REF,
-        schema_generator=DocumentSchema,
-    )
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((m, "validation") for m in inputs),
+        *((m, "serialization") for m in outputs),
+    ]
+    keys, schema = models_json_schema(pairs, ref_template=REF, schema_generator=DocumentSchema)
     components: dict[str, Any] = schema.get("$defs", {})
-    refs = {pair: keys[pair]["$ref"] for pair in keys}
+    refs: Refs = {pair: keys[pair]["$ref"] for pair in pairs}
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op, refs, components)

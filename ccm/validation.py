@@ -95,9 +95,9 @@ def _model_children(model: BaseModel, path: str) -> list[tuple[Any, str]]:
     """A model's values with their paths as pydantic writes them: a member of a discriminated
     union in a list carries its tag (``variants.0.email.html``)."""
     children = []
-    for name, info in type(model).model_fields.items():
+    for name in type(model).model_fields:
         value, child_path = getattr(model, name), f"{path}.{name}" if path else name
-        tag = _list_discriminator(info.annotation)
+        tag = _list_discriminator(type(model), name)
         if tag and isinstance(value, list):
             children += [(member, f"{child_path}.{index}.{getattr(member, tag)}") for index, member in enumerate(value)]
         else:
@@ -108,9 +108,10 @@ def _model_children(model: BaseModel, path: str) -> list[tuple[Any, str]]:
 
 
 @functools.cache
-def _list_discriminator(annotation: Any) -> str | None:
-    """``channel`` for ``list[Annotated[A | B, Field(discriminator="channel")]]``, else None."""
-    for arg in typing.get_args(annotation):
+def _list_discriminator(model: type[BaseModel], name: str) -> str | None:
+    """``channel`` when the field ``name`` of ``model`` is
+    ``list[Annotated[A | B, Field(discriminator="channel")]]``, else None."""
+    for arg in typing.get_args(model.model_fields[name].annotation):
         for meta in typing.get_args(arg)[1:] if typing.get_origin(arg) is Annotated else ():
             if isinstance(getattr(meta, "discriminator", None), str):
                 return meta.discriminator

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -46,12 +46,12 @@ class Receipt:
 class DeliveryError(Exception):
     """Base of the closed set of provider errors. ``reason`` is a short machine-readable code."""
 
-    reason: ClassVar[str] = "delivery_error"
+    reason: str = "delivery_error"
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         if reason is not None:
-            self.reason = reason  # type: ignore[misc]
+            self.reason = reason
 
 
 class TransientDeliveryError(DeliveryError):
@@ -105,6 +105,16 @@ step, record them durably in one go and answer the ids this worker still owns (o
 finished); raise to abandon them all."""
 
 
+@runtime_checkable
+class SendsBatches(Protocol):
+    """A provider that can hand over many messages with one commit point (SMTP: a connection
+    each, final dots held back): the batched delivery path uses it where it is offered."""
+
+    def send_batch(
+        self, messages: Sequence[OutboundMessage], *, commit_point: BatchCommitPoint
+    ) -> dict[str, Receipt | DeliveryError]: ...
+
+
 class InvalidAddress(ValueError):
     """The address cannot be used by this provider (the message is skipped, never sent)."""
 
@@ -123,7 +133,10 @@ class Provider(Protocol):
     instance serves (a Twilio account can serve ``sms`` or, for WhatsApp, ``chat``)."""
 
     name: ClassVar[str]
-    channel: str
+
+    @property
+    def channel(self) -> str: ...
+
     in_transaction: ClassVar[bool]
     """True when ``send`` only writes to the database session it is given (the local outbox), so
     the send and its status commit together and no commit point is needed."""
@@ -204,3 +217,17 @@ class InboundText:
     body: str
     provider_message_id: str
     received_at: str | None = None
+
+
+class NoCallbacks:
+    """The callback half of :class:`Provider` for providers that call nothing back: their
+    ``callbacks`` is empty, so the callback endpoints answer 404 before reaching these."""
+
+    def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
+        raise WebhookRejected("this provider sends no callbacks")
+
+    def parse_status_callback(self, request: InboundRequest) -> list[StatusEvent]:
+        return []
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundText]:
+        return []

@@ -60,11 +60,11 @@ class ProviderGuards:
                     self._open_until[key], self._failures[key] = time.monotonic() + self.cooldown, 0
             return
         failures_key = self._key(key, "failures")
-        count, _ = self.client.pipeline().incr(failures_key).expire(failures_key, int(self.cooldown * 2) + 1).execute()
-        if count >= self.threshold:
-            self.client.pipeline().set(self._key(key, "open"), 1, px=int(self.cooldown * 1000)).delete(
-                failures_key
-            ).execute()
+        if _count(self.client, failures_key, int(self.cooldown * 2) + 1) >= self.threshold:
+            pipe = self.client.pipeline()
+            pipe.set(self._key(key, "open"), 1, px=int(self.cooldown * 1000))
+            pipe.delete(failures_key)
+            pipe.execute()
             self._seen[key] = (True, time.monotonic() + 1.0)
 
     def _is_open(self, key: str) -> bool:
@@ -86,9 +86,16 @@ class ProviderGuards:
                 self._windows = defaultdict(int, {k: v for k, v in self._windows.items() if k[1] >= slot})
                 self._windows[(key, slot)] += 1
                 return self._windows[(key, slot)] <= limit
-        name = self._key(key, f"rate:{window}:{slot}")
-        count, _ = self.client.pipeline().incr(name).expire(name, window + 1).execute()
-        return int(count) <= limit
+        return _count(self.client, self._key(key, f"rate:{window}:{slot}"), window + 1) <= limit
 
     def _key(self, key: str, what: str) -> str:
         return f"{self.namespace}:provider:{key}:{what}"
+
+
+def _count(client: redis.Redis, name: str, ttl: int) -> int:
+    """Increment the counter ``name`` and (re)set its expiry in one round trip; its new value."""
+    pipe = client.pipeline()
+    pipe.incr(name)
+    pipe.expire(name, ttl)
+    count, _ = pipe.execute()
+    return int(count)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from ccm.channels.addresses import normalize_email_address
-from ccm.channels.base import CommitPoint, OutboundMessage, ProviderLimits, Receipt
+from ccm.channels.base import CommitPoint, NoCallbacks, OutboundMessage, ProviderLimits, Receipt
 from ccm.channels.models import OutboxItem
 
 
@@ -22,7 +22,7 @@ class LocalOutboxConfig(BaseModel):
     channel: Literal["email", "sms", "chat"] = "email"
 
 
-class LocalOutboxProvider:
+class LocalOutboxProvider(NoCallbacks):
     """Delivers into the ``outbox_item`` table, in the delivery's own transaction."""
 
     name: ClassVar[str] = "local_outbox"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from flask import Blueprint, current_app
 
@@ -12,13 +12,16 @@ from ccm.db import after_commit, end_transaction
 from ccm.http import db_session, endpoint
 from ccm.validation import id_field
 
+if TYPE_CHECKING:
+    from ccm.runtime import Runtime
+
 AccountId = Annotated[str, id_field("prv")]
 
 bp = Blueprint("providers", __name__, url_prefix="/v1/providers")
 bp.before_request(require_api_key)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime() -> Runtime:
     return current_app.extensions["ccm"]
 
 

@@ -129,6 +129,6 @@ def _environment_defaults(settings: Settings) -> dict[str, list[Configured]]:
         defaults["email"] = [Configured("env:smtp", "CCM_SMTP_URL", smtp)]
     for channel in settings.local_outbox_channels:
         if channel not in defaults:
-            outbox = LocalOutboxProvider(LocalOutboxConfig(channel=channel))  # type: ignore[arg-type]
+            outbox = LocalOutboxProvider(LocalOutboxConfig(channel=channel))
             defaults[channel] = [Configured(f"env:local_outbox:{channel}", "local outbox", outbox)]
     return defaults

@@ -23,6 +23,7 @@ from ccm.channels.base import (
     BatchCommitPoint,
     CommitPoint,
     DeliveryError,
+    NoCallbacks,
     OutboundMessage,
     OutcomeUnknownError,
     PermanentDeliveryError,
@@ -71,7 +72,7 @@ class SmtpConfig(BaseModel):
         return value
 
 
-class SmtpProvider:
+class SmtpProvider(NoCallbacks):
     """Delivers ``OutboundMessage.raw`` to one SMTP server, one reused connection per thread.
 
     EHLO, STARTTLS and AUTH happen once per connection. A connection the server closed while
@@ -367,8 +368,9 @@ def classify_reply(stage: str, code: int, text: bytes) -> DeliveryError:
     return TransientDeliveryError(detail, reason="protocol_error")
 
 
-def _describe(reply: tuple[int, bytes]) -> str:
-    return f"{reply[0]} {reply[1].decode('utf-8', 'replace')}"
+def _describe(reply: tuple[int, bytes | str]) -> str:
+    text = reply[1].decode("utf-8", "replace") if isinstance(reply[1], bytes) else reply[1]
+    return f"{reply[0]} {text}"
 
 
 def _data_payload(message: OutboundMessage) -> bytes:
@@ -395,6 +397,7 @@ def _open_connection(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib
     conn: smtplib.SMTP | None = None
     try:
         conn = _connect(settings, context)
+        assert conn.sock is not None, "connected"
         # The final "." goes out as its own small write after the commit point; with Nagle's
         # algorithm it would wait for the server's delayed ACK (~40 ms) on every message.
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

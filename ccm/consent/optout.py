@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -156,7 +156,7 @@ def _record(
     profile_id: str,
     channel: str,
     topic: str,
-    status: str,
+    status: Literal["granted", "revoked"],
     source: str,
     proof: Mapping[str, Any] | None,
     actor: str,
@@ -169,9 +169,9 @@ def _record(
         profile_id=profile_id,
         actor=actor,
         data=ConsentIn(
-            channel=channel,  # type: ignore[arg-type]
+            channel=channel,  # type: ignore[arg-type]  # any str: ConsentIn refuses an unknown channel
             topic=topic,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             source=source,
             proof=dict(proof or {}),
             ip=ip[:64] if ip else None,

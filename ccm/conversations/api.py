@@ -68,6 +68,8 @@ class FollowUpIn(RequestModel):
 
     model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["template"]}]})
 
+    # Not Optional: an explicit null is refused, and the schema offers none. The None default
+    # only makes each one optional; _one requires exactly one of them.
     text: str = Field(None, min_length=1, max_length=10000, description="plain text, or")  # type: ignore[assignment]
     template: TemplateKey = Field(None, description="a published template key, with data")  # type: ignore[assignment]
     data: dict[str, Any] = free_form("the template's variables")

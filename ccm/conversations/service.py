@@ -30,7 +30,7 @@ from ccm.engagement.service import record_events
 from ccm.engagement.status import apply_message_reports
 from ccm.errors import Conflict, NotFound
 from ccm.ids import new_id
-from ccm.message_templates.schemas import TemplateIn
+from ccm.message_templates.schemas import EmailVariant, TemplateIn
 from ccm.message_templates.service import ensure_internal_template, is_internal
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.service import SYSTEM_TEMPLATE, send_system_text, send_to_profile
@@ -392,14 +392,7 @@ _FOLLOW_UP = TemplateIn(
     category="transactional",
     variables=["text", "subject"],
     description="CCM's own: an agent's plain-text email follow-up in a conversation",
-    variants=[
-        {
-            "channel": "email",
-            "subject": "{{ subject }}",
-            "text": "{{ text }}",  # type: ignore[list-item]
-            "html": "<p>{{ text }}</p>",
-        }
-    ],
+    variants=[EmailVariant(channel="email", subject="{{ subject }}", text="{{ text }}", html="<p>{{ text }}</p>")],
 )
 _REPLY_PREFIX = re.compile(r"^(\s*(re|aw|sv|antw)\s*(\[\d+\])?\s*:)+\s*", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")

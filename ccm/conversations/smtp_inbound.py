@@ -76,7 +76,7 @@ class _Controller(Controller):
     """Learns the real port (when 0 was given) before aiosmtpd's start-up probe connects to it."""
 
     def _trigger_server(self) -> None:
-        assert self.server is not None
+        assert isinstance(self.server, asyncio.Server)  # aiosmtpd declares an AbstractServer, which has no sockets
         self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()
 

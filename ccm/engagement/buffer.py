@@ -54,6 +54,7 @@ class HitBuffer:
                 return [Hit.from_json(raw) for raw in self._in_progress]
         if not self.client.set(self.lock, 1, nx=True, px=30_000):
             return []  # another worker process is writing a batch
+        assert self._take is not None, "registered with the client"
         batch = [Hit.from_json(raw) for raw in self._take(keys=[self.key, self.processing], args=[limit])]
         if not batch:
             self.release()  # nothing to write: the next tick must not wait for the lock to expire
@@ -64,7 +65,10 @@ class HitBuffer:
             with self._mutex:
                 self._in_progress.clear()
             return
-        self.client.pipeline().delete(self.processing).delete(self.lock).execute()
+        pipe = self.client.pipeline()
+        pipe.delete(self.processing)
+        pipe.delete(self.lock)
+        pipe.execute()
 
     def release(self) -> None:
         """Give up the batch without recording it (it will be taken again)."""

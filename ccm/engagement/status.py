@@ -89,7 +89,7 @@ def apply_message_reports(session: Session, message: Any, reports: Iterable[Stat
         select(_m.c.id, _m.c.workspace_id, _m.c.profile_id, _m.c.channel, _m.c.to_address, _m.c.status).where(
             _m.c.id == message.id
         )
-    ).first()
+    ).one()
     applied = 0
     for report in reports:
         if record_events(session, [_event(row.workspace_id, row.channel, source, source, report, row)]):

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
+from ccm.db import dialect_of, insert_ignoring_conflicts, rowcount, utcnow
 from ccm.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from ccm.idempotency.models import IdempotencyKey
 
@@ -77,7 +77,7 @@ def run_idempotent(
 def purge_expired(*, session: Session) -> int:
     """Delete the keys past their expiry (the periodic ``idempotency.purge_expired``); returns how many."""
     result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
-    return result.rowcount  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def check_key(key: str, field: str = "Idempotency-Key") -> None:

@@ -6,6 +6,7 @@ from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
 from ccm.message_templates import service, snippets
 from ccm.message_templates.preview import preview_template
+from ccm.message_templates.sandbox import TemplateSandbox
 from ccm.message_templates.schemas import (
     PreviewIn,
     PreviewOut,
@@ -27,7 +28,7 @@ bp = Blueprint("templates", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
 
 
-def _sandbox():  # type: ignore[no-untyped-def]
+def _sandbox() -> TemplateSandbox:
     return current_app.extensions["ccm"].sandbox
 
 

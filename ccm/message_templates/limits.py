@@ -118,7 +118,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.check_size(sum(len(value) for value in values if isinstance(value, str)))
         return self.produced((markup_join if eval_ctx.autoescape else str_join)(values))
 
-    def concat(self, parts: Any) -> str:  # type: ignore[override]
+    def concat(self, parts: Any) -> str:
         """Join captured output (``{% set %}`` blocks, macros, ``caller()``) within the limits."""
         parts = list(parts)
         self.check_size(sum(map(len, parts)))

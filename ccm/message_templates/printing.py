@@ -211,7 +211,7 @@ class PrintableEnvironment(BoundedEnvironment):
     def bounded_concat(self, eval_ctx: Any, values: tuple[Any, ...]) -> str:
         return super().bounded_concat(eval_ctx, tuple(map(self.printable, values)))
 
-    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         # Markup's methods escape their arguments, and escaping what is not a string calls str() on
         # it. Checked here rather than where the method is read: calls are far rarer than reads.
         method = getattr(obj, "__wrapped__", obj)  # the size checks wrap some of them

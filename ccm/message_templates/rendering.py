@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ccm.channels.email_mime import inline_css
+from ccm.channels.html_text import html_to_text
 from ccm.message_templates.sandbox import TemplateBundle, TemplateSandbox
 
 BUILTINS = frozenset({"profile", "message", "unsubscribe_url"})
@@ -104,8 +106,6 @@ def render_parts(
     sandbox: TemplateSandbox, bundle: TemplateBundle, variant: Mapping[str, Any], context: Mapping[str, Any]
 ) -> RenderedParts:
     """Render every part of one variant. Raises :class:`RenderError` on the first failure."""
-    from ccm.channels.email_mime import inline_css
-    from ccm.channels.html_text import html_to_text
 
     def render(part: str, *, html: bool = False) -> str:
         return sandbox.render(bundle, source_name(variant, part), context, autoescape=html)

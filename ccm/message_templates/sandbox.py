@@ -271,10 +271,10 @@ class TemplateSandbox:
         except DeadlineExceeded as exc:
             # The deadline fell between two chunks, in this loop rather than in template code:
             # point at the template line where the render is suspended.
-            exc.suspended_at = _suspended_at(chunks)  # type: ignore[attr-defined]
+            exc.suspended_at = _suspended_at(chunks)
             raise
         finally:
-            chunks.close()  # type: ignore[attr-defined]
+            chunks.close()  # type: ignore[attr-defined]  # Template.generate is a generator; Jinja types it Iterator
         return "".join(parts)
 
     def _parse(self, source: str) -> nodes.Template:

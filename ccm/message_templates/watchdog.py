@@ -37,6 +37,9 @@ class DeadlineExceeded(BaseException):
     several) cannot swallow it.
     """
 
+    suspended_at: tuple[str | None, int | None] = (None, None)
+    """The template source and line of the render it interrupted, when its catcher can tell."""
+
 
 # Own prototypes rather than setting argtypes on the shared ``ctypes.pythonapi`` function, and
 # two of them because clearing needs a real NULL, which a ``py_object`` argument cannot carry.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from flask import Blueprint, current_app, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from ccm.auth.api import current_workspace_id, require_api_key
@@ -42,7 +43,11 @@ class _MessageIdConverter(BaseConverter):
     regex = r"(?!batch(?:/|$))[^/]+"
 
 
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("messageid", _MessageIdConverter))
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("messageid", _MessageIdConverter)
+
+
+bp.record_once(_register_converter)
 
 
 @endpoint(
@@ -105,7 +110,7 @@ def _item_hash(item: SendIn) -> str:
 def _item_answer(index: int, answer: bulk.Answer) -> BatchAccepted | BatchRefused:
     if isinstance(answer, accept.Accepted):
         return BatchAccepted(index=index, status=202, id=answer.id, replayed=answer.replayed)
-    return BatchRefused(index=index, status=answer.status, error=BatchItemError(**answer.to_dict()["error"]))  # type: ignore[arg-type]
+    return BatchRefused(index=index, status=answer.status, error=BatchItemError(**answer.to_dict()["error"]))
 
 
 @endpoint(

@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ccm.channels.base import DeliveryError, OutboundMessage, Receipt
+from ccm.channels.base import DeliveryError, OutboundMessage, Receipt, SendsBatches
 from ccm.channels.registry import Configured
 from ccm.messages import delivery, outcomes, state
 from ccm.messages.claims import Claimed, Hops
@@ -51,12 +51,14 @@ def deliver_batch(runtime: Runtime, message_ids: Sequence[str]) -> None:
 
 def _batchable(configured: Configured) -> bool:
     # A rate-limited account takes its messages one at a time, each admitted by the shared limiter.
-    return hasattr(configured.provider, "send_batch") and not configured.provider.limits.rate_per_second
+    return isinstance(configured.provider, SendsBatches) and not configured.provider.limits.rate_per_second
 
 
 def _send_group(runtime: Runtime, group: list[Claimed]) -> None:
     """Messages whose first target is the same provider account, handed to it in one batch."""
     configured = group[0].targets[0][0]
+    provider = configured.provider
+    assert isinstance(provider, SendsBatches)  # grouped by _batchable
     hops = {item.message_id: Hops() for item in group}
     refused = runtime.guards.admit(configured.key, None)  # an open circuit
     if refused:
@@ -73,7 +75,7 @@ def _send_group(runtime: Runtime, group: list[Claimed]) -> None:
         return owned
 
     try:
-        results = configured.provider.send_batch([outbound[i] for i in by_id], commit_point=commit_point)
+        results = provider.send_batch([outbound[i] for i in by_id], commit_point=commit_point)
     except Exception:
         for item in group:
             delivery.release_before_intent(runtime, item, hops[item.message_id])

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, String, TextClause, and_, any_, bindparam, select, text
+from sqlalchemy import ARRAY, BindParameter, Column, Connection, String, TextClause, and_, any_, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from ccm import jobs
@@ -118,7 +118,8 @@ def _among(column: Any, name: str, dialect: str) -> Any:
 
 @functools.cache
 def _batch_statement(kind: str, dialect: str) -> Any:
-    workspace = bindparam("workspace_id")
+    workspace: BindParameter[str] = bindparam("workspace_id")
+    columns: tuple[Column[Any], ...]
     if kind == "profiles":
         columns = (_profile.c.external_id, _profile.c.id, _profile.c.attributes, _profile.c.locale)
         return select(*columns).where(
@@ -148,7 +149,7 @@ def _rows_named(connection: Connection, kind: str, workspace_id: str, names: Seq
 
 def _batch_lookups(connection: Connection, workspace_id: str, items: Sequence[Item]) -> _Lookups:
     by_id = {i.request.to.external_id for i in items if i.request.to.external_id and not is_inline(i.request)}
-    profiles = _rows_named(connection, "profiles", workspace_id, sorted(by_id))  # type: ignore[arg-type]
+    profiles = _rows_named(connection, "profiles", workspace_id, sorted(by_id))
     versions = _rows_named(connection, "versions", workspace_id, sorted({i.request.template for i in items}))
     stored = _rows_named(connection, "keys", workspace_id, sorted({i.keyed.key for i in items if i.keyed}))
     return _Lookups(profiles, {key: row.id for key, row in versions.items()}, stored)
@@ -263,13 +264,14 @@ def _insert_keys(
 ) -> None:
     """Reserve the prepared items' keys; an item whose key a concurrent request took since the
     lookup gets that request's answer instead (and is dropped from ``rows``)."""
-    keyed = sorted((i for i in rows if rows[i][1] is not None), key=lambda i: items[i].keyed.key)  # type: ignore[union-attr]
+    key_rows = {i: key_row for i, (_, key_row) in rows.items() if key_row is not None}
+    keyed = sorted(key_rows, key=lambda i: key_rows[i]["key"])
     if not keyed:
         return
-    inserted = _insert_many(connection, _keys, [rows[i][1] for i in keyed], "key")  # type: ignore[misc]
+    inserted = _insert_many(connection, _keys, [key_rows[i] for i in keyed], "key")
     taken = {row[0] for row in inserted}
-    lost = [i for i in keyed if items[i].keyed.key not in taken]  # type: ignore[union-attr]
-    stored = _rows_named(connection, "keys", workspace_id, [items[i].keyed.key for i in lost])  # type: ignore[union-attr]
+    lost = [i for i in keyed if key_rows[i]["key"] not in taken]
+    stored = _rows_named(connection, "keys", workspace_id, [key_rows[i]["key"] for i in lost])
     for index in lost:
         keyed_item = items[index].keyed
         assert keyed_item is not None

@@ -14,6 +14,8 @@ from ccm.db import utcnow
 from ccm.errors import NotFound
 from ccm.ids import new_id
 from ccm.message_templates.models import MessageTemplate
+from ccm.message_templates.schemas import ChatVariant, EmailVariant, SmsVariant, TemplateIn
+from ccm.message_templates.service import create_template, publish
 from ccm.messages import state
 from ccm.messages.accept import Accepted, Recipient, accept_message, check_request, latest_template
 from ccm.messages.models import PENDING_STATUSES, Message, MessageStatus
@@ -185,9 +187,6 @@ def send_to_profile(
 
 
 def _system_template(session: Session, runtime: Runtime, workspace_id: str) -> str:
-    from ccm.message_templates.schemas import TemplateIn
-    from ccm.message_templates.service import create_template, publish
-
     exists = session.scalar(
         select(MessageTemplate.id).where(
             MessageTemplate.workspace_id == workspace_id, MessageTemplate.key == SYSTEM_TEMPLATE
@@ -204,17 +203,14 @@ def _system_template(session: Session, runtime: Runtime, workspace_id: str) -> s
                 variables=["text"],
                 description="CCM's own texts",
                 variants=[
-                    {"channel": "sms", "body": "{{ text }}"},
-                    {"channel": "chat", "body": "{{ text }}"},
-                    {
-                        "channel": "email",
-                        "subject": "{{ text[:60] }}",
-                        "text": "{{ text }}",
-                        "html": "<p>{{ text }}</p>",
-                    },
+                    SmsVariant(channel="sms", body="{{ text }}"),
+                    ChatVariant(channel="chat", body="{{ text }}"),
+                    EmailVariant(
+                        channel="email", subject="{{ text[:60] }}", text="{{ text }}", html="<p>{{ text }}</p>"
+                    ),
                 ],
             ),
             internal=True,
-        )  # type: ignore[list-item]
+        )
         publish(session=session, sandbox=runtime.sandbox, workspace_id=workspace_id, key=SYSTEM_TEMPLATE, internal=True)
     return SYSTEM_TEMPLATE

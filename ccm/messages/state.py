@@ -28,7 +28,7 @@ from sqlalchemy import Row, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
-from ccm.db import utcnow
+from ccm.db import rowcount, utcnow
 from ccm.messages.claims import DELIVER
 from ccm.messages.models import Message, MessageStatus
 from ccm.webhooks.service import emit
@@ -138,7 +138,7 @@ def claim_many(session: Session, claims: Sequence[Claim]) -> set[str]:
             }
             for claim in group
         ]
-        moved = session.execute(statement, params).rowcount  # type: ignore[attr-defined]
+        moved = rowcount(session.execute(statement, params))
         tokens = {claim.message_id: claim.new_token for claim in group}
         taken |= set(tokens) if moved == len(group) else _holding(session, tokens, S.SENDING)
     return taken
@@ -150,7 +150,7 @@ def hold_many(session: Session, held: Mapping[str, str]) -> set[str]:
         return set()
     now = utcnow()
     params = [{"b_id": message_id, "b_token": token, "b_now": now} for message_id, token in held.items()]
-    moved = session.execute(_HOLD, params).rowcount  # type: ignore[attr-defined]
+    moved = rowcount(session.execute(_HOLD, params))
     return set(held) if moved == len(held) else _holding(session, held, S.SENDING)
 
 
@@ -166,7 +166,7 @@ def hold(session: Session, message_id: str, token: str) -> bool:
     """The commit point's check: the run's claim still stands. Touching the last change makes a
     takeover that read the message earlier fail its compare-and-set."""
     held = session.execute(_HOLD, {"b_id": message_id, "b_token": token, "b_now": utcnow()})
-    return bool(held.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(held))
 
 
 def transition(
@@ -262,7 +262,7 @@ def transition_each(
         | {f"v_{name}": value for name, value in move.fields.items()}
         for move in moves
     ]
-    changed = session.execute(_statement(moving, to, True, False, names, False, False), params).rowcount  # type: ignore[attr-defined]
+    changed = rowcount(session.execute(_statement(moving, to, True, False, names, False, False), params))
     if changed == len(moves):
         moved = [move.message_id for move in moves]
     else:
@@ -301,7 +301,7 @@ def _values(reason: str | None, fields: Mapping[str, Any]) -> dict[str, Any]:
     refused = _DERIVED.intersection(fields)
     if refused:
         raise ValueError(f"{', '.join(sorted(refused))}: written by the move itself")
-    return fields if reason is None else {"reason": reason, **fields}  # type: ignore[return-value]
+    return dict(fields) if reason is None else {"reason": reason, **fields}
 
 
 def _check_move(expect: Iterable[MessageStatus], to: MessageStatus, values: Mapping[str, Any]) -> None:
@@ -322,7 +322,7 @@ def _apply(
     updated_at: dt.datetime | _Unset,
     values: Mapping[str, Any],
     keep: bool = False,
-) -> Sequence[Row[Any]]:
+) -> Sequence[Row[*tuple[Any, ...]]]:
     _check_move(expect, to, values)
     if keep:  # the report's status and reason stay
         values = {name: value for name, value in values.items() if name != "reason"}
@@ -373,7 +373,7 @@ def _statement(
 
 def _announce(
     session: Session,
-    rows: Sequence[Row[Any]],
+    rows: Sequence[Row[*tuple[Any, ...]]],
     to: MessageStatus,
     reason: str | None | Mapping[str, str],
     *,

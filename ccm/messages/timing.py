@@ -7,6 +7,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Sequence
 
+from ccm.validation import CHANNELS
 from ccm.workspaces.schemas import FrequencyCap, WorkspacePolicy
 
 Window = tuple[dt.time, dt.time]
@@ -20,12 +21,10 @@ def quiet_window(
     """The window a message may be sent in, or None for any time. A profile's own window replaces
     the workspace's; transactional messages bypass quiet hours unless the workspace says otherwise."""
     hours = policy.quiet_hours
-    if category == "transactional":
-        if hours.transactional_bypass:
-            return None
-        window = hours.transactional.get(channel)  # type: ignore[call-overload]
-    else:
-        window = hours.marketing.get(channel)  # type: ignore[call-overload]
+    if category == "transactional" and hours.transactional_bypass:
+        return None
+    windows = hours.transactional if category == "transactional" else hours.marketing
+    window = windows.get(channel) if channel in CHANNELS else None
     return profile_window or window
 
 

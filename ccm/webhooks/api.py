@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,15 +10,12 @@ from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint
 from ccm.validation import SEMANTIC_HINT, RequestModel, id_field
 from ccm.webhooks import service
-from ccm.webhooks.models import EVENT_TYPES
+from ccm.webhooks.models import EVENT_TYPES, EventType
 
 EndpointId = Annotated[str, id_field("whk")]
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 bp.before_request(require_api_key)
-
-
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 
 class WebhookIn(RequestModel):

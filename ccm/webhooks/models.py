@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import typing
+from typing import Any, Literal
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ccm.db import Base, utcnow
 from ccm.ids import new_id
 
-EVENT_TYPES = (
+EventType = Literal[
     "message.sent",
     "message.delivered",
     "message.failed",
@@ -18,7 +19,8 @@ EVENT_TYPES = (
     "engagement.clicked",
     "conversation.replied",
     "profile.unsubscribed",
-)
+]
+EVENT_TYPES: tuple[EventType, ...] = typing.get_args(EventType)
 
 
 class WebhookEndpoint(Base):

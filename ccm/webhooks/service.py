@@ -20,7 +20,7 @@ from ccm.crypto import SecretBox
 from ccm.db import after_commit, end_transaction, utcnow
 from ccm.errors import NotFound, ValidationFailed
 from ccm.ids import new_id
-from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
+from ccm.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
 from ccm.workspaces.service import workspace_policy
 
 CACHE_SECONDS = 5.0
@@ -60,7 +60,7 @@ def check_destination(url: str, *, allow_private: bool) -> None:
 
 
 def create_endpoint(
-    *, session: Session, box: SecretBox, workspace_id: str, url: str, events: list[str]
+    *, session: Session, box: SecretBox, workspace_id: str, url: str, events: list[EventType]
 ) -> tuple[WebhookEndpoint, str]:
     """Subscribe ``url``. Returns the endpoint and its signing secret, shown this once.
 
@@ -168,7 +168,15 @@ class Subscriptions:
 
 
 def emit(session: Session, workspace_id: str, event_type: str, data: dict[str, Any]) -> None:
-    """Emit through the runtime's subscriptions (set on every session by the runtime)."""
+    """Emit through the runtime's subscriptions (set on every session by the runtime).
+
+    Raises:
+      RuntimeError: the session has none, so the event would silently reach no endpoint.
+    """
     subscriptions: Subscriptions | None = session.info.get("webhooks")
-    if subscriptions is not None:
-        subscriptions.emit(session, workspace_id, event_type, data)
+    if subscriptions is None:
+        raise RuntimeError(
+            'session.info["webhooks"] is not set: events are emitted on sessions of a runtime\'s '
+            "sessionmaker (see ccm.runtime.create_runtime)"
+        )
+    subscriptions.emit(session, workspace_id, event_type, data)

@@ -8,19 +8,25 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from ccm.validation import INTEGRAL, ChannelRanking, Locale, LocalTime, Mailbox, RequestModel, TimeZone, Topic
+from ccm.validation import INTEGRAL, Channel, ChannelRanking, Locale, LocalTime, Mailbox, RequestModel, TimeZone, Topic
 
 Window = tuple[LocalTime, LocalTime]
 TopicRule = Annotated[str, Field(pattern=r"^(\*|[a-z0-9][a-z0-9_.-]{0,99})$", description="a topic, or * for all")]
+
+
+def _daytime_sms() -> dict[Channel, Window | None]:
+    return {"sms": (dt.time(8), dt.time(21))}
+
+
+def _email_first() -> list[Channel]:
+    return ["email", "sms", "chat"]
 
 
 class QuietHours(RequestModel):
     """The hours messages may be sent, in the recipient's local time, per channel and category.
     ``None`` means any time. Windows may wrap midnight (``["22:00", "06:00"]``)."""
 
-    marketing: dict[Literal["email", "sms", "chat"], Window | None] = Field(
-        default_factory=lambda: {"sms": (dt.time(8), dt.time(21))}
-    )
+    marketing: dict[Literal["email", "sms", "chat"], Window | None] = Field(default_factory=_daytime_sms)
     transactional: dict[Literal["email", "sms", "chat"], Window | None] = Field(default_factory=dict)
     transactional_bypass: bool = True
     """Transactional messages ignore quiet hours (a password reset at 3 am is wanted)."""
@@ -55,7 +61,7 @@ class WorkspacePolicy(RequestModel):
         description="where recipients live; a profile without a time zone may only be messaged when the "
         "quiet-hours window is open in all of them (default: the workspace's time zone)",
     )
-    channel_order: ChannelRanking = Field(default_factory=lambda: ["email", "sms", "chat"])
+    channel_order: ChannelRanking = Field(default_factory=_email_first)
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
     frequency_caps: list[FrequencyCap] = Field(default_factory=list, max_length=50)
     topics: dict[Topic, TopicPolicy] = Field(default_factory=dict)

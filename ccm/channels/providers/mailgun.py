@@ -174,6 +174,8 @@ class MailgunProvider:
         ``severity``; ``accepted``, ``rejected`` and ``stored`` yield nothing. The message id is
         the ``message-id`` header without angle brackets, as the receipt stored it."""
         event = json_object(request.body).get("event-data")
+        if not isinstance(event, dict):
+            return []
         name, event_id = nested(event, "event"), nested(event, "id")
         message_id = nested(event, "message", "headers", "message-id")
         kind = _FAILED_KINDS.get(nested(event, "severity")) if name == "failed" else _EVENT_KINDS.get(name)

@@ -190,7 +190,7 @@ class TelegramProvider:
                 provider_message_id="",
                 kind="unsubscribed",
                 event_id=f"update:{update_id}",
-                occurred_at=iso_timestamp(member.get("date")),
+                occurred_at=iso_timestamp(nested(member, "date")),
                 recipient=str(chat_id),
             )
         ]

@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from ccm.consent.models import ConsentRecord
+from ccm.conversations.models import InboundMessage
 from ccm.engagement.models import EngagementEvent
 from ccm.messages.models import Message
 from ccm.pagination import ID_PATTERN
@@ -108,8 +109,6 @@ def _consent(session: Session, profile_id: str, after: After, limit: int) -> Ent
 
 
 def _inbound(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    from ccm.conversations.models import InboundMessage
-
     rows = session.scalars(
         _older(
             select(InboundMessage).where(InboundMessage.profile_id == profile_id),

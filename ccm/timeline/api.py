@@ -7,9 +7,9 @@ from flask import Blueprint
 from pydantic import BaseModel, Field
 
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.engagement.timeline import CURSOR_PATTERN, timeline
 from ccm.http import db_session, endpoint
 from ccm.profiles.service import get_profile
+from ccm.timeline.service import CURSOR_PATTERN, timeline
 from ccm.validation import ExternalId, QueryModel
 
 bp = Blueprint("timeline", __name__, url_prefix="/v1/profiles")

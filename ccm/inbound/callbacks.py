@@ -1,6 +1,9 @@
 """The endpoints providers call back: status reports and inbound messages, one URL pair per
 provider account (``{CCM_PUBLIC_URL}/hooks/{account id}/status`` and ``…/inbound``).
 
+Part of the inbound layer (:mod:`ccm.inbound`), above the domains: a report goes to
+:mod:`ccm.engagement.status`, an inbound text to :mod:`ccm.conversations.service`.
+
 No API key: each request must carry the provider's own signature, checked in constant time by the
 provider class; anything else is a 401 and changes nothing. Reports are deduplicated by the
 provider's event id, so the retries every provider makes are harmless.
@@ -15,6 +18,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ccm.channels.addresses import handle_key
 from ccm.channels.base import InboundRequest, WebhookRejected
 from ccm.channels.models import ProviderAccount
+from ccm.conversations.service import receive_texts
+from ccm.engagement.status import ReportTooEarly, apply_reports
 from ccm.validation import check_input
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
@@ -22,9 +27,6 @@ bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 
 @bp.post("/<account_id>/<kind>")
 def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
-    from ccm.conversations.service import receive_texts
-    from ccm.engagement.status import ReportTooEarly, apply_reports
-
     runtime = current_app.extensions["ccm"]
     if kind not in ("status", "inbound"):
         return jsonify(error={"code": "not_found", "message": "no such callback"}), 404
