@@ -276,14 +276,9 @@ def wait_booted(booted_dir: Path, workers: int, proc: subprocess.Popen[bytes], t
 def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
+    for pid, stat in _proc_stats():
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(pid)
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -307,16 +302,17 @@ def database_backends(dbname: str | None = None) -> list[int]:
 
 def pids_of(command: str) -> list[int]:
     """Processes whose command name is ``command`` (the one redis-server, PostgreSQL's own processes)."""
-    found = []
+    return [pid for pid, stat in _proc_stats() if stat[stat.index("(") + 1 : stat.rindex(")")] == command]
+
+
+def _proc_stats() -> Iterator[tuple[int, str]]:
+    """Every running process's id and ``/proc/<pid>/stat`` line (those gone meanwhile skipped)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat = (entry / "stat").read_text()
+                yield int(entry.name), (entry / "stat").read_text()
             except OSError:
                 continue
-            if stat[stat.index("(") + 1 : stat.rindex(")")] == command:
-                found.append(int(entry.name))
-    return found
 
 
 def postgres_auxiliaries() -> list[int]:

@@ -100,8 +100,7 @@ def claim(
     """Take the message for a delivery run: ``sending`` with ``new_token``, the claim counted.
     ``fields`` are the route it was planned on (channel, address, locale …). False when anyone
     changed the message since it was read (status, token and last change are all compared)."""
-    values = {"claim_token": new_token, **fields}
-    return bool(_apply(session, (message_id,), (expect,), S.SENDING, token=token, updated_at=updated_at, values=values))
+    return message_id in claim_many(session, [Claim(message_id, expect, token, updated_at, new_token, fields)])
 
 
 @dataclass(frozen=True)
