@@ -95,7 +95,7 @@ def create_runtime(settings: Settings) -> Runtime:
         db=db,
         broker=broker,
         publisher=publisher,
-        providers=ChannelProviders(settings, box),
+        providers=ChannelProviders(settings, box, db),
         sandbox=TemplateSandbox(timeout=settings.render_timeout, max_chars=settings.render_max_chars),
         signer=Signer(secret),
         secret_box=box,

@@ -10,12 +10,12 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ccm.channels.base import DeliveryError
+from ccm.channels.base import DeliveryError, ProviderSpec
 from ccm.channels.models import ProviderAccount
 from ccm.channels.registry import PROVIDERS, build_provider
 from ccm.channels.schemas import ProviderIn, ProviderPatch
 from ccm.crypto import SecretBox
-from ccm.db import utcnow
+from ccm.db import Database, utcnow
 from ccm.errors import Conflict, NotFound, ValidationFailed
 from ccm.http import validation_failed
 
@@ -30,11 +30,11 @@ def create_account(*, session: Session, box: SecretBox, workspace_id: str, data:
         model refuses (named ``config.<field>``).
       Conflict: the label is taken.
     """
-    cls = _kind(data.kind)
-    channel = _channel_of(data.kind, data.config, data.channel)
+    spec = _kind(data.kind)
+    channel = _channel_of(spec, data.config, data.channel)
     if _by_label(session, workspace_id, data.label) is not None:
         raise Conflict(f"label: a provider labelled {data.label!r} exists", field="label")
-    settings, secrets = _split(cls.config_model, data.config)
+    settings, secrets = _split(spec.config_model, data.config)
     account = ProviderAccount(
         workspace_id=workspace_id,
         kind=data.kind,
@@ -64,8 +64,9 @@ def update_account(
     if data.config is not None:
         current = {**account.settings, **(box.open(account.sealed_secrets) if account.sealed_secrets else {})}
         merged = {**current, **{k: v for k, v in data.config.items() if v != MASK}}
-        account.channel = _channel_of(account.kind, merged, None)  # a WhatsApp switch moves it to chat
-        settings, secrets = _split(_kind(account.kind).config_model, merged)
+        spec = _kind(account.kind)
+        account.channel = _channel_of(spec, merged, None)  # a WhatsApp switch moves it to chat
+        settings, secrets = _split(spec.config_model, merged)
         account.settings, account.sealed_secrets = settings, box.seal(secrets) if secrets else ""
     account.updated_at = utcnow()
     session.flush()
@@ -91,10 +92,10 @@ def list_accounts(*, session: Session, workspace_id: str) -> list[ProviderAccoun
     )
 
 
-def check_account(*, box: SecretBox, account: ProviderAccount) -> str | None:
+def check_account(*, box: SecretBox, db: Database, account: ProviderAccount) -> str | None:
     """Test the account's credentials against the provider; None when they work, else why not."""
     values = {**account.settings, **(box.open(account.sealed_secrets) if account.sealed_secrets else {})}
-    provider = build_provider(account.kind, values)
+    provider = build_provider(account.kind, values, db=db)
     try:
         provider.check()
     except DeliveryError as exc:
@@ -110,7 +111,7 @@ def public_config(account: ProviderAccount, box: SecretBox) -> dict[str, Any]:
     return {**account.settings, **{name: MASK for name in present}}
 
 
-def _kind(kind: str) -> Any:
+def _kind(kind: str) -> ProviderSpec:
     if kind not in PROVIDERS:
         raise ValidationFailed(
             f"kind: unknown provider kind {kind!r}; one of {', '.join(sorted(PROVIDERS))}", field="kind"
@@ -118,19 +119,16 @@ def _kind(kind: str) -> Any:
     return PROVIDERS[kind]
 
 
-def _channel_of(kind: str, config: dict[str, Any], wanted: str | None) -> str:
-    """The channel an instance of ``kind`` with ``config`` serves (some kinds decide it from their
-    settings: a WhatsApp Twilio account serves chat)."""
+def _channel_of(spec: ProviderSpec, config: dict[str, Any], wanted: str | None) -> str:
+    """The channel an account of this kind with ``config`` serves (some kinds decide it from
+    their settings: a WhatsApp Twilio account serves chat)."""
     try:
-        provider = build_provider(kind, config)
+        channel = spec.channel_for(spec.config_model.model_validate(config))
     except ValidationError as exc:
         raise validation_failed(exc, prefix="config.") from None
-    except DeliveryError as exc:
-        raise ValidationFailed(f"config: {exc}", field="config") from None
-    provider.close()
-    if wanted is not None and wanted != provider.channel:
-        raise ValidationFailed(f"channel: this {kind} account serves {provider.channel}, not {wanted}", field="channel")
-    return provider.channel
+    if wanted is not None and wanted != channel:
+        raise ValidationFailed(f"channel: this {spec.kind} account serves {channel}, not {wanted}", field="channel")
+    return channel
 
 
 def _split(model: type[BaseModel], values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

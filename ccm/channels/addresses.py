@@ -8,7 +8,7 @@ import re
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from ccm.channels.base import InvalidAddress
+from ccm.channels.base import InvalidAddress, Provider
 
 # An address already in normalized form (as profiles store them): lower-case ASCII domain, plain
 # local part. Recognising it skips email-validator's full parse, which costs ~150 µs per send.
@@ -58,20 +58,14 @@ def normalize_phone(address: str, *, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def chat_handle(provider: object, handles: dict[str, str] | object) -> str | None:
+def chat_handle(provider: Provider, handles: dict[str, str] | object) -> str | None:
     """The profile's chat handle for ``provider``: ``{"telegram": "12345", "slack": "https://…",
-    "whatsapp": "+1…"}`` keyed by ``provider.handle_key`` (its name unless it says otherwise;
-    ``None`` takes any handle, as the local outbox does)."""
+    "whatsapp": "+1…"}`` keyed by ``provider.handle_key`` (``None`` takes any handle, as the local
+    outbox does)."""
     if not isinstance(handles, dict) or not handles:
         return None
-    key = handle_key(provider)
+    key = provider.handle_key
     return next(iter(handles.values())) if key is None else handles.get(key)
-
-
-def handle_key(provider: object) -> str | None:
-    """The key of ``provider``'s handles in ``profile.chat``: its ``handle_key``, else its name;
-    None when any handle will do."""
-    return getattr(provider, "handle_key", getattr(provider, "name", None))
 
 
 def phone_region(e164: str) -> str | None:

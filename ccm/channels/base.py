@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from ccm.db import Database
 
 
 @dataclass(frozen=True)
@@ -129,34 +131,37 @@ class ProviderLimits:
 
 
 class Provider(Protocol):
-    """One configured provider. ``name`` is its registry key; ``channel`` is the channel this
-    instance serves (a Twilio account can serve ``sms`` or, for WhatsApp, ``chat``)."""
+    """One configured provider: what the delivery core and the callback endpoints call.
+
+    ``name`` is its kind in the registry; ``channel`` the channel this instance serves (a Twilio
+    account serves ``sms`` or, for WhatsApp, ``chat``); ``handle_key`` the key of its handles in a
+    profile's ``chat`` map (None: any handle will do). What a kind *is* — its channels, config
+    model, callbacks — is its :class:`ProviderSpec` in :data:`ccm.channels.registry.PROVIDERS`.
+    """
 
     name: ClassVar[str]
 
     @property
     def channel(self) -> str: ...
 
-    in_transaction: ClassVar[bool]
-    """True when ``send`` only writes to the database session it is given (the local outbox), so
-    the send and its status commit together and no commit point is needed."""
+    @property
+    def handle_key(self) -> str | None: ...
+
     limits: ProviderLimits
 
     def normalize_address(self, address: str) -> str:
         """The address in the form this provider sends to; raises :class:`InvalidAddress`."""
         ...
 
-    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session) -> Receipt: ...
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint) -> Receipt:
+        """Hand the message over, calling ``commit_point`` right before the irrevocable step.
+        Raises one of the :class:`DeliveryError` subclasses (or what the commit point raised)."""
+        ...
 
     def check(self) -> None:
         """Test the credentials against the provider. Raises ProviderConfigError (wrong
         credentials or settings) or TransientDeliveryError (unreachable)."""
         ...
-
-    callbacks: ClassVar[frozenset[str]]
-    """What the provider calls back with: ``status`` reports, ``inbound`` messages (or nothing).
-    A provider that wants a particular answer to its callbacks sets ``callback_answer`` to
-    ``(body, mimetype)``; the others get ``{"ok": true}``."""
 
     def verify_webhook(self, request: InboundRequest, *, now: float | None = None) -> None:
         """Raise :class:`WebhookRejected` unless the callback provably comes from the provider."""
@@ -167,6 +172,29 @@ class Provider(Protocol):
     def parse_inbound(self, request: InboundRequest) -> list[InboundText]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What CCM knows about a provider kind before there is an instance: one registry entry.
+
+    ``build`` makes an instance from a validated ``config_model`` and the database (only the local
+    outbox uses it); ``channel_of`` answers which of ``channels`` an instance with that config
+    serves (the first, unless the kind decides it from its settings). ``callbacks`` names what
+    the provider calls back with (``status`` reports, ``inbound`` messages); ``callback_answer``
+    is the ``(body, mimetype)`` it wants in reply (the others get ``{"ok": true}``).
+    """
+
+    kind: str
+    channels: tuple[str, ...]
+    config_model: type[BaseModel]
+    build: Callable[[Any, Database], Provider]
+    channel_of: Callable[[Any], str] | None = None
+    callbacks: frozenset[str] = frozenset()
+    callback_answer: tuple[str, str] | None = None
+
+    def channel_for(self, config: BaseModel) -> str:
+        return self.channel_of(config) if self.channel_of else self.channels[0]
 
 
 # Callbacks from providers (status reports, inbound replies) -------------------------------------

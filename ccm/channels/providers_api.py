@@ -113,5 +113,5 @@ def delete_provider(account_id: AccountId) -> tuple[None, int]:
 def check_provider(account_id: AccountId) -> ProviderCheckOut:
     account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
     end_transaction(db_session())  # the check is a network call: no lock may be held during it
-    error = accounts.check_account(box=_runtime().secret_box, account=account)
+    error = accounts.check_account(box=_runtime().secret_box, db=_runtime().db, account=account)
     return ProviderCheckOut(ok=error is None, error=error)

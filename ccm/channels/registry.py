@@ -9,34 +9,82 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ccm.channels.base import Provider
+from ccm.channels.base import Provider, ProviderSpec
 from ccm.channels.local_outbox import LocalOutboxConfig, LocalOutboxProvider
 from ccm.channels.models import ProviderAccount
-from ccm.channels.providers.mailgun import MailgunProvider
-from ccm.channels.providers.slack import SlackProvider
-from ccm.channels.providers.telegram import TelegramProvider
-from ccm.channels.providers.twilio import TwilioProvider
-from ccm.channels.providers.webhook import WebhookProvider
-from ccm.channels.smtp import SmtpProvider
+from ccm.channels.providers.mailgun import MailgunConfig, MailgunProvider
+from ccm.channels.providers.slack import SlackConfig, SlackProvider
+from ccm.channels.providers.telegram import TelegramConfig, TelegramProvider
+from ccm.channels.providers.twilio import TwilioConfig, TwilioProvider
+from ccm.channels.providers.webhook import WebhookConfig, WebhookProvider
+from ccm.channels.smtp import SmtpConfig, SmtpProvider
 from ccm.config import Settings
 from ccm.crypto import SecretBox
+from ccm.db import Database
 
-PROVIDERS: dict[str, Any] = {
-    "smtp": SmtpProvider,
-    "mailgun": MailgunProvider,
-    "twilio": TwilioProvider,
-    "webhook": WebhookProvider,
-    "slack": SlackProvider,
-    "telegram": TelegramProvider,
-    "local_outbox": LocalOutboxProvider,
-}
-"""Every provider kind. Adding one means adding it here, nowhere else."""
+TWIML_EMPTY = ('<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
+"""Twilio reads the answer to an inbound message as TwiML: an empty one sends nothing back."""
+
+PROVIDERS: Mapping[str, ProviderSpec] = MappingProxyType(
+    {
+        "smtp": ProviderSpec(
+            "smtp",
+            ("email",),
+            SmtpConfig,
+            lambda config, db: SmtpProvider.from_config(config),
+            # no callbacks: bounces arrive as DSN emails (ccm smtp-inbound)
+        ),
+        "mailgun": ProviderSpec(
+            "mailgun",
+            ("email",),
+            MailgunConfig,
+            lambda config, db: MailgunProvider(config),
+            callbacks=frozenset({"status"}),
+        ),
+        "twilio": ProviderSpec(
+            "twilio",
+            ("sms", "chat"),
+            TwilioConfig,
+            lambda config, db: TwilioProvider(config),
+            channel_of=lambda config: "chat" if config.whatsapp else "sms",
+            callbacks=frozenset({"status", "inbound"}),
+            callback_answer=TWIML_EMPTY,
+        ),
+        "webhook": ProviderSpec(
+            "webhook",
+            ("sms", "chat"),
+            WebhookConfig,
+            lambda config, db: WebhookProvider(config),
+            channel_of=lambda config: config.channel,
+            callbacks=frozenset({"status", "inbound"}),
+        ),
+        "slack": ProviderSpec("slack", ("chat",), SlackConfig, lambda config, db: SlackProvider(config)),
+        "telegram": ProviderSpec(
+            "telegram",
+            ("chat",),
+            TelegramConfig,
+            lambda config, db: TelegramProvider(config),
+            callbacks=frozenset({"status", "inbound"}),
+        ),
+        "local_outbox": ProviderSpec(
+            "local_outbox",
+            ("email", "sms", "chat"),
+            LocalOutboxConfig,
+            lambda config, db: LocalOutboxProvider(config, db=db),
+            channel_of=lambda config: config.channel,
+        ),
+    }
+)
+"""Every provider kind, frozen. Adding one means adding it here, nowhere else (the contract test
+in ``tests/channels/test_registry_contract.py`` then asks for its case)."""
 
 CACHE_SECONDS = 5.0
 """How long a process keeps a workspace's provider list: configuration changes apply within it."""
@@ -49,21 +97,26 @@ class Configured:
     key: str
     label: str
     provider: Provider
+    spec: ProviderSpec
 
 
-def build_provider(kind: str, values: dict[str, Any]) -> Provider:
-    """Instantiate ``kind`` from its settings (validated by its config model)."""
-    cls = PROVIDERS[kind]
-    config = cls.config_model.model_validate(values)
-    return cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
+def build_provider(kind: str, values: dict[str, Any], *, db: Database) -> Provider:
+    """Instantiate ``kind`` from its settings (validated by its config model).
+
+    Raises:
+      pydantic.ValidationError: the settings are not valid for this kind.
+    """
+    spec = PROVIDERS[kind]
+    return spec.build(spec.config_model.model_validate(values), db)
 
 
 class ChannelProviders:
     """The providers serving each workspace's channels in this process, cached briefly."""
 
-    def __init__(self, settings: Settings, box: SecretBox) -> None:
+    def __init__(self, settings: Settings, box: SecretBox, db: Database) -> None:
         self.box = box
-        self._defaults = _environment_defaults(settings)
+        self.db = db
+        self._defaults = _environment_defaults(settings, db)
         self._lists: dict[tuple[str, str], tuple[float, list[Configured]]] = {}
         self._instances: dict[tuple[str, Any], Configured] = {}
         self._lock = threading.Lock()
@@ -98,7 +151,8 @@ class ChannelProviders:
             found = self._instances.get(key)
         if found is None:
             values = {**account.settings, **(self.box.open(account.sealed_secrets) if account.sealed_secrets else {})}
-            found = Configured(account.id, account.label, build_provider(account.kind, values))
+            provider = build_provider(account.kind, values, db=self.db)
+            found = Configured(account.id, account.label, provider, PROVIDERS[account.kind])
             with self._lock:
                 stale = [k for k in self._instances if k[0] == account.id and k != key]
                 replaced = [self._instances.pop(k) for k in stale]
@@ -122,13 +176,14 @@ def _accounts(session: Session, workspace_id: str, channel: str) -> list[Provide
     )
 
 
-def _environment_defaults(settings: Settings) -> dict[str, list[Configured]]:
+def _environment_defaults(settings: Settings, db: Database) -> dict[str, list[Configured]]:
     defaults: dict[str, list[Configured]] = {}
     if settings.smtp_url:
         smtp = SmtpProvider.from_url(settings.smtp_url, timeout=settings.smtp_timeout)
-        defaults["email"] = [Configured("env:smtp", "CCM_SMTP_URL", smtp)]
+        defaults["email"] = [Configured("env:smtp", "CCM_SMTP_URL", smtp, PROVIDERS["smtp"])]
     for channel in settings.local_outbox_channels:
         if channel not in defaults:
-            outbox = LocalOutboxProvider(LocalOutboxConfig(channel=channel))
-            defaults[channel] = [Configured(f"env:local_outbox:{channel}", "local outbox", outbox)]
+            outbox = LocalOutboxProvider(LocalOutboxConfig(channel=channel), db=db)
+            key = f"env:local_outbox:{channel}"
+            defaults[channel] = [Configured(key, "local outbox", outbox, PROVIDERS["local_outbox"])]
     return defaults

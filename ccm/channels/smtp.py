@@ -14,7 +14,7 @@ import ssl
 import threading
 from collections.abc import Sequence
 from functools import cache
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -33,9 +33,6 @@ from ccm.channels.base import (
     TransientDeliveryError,
 )
 from ccm.channels.smtp_settings import DEFAULT_PORTS, STARTTLS_MODES, SmtpSettings, build_tls_context, parse_url
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -80,11 +77,8 @@ class SmtpProvider(NoCallbacks):
     """
 
     name: ClassVar[str] = "smtp"
-    config_model: ClassVar[type[BaseModel]] = SmtpConfig
-    channels: ClassVar[tuple[str, ...]] = ("email",)
+    handle_key: str | None = None
     channel: str = "email"
-    in_transaction: ClassVar[bool] = False
-    callbacks: ClassVar[frozenset[str]] = frozenset()  # bounces arrive as DSN emails (ccm smtp-inbound)
     limits = ProviderLimits()
 
     def __init__(self, settings: SmtpSettings) -> None:
@@ -126,7 +120,7 @@ class SmtpProvider(NoCallbacks):
         """
         return cls(parse_url(url, timeout=timeout))
 
-    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session) -> Receipt:
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint) -> Receipt:
         """Send ``message.raw`` from ``message.envelope_from`` to ``message.to``.
 
         ``commit_point`` is called once, after the server accepted DATA and the body is on the

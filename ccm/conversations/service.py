@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ccm.channels.addresses import handle_key
 from ccm.channels.base import InboundText, StatusEvent
 from ccm.channels.email_mime import message_id_for
 from ccm.conversations import keywords
@@ -333,7 +332,7 @@ def _latest_sent(session: Session, profile_id: str, channel: str) -> str | None:
 
 def _profile_for_text(session: Session, workspace_id: str, text: InboundText, provider: Any) -> Profile:
     """The sender's profile, created when CCM has never heard of them."""
-    key = handle_key(provider) or provider.name
+    key = provider.handle_key or provider.name
     found = find_by_address(
         session=session, workspace_id=workspace_id, channel=text.channel, address=text.from_address, chat_key=key
     )

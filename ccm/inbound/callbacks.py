@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ccm.channels.addresses import handle_key
 from ccm.channels.base import InboundRequest, WebhookRejected
 from ccm.channels.models import ProviderAccount
 from ccm.conversations.service import receive_texts
@@ -33,9 +32,9 @@ def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
     with runtime.db.unit_of_work() as session:
         account = session.get(ProviderAccount, account_id)
         configured = runtime.providers.instance(account) if account is not None and account.enabled else None
-        provider = configured.provider if configured else None
-        if provider is None or kind not in getattr(provider, "callbacks", frozenset()):
+        if configured is None or kind not in configured.spec.callbacks:
             return jsonify(error={"code": "not_found", "message": "no such callback"}), 404
+        provider = configured.provider
         inbound = _inbound_request(runtime.settings.public_url)
         try:
             provider.verify_webhook(inbound)
@@ -45,13 +44,13 @@ def callback(account_id: str, kind: str) -> Response | tuple[Response, int]:
         check_input(inbound.form, "form")
         if kind == "status":
             try:
-                apply_reports(session, account, provider.parse_status_callback(inbound), chat_key=handle_key(provider))
+                apply_reports(session, account, provider.parse_status_callback(inbound), chat_key=provider.handle_key)
             except ReportTooEarly as exc:
                 session.rollback()  # nothing recorded: the provider's retry will find the message
                 return _retry_later(f"message {exc} not recorded yet; retry")
         else:
             receive_texts(runtime, session, account, provider.parse_inbound(inbound))
-    answer = getattr(provider, "callback_answer", None)  # (body, mimetype), for providers that want one
+    answer = configured.spec.callback_answer
     return Response(answer[0], mimetype=answer[1]) if answer else jsonify(ok=True)
 
 

@@ -27,7 +27,7 @@ from dataclasses import replace
 
 from ccm.channels.base import DeliveryError, OutboundMessage, Receipt, SendsBatches
 from ccm.channels.registry import Configured
-from ccm.messages import delivery, outcomes, state
+from ccm.messages import attempts, delivery, outcomes, state
 from ccm.messages.claims import Claimed, Hops
 from ccm.runtime import Runtime
 
@@ -96,7 +96,7 @@ def record_intents(
     with runtime.db.unit_of_work() as session:
         held = state.hold_many(session, {item.message_id: item.token for item in items})
         owned = [item.message_id for item in items if item.message_id in held]
-        outcomes.mark_in_flight_many(
+        attempts.mark_in_flight_many(
             session, [item for item in items if item.message_id in held], configured, outbound, hops
         )
     for message_id in owned:

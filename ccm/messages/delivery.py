@@ -51,7 +51,7 @@ from ccm.channels.base import (
 )
 from ccm.channels.registry import Configured
 from ccm.db import utcnow
-from ccm.messages import outcomes, state
+from ccm.messages import attempts, outcomes, state
 from ccm.messages.claims import DELIVER, MAX_CLAIMS, Claimed, ClaimLost, Hops
 from ccm.messages.models import AttemptOutcome, MessageStatus
 from ccm.messages.outbound import (
@@ -144,7 +144,7 @@ def _send(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: 
     def commit_point() -> None:
         record_intent(runtime, claimed, configured, outbound, hops)
 
-    return configured.provider.send(outbound, commit_point=commit_point, session=None)  # type: ignore[arg-type]
+    return configured.provider.send(outbound, commit_point=commit_point)
 
 
 def _not_taken(
@@ -285,12 +285,12 @@ def claim_many(runtime: Runtime, message_ids: Sequence[str]) -> list[Claimed]:
         taken = state.claim_many(
             session, [_claim(pending, prepared, tokens[pending.id]) for pending, prepared in checked]
         )
-        claimed = []
-        for pending, prepared in checked:
-            if pending.id not in taken:
-                log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
-            elif (item := _claimed(session, pending, prepared, tokens[pending.id])) is not None:
-                claimed.append(item)
+    claimed = []
+    for pending, prepared in checked:
+        if pending.id in taken:
+            claimed.append(_claimed(pending, prepared, tokens[pending.id]))
+        else:
+            log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
     return claimed
 
 
@@ -335,7 +335,7 @@ def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None
     if not state.claim_many(session, [_claim(pending, rechecked, token)]):
         log.info("message %s changed while it was prepared; left to the run that changed it", pending.id)
         return None
-    return _claimed(session, pending, rechecked, token)
+    return _claimed(pending, rechecked, token)
 
 
 def _rechecked(session: Session, planned: Plan, prepared: Prepared, known: Known | None = None) -> Prepared | None:
@@ -366,18 +366,13 @@ def _claim(pending: Pending, prepared: Prepared, token: str) -> state.Claim:
     )
 
 
-def _claimed(session: Session, pending: Pending, prepared: Prepared, token: str) -> Claimed | None:
-    """What the run sends, once claimed; None when it was sent in the claim's own transaction."""
-    if prepared.targets[0][0].provider.in_transaction:
-        outcomes.send_in_transaction(session, pending, prepared, attempt_number=pending.claims + 1, token=token)
-        return None
-    # A provider writing to the database (the local outbox) serves only as a channel's first choice.
-    targets = tuple(target for target in prepared.targets if not target[0].provider.in_transaction)
+def _claimed(pending: Pending, prepared: Prepared, token: str) -> Claimed:
+    """What the run sends, once claimed."""
     return Claimed(
         pending.id,
         token,
         pending.claims + 1,
-        targets,
+        tuple(prepared.targets),
         prepared.outbound,
         pending.deadline_at,
         can_fall_back=pending.channel_override is None,
@@ -397,7 +392,7 @@ def _check_claimable(runtime: Runtime, session: Session, pending: Pending) -> No
         stale_before = now - dt.timedelta(seconds=runtime.settings.claim_timeout)
         if pending.claimed_at and pending.claimed_at > stale_before:
             raise _Ended()  # a live run has it (or a redelivery raced a slow run)
-        number = outcomes.in_flight_attempt(session, pending.id)
+        number = attempts.in_flight_attempt(session, pending.id)
         if number is not None:
             raise _Ended(lambda write: outcomes.settle_in_flight(write, pending, number))
     if pending.next_attempt_at and pending.next_attempt_at > now + dt.timedelta(seconds=1):
@@ -423,7 +418,7 @@ def record_intent(
     with runtime.db.unit_of_work() as session:
         if not state.hold(session, claimed.message_id, claimed.token):
             raise ClaimLost(claimed.message_id)
-        outcomes.mark_in_flight(session, claimed, configured, outbound, hops)
+        attempts.mark_in_flight(session, claimed, configured, outbound, hops)
     hops.intent_recorded = True
 
 

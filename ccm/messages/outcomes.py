@@ -13,10 +13,8 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccm import jobs
@@ -24,100 +22,15 @@ from ccm.channels.base import DeliveryError, OutboundMessage, OutcomeUnknownErro
 from ccm.channels.registry import Configured
 from ccm.consent.optout import OptOutReason, opt_out
 from ccm.db import after_commit, utcnow
-from ccm.ids import new_id
 from ccm.logs import DELIVERY_OUTCOMES
-from ccm.messages import state
+from ccm.messages import attempts, state
 from ccm.messages.claims import DELIVER, Claimed, Hops
-from ccm.messages.models import AttemptOutcome, DeliveryAttempt, MessageStatus
-from ccm.messages.outbound import Pending, Prepared
+from ccm.messages.models import AttemptOutcome, MessageStatus
+from ccm.messages.outbound import Pending
 from ccm.messages.rules import Deferred, NotSendable
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-_a = DeliveryAttempt.__table__
-_FINISH_ATTEMPT = (
-    update(_a)
-    .where(_a.c.message_id == bindparam("b_id"), _a.c.number == bindparam("b_number"))
-    .values(
-        outcome=bindparam("b_outcome"),
-        provider=bindparam("b_provider"),
-        provider_message_id=bindparam("b_provider_id"),
-        error=bindparam("b_error"),
-        retry_at=bindparam("b_retry_at"),
-        hops=bindparam("b_hops"),
-        finished_at=bindparam("b_now"),
-    )
-)
-_INSERT_ATTEMPT = insert(_a)
-
-
-def attempt_row(
-    message_id: str, number: int, provider: str, outbound: OutboundMessage, **values: Any
-) -> dict[str, Any]:
-    row = {
-        "id": _attempt_id(),
-        "message_id": message_id,
-        "number": number,
-        "channel": outbound.channel,
-        "provider": provider,
-        "to_address": outbound.to,
-        "outcome": AttemptOutcome.IN_FLIGHT,
-        "error": None,
-        "provider_message_id": None,
-        "retry_at": None,
-        "hops": [],
-        "started_at": utcnow(),
-        "finished_at": None,
-    }
-    row.update(values)
-    return row
-
-
-def mark_in_flight(
-    session: Session, claimed: Claimed, configured: Configured, outbound: OutboundMessage, hops: Hops
-) -> None:
-    """The attempt is in flight with this provider (inserted at the first hop, updated at later ones)."""
-    if not hops.intent_recorded:
-        session.execute(
-            _INSERT_ATTEMPT,
-            attempt_row(
-                claimed.message_id, claimed.attempt_number, configured.provider.name, outbound, hops=list(hops.items)
-            ),
-        )
-        return
-    session.execute(
-        update(_a)
-        .where(_a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)
-        .values(
-            provider=configured.provider.name,
-            outcome=AttemptOutcome.IN_FLIGHT,
-            to_address=outbound.to,
-            hops=list(hops.items),
-        )
-    )
-
-
-def mark_in_flight_many(
-    session: Session,
-    items: Sequence[Claimed],
-    configured: Configured,
-    outbound: Mapping[str, OutboundMessage],
-    hops: Mapping[str, Hops],
-) -> None:
-    """:func:`mark_in_flight` for a batch's first hop: one multi-row insert."""
-    rows = [
-        attempt_row(
-            item.message_id,
-            item.attempt_number,
-            configured.provider.name,
-            outbound[item.message_id],
-            hops=list(hops[item.message_id].items),
-        )
-        for item in items
-    ]
-    if rows:
-        session.execute(_INSERT_ATTEMPT, rows)
 
 
 def record_success_many(
@@ -130,23 +43,11 @@ def record_success_many(
     then the messages (by status reached), compare-and-set on each one's claim token."""
     if not taken:
         return
-    provider, now = configured.provider.name, utcnow()
-    session.execute(
-        _FINISH_ATTEMPT,
-        [
-            {
-                "b_id": item.message_id,
-                "b_number": item.attempt_number,
-                "b_outcome": AttemptOutcome(receipt.status),
-                "b_provider": provider,
-                "b_provider_id": receipt.provider_message_id,
-                "b_error": None,
-                "b_retry_at": None,
-                "b_hops": list(hops[item.message_id].items),
-                "b_now": now,
-            }
-            for item, receipt in taken
-        ],
+    provider = configured.provider.name
+    attempts.finish_many(
+        session,
+        [(item, hops[item.message_id], AttemptOutcome(receipt.status), receipt) for item, receipt in taken],
+        provider,
     )
     for status in {MessageStatus(receipt.status) for _, receipt in taken}:
         moves = {
@@ -179,7 +80,7 @@ def _accepted(provider: str, receipt: Receipt) -> str:
 def record_success(session: Session, claimed: Claimed, configured: Configured, receipt: Receipt, hops: Hops) -> None:
     """The provider took the message: the attempt and the message end ``sent`` or ``delivered``."""
     reason = _accepted(configured.provider.name, receipt)
-    _finish_attempt(
+    attempts.finish(
         session,
         claimed,
         hops,
@@ -203,12 +104,12 @@ def record_failure(
     """A provider refused for good, or may have the message: no other provider may try."""
     message = f"{error.reason}: {error}"
     provider = hops.items[-1]["provider"]
-    _ensure_attempt(session, claimed, provider)
+    attempts.ensure(session, claimed, provider)
     if isinstance(error, OutcomeUnknownError):
-        _finish_attempt(session, claimed, hops, AttemptOutcome.UNKNOWN, provider=provider, error=message)
+        attempts.finish(session, claimed, hops, AttemptOutcome.UNKNOWN, provider=provider, error=message)
         _finish_owned(session, claimed, MessageStatus.SENT, f"{message}; not retried, to avoid a duplicate")
         return
-    _finish_attempt(session, claimed, hops, AttemptOutcome.PERMANENT_ERROR, provider=provider, error=message)
+    attempts.finish(session, claimed, hops, AttemptOutcome.PERMANENT_ERROR, provider=provider, error=message)
     _opt_out_after(session, claimed, outbound, error)
     if claimed.can_fall_back and _fall_back(runtime, session, claimed, message):
         return
@@ -264,10 +165,10 @@ def record_exhausted(
     limits, misconfiguration): retry later — unless all of them are misconfigured. ``pin`` keeps
     the retries on one account (it may already have the message)."""
     provider = hops.items[-1]["provider"] if hops.items else "none"
-    _ensure_attempt(session, claimed, provider)
+    attempts.ensure(session, claimed, provider)
     summary = "; ".join(f"{hop['label']}: {hop['error']}" for hop in hops.items) or "no provider"
     if hops.items and all(hop["outcome"] == AttemptOutcome.CONFIG_ERROR for hop in hops.items):
-        _finish_attempt(session, claimed, hops, AttemptOutcome.CONFIG_ERROR, provider=provider, error=summary)
+        attempts.finish(session, claimed, hops, AttemptOutcome.CONFIG_ERROR, provider=provider, error=summary)
         _finish_owned(session, claimed, MessageStatus.FAILED, f"provider_config_error: {summary}")
         return
     retry_after = getattr(hops.last_error, "retry_after", None)
@@ -348,58 +249,6 @@ def _described(status: MessageStatus, reason: str, via: str | None, provider_id:
     return f"{status} via {via}" + (f" as {provider_id}" if provider_id else "")
 
 
-def send_in_transaction(
-    session: Session, pending: Pending, prepared: Prepared, *, attempt_number: int, token: str
-) -> None:
-    """Providers that only write to the database (the local outbox) send and finish in the claim's
-    transaction (``token`` is the claim just taken): exactly once, with no commit point needed."""
-    started = utcnow()
-    first, address = prepared.targets[0]
-    provider = first.provider
-    receipt = provider.send(replace(prepared.outbound, to=address), commit_point=lambda: None, session=session)
-    hops = [
-        {
-            "provider": provider.name,
-            "account": first.key,
-            "label": first.label,
-            "outcome": receipt.status,
-            "error": None,
-        }
-    ]
-    session.execute(
-        _INSERT_ATTEMPT,
-        attempt_row(
-            pending.id,
-            attempt_number,
-            provider.name,
-            prepared.outbound,
-            outcome=AttemptOutcome(receipt.status),
-            provider_message_id=receipt.provider_message_id,
-            hops=hops,
-            started_at=started,
-            finished_at=utcnow(),
-        ),
-    )
-    status = MessageStatus(receipt.status)
-    if state.transition(
-        session,
-        pending.id,
-        expect=MessageStatus.SENDING,
-        token=token,
-        to=status,
-        reason=f"accepted by {provider.name} as {receipt.provider_message_id}",
-        provider_message_id=receipt.provider_message_id,
-    ):
-        _report(session, pending.id, status, _described(status, "", provider.name, receipt.provider_message_id))
-
-
-def in_flight_attempt(session: Session, message_id: str) -> int | None:
-    """The number of the attempt a worker left ``in_flight`` (it reached the commit point), if any."""
-    return session.execute(
-        select(_a.c.number).where(_a.c.message_id == message_id, _a.c.outcome == AttemptOutcome.IN_FLIGHT)
-    ).scalar()
-
-
 def settle_in_flight(session: Session, pending: Pending, number: int) -> None:
     """A dead worker left the message ``sending`` after its commit point: the provider may have
     the message, so it ends ``sent`` with reason ``outcome_unknown`` rather than risk a duplicate."""
@@ -410,15 +259,7 @@ def settle_in_flight(session: Session, pending: Pending, number: int) -> None:
         "outcome_unknown: the worker stopped after handing the message to the provider; "
         "not retried, to avoid a duplicate",
     ):
-        session.execute(
-            update(_a)
-            .where(_a.c.message_id == pending.id, _a.c.number == number)
-            .values(
-                outcome=AttemptOutcome.UNKNOWN,
-                finished_at=utcnow(),
-                error="the worker stopped during the provider call",
-            )
-        )
+        attempts.mark_unknown(session, pending.id, number, "the worker stopped during the provider call")
 
 
 def backoff(claims: int, *, base: float, cap: float) -> float:
@@ -441,7 +282,7 @@ def _retry_or_give_up(
     delay = max(retry_after or 0.0, backoff(claimed.attempt_number, base=settings.retry_base, cap=settings.retry_max))
     retry_at = utcnow() + dt.timedelta(seconds=delay)
     if retry_at >= claimed.deadline_at:
-        _finish_attempt(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message)
+        attempts.finish(session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message)
         if pin:  # an earlier request may have reached the provider: it is not known to have failed
             _finish_owned(
                 session, claimed, MessageStatus.SENT, f"outcome_unknown: deadline reached; last error {message}"
@@ -449,7 +290,7 @@ def _retry_or_give_up(
         else:
             _finish_owned(session, claimed, MessageStatus.FAILED, f"deadline_exceeded: last error {message}")
         return
-    _finish_attempt(
+    attempts.finish(
         session, claimed, hops, AttemptOutcome.TRANSIENT_ERROR, provider=provider, error=message, retry_at=retry_at
     )
     if state.transition(
@@ -464,44 +305,6 @@ def _retry_or_give_up(
     ):
         jobs.reschedule(session, DELIVER, claimed.message_id, delay=delay, grace=settings.relay_grace)
         _report(session, claimed.message_id, "retrying", f"retrying at {retry_at:%Y-%m-%dT%H:%M:%SZ} ({message})")
-
-
-def _ensure_attempt(session: Session, claimed: Claimed, provider: str) -> None:
-    """No provider reached its commit point: the attempt row does not exist yet."""
-    exists = session.execute(
-        select(_a.c.id).where(_a.c.message_id == claimed.message_id, _a.c.number == claimed.attempt_number)
-    ).first()
-    if exists is None:
-        session.execute(
-            _INSERT_ATTEMPT, attempt_row(claimed.message_id, claimed.attempt_number, provider, claimed.outbound)
-        )
-
-
-def _finish_attempt(
-    session: Session,
-    claimed: Claimed,
-    hops: Hops,
-    outcome: AttemptOutcome,
-    *,
-    provider: str,
-    provider_id: str | None = None,
-    error: str | None = None,
-    retry_at: dt.datetime | None = None,
-) -> None:
-    session.execute(
-        _FINISH_ATTEMPT,
-        {
-            "b_id": claimed.message_id,
-            "b_number": claimed.attempt_number,
-            "b_outcome": outcome,
-            "b_provider": provider,
-            "b_provider_id": provider_id,
-            "b_error": error,
-            "b_retry_at": retry_at,
-            "b_hops": list(hops.items),
-            "b_now": utcnow(),
-        },
-    )
 
 
 def _finish_owned(
@@ -528,7 +331,3 @@ def _finish_owned(
         _report(session, claimed.message_id, status, _described(status, reason, via, provider_id))
     else:
         log.warning("message %s: claim taken over before the outcome was recorded", claimed.message_id)
-
-
-def _attempt_id() -> str:
-    return new_id("att")

@@ -125,7 +125,7 @@ def claim_many(session: Session, claims: Sequence[Claim]) -> set[str]:
     for expect in {claim.expect for claim in claims}:
         _check_move((expect,), S.SENDING, {})
         group = [claim for claim in claims if claim.expect is expect]
-        statement = _statement(frozenset({expect}), S.SENDING, True, True, ("claim_token", *names), False, False)
+        statement = _statement(_Shape(frozenset({expect}), S.SENDING, ("claim_token", *names), compare_updated=True))
         params = [
             {
                 "b_id": claim.message_id,
@@ -261,7 +261,7 @@ def transition_each(
         | {f"v_{name}": value for name, value in move.fields.items()}
         for move in moves
     ]
-    changed = rowcount(session.execute(_statement(moving, to, True, False, names, False, False), params))
+    changed = rowcount(session.execute(_statement(_Shape(moving, to, names)), params))
     if changed == len(moves):
         moved = [move.message_id for move in moves]
     else:
@@ -325,10 +325,16 @@ def _apply(
     _check_move(expect, to, values)
     if keep:  # the report's status and reason stay
         values = {name: value for name, value in values.items() if name != "reason"}
-    compared = (token is not UNSET, updated_at is not UNSET)
-    statement = _statement(
-        frozenset(expect), None if keep else to, *compared, tuple(sorted(values)), len(ids) > 1, True
+    shape = _Shape(
+        frozenset(expect),
+        None if keep else to,
+        tuple(sorted(values)),
+        compare_token=token is not UNSET,
+        compare_updated=updated_at is not UNSET,
+        many=len(ids) > 1,
+        returning=True,
     )
+    statement = _statement(shape)
     params = {f"v_{name}": value for name, value in values.items()}
     params.update({"b_ids": list(ids)} if len(ids) > 1 else {"b_id": ids[0]}, b_now=utcnow())
     if token is not UNSET:
@@ -338,27 +344,35 @@ def _apply(
     return session.execute(statement, params).all()
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """Which compare-and-set ``UPDATE`` to build: from which statuses to which (None keeps a
+    report's status), the columns it sets, what it compares besides the status, whether it
+    takes many ids at once and returns the rows. Statements are cached by shape."""
+
+    expect: frozenset[MessageStatus]
+    to: MessageStatus | None
+    names: tuple[str, ...]
+    compare_token: bool = True
+    compare_updated: bool = False
+    many: bool = False
+    returning: bool = False
+
+
 @functools.lru_cache(maxsize=256)
-def _statement(
-    expect: frozenset[MessageStatus],
-    to: MessageStatus | None,
-    compare_token: bool,
-    compare_updated: bool,
-    names: tuple[str, ...],
-    many: bool,
-    returning: bool,
-) -> Update:
+def _statement(shape: _Shape) -> Update:
+    to = shape.to
     where = [
-        _m.c.id.in_(bindparam("b_ids", expanding=True)) if many else _m.c.id == bindparam("b_id"),
+        _m.c.id.in_(bindparam("b_ids", expanding=True)) if shape.many else _m.c.id == bindparam("b_id"),
         # One comparison per status, not IN: an IN list is an expanding parameter, which a
         # statement run once per message (executemany) may not have.
-        or_(*(_m.c.status == status for status in sorted(expect))),
+        or_(*(_m.c.status == status for status in sorted(shape.expect))),
     ]
-    if compare_token:
+    if shape.compare_token:
         where.append(_m.c.claim_token.is_not_distinct_from(bindparam("b_token")))
-    if compare_updated:
+    if shape.compare_updated:
         where.append(_m.c.updated_at == bindparam("b_updated"))
-    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in names}
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in shape.names}
     values["updated_at"] = bindparam("b_now")
     if to is S.SENDING:
         values.update(status=str(to), claimed_at=bindparam("b_now"), claims=_m.c.claims + 1)
@@ -367,7 +381,7 @@ def _statement(
     elif to is not None:  # None: a run's outcome after a report, which keeps the report's status
         values.update(status=str(to), finished_at=bindparam("b_now"), next_attempt_at=None)
     statement = update(_m).where(*where).values(values)
-    return statement.returning(*_RETURNED) if returning else statement
+    return statement.returning(*_RETURNED) if shape.returning else statement
 
 
 def _announce(

@@ -301,7 +301,7 @@ def connect() -> Iterator[Callable[[Case, str], Any]]:
 
 
 def send(case: Case, provider: Any, base: str, commit: CommitRecorder) -> Receipt:
-    return provider.send(case.message(base), commit_point=commit, session=None)
+    return provider.send(case.message(base), commit_point=commit)
 
 
 def assert_secret_free(case: Case, *things: Any) -> None:

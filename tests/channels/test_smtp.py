@@ -90,7 +90,7 @@ def make_message(text: str = "Hello Bob\n.leading dot\n.\nbye", to: str = RECIPI
 
 
 def send(provider: SmtpProvider, server: SmtpTestServer, message: OutboundMessage | None = None):
-    return provider.send(message or make_message(), commit_point=CommitRecorder(server), session=None)
+    return provider.send(message or make_message(), commit_point=CommitRecorder(server))
 
 
 def closed_port() -> int:
@@ -149,7 +149,7 @@ def test_reconnects_after_close(provider, server):
 
 def test_commit_point_runs_once_after_data_accepted(provider, server):
     commit = CommitRecorder(server)
-    provider.send(make_message(), commit_point=commit, session=None)
+    provider.send(make_message(), commit_point=commit)
     [(commands_seen, messages_seen)] = commit.calls
     assert commands_seen[-3:] == ["MAIL", "RCPT", "DATA"]
     assert messages_seen == 0
@@ -159,7 +159,7 @@ def test_commit_point_runs_once_after_data_accepted(provider, server):
 def test_commit_point_failure_sends_nothing_and_provider_recovers(provider, server):
     commit = CommitRecorder(server, error=LookupError("lost ownership"))
     with pytest.raises(LookupError, match="lost ownership"):
-        provider.send(make_message(), commit_point=commit, session=None)
+        provider.send(make_message(), commit_point=commit)
     assert len(commit.calls) == 1
     assert server.messages == []
     send(provider, server)
@@ -170,7 +170,7 @@ def test_temporary_rcpt_failure_is_transient_and_keeps_connection(provider, serv
     server.set_reply("RCPT", "451 4.3.0 Mailbox busy")
     commit = CommitRecorder(server)
     with pytest.raises(TransientDeliveryError, match="451 4.3.0 Mailbox busy"):
-        provider.send(make_message(), commit_point=commit, session=None)
+        provider.send(make_message(), commit_point=commit)
     assert commit.calls == []
     assert server.commands[-1] == "RSET"
     server.set_reply("RCPT", None)
@@ -204,7 +204,7 @@ def test_data_command_refused_skips_commit_point(provider, server):
     server.set_reply("DATA_COMMAND", "554 5.5.1 No valid recipients")
     commit = CommitRecorder(server)
     with pytest.raises(PermanentDeliveryError, match="554 5.5.1"):
-        provider.send(make_message(), commit_point=commit, session=None)
+        provider.send(make_message(), commit_point=commit)
     assert commit.calls == []
 
 
@@ -238,7 +238,7 @@ def test_421_at_mail_on_reused_connection_retries_once(provider, server):
 def test_connection_refused_is_transient(connect):
     provider = connect(f"smtp://127.0.0.1:{closed_port()}?local_hostname=localhost")
     with pytest.raises(TransientDeliveryError, match="Connection refused|ConnectionRefused") as caught:
-        provider.send(make_message(), commit_point=lambda: None, session=None)
+        provider.send(make_message(), commit_point=lambda: None)
     assert caught.value.reason == "network_error"
 
 

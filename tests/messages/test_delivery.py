@@ -206,7 +206,7 @@ def test_a_decision_on_a_message_changed_meanwhile_changes_nothing(runtime, acce
 
 
 @pytest.mark.settings(local_outbox="")
-def test_a_local_outbox_behind_another_provider_is_never_a_failover_target(api, runtime):
+def test_a_local_outbox_behind_another_provider_is_a_failover_target_like_any_other(api, runtime):
     from tests.support.http_server import HttpTestServer
 
     with HttpTestServer() as gateway:
@@ -229,5 +229,10 @@ def test_a_local_outbox_behind_another_provider_is_never_a_failover_target(api, 
         message_id = send(api).json["id"]
         deliver_message(runtime, message_id)
     message = row(runtime, message_id)
-    assert message.status == "retrying"  # the gateway's outage is retried; the outbox did not "send" it
-    assert api.get("/v1/outbox").json["items"] == []
+    assert message.status == "delivered"
+    assert [item["message_id"] for item in api.get("/v1/outbox").json["items"]] == [message_id]
+    hops = api.get(f"/v1/messages/{message_id}").json["attempts"][0]["hops"]
+    assert [(hop["provider"], hop["outcome"]) for hop in hops] == [
+        ("webhook", "transient_error"),
+        ("local_outbox", "delivered"),
+    ]

@@ -13,7 +13,7 @@ more than 5 minutes from now is a replay. Inbound email (routes) is not handled 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
@@ -44,9 +44,6 @@ from ccm.channels.http import (
     send_probe,
     send_with_commit_point,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 LABEL = "Mailgun"
 _EVENT_KINDS = {
@@ -80,11 +77,8 @@ class MailgunProvider:
     """
 
     name: ClassVar[str] = "mailgun"
-    config_model: ClassVar[type[BaseModel]] = MailgunConfig
-    channels: ClassVar[tuple[str, ...]] = ("email",)
-    in_transaction: ClassVar[bool] = False
+    handle_key: str | None = None
     idempotent_retries: ClassVar[bool] = False
-    callbacks: ClassVar[frozenset[str]] = frozenset({"status"})
 
     def __init__(self, config: MailgunConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -101,7 +95,7 @@ class MailgunProvider:
         """The ASCII form of the email address (deliverability is not checked: no DNS here)."""
         return normalize_email_address(address)
 
-    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session | None = None) -> Receipt:
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint) -> Receipt:
         """Upload the MIME message for delivery to ``message.to``.
 
         Raises:

@@ -15,7 +15,7 @@ refused and nothing is parsed.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
@@ -42,9 +42,6 @@ from ccm.channels.http import (
     send_to_hidden_url,
     send_with_commit_point,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 LABEL = "Slack webhook"
 _LOOPBACK_NAMES = frozenset({"localhost"})
@@ -111,11 +108,8 @@ class SlackProvider:
     """
 
     name: ClassVar[str] = "slack"
-    config_model: ClassVar[type[BaseModel]] = SlackConfig
-    channels: ClassVar[tuple[str, ...]] = ("chat",)
-    in_transaction: ClassVar[bool] = False
+    handle_key: str | None = "slack"
     idempotent_retries: ClassVar[bool] = False
-    callbacks: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: SlackConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -142,7 +136,7 @@ class SlackProvider:
             _require_allowed(url, self.config.allowed_hosts)
         return str(url)
 
-    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session | None = None) -> Receipt:
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint) -> Receipt:
         """POST ``{"text": message.body}`` to the webhook URL in ``message.to``.
 
         The address is checked again here, before anything is sent: a stored address is only as

@@ -15,7 +15,7 @@ for bots, so nothing else becomes a status event.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -49,9 +49,6 @@ from ccm.channels.http import (
     send_to_hidden_url,
     send_with_commit_point,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 LABEL = "Telegram"
 _TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
@@ -98,11 +95,8 @@ class TelegramProvider:
     """
 
     name: ClassVar[str] = "telegram"
-    config_model: ClassVar[type[BaseModel]] = TelegramConfig
-    channels: ClassVar[tuple[str, ...]] = ("chat",)
-    in_transaction: ClassVar[bool] = False
+    handle_key: str | None = "telegram"
     idempotent_retries: ClassVar[bool] = False
-    callbacks: ClassVar[frozenset[str]] = frozenset({"status", "inbound"})
 
     def __init__(self, config: TelegramConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -122,7 +116,7 @@ class TelegramProvider:
             return chat
         raise InvalidAddress(f"{address!r} is not a Telegram chat id or @channelname")
 
-    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session | None = None) -> Receipt:
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint) -> Receipt:
         """Call ``sendMessage``; the receipt's id is Telegram's ``message_id`` (unique per chat).
 
         Raises:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -44,9 +44,6 @@ from ccm.channels.http import (
     send_probe,
     send_with_commit_point,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 LABEL = "Twilio"
 WHATSAPP = "whatsapp:"
@@ -99,18 +96,12 @@ class TwilioProvider:
     """
 
     name: ClassVar[str] = "twilio"
-    config_model: ClassVar[type[BaseModel]] = TwilioConfig
-    channels: ClassVar[tuple[str, ...]] = ("sms", "chat")
-    in_transaction: ClassVar[bool] = False
     idempotent_retries: ClassVar[bool] = False
-    callbacks: ClassVar[frozenset[str]] = frozenset({"status", "inbound"})
-    callback_answer: ClassVar[tuple[str, str]] = ('<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
-    """Twilio reads the answer to an inbound message as TwiML: an empty one sends nothing back."""
 
     def __init__(self, config: TwilioConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
         self.channel = "chat" if config.whatsapp else "sms"
-        self.handle_key = "whatsapp"  # a profile's chat handle for WhatsApp: {"whatsapp": "+1…"}
+        self.handle_key = "whatsapp" if config.whatsapp else "twilio"  # WhatsApp handles: {"whatsapp": "+1…"}
         self.limits = ProviderLimits(max_body_chars=1600, rate_per_second=config.rate_per_second)
         self._account_url = f"{str(config.base_url).rstrip('/')}/2010-04-01/Accounts/{config.account_sid}"
         self._secrets = (config.auth_token.get_secret_value(),)
@@ -128,7 +119,7 @@ class TwilioProvider:
             address = address.removeprefix(WHATSAPP)
         return normalize_e164(address)
 
-    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session | None = None) -> Receipt:
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint) -> Receipt:
         """Create a Message resource; its ``sid`` becomes the receipt's id.
 
         Raises:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -69,9 +69,6 @@ from ccm.channels.http import (
     send_with_commit_point,
 )
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
 LABEL = "Webhook gateway"
 _STATUS_KINDS = {"delivered": "delivered", "failed": "failed", "read": "read"}
 
@@ -102,11 +99,8 @@ class WebhookProvider:
     """
 
     name: ClassVar[str] = "webhook"
-    config_model: ClassVar[type[BaseModel]] = WebhookConfig
-    channels: ClassVar[tuple[str, ...]] = ("sms", "chat")
-    in_transaction: ClassVar[bool] = False
+    handle_key: str | None = "webhook"
     idempotent_retries: ClassVar[bool] = True
-    callbacks: ClassVar[frozenset[str]] = frozenset({"status", "inbound"})
 
     def __init__(self, config: WebhookConfig, *, timeout: float = READ_TIMEOUT) -> None:
         self.config = config
@@ -131,7 +125,7 @@ class WebhookProvider:
             raise InvalidAddress(f"{address!r} is not a usable chat handle")
         return handle
 
-    def send(self, message: OutboundMessage, *, commit_point: CommitPoint, session: Session | None = None) -> Receipt:
+    def send(self, message: OutboundMessage, *, commit_point: CommitPoint) -> Receipt:
         """POST the signed message; the receipt's id is the gateway's ``id``, else the message id.
 
         Raises:
