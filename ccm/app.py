@@ -55,6 +55,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.engagement import api as tracking
     from ccm.engagement import unsubscribe
     from ccm.inbound import callbacks
+    from ccm.ingest import api as ingest
     from ccm.message_templates import api as templates
     from ccm.messages import api as messages
     from ccm.profiles import api as profiles
@@ -80,6 +81,7 @@ def _register_blueprints(app: Flask) -> None:
         callbacks,
         conversations,
         api_keys,
+        ingest,
     ):
         app.register_blueprint(module.bp)
 

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     default_send_window: float = 24 * 3600.0
     """Seconds a message may spend retrying before it fails with ``deadline_exceeded``."""
     idempotency_ttl: float = 48 * 3600.0
+    event_dedupe_days: int = Field(default=30, ge=1)
+    """Days an ingested event's ``messageId`` is remembered: a retry within them is stored once."""
+    event_retention_months: int = Field(default=0, ge=0)
+    """On PostgreSQL, monthly event partitions older than this are dropped (0 keeps everything)."""
 
     render_timeout: float = 2.0
     render_max_chars: int = 1_000_000

@@ -7,6 +7,7 @@ from ccm.conversations.models import Conversation, InboundMessage
 from ccm.db import Base
 from ccm.engagement.models import EngagementEvent
 from ccm.idempotency.models import IdempotencyKey
+from ccm.ingest.models import Event, EventSeen, ProfileAnonymousId
 from ccm.jobs import PendingJob
 from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
 from ccm.messages.models import DeliveryAttempt, Message
@@ -23,12 +24,15 @@ __all__ = [
     "Conversation",
     "DeliveryAttempt",
     "EngagementEvent",
+    "Event",
+    "EventSeen",
     "IdempotencyKey",
     "InboundMessage",
     "Message",
     "MessageTemplate",
     "OutboxItem",
     "PendingJob",
+    "ProfileAnonymousId",
     "Profile",
     "ProviderAccount",
     "Snippet",

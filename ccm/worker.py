@@ -18,6 +18,7 @@ from ccm import jobs
 from ccm import models as _models  # noqa: F401  (registers every mapper)
 from ccm.engagement import tasks as engagement_tasks
 from ccm.idempotency import tasks as idempotency_tasks
+from ccm.ingest import tasks as ingest_tasks
 from ccm.jobs import Job, Relay
 from ccm.logs import DELIVERY_OUTCOMES, OutcomeCounts, throughput_line
 from ccm.messages import tasks as message_tasks
@@ -32,6 +33,7 @@ TASKS: dict[Job, Callable[..., None]] = {
     webhook_tasks.DELIVER: webhook_tasks.deliver,
     engagement_tasks.RECORD_HITS: engagement_tasks.record_hits,
     idempotency_tasks.PURGE_EXPIRED: idempotency_tasks.purge_expired,
+    ingest_tasks.MAINTAIN: ingest_tasks.maintain,
 }
 """Every actor CCM has. Adding one means adding it here, nowhere else."""
 PERIODIC: tuple[Job, ...] = tuple(job for job in TASKS if job.every)

@@ -21,6 +21,11 @@ def require_api_key() -> None:
     caller = service.authenticate(session=db_session(), token=token.strip())
     if caller is None:
         raise Unauthorized("unknown or revoked API key", field="Authorization")
+    if caller.role == ApiKeyRole.WRITE:
+        raise Forbidden(
+            "this is a write key: it only sends events to the ingestion endpoints (/v1/track, /v1/batch …)",
+            field="Authorization",
+        )
     g.caller = caller
     g.workspace_id = caller.workspace_id
     g.actor = f"api_key:{caller.prefix}"

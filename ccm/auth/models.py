@@ -12,11 +12,14 @@ from ccm.ids import new_id
 
 class ApiKeyRole(enum.StrEnum):
     """What a key may do. ``standard`` keys do everything in their workspace except manage API
-    keys; ``admin`` keys manage them too. Keys made before roles existed are ``admin``, since every
-    key could do everything then."""
+    keys; ``admin`` keys manage them too; ``write`` keys only send events to the ingestion
+    endpoints (the Segment-spec "write key" of a source: it may sit in a browser or an app, so it
+    can neither read profiles nor send messages). Keys made before roles existed are ``admin``,
+    since every key could do everything then."""
 
     ADMIN = "admin"
     STANDARD = "standard"
+    WRITE = "write"
 
 
 class ApiKey(Base):

@@ -14,7 +14,9 @@ ApiKeyId = Annotated[str, id_field("key")]
 class ApiKeyIn(RequestModel):
     name: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="a label for the key")
     role: ApiKeyRole = Field(
-        ApiKeyRole.STANDARD, description="standard: everything but managing API keys; admin: that too"
+        ApiKeyRole.STANDARD,
+        description="standard: everything but managing API keys; admin: that too; "
+        "write: only the ingestion endpoints (/v1/track, /v1/identify, /v1/batch …)",
     )
 
 

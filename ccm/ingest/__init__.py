@@ -1,0 +1,1 @@
+"""Segment-spec event ingestion: write keys, the tracking endpoints, identity resolution."""

@@ -1,0 +1,111 @@
+"""The Segment HTTP Tracking API: ``POST /v1/{identify,track,page,screen,group,alias}``,
+``/v1/batch`` and ``/v1/import`` (an alias of batch, where some official clients post).
+
+Authentication is the source's write key, as HTTP Basic user name with an empty password
+(what the clients send) or as the body's ``writeKey``; a workspace's other API keys work too, as
+``Bearer``. Errors answer ``{"code", "message", "field"}`` — the shape the clients read — with
+400 for a request that breaks the spec (nothing of it is stored), 401 for a missing or unknown key,
+503 with ``Retry-After`` when the database cannot be reached (the clients retry 5xx and 429).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from ccm.auth import service as keys
+from ccm.db import utcnow
+from ccm.errors import CCMError
+from ccm.http import db_session, unreachable
+from ccm.ingest import service
+from ccm.ingest.spec import KINDS, MAX_BATCH_BYTES, SpecError, calls_of, read_json
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ingest", __name__, url_prefix="/v1")
+
+
+def _accept(kind: str | None) -> Response | tuple[Response, int]:
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BATCH_BYTES:
+        raise SpecError(f"body: larger than {MAX_BATCH_BYTES // 1024} KB", field="body", code="too_large")
+    body = read_json(raw, encoding=request.headers.get("Content-Encoding"))
+    token = _write_key(body)
+    if not token:
+        return _error(
+            401, "unauthorized", "missing write key: send it as the Basic user name or as writeKey", "Authorization"
+        )
+    session = db_session()
+    caller = keys.authenticate(session=session, token=token)
+    if caller is None:
+        return _error(401, "unauthorized", "unknown or revoked write key", "Authorization")
+    received_at = utcnow()
+    calls = calls_of(body, kind=kind, received_at=received_at, ip=request.remote_addr)
+    stored = service.ingest(session=session, workspace_id=caller.workspace_id, calls=calls, received_at=received_at)
+    return jsonify(success=True, stored=stored.stored, duplicates=stored.duplicates)
+
+
+def _write_key(body: dict[str, object]) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "basic" and credentials:
+        try:
+            user, _, _ = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise SpecError("Authorization: Basic credentials are not valid base64", field="Authorization") from None
+        return user
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    key = body.get("writeKey")
+    return key if isinstance(key, str) else ""
+
+
+def _error(status: int, code: str, message: str, field: str | None) -> tuple[Response, int]:
+    return jsonify(code=code, message=message, field=field), status
+
+
+@bp.errorhandler(SpecError)
+def _spec_error(error: SpecError) -> tuple[Response, int]:
+    return _error(400, error.code, error.message, error.field)
+
+
+@bp.errorhandler(CCMError)
+def _ccm_error(error: CCMError) -> tuple[Response, int]:
+    return _error(error.status, error.code, error.message, error.details.get("field"))
+
+
+@bp.errorhandler(DBAPIError)
+@bp.errorhandler(SQLAlchemyTimeoutError)
+def _database_error(error: Exception) -> tuple[Response, int]:
+    if not unreachable(error):
+        raise error  # a bug: the application's handler logs it and answers 500
+    log.warning("ingest: database unavailable: %s", type(error).__name__)
+    response, status = _error(503, "unavailable", "the database is unavailable; nothing was stored, retry later", None)
+    response.headers["Retry-After"] = "5"
+    return response, status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    status = error.code or 400
+    if status == 413:
+        return _error(400, "too_large", f"body: larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes", "body")
+    return _error(status, error.name.lower().replace(" ", "_"), error.description or error.name, None)
+
+
+def _route(kind: str | None, *paths: str) -> None:
+    def view() -> Response | tuple[Response, int]:
+        return _accept(kind)
+
+    for path in paths:
+        bp.add_url_rule(path, f"ingest_{kind or 'batch'}_{path.strip('/')}", view, methods=["POST"])
+
+
+for _kind in KINDS:
+    _route(_kind, f"/{_kind}")
+_route(None, "/batch", "/import")

@@ -1,0 +1,245 @@
+"""The Segment-spec tracking endpoints, as the official clients call them."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from ccm.auth.models import ApiKeyRole
+from ccm.auth.service import create_api_key
+from ccm.ingest.models import Event, EventSeen
+from ccm.profiles.models import Profile
+
+
+@pytest.fixture
+def write_key(runtime: Any, workspace: tuple[str, str]) -> str:
+    with runtime.db.unit_of_work() as session:
+        _, token = create_api_key(session=session, workspace_id=workspace[0], name="web", role=ApiKeyRole.WRITE)
+    return token
+
+
+def post(app_client: Any, path: str, body: Any, key: str | None, *, gzipped: bool = False, **headers: str) -> Any:
+    raw = json.dumps(body).encode()
+    if gzipped:
+        raw, headers = gzip.compress(raw), {**headers, "Content-Encoding": "gzip"}
+    if key is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    return app_client.post(path, data=raw, headers={"Content-Type": "application/json", **headers})
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+def events(runtime: Any, **where: Any) -> list[Event]:
+    with runtime.db.read_only() as session:
+        statement = select(Event).order_by(Event.occurred_at)
+        for name, value in where.items():
+            statement = statement.where(getattr(Event, name) == value)
+        return list(session.scalars(statement))
+
+
+def profile(runtime: Any, external_id: str) -> Profile | None:
+    with runtime.db.read_only() as session:
+        return session.scalar(select(Profile).where(Profile.external_id == external_id))
+
+
+def test_identify_creates_the_profile_with_reserved_traits_on_its_fields(client, write_key, runtime, api):
+    answer = post(
+        client,
+        "/v1/identify",
+        {
+            "userId": "u-1",
+            "traits": {"email": "Ada@Example.com", "firstName": "Ada", "plan": "pro", "timezone": "Europe/Paris"},
+            "messageId": "m-1",
+        },
+        write_key,
+    )
+
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {"success": True, "stored": 1, "duplicates": 0}
+    shown = api.get("/v1/profiles/u-1").json
+    assert shown["email"] == "Ada@example.com"
+    assert shown["timezone"] == "Europe/Paris"
+    assert shown["attributes"] == {"first_name": "Ada", "plan": "pro"}
+
+
+def test_traits_may_come_in_the_context_as_some_clients_send_them(client, write_key, runtime):
+    post(client, "/v1/identify", {"userId": "u-2", "context": {"traits": {"email": "bo@example.com"}}}, write_key)
+
+    assert profile(runtime, "u-2").email == "bo@example.com"
+
+
+def test_an_invalid_trait_is_noted_on_the_event_and_not_applied(client, write_key, runtime):
+    answer = post(
+        client, "/v1/identify", {"userId": "u-3", "traits": {"email": "not an email", "phone": "12"}}, write_key
+    )
+
+    assert answer.status_code == 200
+    assert profile(runtime, "u-3").email is None
+    (event,) = events(runtime, kind="identify")
+    assert [note.split(":")[0] for note in event.notes] == ["traits.email", "traits.phone"]
+
+
+def test_a_retried_event_is_stored_once(client, write_key, runtime):
+    body = {"userId": "u-4", "event": "Order Completed", "properties": {"total": 30}, "messageId": "retry-me"}
+
+    first = post(client, "/v1/track", body, write_key)
+    again = post(client, "/v1/track", body, write_key)
+
+    assert (first.json["stored"], again.json["stored"], again.json["duplicates"]) == (1, 0, 1)
+    (event,) = events(runtime, kind="track")
+    assert (event.name, event.properties) == ("Order Completed", {"total": 30})
+
+
+def test_a_batch_merges_its_context_and_corrects_the_senders_clock(client, write_key, runtime):
+    # The sender's clock runs 1 hour fast: it stamped the event at 11:00 and sent it at 11:00:05.
+    body = {
+        "batch": [
+            {
+                "type": "track",
+                "userId": "u-5",
+                "event": "Viewed",
+                "messageId": "b-1",
+                "originalTimestamp": "2026-12-02T11:00:00Z",
+            },
+            {
+                "type": "page",
+                "userId": "u-5",
+                "name": "Pricing",
+                "messageId": "b-2",
+                "context": {"page": {"path": "/p"}},
+            },
+        ],
+        "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+        "sentAt": "2026-12-02T11:00:05Z",
+    }
+
+    answer = post(client, "/v1/batch", body, write_key, gzipped=True)
+
+    assert answer.status_code == 200, answer.json
+    viewed, page = sorted(events(runtime), key=lambda event: event.message_id)
+    assert viewed.occurred_at == viewed.received_at - dt.timedelta(seconds=5)
+    assert viewed.context["library"]["name"] == "analytics-python"
+    assert page.context == {"library": {"name": "analytics-python", "version": "2.3.4"}, "page": {"path": "/p"}}
+    assert page.name == "Pricing"
+
+
+def test_import_is_an_alias_of_batch_and_the_body_may_carry_the_write_key(client, write_key, runtime):
+    body = {"writeKey": write_key, "batch": [{"type": "track", "anonymousId": "a-1", "event": "Opened App"}]}
+
+    assert post(client, "/v1/import", body, None).status_code == 200
+    assert len(events(runtime, name="Opened App")) == 1
+
+
+def test_identify_after_anonymous_activity_keeps_one_profile(client, write_key, runtime):
+    post(client, "/v1/track", {"anonymousId": "dev-1", "event": "Added to Cart", "messageId": "a1"}, write_key)
+    post(client, "/v1/identify", {"anonymousId": "dev-1", "userId": "u-6", "messageId": "a2"}, write_key)
+    post(client, "/v1/track", {"anonymousId": "dev-1", "event": "Checkout", "messageId": "a3"}, write_key)
+
+    known = profile(runtime, "u-6")
+    assert known is not None
+    assert {event.profile_id for event in events(runtime)} == {known.id}
+
+
+def test_a_write_key_cannot_read_profiles_or_send_messages(client, write_key):
+    headers = {"Authorization": f"Bearer {write_key}"}
+
+    assert client.get("/v1/profiles", headers=headers).status_code == 403
+    assert client.post("/v1/messages", json={}, headers=headers).status_code == 403
+
+
+def test_a_revoked_or_missing_key_is_refused_in_the_clients_error_shape(client, api, write_key, runtime):
+    key_id = next(key["id"] for key in api.get("/v1/api-keys").json["items"] if key["role"] == "write")
+    api.delete(f"/v1/api-keys/{key_id}")
+
+    revoked = post(client, "/v1/track", {"userId": "u", "event": "e"}, write_key)
+    missing = post(client, "/v1/track", {"userId": "u", "event": "e"}, None)
+
+    assert revoked.status_code == missing.status_code == 401
+    assert set(revoked.json) == {"code", "message", "field"}
+    assert events(runtime) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"batch": [{"type": "track", "userId": "u", "event": "ok"}, {"type": "fly", "userId": "u"}]}, "batch.1.type"),
+        ({"batch": [{"type": "track", "event": "no one"}]}, "batch.0.userId"),
+        ({"batch": [{"type": "track", "userId": "u", "event": "x", "messageId": "m" * 101}]}, "batch.0.messageId"),
+        ({"batch": [{"type": "track", "userId": "u", "event": "x", "timestamp": "yesterday"}]}, "batch.0.timestamp"),
+        ({"batch": [{"type": "track", "userId": "u", "event": "x", "properties": [1]}]}, "batch.0.properties"),
+        (
+            {"batch": [{"type": "track", "userId": "u", "event": "x" * 20, "properties": {"p": "x" * 33_000}}]},
+            "batch.0.",
+        ),
+        ({"batch": [{"type": "track", "userId": "u", "event": "x"}] * 2501}, "batch"),
+        ({"batch": "no"}, "batch"),
+    ],
+    ids=["type", "no-ids", "message-id", "timestamp", "properties", "event-size", "batch-count", "batch-shape"],
+)
+def test_a_request_that_breaks_the_spec_is_a_400_naming_the_field_and_stores_nothing(
+    client, write_key, runtime, body, field
+):
+    answer = post(client, "/v1/batch", body, write_key)
+
+    assert answer.status_code == 400, answer.json
+    assert answer.json["field"] == field
+    assert events(runtime) == []
+    with runtime.db.read_only() as session:
+        assert session.scalar(select(func.count()).select_from(EventSeen)) == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "field"),
+    [
+        (b"\x1f\x8b\x08not gzip", {"Content-Encoding": "gzip"}, "body"),
+        (gzip.compress(b"{" + b" " * 600_000 + b"}"), {"Content-Encoding": "gzip"}, "body"),
+        (b'{"batch": [', {}, "body"),
+        (b"[1, 2]", {}, "body"),
+        (b"{}", {"Content-Encoding": "br"}, "Content-Encoding"),
+    ],
+    ids=["broken-gzip", "gzip-bomb", "bad-json", "not-an-object", "unknown-encoding"],
+)
+def test_an_unreadable_body_is_a_400(client, write_key, raw, headers, field):
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    answer = client.post("/v1/batch", data=raw, headers={"Authorization": auth, **headers})
+
+    assert answer.status_code == 400
+    assert answer.json["field"] == field
+
+
+@pytest.fixture
+def live_server(app: Any) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def test_the_official_python_client_delivers_identify_and_track(live_server, write_key, runtime):
+    from segment.analytics import Client
+
+    failures: list[Any] = []
+    segment = Client(write_key, host=live_server, gzip=True, sync_mode=True, on_error=lambda e, b: failures.append(e))
+    segment.identify("u-7", {"email": "grace@example.com", "firstName": "Grace"})
+    segment.track("u-7", "Signed Up", {"plan": "team"})
+    segment.flush()
+
+    assert failures == []
+    assert profile(runtime, "u-7").attributes == {"first_name": "Grace"}
+    (signed_up,) = events(runtime, name="Signed Up")
+    assert signed_up.properties == {"plan": "team"}
+    assert signed_up.context["library"]["name"] == "analytics-python"
