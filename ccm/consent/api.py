@@ -22,7 +22,9 @@ bp.before_request(require_api_key)
     summary="Record a consent decision (the ledger is append-only)",
 )
 def record_consent(external_id: ExternalId, body: ConsentIn) -> tuple[ConsentRecordOut, int]:
-    profile = get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
+    profile = get_profile(
+        session=db_session(), workspace_id=current_workspace_id(), external_id=external_id, lock="key_share"
+    )
     data = body.model_copy(
         update={
             "ip": body.ip or request.remote_addr,

@@ -176,7 +176,9 @@ class _Resolver:
     def _user(self, user_id: str) -> Profile | None:
         if user_id not in self._by_user:
             found = self.session.scalar(
-                select(Profile).where(Profile.workspace_id == self.workspace_id, Profile.external_id == user_id)
+                select(Profile)
+                .where(Profile.workspace_id == self.workspace_id, Profile.external_id == user_id)
+                .with_for_update(key_share=True)  # an erasure meanwhile waits: the event's reference holds
             )
             if found is None:
                 return None
@@ -192,6 +194,7 @@ class _Resolver:
                     ProfileAnonymousId.workspace_id == self.workspace_id,
                     ProfileAnonymousId.anonymous_id == anonymous_id,
                 )
+                .with_for_update(key_share=True, of=Profile)
             )
             if found is None:
                 return None

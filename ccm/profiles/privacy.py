@@ -73,7 +73,7 @@ def export_profile(*, session: Session, workspace_id: str, external_id: str) -> 
 
 def erase_profile(*, session: Session, workspace_id: str, external_id: str, region: str | None) -> int:
     """Erase the person; returns how many waiting messages were cancelled."""
-    profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
+    profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id, lock="update")
     # No webhooks for them: every notification about the person is withdrawn below.
     cancelled = cancel_pending_messages(session=session, profile_id=profile.id, reason=ERASED, announce=False)
     for channel, address in _addresses(profile):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
@@ -21,10 +21,21 @@ from ccm.workspaces.service import workspace_policy
 WRITABLE = ("email", "phone", "chat", "attributes", "timezone", "locale", "channels", "preferences")
 
 
-def get_profile(*, session: Session, workspace_id: str, external_id: str) -> Profile:
-    profile = session.scalar(
-        select(Profile).where(Profile.workspace_id == workspace_id, Profile.external_id == external_id)
-    )
+def get_profile(
+    *, session: Session, workspace_id: str, external_id: str, lock: Literal["update", "key_share"] | None = None
+) -> Profile:
+    """The profile. ``lock`` holds its row until the transaction ends (PostgreSQL): ``update`` to
+    change it, ``key_share`` to write rows that refer to it. A concurrent erasure then waits for
+    this transaction, or wins first and this answers 404 — never an ``UPDATE`` that finds the row
+    gone or a reference to a deleted profile (both were 500s).
+
+    Raises:
+      NotFound: the workspace has no profile with this external id.
+    """
+    statement = select(Profile).where(Profile.workspace_id == workspace_id, Profile.external_id == external_id)
+    if lock is not None:
+        statement = statement.with_for_update(key_share=lock == "key_share")
+    profile = session.scalar(statement)
     if profile is None:
         raise NotFound(f"no profile with external_id {external_id!r}", field="external_id")
     return profile
@@ -44,13 +55,13 @@ def upsert_profile(*, session: Session, workspace_id: str, external_id: str, dat
             session.add(profile)
         return profile, True
     except IntegrityError:  # it exists (perhaps created concurrently): update it instead
-        profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
+        profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id, lock="update")
         _assign(profile, values)
         return profile, False
 
 
 def patch_profile(*, session: Session, workspace_id: str, external_id: str, data: ProfilePatch) -> Profile:
-    profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id)
+    profile = get_profile(session=session, workspace_id=workspace_id, external_id=external_id, lock="update")
     values = _plain(session, workspace_id, data, data.model_fields_set)
     if "attributes" in values:
         values["attributes"] = _merge(profile.attributes, values["attributes"] or {})
