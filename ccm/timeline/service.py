@@ -4,10 +4,11 @@ every event, every reply they sent, every consent change — newest first, with 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ccm.consent.models import ConsentRecord
@@ -18,125 +19,92 @@ from ccm.pagination import ID_PATTERN
 
 After = tuple[dt.datetime, str] | None
 Entries = list[dict[str, Any]]
-Source = Callable[[Session, str, After, int], Entries]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of entry: its table (with ``id`` and ``profile_id``), the column that dates it,
+    and the fields an entry shows (entry key → column)."""
+
+    type: str
+    model: Any
+    at: str
+    fields: Mapping[str, str]
+
+    def read(self, session: Session, profile_id: str, after: After, limit: int) -> Entries:
+        """Up to ``limit`` of this profile's entries older than ``after``, newest first."""
+        model, at = self.model, getattr(self.model, self.at)
+        statement = select(model).where(model.profile_id == profile_id)
+        if after is not None:
+            statement = statement.where(or_(at < after[0], and_(at == after[0], model.id < after[1])))
+        rows = session.scalars(statement.order_by(at.desc(), model.id.desc()).limit(limit))
+        return [
+            {"type": self.type, "id": row.id, "at": getattr(row, self.at)}
+            | {key: getattr(row, column) for key, column in self.fields.items()}
+            for row in rows
+        ]
+
+
+SOURCES: tuple[Source, ...] = (
+    Source(
+        "message",
+        Message,
+        "created_at",
+        {
+            "status": "status",
+            "reason": "reason",
+            "channel": "channel",
+            "category": "category",
+            "topic": "topic",
+            "template": "template_key",
+            "source": "source",
+        },
+    ),
+    Source(
+        "event",
+        EngagementEvent,
+        "occurred_at",
+        {
+            "kind": "kind",
+            "channel": "channel",
+            "message_id": "message_id",
+            "machine": "machine",
+            "source": "source",
+            "detail": "detail",
+        },
+    ),
+    Source(
+        "inbound",
+        InboundMessage,
+        "received_at",
+        {
+            "channel": "channel",
+            "body": "body",
+            "subject": "subject",
+            "conversation_id": "conversation_id",
+            "in_reply_to": "in_reply_to",
+            "automatic": "automatic",
+            "keyword": "keyword",
+        },
+    ),
+    Source(
+        "consent",
+        ConsentRecord,
+        "recorded_at",
+        {"channel": "channel", "topic": "topic", "status": "status", "source": "source"},
+    ),
+)
+"""Every kind of entry."""
 
 
 def timeline(*, session: Session, profile_id: str, limit: int, cursor: str | None) -> tuple[Entries, str | None]:
     """Up to ``limit`` entries older than ``cursor``, newest first, and the cursor for the next page."""
     after = _decode(cursor) if cursor else None
-    entries = [entry for source in SOURCES for entry in source(session, profile_id, after, limit + 1)]
+    entries = [entry for source in SOURCES for entry in source.read(session, profile_id, after, limit + 1)]
     entries.sort(key=lambda entry: (entry["at"], entry["id"]), reverse=True)
     page = entries[:limit]
     following = _encode(page[-1]["at"], page[-1]["id"]) if len(entries) > limit else None
     return page, following
-
-
-def _older(statement: Select[Any], at: Any, id_: Any, after: After, limit: int) -> Select[Any]:
-    if after is not None:
-        statement = statement.where(or_(at < after[0], and_(at == after[0], id_ < after[1])))
-    return statement.order_by(at.desc(), id_.desc()).limit(limit)
-
-
-def _messages(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    rows = session.scalars(
-        _older(select(Message).where(Message.profile_id == profile_id), Message.created_at, Message.id, after, limit)
-    )
-    return [
-        {
-            "type": "message",
-            "id": m.id,
-            "at": m.created_at,
-            "status": m.status,
-            "reason": m.reason,
-            "channel": m.channel,
-            "category": m.category,
-            "topic": m.topic,
-            "template": m.template_key,
-            "source": m.source,
-        }
-        for m in rows
-    ]
-
-
-def _events(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    rows = session.scalars(
-        _older(
-            select(EngagementEvent).where(EngagementEvent.profile_id == profile_id),
-            EngagementEvent.occurred_at,
-            EngagementEvent.id,
-            after,
-            limit,
-        )
-    )
-    return [
-        {
-            "type": "event",
-            "id": e.id,
-            "at": e.occurred_at,
-            "kind": e.kind,
-            "channel": e.channel,
-            "message_id": e.message_id,
-            "machine": e.machine,
-            "source": e.source,
-            "detail": e.detail,
-        }
-        for e in rows
-    ]
-
-
-def _consent(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    rows = session.scalars(
-        _older(
-            select(ConsentRecord).where(ConsentRecord.profile_id == profile_id),
-            ConsentRecord.recorded_at,
-            ConsentRecord.id,
-            after,
-            limit,
-        )
-    )
-    return [
-        {
-            "type": "consent",
-            "id": r.id,
-            "at": r.recorded_at,
-            "channel": r.channel,
-            "topic": r.topic,
-            "status": r.status,
-            "source": r.source,
-        }
-        for r in rows
-    ]
-
-
-def _inbound(session: Session, profile_id: str, after: After, limit: int) -> Entries:
-    rows = session.scalars(
-        _older(
-            select(InboundMessage).where(InboundMessage.profile_id == profile_id),
-            InboundMessage.received_at,
-            InboundMessage.id,
-            after,
-            limit,
-        )
-    )
-    return [
-        {
-            "type": "inbound",
-            "id": m.id,
-            "at": m.received_at,
-            "channel": m.channel,
-            "body": m.body,
-            "subject": m.subject,
-            "conversation_id": m.conversation_id,
-            "in_reply_to": m.in_reply_to,
-            "automatic": m.automatic,
-            "keyword": m.keyword,
-        }
-        for m in rows
-    ]
-
-
-SOURCES: list[Source] = [_messages, _events, _inbound, _consent]
-"""Every kind of entry."""
 
 
 def _encode(at: dt.datetime, id_: str) -> str:
