@@ -16,7 +16,7 @@ import re
 from sqlalchemy import Connection, delete, text
 from sqlalchemy.orm import Session
 
-from ccm.db import dialect_of, utcnow
+from ccm.db import dialect_of, rowcount, utcnow
 from ccm.ingest.models import EventSeen
 
 AHEAD_MONTHS = 2
@@ -75,8 +75,7 @@ def drop_older(session: Session, today: dt.date, *, keep_months: int) -> list[st
 
 def purge_seen(session: Session, *, days: int) -> int:
     """Forget message ids seen more than ``days`` ago (a retry after that is stored again)."""
-    result = session.execute(delete(EventSeen).where(EventSeen.seen_at < utcnow() - dt.timedelta(days=days)))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(session.execute(delete(EventSeen).where(EventSeen.seen_at < utcnow() - dt.timedelta(days=days))))
 
 
 _PARTITIONS = """

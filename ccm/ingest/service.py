@@ -13,6 +13,7 @@ is the next step of this package).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ def _unseen(
         {"workspace_id": workspace_id, "message_id": message_id, "event_id": event_id, "seen_at": received_at}
         for message_id, (_, event_id) in first.items()
     ]
-    new = set(session.execute(statement, rows if len(rows) > 1 else rows[0]).scalars())
+    new = set(session.execute(statement, rows).scalars())
     return [(call, event_id) for message_id, (call, event_id) in first.items() if message_id in new]
 
 
@@ -124,7 +125,6 @@ class _Resolver:
         self.session, self.workspace_id = session, workspace_id
         self._by_user: dict[str, Profile] = {}
         self._by_anonymous: dict[str, Profile] = {}
-        self._region: str | None | bool = False
 
     def profile_for(self, call: Call, notes: list[str]) -> Profile:
         known = self._user(call.user_id) if call.user_id else None
@@ -159,7 +159,7 @@ class _Resolver:
                 raise ValueError(str(exc)) from None
         if name == "phone":
             try:
-                return normalize_phone(value, region=self._default_region())
+                return normalize_phone(value, region=self._default_region)
             except InvalidAddress as exc:
                 raise ValueError(str(exc)) from None
         if name == "timezone":
@@ -168,10 +168,9 @@ class _Resolver:
             raise ValueError("a locale is at most 35 characters")
         return value
 
+    @functools.cached_property
     def _default_region(self) -> str | None:
-        if self._region is False:
-            self._region = workspace_policy(session=self.session, workspace_id=self.workspace_id).default_region
-        return self._region if isinstance(self._region, str) else None
+        return workspace_policy(session=self.session, workspace_id=self.workspace_id).default_region
 
     def _user(self, user_id: str) -> Profile | None:
         if user_id not in self._by_user:
