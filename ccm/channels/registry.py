@@ -35,52 +35,55 @@ TWIML_EMPTY = ('<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
 
 PROVIDERS: Mapping[str, ProviderSpec] = MappingProxyType(
     {
-        "smtp": ProviderSpec(
-            "smtp",
-            ("email",),
-            SmtpConfig,
-            lambda config, db: SmtpProvider.from_config(config),
-            # no callbacks: bounces arrive as DSN emails (ccm smtp-inbound)
-        ),
-        "mailgun": ProviderSpec(
-            "mailgun",
-            ("email",),
-            MailgunConfig,
-            lambda config, db: MailgunProvider(config),
-            callbacks=frozenset({"status"}),
-        ),
-        "twilio": ProviderSpec(
-            "twilio",
-            ("sms", "chat"),
-            TwilioConfig,
-            lambda config, db: TwilioProvider(config),
-            channel_of=lambda config: "chat" if config.whatsapp else "sms",
-            callbacks=frozenset({"status", "inbound"}),
-            callback_answer=TWIML_EMPTY,
-        ),
-        "webhook": ProviderSpec(
-            "webhook",
-            ("sms", "chat"),
-            WebhookConfig,
-            lambda config, db: WebhookProvider(config),
-            channel_of=lambda config: config.channel,
-            callbacks=frozenset({"status", "inbound"}),
-        ),
-        "slack": ProviderSpec("slack", ("chat",), SlackConfig, lambda config, db: SlackProvider(config)),
-        "telegram": ProviderSpec(
-            "telegram",
-            ("chat",),
-            TelegramConfig,
-            lambda config, db: TelegramProvider(config),
-            callbacks=frozenset({"status", "inbound"}),
-        ),
-        "local_outbox": ProviderSpec(
-            "local_outbox",
-            ("email", "sms", "chat"),
-            LocalOutboxConfig,
-            lambda config, db: LocalOutboxProvider(config, db=db),
-            channel_of=lambda config: config.channel,
-        ),
+        spec.kind: spec
+        for spec in (
+            ProviderSpec(
+                "smtp",
+                ("email",),
+                SmtpConfig,
+                lambda config, db: SmtpProvider.from_config(config),
+                # no callbacks: bounces arrive as DSN emails (ccm smtp-inbound)
+            ),
+            ProviderSpec(
+                "mailgun",
+                ("email",),
+                MailgunConfig,
+                lambda config, db: MailgunProvider(config),
+                callbacks=frozenset({"status"}),
+            ),
+            ProviderSpec(
+                "twilio",
+                ("sms", "chat"),
+                TwilioConfig,
+                lambda config, db: TwilioProvider(config),
+                channel_of=lambda config: "chat" if config.whatsapp else "sms",
+                callbacks=frozenset({"status", "inbound"}),
+                callback_answer=TWIML_EMPTY,
+            ),
+            ProviderSpec(
+                "webhook",
+                ("sms", "chat"),
+                WebhookConfig,
+                lambda config, db: WebhookProvider(config),
+                channel_of=lambda config: config.channel,
+                callbacks=frozenset({"status", "inbound"}),
+            ),
+            ProviderSpec("slack", ("chat",), SlackConfig, lambda config, db: SlackProvider(config)),
+            ProviderSpec(
+                "telegram",
+                ("chat",),
+                TelegramConfig,
+                lambda config, db: TelegramProvider(config),
+                callbacks=frozenset({"status", "inbound"}),
+            ),
+            ProviderSpec(
+                "local_outbox",
+                ("email", "sms", "chat"),
+                LocalOutboxConfig,
+                lambda config, db: LocalOutboxProvider(config, db=db),
+                channel_of=lambda config: config.channel,
+            ),
+        )
     }
 )
 """Every provider kind, frozen. Adding one means adding it here, nowhere else (the contract test
