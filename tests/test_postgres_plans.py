@@ -19,6 +19,8 @@ from ccm.auth.models import ApiKey
 from ccm.auth.service import _CALLER
 from ccm.db import utcnow
 from ccm.idempotency.models import IdempotencyKey
+from ccm.ingest.models import Event
+from ccm.ingest.partitions import month_start, partition_name
 from ccm.jobs import PendingJob
 from ccm.messages.accept import _LOOKUP
 from ccm.messages.bulk import _batch_statement
@@ -30,8 +32,11 @@ from tests.support.factories import publish_template
 
 pytestmark = pytest.mark.skipif(not DATABASE_URL, reason="needs CCM_TEST_DATABASE_URL (PostgreSQL)")
 
-WATCHED = {"message", "profile", "delivery_attempt", "job_outbox", "idempotency_key", "api_key"}
+THIS_MONTH = partition_name(month_start(utcnow().date()))
+"""The partition of ``event`` the seeded events land in (received now)."""
+WATCHED = {"message", "profile", "delivery_attempt", "job_outbox", "idempotency_key", "api_key", THIS_MONTH}
 _m, _a, _p, _j = Message.__table__, DeliveryAttempt.__table__, Profile.__table__, PendingJob.__table__
+_e = Event.__table__
 
 
 @pytest.fixture
@@ -112,7 +117,29 @@ def _seed(connection: Connection, workspaces: list[str], version: str) -> None:
                     "expires_at": now + dt.timedelta(days=2),
                 }
             )
-    for table, rows in ((_m, messages), (_a, attempts), (_j, jobs), (IdempotencyKey.__table__, keys)):
+    events = [
+        {
+            "id": f"evt_{n:026d}",
+            "workspace_id": profiles[n % len(profiles)]["workspace_id"],
+            "received_at": now,
+            "profile_id": profiles[n % len(profiles)]["id"],
+            "kind": "track",
+            "name": "Viewed",
+            "message_id": f"m-{n}",
+            "occurred_at": now - dt.timedelta(seconds=n),
+            "properties": {},
+            "context": {},
+            "notes": [],
+        }
+        for n in range(20000)
+    ]
+    for table, rows in (
+        (_m, messages),
+        (_a, attempts),
+        (_j, jobs),
+        (IdempotencyKey.__table__, keys),
+        (Event.__table__, events),
+    ):
         connection.execute(insert(table), rows)
     connection.execute(
         insert(ApiKey.__table__),
@@ -229,6 +256,15 @@ def hot_queries(values: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any], 
             .limit(51),
             {"profile_id": profile_id},
             ("ix_message_profile_created",),
+        ),
+        (
+            "timeline: a profile's activity (ingested events)",
+            select(_e)
+            .where(_e.c.profile_id == bindparam("profile_id"))
+            .order_by(_e.c.occurred_at.desc(), _e.c.id.desc())
+            .limit(51),
+            {"profile_id": profile_id},
+            (f"{THIS_MONTH}_profile_id_occurred_at_id_idx",),
         ),
         (
             "message list",

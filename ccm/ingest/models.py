@@ -27,7 +27,7 @@ class Event(Base):
     __tablename__ = "event"
     __table_args__ = (
         PrimaryKeyConstraint("workspace_id", "received_at", "id"),
-        Index("ix_event_workspace_profile_occurred", "workspace_id", "profile_id", "occurred_at"),
+        Index("ix_event_profile_occurred", "profile_id", "occurred_at", "id"),
         Index("ix_event_workspace_name_occurred", "workspace_id", "name", "occurred_at"),
     )
 

@@ -26,7 +26,7 @@ class TimelineQuery(QueryModel):
 class TimelineEntry(BaseModel):
     model_config = {"extra": "allow"}
 
-    type: str = Field(description="message, event, inbound or consent")
+    type: str = Field(description="message, event, inbound, activity (an ingested track, page, identify …) or consent")
     id: str
     at: dt.datetime
 

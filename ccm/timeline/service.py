@@ -1,5 +1,6 @@
 """One timeline per customer: every message sent to them (marketing, transactional, support),
-every event, every reply they sent, every consent change — newest first, with a cursor."""
+every engagement event, every reply they sent, every call your systems sent about them (track,
+page, identify …), every consent change — newest first, with a cursor."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from ccm.consent.models import ConsentRecord
 from ccm.conversations.models import InboundMessage
 from ccm.engagement.models import EngagementEvent
+from ccm.ingest.models import Event
 from ccm.messages.models import Message
 from ccm.pagination import ID_PATTERN
 
@@ -86,6 +88,12 @@ SOURCES: tuple[Source, ...] = (
             "automatic": "automatic",
             "keyword": "keyword",
         },
+    ),
+    Source(
+        "activity",
+        Event,
+        "occurred_at",
+        {"kind": "kind", "name": "name", "properties": "properties", "notes": "notes"},
     ),
     Source(
         "consent",

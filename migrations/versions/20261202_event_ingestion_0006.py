@@ -2,8 +2,8 @@
 
 ``event`` is ``PARTITION BY RANGE (received_at)`` on PostgreSQL, with a default partition and the
 partitions of the current month and the next two (the periodic ``ingest.maintain`` keeps making
-them ahead). Keys lead with ``workspace_id``; a profile's history is read through
-``(workspace_id, profile_id, occurred_at)``.
+them ahead). Keys lead with ``workspace_id``; a profile's history (its timeline) is read
+through ``(profile_id, occurred_at, id)``.
 
 Revision ID: 0006
 Revises: 0005
@@ -55,9 +55,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("workspace_id", "received_at", "id", name=op.f("pk_event")),
         **({"postgresql_partition_by": "RANGE (received_at)"} if postgres else {}),
     )
-    op.create_index(
-        "ix_event_workspace_profile_occurred", "event", ["workspace_id", "profile_id", "occurred_at"], unique=False
-    )
+    op.create_index("ix_event_profile_occurred", "event", ["profile_id", "occurred_at", "id"], unique=False)
     op.create_index("ix_event_workspace_name_occurred", "event", ["workspace_id", "name", "occurred_at"], unique=False)
     if postgres:
         op.execute("CREATE TABLE event_default PARTITION OF event DEFAULT")

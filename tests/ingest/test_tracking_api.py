@@ -243,3 +243,25 @@ def test_the_official_python_client_delivers_identify_and_track(live_server, wri
     (signed_up,) = events(runtime, name="Signed Up")
     assert signed_up.properties == {"plan": "team"}
     assert signed_up.context["library"]["name"] == "analytics-python"
+
+
+def test_every_call_shows_on_the_profiles_timeline(client, write_key, api):
+    post(
+        client,
+        "/v1/identify",
+        {"userId": "u-8", "traits": {"email": "nope"}, "timestamp": "2026-12-01T10:00:00Z"},
+        write_key,
+    )
+    post(
+        client,
+        "/v1/track",
+        {"userId": "u-8", "event": "Order Completed", "properties": {"total": 30}, "timestamp": "2026-12-01T11:00:00Z"},
+        write_key,
+    )
+
+    items = [item for item in api.get("/v1/profiles/u-8/timeline").json["items"] if item["type"] == "activity"]
+
+    assert [(item["kind"], item["name"]) for item in items] == [("track", "Order Completed"), ("identify", None)]
+    assert items[0]["properties"] == {"total": 30}
+    assert items[0]["at"].startswith("2026-12-01T11:00:00")
+    assert items[1]["notes"][0].startswith("traits.email: not applied")
