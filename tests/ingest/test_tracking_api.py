@@ -6,25 +6,13 @@ import base64
 import datetime as dt
 import gzip
 import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
-from ccm.auth.models import ApiKeyRole
-from ccm.auth.service import create_api_key
 from ccm.ingest.models import Event, EventSeen
 from ccm.profiles.models import Profile
-
-
-@pytest.fixture
-def write_key(runtime: Any, workspace: tuple[str, str]) -> str:
-    with runtime.db.unit_of_work() as session:
-        _, token = create_api_key(session=session, workspace_id=workspace[0], name="web", role=ApiKeyRole.WRITE)
-    return token
 
 
 def post(app_client: Any, path: str, body: Any, key: str | None, *, gzipped: bool = False, **headers: str) -> Any:
@@ -217,16 +205,6 @@ def test_an_unreadable_body_is_a_400(client, write_key, raw, headers, field):
 
     assert answer.status_code == 400
     assert answer.json["field"] == field
-
-
-@pytest.fixture
-def live_server(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
 
 
 def test_the_official_python_client_delivers_identify_and_track(live_server, write_key, runtime):
