@@ -54,6 +54,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.conversations import api as conversations
     from ccm.engagement import api as tracking
     from ccm.engagement import unsubscribe
+    from ccm.identity import api as identity
     from ccm.inbound import callbacks
     from ccm.ingest import api as ingest
     from ccm.message_templates import api as templates
@@ -82,6 +83,7 @@ def _register_blueprints(app: Flask) -> None:
         conversations,
         api_keys,
         ingest,
+        identity,
     ):
         app.register_blueprint(module.bp)
 

@@ -7,7 +7,8 @@ from ccm.conversations.models import Conversation, InboundMessage
 from ccm.db import Base
 from ccm.engagement.models import EngagementEvent
 from ccm.idempotency.models import IdempotencyKey
-from ccm.ingest.models import Event, EventSeen, ProfileAnonymousId
+from ccm.identity.models import ProfileMerge
+from ccm.ingest.models import Account, AccountMember, Event, EventSeen, ProfileAnonymousId
 from ccm.jobs import PendingJob
 from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
 from ccm.messages.models import DeliveryAttempt, Message
@@ -19,6 +20,8 @@ from ccm.workspaces.models import Workspace
 metadata = Base.metadata
 
 __all__ = [
+    "Account",
+    "AccountMember",
     "ApiKey",
     "ConsentRecord",
     "Conversation",
@@ -33,6 +36,7 @@ __all__ = [
     "OutboxItem",
     "PendingJob",
     "ProfileAnonymousId",
+    "ProfileMerge",
     "Profile",
     "ProviderAccount",
     "Snippet",

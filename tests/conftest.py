@@ -180,6 +180,17 @@ def workspace(runtime: Any) -> tuple[str, str]:
 
 
 @pytest.fixture
+def write_key(runtime: Any, workspace: tuple[str, str]) -> str:
+    """A write key of the workspace (it may only send events to the tracking API)."""
+    from ccm.auth.models import ApiKeyRole
+    from ccm.auth.service import create_api_key
+
+    with runtime.db.unit_of_work() as session:
+        _, token = create_api_key(session=session, workspace_id=workspace[0], name="web", role=ApiKeyRole.WRITE)
+    return token
+
+
+@pytest.fixture
 def api(app: Any, workspace: tuple[str, str]) -> ApiClient:
     return ApiClient(app.test_client(), workspace[1])
 

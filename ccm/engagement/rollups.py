@@ -99,3 +99,18 @@ def _scores(session: Session, profile_id: str, now: dt.datetime) -> tuple[float,
     channel_scores = {c: score(es, now=now) for c, es in per_channel.items() if c in ("email", "sms", "chat")}
     best = max(channel_scores, key=channel_scores.__getitem__, default=None)
     return total, best if best is not None and channel_scores[best] > 0 else None
+
+
+def combine(session: Session, profile: Profile, other: Mapping[str, Any]) -> None:
+    """Add another profile's counters to ``profile``'s (an identity merge, once that profile's
+    engagement events are the profile's own) and score it again from its events."""
+    rollup = {channel: dict(counters) for channel, counters in (profile.engagement or {}).items()}
+    for channel, counters in other.items():
+        mine = rollup.setdefault(channel, {})
+        for name, value in counters.items():
+            if name == "last_engaged_at":
+                mine[name] = max(mine.get(name, ""), value)
+            else:
+                mine[name] = mine.get(name, 0) + value
+    profile.engagement = rollup
+    profile.engagement_score, profile.best_channel = _scores(session, profile.id, utcnow())

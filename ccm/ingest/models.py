@@ -70,3 +70,28 @@ class ProfileAnonymousId(Base):
     anonymous_id: Mapped[str] = mapped_column(String(255))
     profile_id: Mapped[str] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"), index=True)
     linked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A group (company, organisation, account) named by ``group`` calls, with its latest traits."""
+
+    __tablename__ = "account"
+    __table_args__ = (PrimaryKeyConstraint("workspace_id", "group_id"),)
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    group_id: Mapped[str] = mapped_column(String(255))
+    traits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AccountMember(Base):
+    """A profile's membership of an account, from its first ``group`` call."""
+
+    __tablename__ = "account_member"
+    __table_args__ = (PrimaryKeyConstraint("workspace_id", "group_id", "profile_id"),)
+
+    workspace_id: Mapped[str] = mapped_column(String(32))
+    group_id: Mapped[str] = mapped_column(String(255))
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"), index=True)
+    joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,13 +1,14 @@
 """Storing Segment-spec calls: dedupe by ``messageId``, resolve each call's profile, apply
-identify traits, keep every event. Runs in the request's transaction, so an event is durable
-before the 2xx and a failed request stores nothing.
+identify traits and group memberships, keep every event. Runs in the request's transaction, so an
+event is durable before the 2xx and a failed request stores nothing.
 
 Identity: ``userId`` is a profile's ``external_id``; an ``anonymousId`` is linked to at most one
 profile (``profile_anonymous_id``), and a profile may have many (one per device). A call with
 only an ``anonymousId`` makes an anonymous profile; an identify that brings a ``userId`` to an
-anonymous profile gives it that external id. When the two ids name two different profiles, the
-call is recorded on the known one and the event notes that the profiles were not merged (merging
-is the next step of this package).
+anonymous profile gives it that external id. When a call shows that an anonymous profile and a
+known one are the same person — an ``identify`` naming both, or an ``alias`` from a
+``previousId`` — the anonymous one is merged into the known one (:mod:`ccm.identity.service`);
+two profiles with different user ids are never merged, and the event notes why.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from sqlalchemy.orm import Session
 from ccm.channels.addresses import normalize_email_address, normalize_phone
 from ccm.channels.base import InvalidAddress
 from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
+from ccm.identity.service import merge_profiles
 from ccm.ids import new_id
-from ccm.ingest.models import Event, EventSeen, ProfileAnonymousId
+from ccm.ingest.models import Account, AccountMember, Event, EventSeen, ProfileAnonymousId
 from ccm.ingest.spec import Call, profile_fields
 from ccm.profiles.models import Profile
 from ccm.workspaces.service import workspace_policy
 
 _SEEN = EventSeen.__table__
 _EVENT = Event.__table__
+_MEMBER = AccountMember.__table__
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], receiv
     fresh = _unseen(session, workspace_id, calls, received_at)
     resolver = _Resolver(session, workspace_id)
     rows = [_event_row(call, resolver, workspace_id, received_at, event_id) for call, event_id in fresh]
+    for row in rows:  # an event read before its profile was merged, in this request, goes with it
+        row["profile_id"] = resolver.surviving(row["profile_id"])
     if rows:
         session.execute(_EVENT.insert(), rows)
     return Ingested(stored=len(rows), duplicates=len(calls) - len(rows))
@@ -77,9 +82,11 @@ def _event_row(
     call: Call, resolver: _Resolver, workspace_id: str, received_at: dt.datetime, event_id: str
 ) -> dict[str, Any]:
     notes: list[str] = []
-    profile = resolver.profile_for(call, notes)
+    profile = resolver.profile_for(call, notes, event_id)
     if call.kind == "identify":
         _apply_traits(resolver, profile, call.traits, notes)
+    elif call.kind == "group" and call.group_id:
+        _join_group(resolver.session, workspace_id, profile, call, received_at)
     properties = call.properties
     if call.kind == "group":
         properties = {"group_id": call.group_id, "traits": call.traits}
@@ -118,6 +125,21 @@ def _apply_traits(resolver: _Resolver, profile: Profile, traits: dict[str, Any],
     profile.updated_at = utcnow()
 
 
+def _join_group(session: Session, workspace_id: str, profile: Profile, call: Call, at: dt.datetime) -> None:
+    """The account's traits updated (the call's win over those it had) and the profile a member."""
+    account = session.get(Account, (workspace_id, call.group_id), with_for_update=True)
+    if account is None:
+        account = Account(workspace_id=workspace_id, group_id=call.group_id, traits={}, created_at=at)
+        try:
+            with session.begin_nested():
+                session.add(account)
+        except IntegrityError:  # made by a concurrent request meanwhile
+            account = session.get_one(Account, (workspace_id, call.group_id), with_for_update=True)
+    account.traits, account.updated_at = {**account.traits, **call.traits}, at
+    member = {"workspace_id": workspace_id, "group_id": call.group_id, "profile_id": profile.id, "joined_at": at}
+    session.execute(insert_ignoring_conflicts(dialect_of(session), _MEMBER), member)
+
+
 class _Resolver:
     """Finds or makes the profile of each call, remembering them for the rest of the request."""
 
@@ -125,25 +147,74 @@ class _Resolver:
         self.session, self.workspace_id = session, workspace_id
         self._by_user: dict[str, Profile] = {}
         self._by_anonymous: dict[str, Profile] = {}
+        self._merged: dict[str, str] = {}
 
-    def profile_for(self, call: Call, notes: list[str]) -> Profile:
+    def profile_for(self, call: Call, notes: list[str], event_id: str) -> Profile:
+        if call.kind == "alias":
+            return self._alias(call, notes, event_id)
         known = self._user(call.user_id) if call.user_id else None
         anonymous = self._anonymous(call.anonymous_id) if call.anonymous_id else None
         if known is not None:
             if call.anonymous_id and anonymous is None:
                 self._link(call.anonymous_id, known)
             elif anonymous is not None and anonymous.id != known.id:
-                notes.append(f"anonymousId {call.anonymous_id!r} belongs to profile {anonymous.id}: not merged")
+                self._merge(anonymous, known, call, notes, event_id)
             return known
         if anonymous is not None and call.user_id and anonymous.external_id is None:
-            anonymous.external_id = call.user_id  # identify after anonymous activity: the same person
-            self._by_user[call.user_id] = anonymous
-            return anonymous
+            return self._name(anonymous, call.user_id)  # identify after anonymous activity: the same person
         if anonymous is not None and not call.user_id:
             return anonymous
         profile = self._create(call.user_id)
         if call.anonymous_id and anonymous is None:
             self._link(call.anonymous_id, profile)
+        return profile
+
+    def surviving(self, profile_id: str) -> str:
+        """The profile that ``profile_id``'s history lives on: itself, or the one it merged into."""
+        return self._merged.get(profile_id, profile_id)
+
+    def _alias(self, call: Call, notes: list[str], event_id: str) -> Profile:
+        """``previousId`` (an anonymous id or an earlier user id) is the same person as ``userId``."""
+        assert call.user_id is not None and call.previous_id is not None  # the spec requires both
+        previous = self._user(call.previous_id) or self._anonymous(call.previous_id)
+        known = self._user(call.user_id)
+        if previous is None:
+            known = known or self._create(call.user_id)
+            self._link(call.previous_id, known)
+            return known
+        if known is None:
+            if previous.external_id is None:
+                return self._name(previous, call.user_id)
+            known = self._create(call.user_id)
+        if previous.id != known.id:
+            self._merge(previous, known, call, notes, event_id)
+        return known
+
+    def _merge(self, source: Profile, target: Profile, call: Call, notes: list[str], event_id: str) -> None:
+        if source.external_id is not None:
+            notes.append(
+                f"profile {source.id} has userId {source.external_id!r} and profile {target.id} has"
+                f" {target.external_id!r}: not merged, a profile keeps one userId"
+            )
+            return
+        record = {
+            "kind": call.kind,
+            "message_id": call.message_id,
+            "event_id": event_id,
+            "user_id": call.user_id,
+            "anonymous_id": call.anonymous_id,
+            "previous_id": call.previous_id,
+        }
+        merge = merge_profiles(session=self.session, source=source, target=target, call=record)
+        notes.append(f"merged profile {source.id} into {target.id} (merge {merge.id})")
+        self._merged[source.id] = target.id
+        for anonymous_id, profile in list(self._by_anonymous.items()):
+            if profile is source:
+                self._by_anonymous[anonymous_id] = target
+
+    def _name(self, profile: Profile, user_id: str) -> Profile:
+        profile.external_id = user_id
+        self._by_user[user_id] = profile
         return profile
 
     def valid(self, name: str, value: Any) -> str | None:
@@ -181,7 +252,7 @@ class _Resolver:
             )
             if found is None:
                 return None
-            self._by_user[user_id] = found
+            self._by_user[user_id] = self._survivor(found)
         return self._by_user[user_id]
 
     def _anonymous(self, anonymous_id: str) -> Profile | None:
@@ -197,8 +268,15 @@ class _Resolver:
             )
             if found is None:
                 return None
-            self._by_anonymous[anonymous_id] = found
+            self._by_anonymous[anonymous_id] = self._survivor(found)
         return self._by_anonymous[anonymous_id]
+
+    def _survivor(self, found: Profile) -> Profile:
+        """``found``, or the profile it was merged into by a request that committed while this
+        one waited for its lock (the lookup then returns the row as the merge left it)."""
+        while found.merged_into_id is not None:
+            found = self.session.get_one(Profile, found.merged_into_id, with_for_update={"key_share": True})
+        return found
 
     def _create(self, user_id: str | None) -> Profile:
         """A new profile; when a concurrent request made the same one first, that one."""

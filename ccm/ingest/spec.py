@@ -162,6 +162,7 @@ def _call(
     if context.get("direct") is True and ip:
         context = {**context, "ip": ip}
     traits = _object(event.get("traits"), where + "traits") or _object(context.get("traits"), where + "context.traits")
+    _require_ids(event, kind, where, user_id)
     return Call(
         kind=kind,
         message_id=_message_id(event.get("messageId"), where + "messageId"),
@@ -176,6 +177,15 @@ def _call(
         group_id=_id(event.get("groupId"), where + "groupId"),
         integrations=_object(event.get("integrations"), where + "integrations"),
     )
+
+
+def _require_ids(event: dict[str, Any], kind: str, where: str, user_id: str | None) -> None:
+    """An alias joins ``previousId`` to a ``userId``; a group names its ``groupId``."""
+    if kind == "alias" and (user_id is None or event.get("previousId") in (None, "")):
+        missing = "userId" if user_id is None else "previousId"
+        raise SpecError(f"{where}{missing}: an alias call needs a userId and a previousId", field=where + missing)
+    if kind == "group" and event.get("groupId") in (None, ""):
+        raise SpecError(f"{where}groupId: a group call needs the groupId", field=where + "groupId")
 
 
 def _name(event: dict[str, Any], kind: str, where: str) -> str | None:

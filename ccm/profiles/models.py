@@ -30,12 +30,15 @@ class Profile(Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     channels: Mapped[list[Any]] = mapped_column(default=list)
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The person's own delivery preferences, e.g. ``{"quiet_hours": ["09:00", "20:00"]}``."""
     engagement: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Rollups per channel: counters by event kind (machine opens apart) and the last engagement."""
     engagement_score: Mapped[float] = mapped_column(default=0.0)
     best_channel: Mapped[str | None] = mapped_column(String(20))
     """The channel this person engages with most (see ccm.engagement.rollups); routing uses it
     when the profile ranks no channels itself."""
-    """The person's own delivery preferences, e.g. ``{"quiet_hours": ["09:00", "20:00"]}``."""
+    merged_into_id: Mapped[str | None] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"), index=True)
+    """Set on an anonymous profile merged into another (see ccm.identity): its history, consent
+    and messages moved there; erasing that profile erases this one too."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

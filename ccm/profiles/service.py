@@ -78,7 +78,8 @@ def list_profiles(
     *, session: Session, workspace_id: str, page: PageQuery, filters: dict[str, Any]
 ) -> tuple[list[Profile], str | None]:
     dialect = session.get_bind().dialect.name
-    statement = _filtered(select(Profile).where(Profile.workspace_id == workspace_id), filters, dialect)
+    live = select(Profile).where(Profile.workspace_id == workspace_id, Profile.merged_into_id.is_(None))
+    statement = _filtered(live, filters, dialect)
     rows = session.scalars(paginate(statement, Profile.id, page)).all()
     items, cursor = split_page(rows, page, lambda profile: profile.id)
     return list(items), cursor

@@ -1,5 +1,5 @@
-"""Fixtures of the tracking API tests: a workspace's write key, and CCM served on loopback for the
-official clients to send to."""
+"""Fixtures of the tracking API tests: CCM served on loopback for the official clients to send to
+(the workspace's ``write_key`` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,6 @@ from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
-
-from ccm.auth.models import ApiKeyRole
-from ccm.auth.service import create_api_key
-
-
-@pytest.fixture
-def write_key(runtime: Any, workspace: tuple[str, str]) -> str:
-    with runtime.db.unit_of_work() as session:
-        _, token = create_api_key(session=session, workspace_id=workspace[0], name="web", role=ApiKeyRole.WRITE)
-    return token
 
 
 @contextlib.contextmanager
