@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     """Days an ingested event's ``messageId`` is remembered: a retry within them is stored once."""
     event_retention_months: int = Field(default=0, ge=0)
     """On PostgreSQL, monthly event partitions older than this are dropped (0 keeps everything)."""
+    ingest_max_in_flight: int = Field(default=16, ge=1)
+    """Tracking requests one process stores at once; one more waits ``ingest_queue_wait`` seconds
+    for a slot and is then answered 429 with ``Retry-After`` (the Segment clients retry it), rather
+    than queueing until the clients time out."""
+    ingest_queue_wait: float = Field(default=0.5, ge=0)
 
     render_timeout: float = 2.0
     render_max_chars: int = 1_000_000

@@ -5,7 +5,10 @@ Authentication is the source's write key, as HTTP Basic user name with an empty 
 (what the clients send) or as the body's ``writeKey``; a workspace's other API keys work too, as
 ``Bearer``. Errors answer ``{"code", "message", "field"}`` — the shape the clients read — with
 400 for a request that breaks the spec (nothing of it is stored), 401 for a missing or unknown key,
-503 with ``Retry-After`` when the database cannot be reached (the clients retry 5xx and 429).
+429 with ``Retry-After`` when the process is overloaded — more requests in flight than
+``ingest_max_in_flight``, or no database connection free in the pool — and 503 with
+``Retry-After`` when the database cannot be reached (the clients retry 5xx and 429; nothing of a
+refused request was stored).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import threading
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
@@ -30,7 +35,31 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__, url_prefix="/v1")
 
 
+class Overloaded(Exception):
+    """No room for one more tracking request now: answered 429, nothing stored."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"overloaded, retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@bp.record_once
+def _install_gate(state: Any) -> None:
+    settings = state.app.extensions["ccm"].settings
+    state.app.extensions["ccm.ingest_gate"] = threading.BoundedSemaphore(settings.ingest_max_in_flight)
+
+
 def _accept(kind: str | None) -> Response | tuple[Response, int]:
+    gate = current_app.extensions["ccm.ingest_gate"]
+    if not gate.acquire(timeout=current_app.extensions["ccm"].settings.ingest_queue_wait):
+        raise Overloaded(retry_after=1)
+    try:
+        return _store(kind)
+    finally:
+        gate.release()
+
+
+def _store(kind: str | None) -> Response | tuple[Response, int]:
     raw = request.get_data(cache=True)
     if len(raw) > MAX_BATCH_BYTES:
         raise SpecError(f"body: larger than {MAX_BATCH_BYTES // 1024} KB", field="body", code="too_large")
@@ -79,8 +108,20 @@ def _ccm_error(error: CCMError) -> tuple[Response, int]:
     return _error(error.status, error.code, error.message, error.details.get("field"))
 
 
-@bp.errorhandler(DBAPIError)
+@bp.errorhandler(Overloaded)
+def _overloaded(error: Overloaded) -> tuple[Response, int]:
+    response, status = _error(429, "overloaded", "too many events at once; nothing was stored, retry later", None)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response, status
+
+
 @bp.errorhandler(SQLAlchemyTimeoutError)
+def _pool_exhausted(error: SQLAlchemyTimeoutError) -> tuple[Response, int]:
+    log.warning("ingest: no database connection free in the pool")
+    return _overloaded(Overloaded(retry_after=2))
+
+
+@bp.errorhandler(DBAPIError)
 def _database_error(error: Exception) -> tuple[Response, int]:
     if not unreachable(error):
         raise error  # a bug: the application's handler logs it and answers 500

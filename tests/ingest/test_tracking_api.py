@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import gzip
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -243,3 +244,36 @@ def test_every_call_shows_on_the_profiles_timeline(client, write_key, api):
     assert items[0]["properties"] == {"total": 30}
     assert items[0]["at"].startswith("2026-12-01T11:00:00")
     assert items[1]["notes"][0].startswith("traits.email: not applied")
+
+
+@pytest.mark.settings(ingest_max_in_flight=1, ingest_queue_wait=0.05)
+def test_an_overloaded_process_answers_429_with_retry_after_and_stores_nothing(client, write_key, app, runtime):
+    gate = app.extensions["ccm.ingest_gate"]
+    assert gate.acquire(timeout=1)  # the one slot, taken as by a request still being stored
+    try:
+        refused = post(client, "/v1/track", {"userId": "u-9", "event": "Clicked", "messageId": "o-1"}, write_key)
+    finally:
+        gate.release()
+    accepted = post(client, "/v1/track", {"userId": "u-9", "event": "Clicked", "messageId": "o-1"}, write_key)
+
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert refused.json["code"] == "overloaded"
+    assert accepted.status_code == 200 and accepted.json["stored"] == 1
+    assert len(events(runtime, message_id="o-1")) == 1
+
+
+@pytest.mark.settings(ingest_max_in_flight=1, ingest_queue_wait=0.05)
+def test_the_official_python_client_retries_a_429_until_it_is_stored(live_server, write_key, app, runtime):
+    from segment.analytics import Client
+
+    gate = app.extensions["ccm.ingest_gate"]
+    assert gate.acquire(timeout=1)
+    released = threading.Event()
+    threading.Timer(1.0, lambda: (released.set(), gate.release())).start()  # it passes while the client backs off
+    failures: list[Any] = []
+    segment = Client(write_key, host=live_server, on_error=lambda e, b: failures.append(e))  # its consumer retries
+    segment.track("u-10", "Checked Out", {"total": 12})
+    segment.flush()
+
+    assert failures == [] and released.is_set()
+    assert [event.name for event in events(runtime, user_id="u-10")] == ["Checked Out"]
