@@ -19,7 +19,7 @@ class ProfileMerge(Base):
     the merge changed, as they were. A reverted merge keeps its record, with ``reverted_at``."""
 
     __tablename__ = "profile_merge"
-    __table_args__ = (Index("ix_profile_merge_workspace_target", "workspace_id", "target_id", "merged_at"),)
+    __table_args__ = (Index("ix_profile_merge_target_merged", "target_id", "merged_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("mrg"))
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))

@@ -26,7 +26,9 @@ class TimelineQuery(QueryModel):
 class TimelineEntry(BaseModel):
     model_config = {"extra": "allow"}
 
-    type: str = Field(description="message, event, inbound, activity (an ingested track, page, identify …) or consent")
+    type: str = Field(
+        description="message, event, inbound, activity (an ingested track, page, identify …), merge or consent"
+    )
     id: str
     at: dt.datetime
 

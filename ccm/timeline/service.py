@@ -1,6 +1,6 @@
 """One timeline per customer: every message sent to them (marketing, transactional, support),
 every engagement event, every reply they sent, every call your systems sent about them (track,
-page, identify …), every consent change — newest first, with a cursor."""
+page, identify …), every consent change, every identity merge into them — newest first, with a cursor."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from ccm.consent.models import ConsentRecord
 from ccm.conversations.models import InboundMessage
 from ccm.engagement.models import EngagementEvent
+from ccm.identity.models import ProfileMerge
 from ccm.ingest.models import Event
 from ccm.messages.models import Message
 from ccm.pagination import ID_PATTERN
@@ -25,18 +26,19 @@ Entries = list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Source:
-    """One kind of entry: its table (with ``id`` and ``profile_id``), the column that dates it,
-    and the fields an entry shows (entry key → column)."""
+    """One kind of entry: its table (with ``id``), the column that dates it, the fields an entry
+    shows (entry key → column), and the column naming the profile it belongs to."""
 
     type: str
     model: Any
     at: str
     fields: Mapping[str, str]
+    profile: str = "profile_id"
 
     def read(self, session: Session, profile_id: str, after: After, limit: int) -> Entries:
         """Up to ``limit`` of this profile's entries older than ``after``, newest first."""
         model, at = self.model, getattr(self.model, self.at)
-        statement = select(model).where(model.profile_id == profile_id)
+        statement = select(model).where(getattr(model, self.profile) == profile_id)
         if after is not None:
             statement = statement.where(or_(at < after[0], and_(at == after[0], model.id < after[1])))
         rows = session.scalars(statement.order_by(at.desc(), model.id.desc()).limit(limit))
@@ -94,6 +96,13 @@ SOURCES: tuple[Source, ...] = (
         Event,
         "occurred_at",
         {"kind": "kind", "name": "name", "properties": "properties", "notes": "notes"},
+    ),
+    Source(
+        "merge",
+        ProfileMerge,
+        "merged_at",
+        {"source_profile_id": "source_id", "call": "call", "reverted_at": "reverted_at"},
+        profile="target_id",
     ),
     Source(
         "consent",

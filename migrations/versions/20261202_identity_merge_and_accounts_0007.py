@@ -58,9 +58,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_profile_merge")),
     )
     op.create_index(op.f("ix_profile_merge_source_id"), "profile_merge", ["source_id"], unique=False)
-    op.create_index(
-        "ix_profile_merge_workspace_target", "profile_merge", ["workspace_id", "target_id", "merged_at"], unique=False
-    )
+    op.create_index("ix_profile_merge_target_merged", "profile_merge", ["target_id", "merged_at", "id"], unique=False)
 
     op.create_table(
         "account",

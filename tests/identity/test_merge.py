@@ -3,6 +3,7 @@ reversible, never across workspaces, losing no message in flight."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -74,8 +75,10 @@ def test_an_alias_merges_the_previous_anonymous_id_into_the_user(client, write_k
     known = profile(runtime, "u-2")
     assert {event.profile_id for event in events(runtime)} == {known.id}
     assert [item["call"]["kind"] for item in api.get("/v1/merges?profile=u-2").json["items"]] == ["alias"]
-    names = [item.get("name") for item in api.get("/v1/profiles/u-2/timeline").json["items"]]
-    assert "Viewed Pricing" in names
+    timeline = api.get("/v1/profiles/u-2/timeline").json["items"]
+    assert "Viewed Pricing" in [item.get("name") for item in timeline]
+    [merged] = [item for item in timeline if item["type"] == "merge"]
+    assert merged["call"]["previous_id"] == "dev-2" and merged["reverted_at"] is None
 
 
 def test_an_alias_to_a_new_user_names_the_anonymous_profile(client, write_key, runtime, api):
@@ -217,3 +220,22 @@ def test_every_table_that_refers_to_a_profile_is_moved_by_a_merge():
         if any(isinstance(key, ForeignKey) and key.column.table.name == "profile" for key in column.foreign_keys)
     }
     assert referring - NOT_MOVED == {spec.table for spec in MOVED}
+
+
+def test_events_arriving_during_a_merge_all_end_on_the_surviving_profile(app, write_key, runtime, api):
+    put_profile(api, "u-11")
+    browse_anonymously(app.test_client(), write_key, "dev-11")
+
+    def send(index: int) -> int:
+        body = {"anonymousId": "dev-11", "event": "Scrolled", "messageId": f"s-{index}"}
+        if index == 5:
+            body = {"userId": "u-11", "anonymousId": "dev-11", "messageId": "merge", "type": "identify"}
+        return post(app.test_client(), "/v1/identify" if index == 5 else "/v1/track", body, write_key).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(send, range(12)))
+
+    assert statuses == [200] * 12
+    known = profile(runtime, "u-11")
+    assert {event.profile_id for event in events(runtime)} == {known.id}
+    assert len(events(runtime)) == 14
