@@ -24,6 +24,7 @@ MergeId = Annotated[str, MERGE_ID]
     method="GET",
     query=MergeListQuery,
     responses={200: MergeList},
+    errors=(404,),
     summary="Identity merges, newest first (anonymous profiles merged into known ones by alias or identify)",
 )
 def list_merges(query: MergeListQuery) -> MergeList:
