@@ -129,8 +129,8 @@ def report_of(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     if len(runs) == 2:
         pairs = zip(runs["ccm"], runs["bare_flask"], strict=True)
         ratios = [c["accepted_per_s"] / b["accepted_per_s"] for c, b in pairs]
-        report["ratio"] = {"min": round(min(ratios), 3), "median": round(statistics.median(ratios), 3)}
-        print(f"ratio ccm / bare Flask, per run: {[round(r, 2) for r in ratios]}", flush=True)
+        report["ratio"] = {"min": round(min(ratios), 4), "median": round(statistics.median(ratios), 4)}
+        print(f"ratio ccm / bare Flask, per run: {[round(r, 4) for r in ratios]}", flush=True)
     return report
 
 

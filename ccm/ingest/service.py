@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from ccm.channels.addresses import normalize_email_address, normalize_phone
 from ccm.channels.base import InvalidAddress
@@ -48,6 +48,7 @@ def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], receiv
     """Store the calls not seen before, in order, in the caller's transaction."""
     fresh = _unseen(session, workspace_id, calls, received_at)
     resolver = _Resolver(session, workspace_id)
+    resolver.prefetch([call for call, _ in fresh])
     rows = [_event_row(call, resolver, workspace_id, received_at, event_id) for call, event_id in fresh]
     if rows:
         session.execute(_EVENT.insert(), rows)
@@ -125,6 +126,25 @@ class _Resolver:
         self.session, self.workspace_id = session, workspace_id
         self._by_user: dict[str, Profile] = {}
         self._by_anonymous: dict[str, Profile] = {}
+        self._no_user: set[str] = set()
+        self._no_anonymous: set[str] = set()
+
+    def prefetch(self, calls: Sequence[Call]) -> None:
+        """Load, and lock, the profiles the calls name with one statement for their user ids and
+        one for their anonymous ids, instead of two per call; those not found are remembered as
+        missing. Each statement locks in profile id order, so two requests naming the same
+        profiles queue one behind the other instead of deadlocking (they did, row by row)."""
+        dialect, workspace = dialect_of(self.session), {"workspace_id": self.workspace_id}
+        user_ids = {call.user_id for call in calls if call.user_id} - self._by_user.keys()
+        if user_ids:
+            found = self.session.scalars(_users_named(dialect), {**workspace, "ids": list(user_ids)})
+            self._by_user.update((profile.external_id, profile) for profile in found if profile.external_id)
+            self._no_user.update(user_ids - self._by_user.keys())
+        anonymous_ids = {call.anonymous_id for call in calls if call.anonymous_id} - self._by_anonymous.keys()
+        if anonymous_ids:
+            linked = self.session.execute(_anonymous_named(dialect), {**workspace, "ids": list(anonymous_ids)})
+            self._by_anonymous.update((anonymous_id, profile) for anonymous_id, profile in linked)
+            self._no_anonymous.update(anonymous_ids - self._by_anonymous.keys())
 
     def profile_for(self, call: Call, notes: list[str]) -> Profile:
         known = self._user(call.user_id) if call.user_id else None
@@ -174,6 +194,8 @@ class _Resolver:
 
     def _user(self, user_id: str) -> Profile | None:
         if user_id not in self._by_user:
+            if user_id in self._no_user:
+                return None
             found = self.session.scalar(
                 select(Profile)
                 .where(Profile.workspace_id == self.workspace_id, Profile.external_id == user_id)
@@ -186,6 +208,8 @@ class _Resolver:
 
     def _anonymous(self, anonymous_id: str) -> Profile | None:
         if anonymous_id not in self._by_anonymous:
+            if anonymous_id in self._no_anonymous:
+                return None
             found = self.session.scalar(
                 select(Profile)
                 .join(ProfileAnonymousId, ProfileAnonymousId.profile_id == Profile.id)
@@ -208,6 +232,7 @@ class _Resolver:
                 self.session.add(profile)
         except IntegrityError:
             assert user_id is not None  # only the external id is unique
+            self._no_user.discard(user_id)  # missing when prefetched: made by a concurrent request since
             found = self._user(user_id)
             assert found is not None
             return found
@@ -227,6 +252,45 @@ class _Resolver:
             },
         )
         self._by_anonymous.setdefault(anonymous_id, profile)
+
+
+def _among(column: Any, dialect: str) -> Any:
+    """``column IN (:ids)``: one array parameter on PostgreSQL (one prepared statement whatever the
+    count of ids), an expanding list on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+_RESOLVED = load_only(Profile.id, Profile.workspace_id, Profile.external_id, Profile.attributes)
+"""What resolving and identify read of a prefetched profile: decoding its other JSON columns cost
+more than the rest of the lookup (any other column loads when first read)."""
+
+
+@functools.cache
+def _users_named(dialect: str) -> Select[Profile]:
+    return (
+        select(Profile)
+        .where(Profile.workspace_id == bindparam("workspace_id"), _among(Profile.external_id, dialect))
+        .options(_RESOLVED)
+        .order_by(Profile.id)
+        .with_for_update(key_share=True)
+    )
+
+
+@functools.cache
+def _anonymous_named(dialect: str) -> Select[str, Profile]:
+    return (
+        select(ProfileAnonymousId.anonymous_id, Profile)
+        .join(Profile, ProfileAnonymousId.profile_id == Profile.id)
+        .where(
+            ProfileAnonymousId.workspace_id == bindparam("workspace_id"),
+            _among(ProfileAnonymousId.anonymous_id, dialect),
+        )
+        .options(_RESOLVED)
+        .order_by(Profile.id)
+        .with_for_update(key_share=True, of=Profile)
+    )
 
 
 def _time_zone(value: str) -> str:
