@@ -39,7 +39,8 @@ def event(n: int, user: int, stamp: str) -> dict[str, Any]:
     else:
         body = {"type": "identify", "traits": {"email": f"user{user}@example.com", "plan": "pro", "logins": n % 97}}
     context = {"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)"}
-    return {**body, "userId": f"u{user}", "anonymousId": f"anon-{user}", "messageId": f"p-{n}", "timestamp": stamp}
+    ids = {"userId": f"u{user}", "anonymousId": f"anon-{user}", "messageId": f"p-{n}"}
+    return {**body, **ids, "timestamp": stamp, "context": context}
 
 
 def request_body(n: int, batch: int, profiles: int) -> bytes:

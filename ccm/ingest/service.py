@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, load_only
 
 from ccm.channels.addresses import normalize_email_address, normalize_phone
 from ccm.channels.base import InvalidAddress
-from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
+from ccm.db import dialect_of, insert_ignoring_conflicts, insert_many, utcnow
 from ccm.ids import new_id
 from ccm.ingest.models import Event, EventSeen, ProfileAnonymousId
 from ccm.ingest.spec import Call, profile_fields
@@ -51,7 +51,7 @@ def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], receiv
     resolver.prefetch([call for call, _ in fresh])
     rows = [_event_row(call, resolver, workspace_id, received_at, event_id) for call, event_id in fresh]
     if rows:
-        session.execute(_EVENT.insert(), rows)
+        insert_many(session.connection(), _EVENT, rows, ignoring=False)
     return Ingested(stored=len(rows), duplicates=len(calls) - len(rows))
 
 
@@ -65,12 +65,11 @@ def _unseen(
         first.setdefault(call.message_id, (call, new_id("evt")))
     if not first:
         return []
-    statement = insert_ignoring_conflicts(dialect_of(session), _SEEN, returning=_SEEN.c.message_id)
     rows = [
         {"workspace_id": workspace_id, "message_id": message_id, "event_id": event_id, "seen_at": received_at}
         for message_id, (_, event_id) in first.items()
     ]
-    new = set(session.execute(statement, rows).scalars())
+    new = set(insert_many(session.connection(), _SEEN, rows, "message_id").scalars())
     return [(call, event_id) for message_id, (call, event_id) in first.items() if message_id in new]
 
 
