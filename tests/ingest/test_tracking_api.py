@@ -265,3 +265,24 @@ def test_every_call_shows_on_the_profiles_timeline(client, write_key, api):
     assert items[0]["properties"] == {"total": 30}
     assert items[0]["at"].startswith("2026-12-01T11:00:00")
     assert items[1]["notes"][0].startswith("traits.email: not applied")
+
+
+def test_a_batch_resolves_its_profiles_as_its_calls_would_one_by_one(client, write_key, runtime):
+    post(client, "/v1/identify", {"userId": "u-7", "anonymousId": "dev-7", "messageId": "b0"}, write_key)
+    batch = [
+        {"type": "track", "anonymousId": "dev-9", "event": "Viewed", "messageId": "b1"},
+        {"type": "identify", "anonymousId": "dev-9", "userId": "u-9", "messageId": "b2"},
+        {"type": "track", "userId": "u-9", "event": "Bought", "messageId": "b3"},
+        {"type": "track", "userId": "u-10", "event": "Viewed", "messageId": "b4"},
+        {"type": "page", "userId": "u-10", "anonymousId": "dev-10", "messageId": "b5"},
+        {"type": "track", "anonymousId": "dev-7", "event": "Viewed", "messageId": "b6"},
+    ]
+
+    assert post(client, "/v1/batch", {"batch": batch}, write_key).status_code == 200
+
+    by_message = {event.message_id: event.profile_id for event in events(runtime)}
+    ninth, tenth, seventh = profile(runtime, "u-9"), profile(runtime, "u-10"), profile(runtime, "u-7")
+    assert ninth is not None and tenth is not None and seventh is not None
+    assert {by_message[m] for m in ("b1", "b2", "b3")} == {ninth.id}
+    assert {by_message[m] for m in ("b4", "b5")} == {tenth.id}
+    assert by_message["b6"] == seventh.id
