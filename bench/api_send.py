@@ -82,9 +82,10 @@ def measure(
     run: str,
     script: str = "send.lua",
     per_request: int = 1,
+    wrk_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One measured wrk run with the CPU every involved process used, per accepted message
-    (``per_request`` messages in each 2xx answer)."""
+    (``per_request`` messages in each 2xx answer); ``wrk_env`` reaches the wrk script."""
     analyze()
     cpu: dict[str, float] = {}
     groups = {
@@ -93,7 +94,7 @@ def measure(
         "postgres_shared": postgres_auxiliaries,
         "redis": lambda: pids_of("redis-server"),
     }
-    env = {"BENCH_BATCH": str(per_request)}
+    env = {"BENCH_BATCH": str(per_request), **(wrk_env or {})}
     with involved_cpu(cpu, groups):
         result: dict[str, Any] = run_wrk(
             port, key=key, duration=args.duration, connections=args.connections, run=run, script=script, env=env

@@ -55,7 +55,30 @@ def rows() -> list[tuple[str, list[tuple[str, float, str]]]]:
                 ],
             )
         )
+    found.extend(_ingest())
     return found
+
+
+def _ingest() -> list[tuple[str, list[tuple[str, float, str]]]]:
+    path = RESULTS / "ingest_batch.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    ccm, bare = data["ccm"], data["bare_flask"]
+    return [
+        (
+            f"event ingestion, events/s (ratio {data['ratio']['median']:.3f})",
+            [
+                ("bare Flask parsing the batch", bare["accepted_per_s"]["median"], "#9aa5b1"),
+                (
+                    f"CCM POST /v1/batch (p99 {ccm['p99_ms']['median']:.0f} ms)",
+                    ccm["accepted_per_s"]["median"],
+                    "#2563eb",
+                ),
+                ("target", 20000.0, "#d1d5db"),
+            ],
+        )
+    ]
 
 
 def svg(groups: list[tuple[str, list[tuple[str, float, str]]]]) -> str:

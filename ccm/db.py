@@ -20,7 +20,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, DateTime, Insert, MetaData, Table, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Insert,
+    MetaData,
+    Table,
+    TextClause,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Engine, Result
@@ -102,6 +114,42 @@ def insert_ignoring_conflicts(dialect: str, table: Table, returning: Column[Any]
     ``sqlite``), built once: execute it with the row as parameters."""
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing()
     return statement.returning(returning) if returning is not None else statement
+
+
+def insert_many(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    returning: str | None = None,
+    *,
+    ignoring: bool = True,
+) -> Result[Any]:
+    """``INSERT … [ON CONFLICT DO NOTHING] [RETURNING returning]`` of many rows in one statement.
+    On PostgreSQL the rows travel as one JSON parameter (``jsonb_populate_recordset``): one
+    prepared statement whatever the count, instead of a statement with one parameter per value
+    that the driver parses again on every call. SQLite gets a multi-row ``VALUES``."""
+    if connection.dialect.name != "postgresql":
+        column = table.c[returning] if returning else None
+        statement = insert_ignoring_conflicts("sqlite", table, column) if ignoring else table.insert()
+        return connection.execute(statement, rows)
+    many = _pg_insert_many(table.name, tuple(rows[0]), returning, ignoring)
+    return connection.execute(many, {"rows": json.dumps(rows, default=_json_value, separators=(",", ":"))})
+
+
+@functools.cache
+def _pg_insert_many(table: str, columns: tuple[str, ...], returning: str | None, ignoring: bool) -> TextClause:
+    names = ", ".join(columns)
+    rows = f"jsonb_populate_recordset(CAST(NULL AS {table}), CAST(:rows AS JSONB))"
+    sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {rows}"
+    sql += " ON CONFLICT DO NOTHING" if ignoring else ""
+    sql += f" RETURNING {returning}" if returning else ""
+    return text(sql)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):  # the columns hold naive UTC (see UTCDateTime)
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a batch row")
 
 
 def rowcount(result: Result[Any]) -> int:

@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from ccm.channels.addresses import normalize_email_address, normalize_phone
 from ccm.channels.base import InvalidAddress
-from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
+from ccm.db import dialect_of, insert_ignoring_conflicts, insert_many, utcnow
 from ccm.identity.service import merge_profiles
 from ccm.ids import new_id
 from ccm.ingest.models import Account, AccountMember, Event, EventSeen, ProfileAnonymousId
@@ -51,11 +51,12 @@ def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], receiv
     """Store the calls not seen before, in order, in the caller's transaction."""
     fresh = _unseen(session, workspace_id, calls, received_at)
     resolver = _Resolver(session, workspace_id)
+    resolver.prefetch([call for call, _ in fresh])
     rows = [_event_row(call, resolver, workspace_id, received_at, event_id) for call, event_id in fresh]
     for row in rows:  # an event read before its profile was merged, in this request, goes with it
         row["profile_id"] = resolver.surviving(row["profile_id"])
     if rows:
-        session.execute(_EVENT.insert(), rows)
+        insert_many(session.connection(), _EVENT, rows, ignoring=False)
     return Ingested(stored=len(rows), duplicates=len(calls) - len(rows))
 
 
@@ -69,12 +70,11 @@ def _unseen(
         first.setdefault(call.message_id, (call, new_id("evt")))
     if not first:
         return []
-    statement = insert_ignoring_conflicts(dialect_of(session), _SEEN, returning=_SEEN.c.message_id)
     rows = [
         {"workspace_id": workspace_id, "message_id": message_id, "event_id": event_id, "seen_at": received_at}
         for message_id, (_, event_id) in first.items()
     ]
-    new = set(session.execute(statement, rows).scalars())
+    new = set(insert_many(session.connection(), _SEEN, rows, "message_id").scalars())
     return [(call, event_id) for message_id, (call, event_id) in first.items() if message_id in new]
 
 
@@ -148,6 +148,35 @@ class _Resolver:
         self._by_user: dict[str, Profile] = {}
         self._by_anonymous: dict[str, Profile] = {}
         self._merged: dict[str, str] = {}
+        self._no_user: set[str] = set()
+        self._no_anonymous: set[str] = set()
+
+    def prefetch(self, calls: Sequence[Call]) -> None:
+        """Load, and lock, the profiles the calls name with one statement for their user ids and
+        one for their anonymous ids, instead of two per call; those not found are remembered as
+        missing. The profiles an identify or alias may change are locked first, for update
+        (``FOR NO KEY UPDATE``, so that two identifies cannot lose each other's traits); the rest
+        only against erasure (``FOR KEY SHARE``: the events' references hold, and concurrent
+        requests naming the same profiles do not wait for each other). Each statement locks in
+        profile id order, so two requests naming the same profiles queue instead of deadlocking."""
+        self._fetch(*_ids_named([call for call in calls if call.kind in _CHANGING]), changing=True)
+        self._fetch(*_ids_named(calls), changing=False)
+
+    def _fetch(self, user_ids: set[str], anonymous_ids: set[str], *, changing: bool) -> None:
+        dialect, workspace = dialect_of(self.session), {"workspace_id": self.workspace_id}
+        user_ids = user_ids - self._by_user.keys() - self._no_user
+        if user_ids:
+            found = self.session.scalars(_users_named(dialect, changing), {**workspace, "ids": list(user_ids)})
+            self._by_user.update(
+                (profile.external_id, self._survivor(profile)) for profile in found if profile.external_id
+            )
+            self._no_user.update(user_ids - self._by_user.keys())
+        anonymous_ids = anonymous_ids - self._by_anonymous.keys() - self._no_anonymous
+        if anonymous_ids:
+            statement = _anonymous_named(dialect, changing)
+            linked = self.session.execute(statement, {**workspace, "ids": list(anonymous_ids)})
+            self._by_anonymous.update((anonymous_id, self._survivor(profile)) for anonymous_id, profile in linked)
+            self._no_anonymous.update(anonymous_ids - self._by_anonymous.keys())
 
     def profile_for(self, call: Call, notes: list[str], event_id: str) -> Profile:
         if call.kind == "alias":
@@ -245,6 +274,8 @@ class _Resolver:
 
     def _user(self, user_id: str) -> Profile | None:
         if user_id not in self._by_user:
+            if user_id in self._no_user:
+                return None
             found = self.session.scalar(
                 select(Profile)
                 .where(Profile.workspace_id == self.workspace_id, Profile.external_id == user_id)
@@ -257,6 +288,8 @@ class _Resolver:
 
     def _anonymous(self, anonymous_id: str) -> Profile | None:
         if anonymous_id not in self._by_anonymous:
+            if anonymous_id in self._no_anonymous:
+                return None
             found = self.session.scalar(
                 select(Profile)
                 .join(ProfileAnonymousId, ProfileAnonymousId.profile_id == Profile.id)
@@ -286,6 +319,7 @@ class _Resolver:
                 self.session.add(profile)
         except IntegrityError:
             assert user_id is not None  # only the external id is unique
+            self._no_user.discard(user_id)  # missing when prefetched: made by a concurrent request since
             found = self._user(user_id)
             assert found is not None
             return found
@@ -305,6 +339,56 @@ class _Resolver:
             },
         )
         self._by_anonymous.setdefault(anonymous_id, profile)
+
+
+def _among(column: Any, dialect: str) -> Any:
+    """``column IN (:ids)``: one array parameter on PostgreSQL (one prepared statement whatever the
+    count of ids), an expanding list on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+_RESOLVED = load_only(Profile.id, Profile.workspace_id, Profile.external_id, Profile.attributes, Profile.merged_into_id)
+"""What resolving and identify read of a prefetched profile: decoding its other JSON columns cost
+more than the rest of the lookup (any other column loads when first read)."""
+
+
+_CHANGING = frozenset({"identify", "alias"})
+"""The calls that may change the profile they name (traits, a user id, a merge)."""
+
+
+def _ids_named(calls: Sequence[Call]) -> tuple[set[str], set[str]]:
+    """The user ids and the anonymous ids the calls name (an alias's ``previousId`` may be either)."""
+    previous = {call.previous_id for call in calls if call.previous_id}
+    users = {call.user_id for call in calls if call.user_id} | previous
+    return users, {call.anonymous_id for call in calls if call.anonymous_id} | previous
+
+
+@functools.cache
+def _users_named(dialect: str, changing: bool) -> Select[Profile]:
+    return (
+        select(Profile)
+        .where(Profile.workspace_id == bindparam("workspace_id"), _among(Profile.external_id, dialect))
+        .options(_RESOLVED)
+        .order_by(Profile.id)
+        .with_for_update(key_share=True, read=not changing)
+    )
+
+
+@functools.cache
+def _anonymous_named(dialect: str, changing: bool) -> Select[str, Profile]:
+    return (
+        select(ProfileAnonymousId.anonymous_id, Profile)
+        .join(Profile, ProfileAnonymousId.profile_id == Profile.id)
+        .where(
+            ProfileAnonymousId.workspace_id == bindparam("workspace_id"),
+            _among(ProfileAnonymousId.anonymous_id, dialect),
+        )
+        .options(_RESOLVED)
+        .order_by(Profile.id)
+        .with_for_update(key_share=True, read=not changing, of=Profile)
+    )
 
 
 def _time_zone(value: str) -> str:

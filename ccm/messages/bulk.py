@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, BindParameter, Column, Connection, String, TextClause, and_, any_, bindparam, select, text
+from sqlalchemy import ARRAY, BindParameter, Column, Connection, String, and_, any_, bindparam, select
 from sqlalchemy.orm import Session
 
 from ccm import jobs
-from ccm.db import utcnow
+from ccm.db import insert_many, utcnow
 from ccm.errors import CCMError, Conflict, IdempotencyKeyReused, NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.message_templates.rendering import PublishedTemplate
@@ -27,7 +26,6 @@ from ccm.messages.accept import (
     Recipient,
     check_request,
     found_recipient,
-    insert_ignoring,
     is_inline,
     key_row_for,
     message_row,
@@ -230,7 +228,7 @@ def _insert_batch(
     if not rows:
         return []
     order = sorted(rows, key=lambda i: rows[i][0]["send_key"])
-    inserted = _insert_many(connection, _message, [rows[i][0] for i in order], "id")
+    inserted = insert_many(connection, _message, [rows[i][0] for i in order], "id")
     made = {row[0] for row in inserted}
     existing = [i for i in order if rows[i][0]["id"] not in made]
     if existing:  # their send keys were used before, and their idempotency answers have expired
@@ -247,7 +245,7 @@ def _insert_batch(
     ids = [rows[i][0]["id"] for i in sorted(rows) if rows[i][0]["id"] in made]
     if ids:
         now, grace = rows[order[0]][0]["created_at"], runtime.settings.relay_grace
-        _insert_many(connection, _jobs, [jobs.outbox_row(DELIVER, id_, grace=grace, now=now) for id_ in ids], None)
+        insert_many(connection, _jobs, [jobs.outbox_row(DELIVER, id_, grace=grace, now=now) for id_ in ids], None)
     for index, (message, _) in rows.items():
         if message["id"] in made:
             answers[index] = Accepted(message["id"], MessageStatus.QUEUED)
@@ -268,7 +266,7 @@ def _insert_keys(
     keyed = sorted(key_rows, key=lambda i: key_rows[i]["key"])
     if not keyed:
         return
-    inserted = _insert_many(connection, _keys, [key_rows[i] for i in keyed], "key")
+    inserted = insert_many(connection, _keys, [key_rows[i] for i in keyed], "key")
     taken = {row[0] for row in inserted}
     lost = [i for i in keyed if key_rows[i]["key"] not in taken]
     stored = _rows_named(connection, "keys", workspace_id, [key_rows[i]["key"] for i in lost])
@@ -281,32 +279,6 @@ def _insert_keys(
         except ITEM_ERRORS as error:
             answers[index] = error
         del rows[index]
-
-
-def _insert_many(connection: Connection, table: Any, rows: list[dict[str, Any]], returning: str | None) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING [RETURNING returning]`` of many rows in one statement. On
-    PostgreSQL the rows travel as one JSON parameter (``jsonb_populate_recordset``): one prepared
-    statement whatever the count, instead of a statement with tens of thousands of parameters
-    that the driver would parse on every call. SQLite gets a multi-row ``VALUES``."""
-    if connection.dialect.name != "postgresql":
-        return connection.execute(insert_ignoring(table, table.c[returning] if returning else None, "sqlite"), rows)
-    statement = _pg_insert_many(table.name, tuple(rows[0]), returning)
-    return connection.execute(statement, {"rows": json.dumps(rows, default=_json_value, separators=(",", ":"))})
-
-
-@functools.cache
-def _pg_insert_many(table: str, columns: tuple[str, ...], returning: str | None) -> TextClause:
-    names = ", ".join(columns)
-    rows = f"jsonb_populate_recordset(CAST(NULL AS {table}), CAST(:rows AS JSONB))"
-    sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {rows} ON CONFLICT DO NOTHING"
-    sql += f" RETURNING {returning}" if returning else ""
-    return text(sql)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):  # the columns hold naive UTC (see ccm.db.UTCDateTime)
-        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in a batch row")
 
 
 def _repeat(item: Item, first: Item, first_answer: Answer | None) -> Answer:

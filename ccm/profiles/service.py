@@ -34,7 +34,9 @@ def get_profile(
     """
     statement = select(Profile).where(Profile.workspace_id == workspace_id, Profile.external_id == external_id)
     if lock is not None:
-        statement = statement.with_for_update(key_share=lock == "key_share")
+        # FOR KEY SHARE takes read=True: key_share alone is FOR NO KEY UPDATE, which would make
+        # every consent POST wait for the profile's other writers
+        statement = statement.with_for_update(key_share=lock == "key_share", read=lock == "key_share")
     profile = session.scalar(statement)
     if profile is None:
         raise NotFound(f"no profile with external_id {external_id!r}", field="external_id")

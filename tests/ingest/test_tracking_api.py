@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -277,3 +278,39 @@ def test_the_official_python_client_retries_a_429_until_it_is_stored(live_server
 
     assert failures == [] and released.is_set()
     assert [event.name for event in events(runtime, user_id="u-10")] == ["Checked Out"]
+
+
+def test_a_batch_resolves_its_profiles_as_its_calls_would_one_by_one(client, write_key, runtime):
+    post(client, "/v1/identify", {"userId": "u-7", "anonymousId": "dev-7", "messageId": "b0"}, write_key)
+    batch = [
+        {"type": "track", "anonymousId": "dev-9", "event": "Viewed", "messageId": "b1"},
+        {"type": "identify", "anonymousId": "dev-9", "userId": "u-9", "messageId": "b2"},
+        {"type": "track", "userId": "u-9", "event": "Bought", "messageId": "b3"},
+        {"type": "track", "userId": "u-10", "event": "Viewed", "messageId": "b4"},
+        {"type": "page", "userId": "u-10", "anonymousId": "dev-10", "messageId": "b5"},
+        {"type": "track", "anonymousId": "dev-7", "event": "Viewed", "messageId": "b6"},
+    ]
+
+    assert post(client, "/v1/batch", {"batch": batch}, write_key).status_code == 200
+
+    by_message = {event.message_id: event.profile_id for event in events(runtime)}
+    ninth, tenth, seventh = profile(runtime, "u-9"), profile(runtime, "u-10"), profile(runtime, "u-7")
+    assert ninth is not None and tenth is not None and seventh is not None
+    assert {by_message[m] for m in ("b1", "b2", "b3")} == {ninth.id}
+    assert {by_message[m] for m in ("b4", "b5")} == {tenth.id}
+    assert by_message["b6"] == seventh.id
+
+
+def test_concurrent_identifies_of_one_profile_keep_every_trait(app, write_key, runtime):
+    post(app.test_client(), "/v1/identify", {"userId": "u-12", "messageId": "c-0"}, write_key)
+
+    def identify(index: int) -> int:
+        body = {"userId": "u-12", "traits": {f"trait_{index}": index}, "messageId": f"c-{index + 1}"}
+        track = {"type": "track", "userId": "u-12", "event": "Tapped", "messageId": f"t-{index}"}
+        batch = {"batch": [track, {**body, "type": "identify"}]}
+        return post(app.test_client(), "/v1/batch", batch, write_key).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(identify, range(16))) == [200] * 16
+
+    assert profile(runtime, "u-12").attributes == {f"trait_{index}": index for index in range(16)}
