@@ -38,10 +38,12 @@ _EVENT = Event.__table__
 
 @dataclass(frozen=True)
 class Ingested:
-    """What a request stored: new events, and the retried ones recognised by ``messageId``."""
+    """What a request stored: new events, and the retried ones recognised by ``messageId``;
+    ``events`` are the stored rows (the ``event`` table's columns), for what reacts to them."""
 
     stored: int
     duplicates: int
+    events: tuple[dict[str, Any], ...] = ()
 
 
 def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], received_at: dt.datetime) -> Ingested:
@@ -51,7 +53,7 @@ def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], receiv
     rows = [_event_row(call, resolver, workspace_id, received_at, event_id) for call, event_id in fresh]
     if rows:
         session.execute(_EVENT.insert(), rows)
-    return Ingested(stored=len(rows), duplicates=len(calls) - len(rows))
+    return Ingested(stored=len(rows), duplicates=len(calls) - len(rows), events=tuple(rows))
 
 
 def _unseen(

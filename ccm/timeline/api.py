@@ -26,7 +26,10 @@ class TimelineQuery(QueryModel):
 class TimelineEntry(BaseModel):
     model_config = {"extra": "allow"}
 
-    type: str = Field(description="message, event, inbound, activity (an ingested track, page, identify …) or consent")
+    type: str = Field(
+        description="message (with triggered_by when a trigger sent it), event, inbound, activity (an ingested "
+        "track, page, identify …) or consent"
+    )
     id: str
     at: dt.datetime
 

@@ -60,6 +60,7 @@ SOURCES: tuple[Source, ...] = (
             "topic": "topic",
             "template": "template_key",
             "source": "source",
+            "triggered_by": "triggered_by",
         },
     ),
     Source(
