@@ -174,6 +174,7 @@ class TriggeredBy(BaseModel):
 
 
 class MessageOut(MessageBase):
+    source: str = Field(description="what made it: api, trigger, keyword, agent …")
     locale: str | None
     category: str
     topic: str | None

@@ -34,7 +34,7 @@ bp.before_request(require_api_key)
     method="POST",
     body=TriggerIn,
     responses={201: TriggerOut},
-    errors=(409,),
+    errors=(404, 409),
     summary="Create a trigger: when an event arrives for a profile, send a template (its template must be published)",
 )
 def create_trigger(body: TriggerIn) -> tuple[TriggerOut, int]:

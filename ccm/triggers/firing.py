@@ -205,34 +205,48 @@ def _fire(
     queued = queue_message(session=session, runtime=runtime, workspace_id=workspace_id, send=send)
     if not queued.made and queued.message_id is not None:
         return False
-    status, match = _status(version, queued), match_value(event["properties"], version.cancel_match_property)
-    fire_id = new_id("fire")
-    session.execute(
-        insert_ignoring_conflicts(dialect_of(session), _f),
-        {
-            "id": fire_id,
-            "workspace_id": workspace_id,
-            "trigger_id": version.trigger_id,
-            "trigger_version_id": version.id,
-            "profile_id": event["profile_id"],
-            "event_id": event["id"],
-            "event_message_id": event["message_id"],
-            "message_id": queued.message_id,
-            "due_at": due_at,
-            "cancel_event": version.cancel_event,
-            "cancel_match": match,
-            "status": status,
-            "reason": queued.refused,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    if status is FireStatus.PENDING and version.cancel_event:
-        profile_id, match_property = event["profile_id"], version.cancel_match_property
+    row = _fire_row(workspace_id, version, event, queued, due_at, now)
+    session.execute(insert_ignoring_conflicts(dialect_of(session), _f), row)
+    if row["status"] is FireStatus.PENDING and version.cancel_event:
         waiting.append(
-            _Waiting(fire_id, profile_id, version.cancel_event, match, match_property, queued.message_id, due_at)
+            _Waiting(
+                row["id"],
+                row["profile_id"],
+                version.cancel_event,
+                row["cancel_match"],
+                version.cancel_match_property,
+                queued.message_id,
+                due_at,
+            )
         )
     return True
+
+
+def _fire_row(
+    workspace_id: str,
+    version: Row[Any],
+    event: Mapping[str, Any],
+    queued: Queued,
+    due_at: dt.datetime,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    return {
+        "id": new_id("fire"),
+        "workspace_id": workspace_id,
+        "trigger_id": version.trigger_id,
+        "trigger_version_id": version.id,
+        "profile_id": event["profile_id"],
+        "event_id": event["id"],
+        "event_message_id": event["message_id"],
+        "message_id": queued.message_id,
+        "due_at": due_at,
+        "cancel_event": version.cancel_event,
+        "cancel_match": match_value(event["properties"], version.cancel_match_property),
+        "status": _status(version, queued),
+        "reason": queued.refused,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _status(version: Row[Any], queued: Queued) -> FireStatus:

@@ -40,8 +40,8 @@ def create_trigger(*, session: Session, workspace_id: str, data: TriggerIn) -> C
 
     Raises:
       Conflict: the workspace has a trigger with this key.
-      ValidationFailed: the template is not published, or is marketing and asked to go as
-        transactional.
+      NotFound: the template is not published.
+      ValidationFailed: the template is marketing and the trigger asks for transactional.
     """
     _check_template(session, workspace_id, data)
     trigger = Trigger(workspace_id=workspace_id, key=data.key, name=data.name, current_version=1)
@@ -189,7 +189,7 @@ def _check_template(session: Session, workspace_id: str, definition: TriggerDefi
         )
     )
     if template is None or template.latest_version is None or is_internal(definition.template):
-        raise ValidationFailed(f"template: no published template {definition.template!r}", field="template")
+        raise NotFound(f"template: no published template with key {definition.template!r}", field="template")
     if template.category == "marketing" and definition.category == "transactional":
         raise ValidationFailed("category: a marketing template cannot be sent as transactional", field="category")
 

@@ -104,8 +104,6 @@ def test_a_second_trigger_with_the_same_key_is_a_409(api, template, runtime):
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"template": "nope"}, "template"),
-        ({"template": "ccm.system-text"}, "template"),
         ({"event": ""}, "event"),
         ({"event": "x" * 201}, "event"),
         ({"key": "Not A Key"}, "key"),
@@ -126,8 +124,6 @@ def test_a_second_trigger_with_the_same_key_is_a_409(api, template, runtime):
         ({"surprise": 1}, "surprise"),
     ],
     ids=[
-        "unknown-template",
-        "internal-template",
         "empty-event",
         "long-event",
         "key",
@@ -153,6 +149,20 @@ def test_a_bad_definition_is_a_422_naming_the_field_and_stores_nothing(api, temp
     assert stored(runtime) == (0, 0)
 
 
+@pytest.mark.parametrize("key", ["nope", "ccm.system-text", "draft-only"])
+def test_a_template_that_is_not_published_is_a_404_naming_it(api, template, runtime, key):
+    api.post(
+        "/v1/templates",
+        json={"key": "draft-only", "category": "transactional", "variants": [{"channel": "sms", "body": "hi"}]},
+    )
+
+    answer = api.post("/v1/triggers", json=trigger_body(template=key))
+
+    assert answer.status_code == 404, answer.json
+    assert answer.json["error"]["details"]["field"] == "template"
+    assert stored(runtime) == (0, 0)
+
+
 def test_a_marketing_template_cannot_be_triggered_as_transactional(api, runtime):
     publish_cart_template(api, "promo", category="marketing")
 
@@ -170,7 +180,7 @@ def test_a_bad_edit_is_refused_and_keeps_the_current_version(api, template, runt
     no_template = api.put("/v1/triggers/cart-reminder", json={"event": "e", "template": "gone"})
 
     assert (no_delay.status_code, no_delay.json["error"]["details"]["field"]) == (422, "cancel")
-    assert (no_template.status_code, no_template.json["error"]["details"]["field"]) == (422, "template")
+    assert (no_template.status_code, no_template.json["error"]["details"]["field"]) == (404, "template")
     assert api.get("/v1/triggers/cart-reminder").json["version"] == 1
     assert stored(runtime) == (1, 1)
 
