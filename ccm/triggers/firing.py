@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, literal_column, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from ccm.db import dialect_of, insert_ignoring_conflicts, rowcount
@@ -92,32 +92,35 @@ def react(
 def release_due(*, session: Session, now: dt.datetime, limit: int = 10_000) -> int:
     """Mark pending firings whose due time has come ``released``: their messages went to
     delivery and can no longer be cancelled. Returns how many."""
-    due = select(_f.c.id).where(_f.c.status == _PENDING, _f.c.due_at <= now).limit(limit).scalar_subquery()
+    due = due_query(now, limit).scalar_subquery()
     result = session.execute(
         update(_f).where(_f.c.id.in_(due), _f.c.status == _PENDING).values(status=FireStatus.RELEASED, updated_at=now)
     )
     return rowcount(result)
 
 
-def _active_versions(session: Session, workspace_id: str, names: Collection[str]) -> dict[str, list[Row[Any]]]:
+def due_query(now: dt.datetime, limit: int) -> Select[Any]:
+    """Pending firings whose due time has come (the partial index ``ix_trigger_fire_pending_due``)."""
+    return select(_f.c.id).where(_f.c.status == _PENDING, _f.c.due_at <= now).limit(limit)
+
+
+def active_versions_query(workspace_id: str, names: Collection[str]) -> Select[Any]:
     """The current versions of the workspace's active triggers for these event names, each with
     its trigger's key and its template's latest published version."""
-    rows = session.execute(
+    return (
         select(_v, _t.c.key.label("trigger_key"), _LATEST_TEMPLATE.label("template_version_id"))
         .join(_t, and_(_t.c.id == _v.c.trigger_id, _t.c.current_version == _v.c.version))
         .where(_t.c.workspace_id == workspace_id, _t.c.active.is_(True), _v.c.event.in_(list(names)))
         .order_by(_t.c.key)
-    ).all()
-    by_event: dict[str, list[Row[Any]]] = {}
-    for row in rows:
-        by_event.setdefault(row.event, []).append(row)
-    return by_event
+    )
 
 
-def _waiting(
-    session: Session, workspace_id: str, profile_ids: Collection[str], names: Collection[str], now: dt.datetime
-) -> list[_Waiting]:
-    rows = session.execute(
+def waiting_query(
+    workspace_id: str, profile_ids: Collection[str], names: Collection[str], now: dt.datetime
+) -> Select[Any]:
+    """The pending firings of these profiles that events with these names may cancel (the
+    partial index ``ix_trigger_fire_pending_cancel``), with their version's match property."""
+    return (
         select(_f.c.id, _f.c.profile_id, _f.c.cancel_event, _f.c.cancel_match, _f.c.message_id, _f.c.due_at)
         .add_columns(_v.c.cancel_match_property)
         .join(_v, _v.c.id == _f.c.trigger_version_id)
@@ -129,7 +132,20 @@ def _waiting(
             _f.c.due_at > now,
         )
         .order_by(_f.c.id)
-    ).all()
+    )
+
+
+def _active_versions(session: Session, workspace_id: str, names: Collection[str]) -> dict[str, list[Row[Any]]]:
+    by_event: dict[str, list[Row[Any]]] = {}
+    for row in session.execute(active_versions_query(workspace_id, names)):
+        by_event.setdefault(row.event, []).append(row)
+    return by_event
+
+
+def _waiting(
+    session: Session, workspace_id: str, profile_ids: Collection[str], names: Collection[str], now: dt.datetime
+) -> list[_Waiting]:
+    rows = session.execute(waiting_query(workspace_id, profile_ids, names, now))
     return [
         _Waiting(
             row.id,
