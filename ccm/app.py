@@ -62,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.profiles import api as profiles
     from ccm.suppression import api as suppressions
     from ccm.timeline import api as timeline
+    from ccm.triggers import api as triggers
     from ccm.webhooks import api as webhooks
     from ccm.workspaces import api as workspace
 
@@ -84,6 +85,7 @@ def _register_blueprints(app: Flask) -> None:
         api_keys,
         ingest,
         identity,
+        triggers,
     ):
         app.register_blueprint(module.bp)
 

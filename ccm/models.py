@@ -14,6 +14,7 @@ from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersi
 from ccm.messages.models import DeliveryAttempt, Message
 from ccm.profiles.models import Profile
 from ccm.suppression.models import Suppression
+from ccm.triggers.models import Trigger, TriggerFire, TriggerVersion
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
 from ccm.workspaces.models import Workspace
 
@@ -42,6 +43,9 @@ __all__ = [
     "Snippet",
     "Suppression",
     "TemplateVersion",
+    "Trigger",
+    "TriggerFire",
+    "TriggerVersion",
     "WebhookDelivery",
     "WebhookEndpoint",
     "Workspace",

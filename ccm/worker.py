@@ -23,6 +23,7 @@ from ccm.jobs import Job, Relay
 from ccm.logs import DELIVERY_OUTCOMES, OutcomeCounts, throughput_line
 from ccm.messages import tasks as message_tasks
 from ccm.runtime import Runtime
+from ccm.triggers import tasks as trigger_tasks
 from ccm.webhooks import tasks as webhook_tasks
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ TASKS: dict[Job, Callable[..., None]] = {
     engagement_tasks.RECORD_HITS: engagement_tasks.record_hits,
     idempotency_tasks.PURGE_EXPIRED: idempotency_tasks.purge_expired,
     ingest_tasks.MAINTAIN: ingest_tasks.maintain,
+    trigger_tasks.RELEASE: trigger_tasks.release,
 }
 """Every actor CCM has. Adding one means adding it here, nowhere else."""
 PERIODIC: tuple[Job, ...] = tuple(job for job in TASKS if job.every)

@@ -180,6 +180,15 @@ def workspace(runtime: Any) -> tuple[str, str]:
 
 
 @pytest.fixture
+def live_server(app: Any) -> Iterator[str]:
+    """The app served on loopback, for real clients (the Segment libraries) to call."""
+    from tests.support.http_server import serving
+
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
 def write_key(runtime: Any, workspace: tuple[str, str]) -> str:
     """A write key of the workspace (it may only send events to the tracking API)."""
     from ccm.auth.models import ApiKeyRole

@@ -30,6 +30,7 @@ from ccm.errors import CCMError
 from ccm.http import db_session, unreachable
 from ccm.ingest import service
 from ccm.ingest.spec import KINDS, MAX_BATCH_BYTES, SpecError, calls_of, read_json
+from ccm.triggers import firing
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__, url_prefix="/v1")
@@ -76,6 +77,14 @@ def _store(kind: str | None) -> Response | tuple[Response, int]:
     received_at = utcnow()
     calls = calls_of(body, kind=kind, received_at=received_at, ip=request.remote_addr)
     stored = service.ingest(session=session, workspace_id=caller.workspace_id, calls=calls, received_at=received_at)
+    # In this transaction: an event and the message it triggers are stored together, or neither.
+    firing.react(
+        session=session,
+        runtime=current_app.extensions["ccm"],
+        workspace_id=caller.workspace_id,
+        events=stored.events,
+        now=received_at,
+    )
     return jsonify(success=True, stored=stored.stored, duplicates=stored.duplicates)
 
 

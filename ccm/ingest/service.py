@@ -41,10 +41,12 @@ _MEMBER = AccountMember.__table__
 
 @dataclass(frozen=True)
 class Ingested:
-    """What a request stored: new events, and the retried ones recognised by ``messageId``."""
+    """What a request stored: new events, and the retried ones recognised by ``messageId``;
+    ``events`` are the stored rows (the ``event`` table's columns), for what reacts to them."""
 
     stored: int
     duplicates: int
+    events: tuple[dict[str, Any], ...] = ()
 
 
 def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], received_at: dt.datetime) -> Ingested:
@@ -57,7 +59,7 @@ def ingest(*, session: Session, workspace_id: str, calls: Sequence[Call], receiv
         row["profile_id"] = resolver.surviving(row["profile_id"])
     if rows:
         insert_many(session.connection(), _EVENT, rows, ignoring=False)
-    return Ingested(stored=len(rows), duplicates=len(calls) - len(rows))
+    return Ingested(stored=len(rows), duplicates=len(calls) - len(rows), events=tuple(rows))
 
 
 def _unseen(

@@ -33,7 +33,7 @@ from ccm.message_templates.models import MessageTemplate, TemplateVersion
 from ccm.message_templates.rendering import PublishedTemplate, missing_variables
 from ccm.message_templates.service import is_internal
 from ccm.messages.models import Message, MessageStatus
-from ccm.messages.schemas import SendIn
+from ccm.messages.schemas import SendFields, SendIn
 from ccm.messages.tasks import DELIVER
 from ccm.profiles.models import Profile
 from ccm.profiles.service import resolve_recipient
@@ -242,7 +242,7 @@ def message_row(
     message_id: str,
     recipient: Recipient,
     template: PublishedTemplate,
-    request: SendIn,
+    request: SendFields,
     send_key: str,
     now: dt.datetime,
 ) -> dict[str, Any]:

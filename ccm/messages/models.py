@@ -91,6 +91,10 @@ class Message(Base):
     """Extra email headers, such as a follow-up's ``In-Reply-To`` and ``References``; their values
     are checked for line breaks before they are stored."""
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    triggered_by: Mapped[dict[str, Any] | None]
+    """For a message a trigger sent: which trigger version and which event (``{"trigger",
+    "version", "event", "event_id", "event_message_id"}``), written once with the row, so that the
+    message and the timeline show it without reading the triggers' tables."""
     track: Mapped[bool] = mapped_column(default=True)
     """Whether this message's email may carry the open pixel and tracked links (the workspace
     policy must allow them too)."""

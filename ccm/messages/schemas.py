@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -40,6 +40,30 @@ class SendIn(RequestModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("give a time zone offset, e.g. 2026-01-01T12:00:00Z")
         return value
+
+
+class SendFields(Protocol):
+    """What a message row takes from the send that asks for it: a :class:`SendIn` from the API,
+    or a send CCM makes itself (:class:`ccm.messages.queued.ProfileSend`)."""
+
+    @property
+    def template(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def channel(self) -> Channel | None: ...
+    @property
+    def channels(self) -> list[Channel] | None: ...
+    @property
+    def category(self) -> Literal["transactional", "marketing"] | None: ...
+    @property
+    def topic(self) -> str | None: ...
+    @property
+    def reply_to(self) -> str | None: ...
+    @property
+    def deadline(self) -> dt.datetime | None: ...
+    @property
+    def track(self) -> bool: ...
 
 
 class SendOut(BaseModel):
@@ -139,7 +163,18 @@ class MessageBase(BaseModel):
     template_version: int
 
 
+class TriggeredBy(BaseModel):
+    """The trigger version and the ingested event that made a message."""
+
+    trigger: str = Field(description="the trigger's key")
+    version: int = Field(description="the trigger's version that fired")
+    event: str = Field(description="the event's name")
+    event_id: str = Field(description="the stored event (see the profile's timeline)")
+    event_message_id: str = Field(description="the event's messageId, as its sender gave it")
+
+
 class MessageOut(MessageBase):
+    source: str = Field(description="what made it: api, trigger, keyword, agent …")
     locale: str | None
     category: str
     topic: str | None
@@ -147,6 +182,7 @@ class MessageOut(MessageBase):
     segments: int | None
     profile_id: str | None
     route: list[dict[str, Any]]
+    triggered_by: TriggeredBy | None = Field(description="set when a trigger sent this message")
     attempts: list[AttemptOut]
     deadline_at: dt.datetime
     next_attempt_at: dt.datetime | None

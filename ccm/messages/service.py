@@ -4,6 +4,7 @@ delivery itself is in :mod:`ccm.messages.delivery`."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -95,6 +96,14 @@ def cancel_pending_messages(*, session: Session, profile_id: str, reason: str, a
         session, waiting, expect=PENDING_STATUSES, to=MessageStatus.SKIPPED, reason=reason, announce=announce
     )
     return len(cancelled)
+
+
+def skip_pending(*, session: Session, message_ids: Sequence[str], reason: str) -> list[str]:
+    """End the messages that are still waiting to go as ``skipped(reason)`` (a cancelled trigger,
+    say); one that a run has claimed meanwhile goes on. Returns the ids that were skipped."""
+    return state.transition_many(
+        session, list(message_ids), expect=PENDING_STATUSES, to=MessageStatus.SKIPPED, reason=reason
+    )
 
 
 SYSTEM_TEMPLATE = "ccm.system-text"

@@ -27,7 +27,8 @@ class TimelineEntry(BaseModel):
     model_config = {"extra": "allow"}
 
     type: str = Field(
-        description="message, event, inbound, activity (an ingested track, page, identify …), merge or consent"
+        description="message (with triggered_by when a trigger sent it), event, inbound, activity (an ingested "
+        "track, page, identify …), merge or consent"
     )
     id: str
     at: dt.datetime

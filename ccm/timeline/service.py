@@ -62,6 +62,7 @@ SOURCES: tuple[Source, ...] = (
             "topic": "topic",
             "template": "template_key",
             "source": "source",
+            "triggered_by": "triggered_by",
         },
     ),
     Source(

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from ccm.ingest.models import Event, EventSeen
 from ccm.profiles.models import Profile
 from tests.conftest import IN_CI
-from tests.ingest.conftest import serving
+from tests.support.http_server import serving
 
 pytestmark = pytest.mark.e2e
 

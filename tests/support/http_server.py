@@ -16,6 +16,7 @@ make a client's read timeout fire) or be a dropped connection (:meth:`HttpTestSe
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.message
 import email.parser
 import email.policy
@@ -24,10 +25,13 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from werkzeug.serving import make_server
 
 HOST = "127.0.0.1"
 
@@ -305,3 +309,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
         else:
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def serving(wsgi_app: Any) -> Iterator[str]:
+    """``wsgi_app`` served on 127.0.0.1 (a free port, a thread per request); yields its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

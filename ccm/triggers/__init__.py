@@ -1,0 +1,2 @@
+"""Triggers: an ingested event sends a templated message, now or after a delay unless another
+event cancels it."""
