@@ -109,6 +109,7 @@ def get_version(key: TemplateKey, version: Version) -> VersionOut:
     method="POST",
     body=PreviewIn,
     responses={200: PreviewOut},
+    errors=(409,),
     summary="Render a version or the draft with a stored profile or sample data; lists problems found",
 )
 def preview(key: TemplateKey, body: PreviewIn) -> PreviewOut:

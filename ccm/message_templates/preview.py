@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ccm.channels.sms import sms_size
 from ccm.db import end_transaction
-from ccm.errors import ValidationFailed
+from ccm.errors import Conflict, ValidationFailed
 from ccm.message_templates import service
 from ccm.message_templates.rendering import (
     RenderedParts,
@@ -111,6 +111,9 @@ def _read(
             profile,
             policy,
         )
+    if request.version == "latest" and template.latest_version is None:
+        # The template is there; what it lacks is a state (nothing published yet), not a resource.
+        raise Conflict(f"version: template {key!r} has nothing published yet; preview the draft", field="version")
     version = service.get_version(
         session=session,
         workspace_id=workspace_id,

@@ -158,3 +158,15 @@ def test_preview_escapes_html_but_not_text(api):
     ).json
     assert "<script>" not in preview["parts"][0]["html"]
     assert "&lt;script&gt;" in preview["parts"][0]["html"]
+
+
+def test_previewing_the_latest_version_of_an_unpublished_template_is_a_409(api):
+    api.post("/v1/templates", json=template_body())
+
+    latest = api.post("/v1/templates/welcome/preview", json={})
+    draft = api.post(
+        "/v1/templates/welcome/preview", json={"version": "draft", "data": {"first_name": "A", "plan": "p"}}
+    )
+
+    assert (latest.status_code, latest.json["error"]["details"]["field"]) == (409, "version")
+    assert draft.status_code == 200
