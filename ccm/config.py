@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     """Days an ingested event's ``messageId`` is remembered: a retry within them is stored once."""
     event_retention_months: int = Field(default=0, ge=0)
     """On PostgreSQL, monthly event partitions older than this are dropped (0 keeps everything)."""
+    trigger_fire_retention_days: int = Field(default=90, ge=1)
+    """Days a finished trigger firing (released, cancelled, skipped) is kept for ``…/fires``; its
+    message keeps ``triggered_by`` whatever happens to it."""
     ingest_max_in_flight: int = Field(default=16, ge=1)
     """Tracking requests one process stores at once; one more waits ``ingest_queue_wait`` seconds
     for a slot and is then answered 429 with ``Retry-After`` (the Segment clients retry it), rather

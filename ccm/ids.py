@@ -10,6 +10,7 @@ so "newest first" lists things in the order this process made them.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import threading
 import time
@@ -26,6 +27,16 @@ def new_id(prefix: str) -> str:
         if value >> 80 <= _last >> 80:  # same millisecond (or the clock stepped back)
             value = _last + 1
         _last = value
+    return _encoded(prefix, value)
+
+
+def first_id_at(prefix: str, at: dt.datetime) -> str:
+    """The smallest id made at ``at``: every id below it was made before (a bound for a range
+    scan of the primary key, where ids stand in for creation times)."""
+    return _encoded(prefix, int(at.timestamp() * 1000) << 80)
+
+
+def _encoded(prefix: str, value: int) -> str:
     # 20 bytes are 32 base32 characters with no padding; the last 26 hold the low 130 bits.
     body = base64.b32encode(value.to_bytes(20, "big")).decode("ascii").translate(_TO_CROCKFORD)
     return f"{prefix}_{body[6:]}"

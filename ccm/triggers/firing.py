@@ -19,11 +19,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, literal_column, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, delete, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from ccm.db import dialect_of, insert_ignoring_conflicts, rowcount
-from ccm.ids import new_id
+from ccm.ids import first_id_at, new_id
 from ccm.message_templates.models import MessageTemplate, TemplateVersion
 from ccm.messages.queued import ProfileSend, Queued, queue_message
 from ccm.messages.service import skip_pending
@@ -97,6 +97,19 @@ def release_due(*, session: Session, now: dt.datetime, limit: int = 10_000) -> i
         update(_f).where(_f.c.id.in_(due), _f.c.status == _PENDING).values(status=FireStatus.RELEASED, updated_at=now)
     )
     return rowcount(result)
+
+
+def purge_finished(*, session: Session, before: dt.datetime, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` finished firings made before ``before`` (a range of the primary
+    key: ids are time-ordered); pending ones stay whatever their age. Returns how many."""
+    old = (
+        select(_f.c.id)
+        .where(_f.c.id < first_id_at("fire", before), _f.c.status != _PENDING)
+        .order_by(_f.c.id)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    return rowcount(session.execute(delete(_f).where(_f.c.id.in_(old))))
 
 
 def due_query(now: dt.datetime, limit: int) -> Select[Any]:

@@ -148,3 +148,27 @@ def test_a_message_already_sending_is_not_cancelled(client, write_key, reminder,
     (fire,) = fires(runtime)
     assert fire.status == "released"
     assert fire.reason.startswith("not cancelled by order_completed (evt_")
+
+
+@pytest.mark.settings(trigger_fire_retention_days=30)
+def test_finished_firings_past_the_retention_are_purged_and_waiting_ones_kept(client, write_key, reminder, runtime):
+    from ccm.ids import first_id_at
+    from ccm.triggers.tasks import release
+
+    for cart in ("c-1", "c-2", "c-3"):
+        track(client, write_key, "u-1", "cart_abandoned", {**CART, "cart_id": cart})
+    track(client, write_key, "u-1", "order_completed", {**CART, "cart_id": "c-1"})  # c-1 finished: cancelled
+    track(client, write_key, "u-1", "order_completed", {**CART, "cart_id": "c-2"})  # c-2 too, but recent
+    old, young, waiting = fires(runtime)
+    with runtime.db.unit_of_work() as session:  # as if c-1 and c-3 had fired 31 and 32 days ago
+        for fire, days in ((old, 31), (waiting, 32)):
+            made_then = first_id_at("fire", utcnow() - dt.timedelta(days=days))
+            session.execute(update(TriggerFire).where(TriggerFire.id == fire.id).values(id=made_then))
+
+    release(runtime)
+
+    assert [(fire.event_id, fire.status) for fire in fires(runtime)] == [
+        (waiting.event_id, "pending"),
+        (young.event_id, "cancelled"),
+    ]
+    assert [m.data["cart_id"] for m in messages(runtime)] == ["c-1", "c-2", "c-3"]  # messages keep their history
