@@ -130,8 +130,18 @@ def _pool_exhausted(error: SQLAlchemyTimeoutError) -> tuple[Response, int]:
     return _overloaded(Overloaded(retry_after=2))
 
 
+_RETRYABLE = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+because of another one, not because the database is down; the same request succeeds again."""
+
+
 @bp.errorhandler(DBAPIError)
 def _database_error(error: Exception) -> tuple[Response, int]:
+    if getattr(getattr(error, "orig", None), "sqlstate", None) in _RETRYABLE:
+        log.info("ingest: met a concurrent request (%s); answered 503 for the client to retry", type(error).__name__)
+        response, status = _error(503, "conflict", "met a concurrent request; nothing was stored, retry", None)
+        response.headers["Retry-After"] = "1"
+        return response, status
     if not unreachable(error):
         raise error  # a bug: the application's handler logs it and answers 500
     log.warning("ingest: database unavailable: %s", type(error).__name__)

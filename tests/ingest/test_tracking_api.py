@@ -314,3 +314,20 @@ def test_concurrent_identifies_of_one_profile_keep_every_trait(app, write_key, r
         assert list(pool.map(identify, range(16))) == [200] * 16
 
     assert profile(runtime, "u-12").attributes == {f"trait_{index}": index for index in range(16)}
+
+
+def test_a_deadlock_is_a_503_to_retry_not_an_outage(client, write_key, runtime, monkeypatch, caplog):
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    from ccm.ingest import service
+
+    def deadlocked(**_: Any) -> None:
+        raise OperationalError("INSERT …", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+
+    monkeypatch.setattr(service, "ingest", deadlocked)
+    response = post(client, "/v1/track", {"userId": "u-13", "event": "Tapped", "messageId": "d-1"}, write_key)
+
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json["code"] == "conflict"
+    assert "database unavailable" not in caplog.text
