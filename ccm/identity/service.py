@@ -149,11 +149,10 @@ def _check(source: Profile, target: Profile) -> None:
 
 
 def _lock(session: Session, *profiles: Profile) -> None:
-    """Both rows, in id order (two merges of the same pair cannot deadlock), refreshed."""
+    """Both rows, in id order (two merges of the same pair cannot deadlock), read again."""
     ids = sorted(profile.id for profile in profiles)
-    session.scalars(select(Profile).where(Profile.id.in_(ids)).order_by(Profile.id).with_for_update()).all()
-    for profile in profiles:
-        session.refresh(profile)
+    statement = select(Profile).where(Profile.id.in_(ids)).order_by(Profile.id).with_for_update()
+    session.scalars(statement.execution_options(populate_existing=True)).all()
 
 
 def _table(name: str) -> Table:

@@ -275,36 +275,15 @@ class _Resolver:
         return workspace_policy(session=self.session, workspace_id=self.workspace_id).default_region
 
     def _user(self, user_id: str) -> Profile | None:
-        if user_id not in self._by_user:
-            if user_id in self._no_user:
-                return None
-            found = self.session.scalar(
-                select(Profile)
-                .where(Profile.workspace_id == self.workspace_id, Profile.external_id == user_id)
-                .with_for_update(key_share=True)  # an erasure meanwhile waits: the event's reference holds
-            )
-            if found is None:
-                return None
-            self._by_user[user_id] = self._survivor(found)
-        return self._by_user[user_id]
+        """The profile with this user id: prefetched, else looked up (and locked) like them."""
+        if user_id not in self._by_user and user_id not in self._no_user:
+            self._fetch({user_id}, set(), changing=True)
+        return self._by_user.get(user_id)
 
     def _anonymous(self, anonymous_id: str) -> Profile | None:
-        if anonymous_id not in self._by_anonymous:
-            if anonymous_id in self._no_anonymous:
-                return None
-            found = self.session.scalar(
-                select(Profile)
-                .join(ProfileAnonymousId, ProfileAnonymousId.profile_id == Profile.id)
-                .where(
-                    ProfileAnonymousId.workspace_id == self.workspace_id,
-                    ProfileAnonymousId.anonymous_id == anonymous_id,
-                )
-                .with_for_update(key_share=True, of=Profile)
-            )
-            if found is None:
-                return None
-            self._by_anonymous[anonymous_id] = self._survivor(found)
-        return self._by_anonymous[anonymous_id]
+        if anonymous_id not in self._by_anonymous and anonymous_id not in self._no_anonymous:
+            self._fetch(set(), {anonymous_id}, changing=True)
+        return self._by_anonymous.get(anonymous_id)
 
     def _survivor(self, found: Profile) -> Profile:
         """``found``, or the profile it was merged into by a request that committed while this
