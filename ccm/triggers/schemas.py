@@ -142,11 +142,9 @@ class CancelOut(BaseModel):
     match_property: str | None
 
 
-class TriggerOut(BaseModel):
-    key: str
-    name: str
-    active: bool
-    version: int = Field(description="the current version: events that arrive now use it")
+class DefinitionOut(BaseModel):
+    """What a version of a trigger says: which events fire it, what it sends, what cancels it."""
+
     event: str
     where: list[dict[str, Any]]
     template: str
@@ -155,6 +153,13 @@ class TriggerOut(BaseModel):
     channels: list[str] | None
     delay_seconds: int
     cancel: CancelOut | None
+
+
+class TriggerOut(DefinitionOut):
+    key: str
+    name: str
+    active: bool
+    version: int = Field(description="the current version: events that arrive now use it")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -163,16 +168,8 @@ class TriggerList(BaseModel):
     items: list[TriggerOut]
 
 
-class VersionOut(BaseModel):
+class VersionOut(DefinitionOut):
     version: int
-    event: str
-    where: list[dict[str, Any]]
-    template: str
-    category: str | None
-    topic: str | None
-    channels: list[str] | None
-    delay_seconds: int
-    cancel: CancelOut | None
     created_at: dt.datetime
 
 
