@@ -76,6 +76,13 @@ class WorkspacePolicy(RequestModel):
         False, description="let webhooks reach loopback and private addresses (refused by default: SSRF)"
     )
     help_text: str = Field("Reply STOP to opt out.", max_length=300, description="the answer to HELP by SMS or chat")
+    postal_address: str | None = Field(
+        None,
+        min_length=10,
+        max_length=300,
+        description="the sender's physical postal address, printed in every marketing email (CAN-SPAM); "
+        "marketing email is refused until it is set",
+    )
     sms_opt_out_footer: str | None = Field(
         "Reply STOP to opt out", max_length=160, description="appended to marketing SMS; null to send none"
     )
