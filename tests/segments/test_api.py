@@ -12,7 +12,7 @@ FRANCE = {"attribute": "attributes.country", "op": "equals", "value": "FR"}
 
 
 def make(api: Any, name: str = "france", **body: Any) -> dict[str, Any]:
-    answer = api.post("/v1/segments", json={"name": name, **({"rules": FRANCE} if not body else body)})
+    answer = api.post("/v1/segments", json={"name": name, **(body or {"rules": FRANCE})})
     assert answer.status_code == 201, answer.json
     return answer.json
 
