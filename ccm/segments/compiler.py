@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, FromClause, and_, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import KeyedColumnElement
@@ -147,7 +147,7 @@ def _event(node: rules.EventCondition, ctx: Context) -> ColumnElement[bool]:
             now=ctx.now,
             zone=node.timezone or ctx.policy.timezone,
         )
-        for item in node.where
+        for item in cast(list[Any], node.where)  # property filters: comparisons with a "property"
     ]
     ids = (
         select(_EVENT.c.profile_id)

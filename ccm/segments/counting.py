@@ -127,6 +127,8 @@ def _planned_rows(session: Session, statement: Select[Any]) -> float:
     """The planner's estimate of the rows ``statement`` returns (it is not run)."""
     compiled = statement.compile(session.get_bind())
     plan = session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar()
+    if not plan:
+        raise RuntimeError("EXPLAIN gave no plan")
     return float(plan[0]["Plan"]["Plan Rows"])
 
 

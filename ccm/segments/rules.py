@@ -206,10 +206,11 @@ class _AttributeSubject(BaseModel):
 
     @model_validator(mode="after")
     def _suits_field(self) -> Any:
-        kind = PROFILE_FIELDS.get(getattr(self, "attribute", ""))
+        field = getattr(self, "attribute", "")
+        kind = PROFILE_FIELDS.get(field)
         problem = _misfit(kind, self) if kind else None
         if problem:
-            raise ValueError(f"op: {self.attribute} is a {kind}: {problem}")
+            raise ValueError(f"op: {field} is a {kind}: {problem}")
         return self
 
 

@@ -26,10 +26,10 @@ RULES_HINT = (
 
 class _HasRules(RequestModel):
     """A body with a rule tree: its errors name fields as the client wrote them (see
-    :func:`ccm.segments.untagged`)."""
+    :func:`ccm.segments.rules.untagged`)."""
 
     @classmethod
-    def model_validate_json(cls, json_data: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def model_validate_json(cls, json_data: Any, **kwargs: Any) -> Any:
         try:
             return super().model_validate_json(json_data, **kwargs)
         except ValidationError as exc:
