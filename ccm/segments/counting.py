@@ -4,10 +4,11 @@ The exact count runs first, stopped by the database when the budget is spent: Po
 ``SET LOCAL statement_timeout`` inside a savepoint (its ``QueryCanceled`` is rolled back to the
 savepoint), SQLite's progress handler. An interrupted count answers an estimate instead, marked
 ``approximate``: the same rules counted over a sample of the workspace's profiles and scaled up
-(PostgreSQL: ``TABLESAMPLE SYSTEM`` of about :data:`SAMPLE_ROWS` rows; SQLite: every
-:data:`SQLITE_STRIDE`-th row by ``rowid``), under a budget of its own. Should that run out too,
+(PostgreSQL: ``TABLESAMPLE SYSTEM`` of about :data:`SAMPLE_ROWS` rows; SQLite: one row in
+:data:`SQLITE_STRIDE`, drawn at random), under a budget of its own. Should that run out too,
 PostgreSQL answers the planner's row estimate (``EXPLAIN (FORMAT JSON)``) and SQLite the number
-of profiles in the workspace, an upper bound.
+of profiles in the workspace, an upper bound. So a count answers within about twice its budget
+(:data:`ESTIMATE_MIN_MS` at least for the estimate).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from ccm.segments.compiler import Context
 from ccm.segments.service import PROFILE, audience, context
 
 SAMPLE_ROWS = 20_000
+ESTIMATE_MIN_MS = 500
+"""The estimate's own budget is the count's, but never less than this (a tiny budget would
+otherwise leave no time to estimate either)."""
 SQLITE_STRIDE = 20
 _PROGRESS_STEPS = 5_000
 """SQLite virtual-machine steps between two looks at the clock."""
@@ -109,7 +113,7 @@ def _estimate_postgresql(
     percent = min(100.0, max(0.01, 100.0 * SAMPLE_ROWS / rows)) if rows > 0 else 100.0
     sample = tablesample(PROFILE, func.system(percent), name="profile", seed=literal_column("1"))
     try:
-        with _budget(session, budget_ms):
+        with _budget(session, max(budget_ms, ESTIMATE_MIN_MS)):
             found = _sampled(session, workspace_id, build, now, sample)
             return Count(round(found * 100.0 / percent), True)
     except _OutOfTime:
@@ -125,8 +129,10 @@ def _sampled(session: Session, workspace_id: str, build: Build, now: dt.datetime
 
 def _planned_rows(session: Session, statement: Select[Any]) -> float:
     """The planner's estimate of the rows ``statement`` returns (it is not run)."""
-    compiled = statement.compile(session.get_bind())
-    plan = session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar()
+    # Values rendered as quoted literals by SQLAlchemy (EXPLAIN cannot take the IN lists' expanded
+    # parameters any other way).
+    compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+    plan = session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar()
     if not plan:
         raise RuntimeError("EXPLAIN gave no plan")
     return float(plan[0]["Plan"]["Plan Rows"])
@@ -134,10 +140,10 @@ def _planned_rows(session: Session, statement: Select[Any]) -> float:
 
 def _estimate_sqlite(session: Session, workspace_id: str, build: Build, *, now: dt.datetime, budget_ms: int) -> Count:
     ctx = context(session, workspace_id, now=now)
-    every_nth = literal_column("profile.rowid") % SQLITE_STRIDE == 0
-    sampled = audience(ctx, build(ctx)).where(every_nth)
+    one_in_stride = func.abs(func.random()) % SQLITE_STRIDE == 0  # random: a stride over rowid aliases with data
+    sampled = audience(ctx, build(ctx)).where(one_in_stride)
     try:
-        with _budget(session, budget_ms * 4):
+        with _budget(session, max(budget_ms, ESTIMATE_MIN_MS)):
             return Count(int(session.scalar(_counted(sampled)) or 0) * SQLITE_STRIDE, True)
     except _OutOfTime:
         pass
