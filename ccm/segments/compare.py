@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, not_
 
-from ccm.segments import rules
+from ccm.segments import ops
 from ccm.segments.values import ColumnValue, Value, any_of, known
 
 
-def compare(value: Value, condition: rules.Comparison, *, now: dt.datetime, zone: str) -> ColumnElement[bool]:
+def compare(value: Value, condition: ops.Comparison, *, now: dt.datetime, zone: str) -> ColumnElement[bool]:
     """The SQL for ``condition`` on ``value``; ``zone`` is the time zone days are counted in
     (the condition's own, else the workspace's)."""
     zone = condition.timezone or zone
@@ -123,13 +123,13 @@ def days_ago(now: dt.datetime, days: int, zone: str) -> dt.datetime:
 
 
 _HANDLERS: dict[type, Callable[[Value, Any, dt.datetime, str], ColumnElement[bool]]] = {
-    rules.Equals: _equals,
-    rules.OneOf: _one_of,
-    rules.Matches: _matches,
-    rules.Compares: _compares,
-    rules.Between: _between,
-    rules.Exists: _exists,
-    rules.OnDate: _on_date,
-    rules.WithinLast: _within_last,
-    rules.MoreThan: _more_than,
+    ops.Equals: _equals,
+    ops.OneOf: _one_of,
+    ops.Matches: _matches,
+    ops.Compares: _compares,
+    ops.Between: _between,
+    ops.Exists: _exists,
+    ops.OnDate: _on_date,
+    ops.WithinLast: _within_last,
+    ops.MoreThan: _more_than,
 }

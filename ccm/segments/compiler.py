@@ -26,6 +26,7 @@ from ccm.ingest.models import Event
 from ccm.segments import rules
 from ccm.segments.compare import compare, days_ago, start_of_day
 from ccm.segments.models import Segment, SegmentKind, SegmentMember
+from ccm.segments.ops import PROFILE_FIELDS
 from ccm.segments.values import ColumnValue, JsonValue, Value
 from ccm.suppression.models import Suppression
 from ccm.workspaces.schemas import WorkspacePolicy
@@ -99,7 +100,7 @@ def parse_stored(stored: dict[str, Any]) -> Any:
 
 
 def _profile_value(path: str, ctx: Context) -> Value:
-    if path in rules.PROFILE_FIELDS:
+    if path in PROFILE_FIELDS:
         return ColumnValue(ctx.col(path))
     return JsonValue(ctx.col("attributes"), tuple(path.split(".")[1:]), ctx.dialect)
 
