@@ -206,19 +206,28 @@ def _suppressed(channel: str, address: Any, ctx: Context) -> ColumnElement[bool]
 
 
 def _consents(channel: str, topic: str | None, ctx: Context) -> ColumnElement[bool]:
-    """The latest record for the topic or for all topics decides; with none, the topic's mode."""
+    """The latest record for the topic or for all topics decides; with none, the topic's mode.
+
+    Set-based: the deciding record of every profile of the workspace is ranked once
+    (``row_number()`` by profile, newest first) rather than looked up per profile."""
     topic = topic or ALL_TOPICS
-    latest = (
-        select(_CONSENT.c.status)
+    ranked = (
+        select(
+            _CONSENT.c.profile_id,
+            _CONSENT.c.status,
+            func.row_number()
+            .over(partition_by=_CONSENT.c.profile_id, order_by=(_CONSENT.c.recorded_at.desc(), _CONSENT.c.id.desc()))
+            .label("rank"),
+        )
         .where(
-            _CONSENT.c.profile_id == ctx.col("id"),
+            _CONSENT.c.workspace_id == ctx.workspace_id,
             _CONSENT.c.channel == channel,
             or_(_CONSENT.c.topic == topic, _CONSENT.c.topic == ALL_TOPICS),
         )
-        .order_by(_CONSENT.c.recorded_at.desc(), _CONSENT.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
+        .subquery()
     )
+    deciding = select(ranked.c.profile_id).where(ranked.c.rank == 1)
     declared = ctx.policy.topics.get(topic)
-    default = "granted" if (declared.mode if declared else ctx.policy.consent_default) == "opt_out" else "revoked"
-    return func.coalesce(latest, default) == "granted"
+    if (declared.mode if declared else ctx.policy.consent_default) == "opt_out":
+        return ctx.col("id").not_in(deciding.where(ranked.c.status != "granted"))
+    return ctx.col("id").in_(deciding.where(ranked.c.status == "granted"))
