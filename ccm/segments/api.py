@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 from sqlalchemy import select
+from werkzeug.routing import BaseConverter
 
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.db import utcnow
@@ -30,8 +31,17 @@ from ccm.segments.schemas import (
     SegmentPatch,
 )
 
+
+class SegmentConverter(BaseConverter):
+    """A segment's id or name in a path, except ``count``: ``/v1/segments/count`` is the live
+    count alone (else its ``Allow`` would list the methods of ``/v1/segments/{id}`` too)."""
+
+    regex = r"(?!count$)[^/]+"
+
+
 bp = Blueprint("segments", __name__, url_prefix="/v1/segments")
 bp.before_request(require_api_key)
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("segment", SegmentConverter))
 
 
 @endpoint(
@@ -60,14 +70,16 @@ def list_segments(query: SegmentPage) -> SegmentList:
     return SegmentList(items=[_out(segment) for segment in items], next_cursor=cursor)
 
 
-@endpoint(bp, "/<segment_id>", method="GET", responses={200: SegmentOut}, summary="Read a segment (by id or name)")
+@endpoint(
+    bp, "/<segment:segment_id>", method="GET", responses={200: SegmentOut}, summary="Read a segment (by id or name)"
+)
 def get_segment(segment_id: SegmentId) -> SegmentOut:
     return _out(service.get_segment(db_session(), current_workspace_id(), segment_id))
 
 
 @endpoint(
     bp,
-    "/<segment_id>",
+    "/<segment:segment_id>",
     method="PATCH",
     body=SegmentPatch,
     responses={200: SegmentOut},
@@ -87,7 +99,7 @@ def patch_segment(segment_id: SegmentId, body: SegmentPatch) -> SegmentOut:
 
 @endpoint(
     bp,
-    "/<segment_id>",
+    "/<segment:segment_id>",
     method="DELETE",
     responses={204: None},
     errors=(409,),
@@ -100,7 +112,7 @@ def delete_segment(segment_id: SegmentId) -> tuple[None, int]:
 
 @endpoint(
     bp,
-    "/<segment_id>/members",
+    "/<segment:segment_id>/members",
     method="POST",
     body=MembersIn,
     responses={200: MembersOut},
@@ -116,7 +128,7 @@ def add_members(segment_id: SegmentId, body: MembersIn) -> MembersOut:
 
 @endpoint(
     bp,
-    "/<segment_id>/members",
+    "/<segment:segment_id>/members",
     method="DELETE",
     body=MembersIn,
     responses={200: MembersOut},
@@ -132,7 +144,7 @@ def remove_members(segment_id: SegmentId, body: MembersIn) -> MembersOut:
 
 @endpoint(
     bp,
-    "/<segment_id>/count",
+    "/<segment:segment_id>/count",
     method="GET",
     responses={200: CountOut},
     summary="How many profiles the segment has now; past CCM_SEGMENT_COUNT_BUDGET_MS an estimate (approximate: true)",
@@ -165,7 +177,7 @@ def count_rules(body: RulesIn) -> CountOut:
 
 @endpoint(
     bp,
-    "/<segment_id>/sample",
+    "/<segment:segment_id>/sample",
     method="GET",
     query=SampleQuery,
     responses={200: SampleOut},

@@ -172,3 +172,9 @@ def test_another_workspaces_segment_is_not_found_and_its_profiles_never_counted(
     mine = make(api)
     assert api.get(f"/v1/segments/{mine['id']}/count").json["count"] == 2
     assert theirs.get(f"/v1/segments/{their_segment['id']}/count").json["count"] == 1
+
+
+def test_the_live_count_path_allows_only_post(api):
+    answer = api.request("OPTIONS", "/v1/segments/count")
+    assert set(answer.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert api.get("/v1/segments/count").status_code == 405
