@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     than queueing until the clients time out."""
     ingest_queue_wait: float = Field(default=0.5, ge=0)
 
+    import_max_bytes: int = Field(default=200_000_000, ge=1)
+    """A CSV file to import larger than this is refused with 413 (the API and ``ccm import``)."""
+    import_chunk_rows: int = Field(default=1000, ge=1, le=100_000)
+    """Rows of an import written per transaction: its unit of progress, of pause and of resumption."""
+
     render_timeout: float = 2.0
     render_max_chars: int = 1_000_000
     crash_at: str | None = Field(default=None, description="test hook: SIGKILL self at this point")
