@@ -67,7 +67,7 @@ def build_mapping(header: list[str], explicit: Mapping[str, str] | None, *, fiel
             raise ValidationFailed(f"{where}: the file has no column {column!r}", field=where)
         check_target(target, where)
         mapping[column] = target
-    _check_distinct(mapping, field)
+    _check_distinct(mapping, list(explicit or ()), field)
     if not any(target in IDENTIFYING for target in mapping.values()):
         raise ValidationFailed(
             f"{field}: no column is mapped to external_id, email or phone, so no row could be matched to a profile",
@@ -101,13 +101,15 @@ def consent_of(target: str) -> Consent | None:
     return Consent(channel, topic or "*")
 
 
-def _check_distinct(mapping: dict[str, str], field: str) -> None:
+def _check_distinct(mapping: dict[str, str], explicit: list[str], field: str) -> None:
+    """Each field filled by one column; a clash is named at the column mapped explicitly."""
     seen: dict[str, str] = {}
-    for column, target in mapping.items():
+    for column in [*explicit, *(name for name in mapping if name not in explicit)]:
+        target = mapping[column]
         if target == SKIP:
             continue
         if target in seen:
-            where = f"{field}.{column}"
+            where = f"{field}.{column if column in explicit else seen[target]}"
             raise ValidationFailed(
                 f"{where}: columns {seen[target]!r} and {column!r} both fill {target}; map one to skip", field=where
             )

@@ -25,7 +25,8 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_LOOKS_LIKE_DATA = re.compile(r"^([^@\s]+@[^@\s]+\.[^@\s]+|[+-]?[0-9][0-9 .,:/+-]*)$")
+_EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NUMBER_LIKE = re.compile(r"^[+-]?[0-9][0-9 .,:/+-]*$")
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _sample(text: str) -> str:
 
 
 def _records(text: str, delimiter: str, field: str) -> list[list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         return list(reader)
     except csv.Error as exc:
@@ -155,7 +156,7 @@ def _records(text: str, delimiter: str, field: str) -> list[list[str]]:
 
 def _check_header(header: list[str], field: str) -> None:
     named = [name for name in header if name]
-    if len(named) == len(header) and all(_LOOKS_LIKE_DATA.match(name) for name in named):
+    if any(_EMAIL_LIKE.match(name) for name in named) or all(_NUMBER_LIKE.match(name) for name in named):
         raise refused(f"no header row: the first row looks like data ({header[0]!r}); name the columns", field)
     seen: dict[str, str] = {}
     for name in named:
