@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ccm.consent.service import latest_statuses, record_many
@@ -140,7 +140,7 @@ def _lookup(session: Session, workspace_id: str, column: Any, keys: list[str]) -
         return {}
     fold = column is _PROFILE.c.email
     wanted = set(keys) | {key.lower() for key in keys} if fold else set(keys)
-    statement = select(*_LOOKED_UP).where(_PROFILE.c.workspace_id == workspace_id, column.in_(wanted))
+    statement: Select[Any] = select(*_LOOKED_UP).where(_PROFILE.c.workspace_id == workspace_id, column.in_(wanted))
     if column is not _PROFILE.c.external_id:  # an address: never a merged profile's tombstone
         statement = statement.where(_PROFILE.c.merged_into_id.is_(None))
     first: dict[str, Row[Any]] = {}

@@ -270,3 +270,14 @@ def progress(job: ImportJob) -> dict[str, Any]:
     left = job.total_rows - job.processed_rows
     eta = round(left / rate, 1) if rate and job.status == ImportStatus.RUNNING else None
     return {"percent": percent, "rate": rate, "eta_seconds": eta}
+
+
+def summary_line(job: ImportJob) -> str:
+    """``imported 1,000 rows: 950 created, 20 updated, 5 unchanged, 20 invalid, 5 duplicates (report: …)``."""
+    counts = ", ".join(f"{getattr(job, name):,} {'duplicates' if name == 'duplicate' else name}" for name in COUNTERS)
+    line = f"imported {job.processed_rows:,} rows: {counts}"
+    if job.status != ImportStatus.COMPLETED:
+        line += f" — the import is {job.status}" + (f": {job.error}" if job.error else "")
+    if job.invalid or job.duplicate:
+        line += f" (report: ccm imports report {job.id} or GET /v1/imports/{job.id}/report.csv)"
+    return line

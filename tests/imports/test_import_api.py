@@ -161,7 +161,7 @@ def test_phone_numbers_are_read_in_the_workspace_region(api, runtime, workspace)
 
 
 def test_the_report_downloads_as_formula_safe_csv(api, runtime):
-    content = "id,email,notes\nu1,=HYPERLINK(\"http://evil\"),x\nu2,@SUM(A1),y\n"
+    content = 'id,email,notes\nu1,=HYPERLINK("http://evil"),x\nu2,@SUM(A1),y\n'
     result = imported(api, runtime, content)
 
     response = api.get(f"/v1/imports/{result['id']}/report.csv")
@@ -169,7 +169,10 @@ def test_the_report_downloads_as_formula_safe_csv(api, runtime):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     lines = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert lines[0] == ["row", "column", "value", "reason"]
-    assert [line[:3] for line in lines[1:]] == [["2", "email", "'=HYPERLINK(\"http://evil\")"], ["3", "email", "'@SUM(A1)"]]
+    assert [line[:3] for line in lines[1:]] == [
+        ["2", "email", '\'=HYPERLINK("http://evil")'],
+        ["3", "email", "'@SUM(A1)"],
+    ]
     assert count(runtime, ImportRowError) == 2
 
 

@@ -42,7 +42,13 @@ def assert_exactly_once(api, runtime, import_id, rows=ROWS, bad_every=100):
     invalid = len(range(0, rows, bad_every))
     assert final["status"] == "completed"
     assert final["processed_rows"] == rows
-    assert final["counts"] == {"created": rows - invalid, "updated": 0, "unchanged": 0, "invalid": invalid, "duplicate": 0}
+    assert final["counts"] == {
+        "created": rows - invalid,
+        "updated": 0,
+        "unchanged": 0,
+        "invalid": invalid,
+        "duplicate": 0,
+    }
     assert count(runtime, Profile) == rows - invalid
     assert count(runtime, ImportRowError) == invalid
 
