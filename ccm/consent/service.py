@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import ARRAY, String, any_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ccm.consent.models import ALL_TOPICS, ConsentRecord
 from ccm.consent.schemas import ConsentIn, ConsentState
-from ccm.db import insert_many, utcnow
+from ccm.db import dialect_of, insert_many, utcnow
 from ccm.ids import new_id
 from ccm.workspaces.schemas import WorkspacePolicy
 
@@ -79,10 +79,16 @@ def latest_statuses(*, session: Session, profile_ids: Collection[str]) -> dict[t
     """The latest status per (profile id, channel, topic) of these profiles, in one query."""
     if not profile_ids:
         return {}
+    column = _TABLE.c.profile_id
+    if dialect_of(session) == "postgresql":  # one array parameter: one statement whatever the count
+        among = column == any_(bindparam("ids", type_=ARRAY(String)))
+    else:
+        among = column.in_(bindparam("ids", expanding=True))
     rows = session.execute(
         select(_TABLE.c.profile_id, _TABLE.c.channel, _TABLE.c.topic, _TABLE.c.status)
-        .where(_TABLE.c.profile_id.in_(list(profile_ids)))
-        .order_by(_TABLE.c.recorded_at, _TABLE.c.id)
+        .where(among)
+        .order_by(_TABLE.c.recorded_at, _TABLE.c.id),
+        {"ids": list(profile_ids)},
     )
     return {(row.profile_id, row.channel, row.topic): row.status for row in rows}
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select, update
+from sqlalchemy import ARRAY, Row, Select, String, any_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ccm.consent.service import latest_statuses, record_many
-from ccm.db import insert_many, utcnow
+from ccm.db import dialect_of, insert_many, utcnow
 from ccm.ids import new_id
 from ccm.imports.models import ImportRowError
 from ccm.imports.rows import RowError, RowValues, read_row
@@ -140,14 +140,23 @@ def _lookup(session: Session, workspace_id: str, column: Any, keys: list[str]) -
         return {}
     fold = column is _PROFILE.c.email
     wanted = set(keys) | {key.lower() for key in keys} if fold else set(keys)
-    statement: Select[Any] = select(*_LOOKED_UP).where(_PROFILE.c.workspace_id == workspace_id, column.in_(wanted))
+    matching = among(column, dialect_of(session))
+    statement: Select[Any] = select(*_LOOKED_UP).where(_PROFILE.c.workspace_id == workspace_id, matching)
     if column is not _PROFILE.c.external_id:  # an address: never a merged profile's tombstone
         statement = statement.where(_PROFILE.c.merged_into_id.is_(None))
     first: dict[str, Row[Any]] = {}
-    for row in session.execute(statement.order_by(_PROFILE.c.id)):
+    for row in session.execute(statement.order_by(_PROFILE.c.id), {"keys": list(wanted)}):
         value = getattr(row, column.name)
         first.setdefault(value.lower() if fold else value, row)
     return first
+
+
+def among(column: Any, dialect: str) -> Any:
+    """``column IN (:keys)``: one array parameter on PostgreSQL (one prepared statement whatever
+    the count, which the driver need not parse again), an expanding list on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("keys", type_=ARRAY(String)))
+    return column.in_(bindparam("keys", expanding=True))
 
 
 def _plan_profile(
