@@ -56,7 +56,9 @@ def test_upload_answers_the_detected_columns_and_a_preview(api):
         (codecs.BOM_UTF8 + PEOPLE.replace("Ann", "Anaïs").encode("utf-8"), "utf-8"),
         (codecs.BOM_UTF16_LE + PEOPLE.replace("Ann", "Anaïs").encode("utf-16-le"), "utf-16-le"),
         (codecs.BOM_UTF16_BE + PEOPLE.replace("Ann", "Anaïs").encode("utf-16-be"), "utf-16-be"),
+        (PEOPLE.replace("Ann", "Anaïs").encode("utf-16-le"), "utf-16-le"),  # no mark: told by its NUL bytes
         (PEOPLE.replace("Ann", "Anaïs").replace("pro", "pro €").encode("cp1252"), "windows-1252"),
+        (PEOPLE.replace("Ann", "Anaïs").replace("pro", "pro \x81").encode("latin-1"), "iso-8859-1"),
     ],
 )
 def test_reads_byte_order_marks_and_windows_encodings(api, runtime, workspace, encoded, encoding):
