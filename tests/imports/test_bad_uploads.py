@@ -90,3 +90,13 @@ def test_pausing_a_finished_import_is_a_409(api, runtime):
     response = api.post(f"/v1/imports/{created}/pause")
 
     assert response.status_code == 409 and response.json["error"]["details"]["field"] == "status"
+
+
+@pytest.mark.settings(max_request_bytes=1000)
+def test_an_upload_may_be_larger_than_other_requests_up_to_the_import_limit(api, runtime):
+    content = "id,email\n" + "".join(f"u{i},p{i}@example.com\n" for i in range(300))
+
+    response = upload(api, content)
+
+    assert len(content) > 1000 and response.status_code == 202, response.json
+    assert response.json["total_rows"] == 300
