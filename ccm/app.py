@@ -55,6 +55,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.engagement import api as tracking
     from ccm.engagement import unsubscribe
     from ccm.identity import api as identity
+    from ccm.imports import api as imports
     from ccm.inbound import callbacks
     from ccm.ingest import api as ingest
     from ccm.message_templates import api as templates
@@ -88,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
         identity,
         triggers,
         segments,
+        imports,
     ):
         app.register_blueprint(module.bp)
 

@@ -245,6 +245,51 @@ def import_templates(settings: Settings, folder: Path, workspace: str) -> None:
         click.echo(f"{result.key}: version {result.version}{'' if result.created else ' (unchanged)'}")
 
 
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="created if it does not exist")
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="HEADER=FIELD",
+    help="map a column (repeatable): email, attributes.plan, consent.sms, skip …",
+)
+@click.option("--consent-source", default=None, help="where the file's consent was collected (kept as proof)")
+@pass_settings
+def import_profiles(
+    settings: Settings, file: Path, workspace: str, maps: tuple[str, ...], consent_source: str | None
+) -> None:
+    """Import profiles from a CSV FILE, in this process; prints one summary line."""
+    from ccm.imports.local import import_file
+
+    runtime = _runtime(settings)
+    with click.progressbar(length=0, label="importing", file=sys.stderr) as bar:
+        job = import_file(runtime, file, workspace=workspace, maps=list(maps), consent_source=consent_source, bar=bar)
+    click.echo(job)
+
+
+@main.group("imports")
+def imports_group() -> None:
+    """Profile imports from CSV files."""
+
+
+@imports_group.command("report")
+@click.argument("import_id")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: stdout")
+@pass_settings
+def import_report(settings: Settings, import_id: str, output: Path | None) -> None:
+    """Write an import's row report as CSV: row, column, value, reason."""
+    from ccm.imports.local import write_report
+
+    runtime = _runtime(settings)
+    if output is None:
+        write_report(runtime, import_id, sys.stdout)
+        return
+    with output.open("w", encoding="utf-8", newline="") as out:
+        write_report(runtime, import_id, out)
+
+
 @main.command("smtp-inbound")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=2525, show_default=True, type=int)

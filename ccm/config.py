@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     """Milliseconds a segment count may take; past them the count stops and the answer is an
     estimate marked ``approximate`` (see docs/segments.md), so a count never blocks the UI."""
 
+    import_max_bytes: int = Field(default=200_000_000, ge=1)
+    """A CSV file to import larger than this is refused with 413 (the API and ``ccm import``)."""
+    import_chunk_rows: int = Field(default=1000, ge=1, le=100_000)
+    """Rows of an import written per transaction: its unit of progress, of pause and of resumption."""
+
     render_timeout: float = 2.0
     render_max_chars: int = 1_000_000
     crash_at: str | None = Field(default=None, description="test hook: SIGKILL self at this point")

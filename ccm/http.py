@@ -48,6 +48,10 @@ class Operation:
     public: bool = False
     raw_body: str | None = None
     """The media type of a body taken as raw bytes (``message/rfc822``), not JSON."""
+    body_content: dict[str, Any] | None = None
+    """The OpenAPI ``requestBody.content`` of a body the view reads itself (a file upload)."""
+    raw_response: str | None = None
+    """The media type of the success answer when the view returns it as a Flask ``Response`` (CSV)."""
 
 
 OPERATIONS: list[Operation] = []
@@ -66,6 +70,8 @@ def endpoint(
     public: bool = False,
     errors: tuple[int, ...] = (),
     raw_body: str | None = None,
+    body_content: dict[str, Any] | None = None,
+    raw_response: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an operation. Path parameters are validated against the view's own annotations
     (each an ``Annotated`` type with its limits), the body and query into the given models,
@@ -88,6 +94,8 @@ def endpoint(
             headers or {},
             public,
             raw_body,
+            body_content,
+            raw_response,
         )
         OPERATIONS.append(operation)
 
@@ -195,6 +203,8 @@ def to_response(result: Any, operation: Operation) -> Response:
     """Serialize what a view returned through the response model it declared for that status;
     anything else is a bug (the document would not describe the answer)."""
     status, headers = 200, None
+    if operation.raw_response and isinstance(result, Response):
+        return result
     if isinstance(result, tuple):
         result, status, *rest = result
         headers = rest[0] if rest else None

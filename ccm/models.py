@@ -8,6 +8,7 @@ from ccm.db import Base
 from ccm.engagement.models import EngagementEvent
 from ccm.idempotency.models import IdempotencyKey
 from ccm.identity.models import ProfileMerge
+from ccm.imports.models import ImportChunk, ImportJob, ImportRowError
 from ccm.ingest.models import Account, AccountMember, Event, EventSeen, ProfileAnonymousId
 from ccm.jobs import PendingJob
 from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
@@ -32,6 +33,9 @@ __all__ = [
     "Event",
     "EventSeen",
     "IdempotencyKey",
+    "ImportChunk",
+    "ImportJob",
+    "ImportRowError",
     "InboundMessage",
     "Message",
     "MessageTemplate",

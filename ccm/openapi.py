@@ -97,9 +97,10 @@ def error_statuses(op: Operation) -> list[int]:
     """Every error status the operation may answer: what any operation may (503), what its inputs
     may (422, 413), authentication (401), objects named in its path (404), and its own."""
     statuses = {503, *op.errors}
-    if op.body is not None or op.query is not None or op.path_params is not None or op.raw_body:
+    takes_body = op.body is not None or op.raw_body or op.body_content
+    if takes_body or op.query is not None or op.path_params is not None:
         statuses.add(422)
-    if op.body is not None or op.raw_body:
+    if takes_body:
         statuses.add(413)
     if not op.public:
         statuses.add(401)
@@ -143,6 +144,8 @@ def _operation(op: Operation, refs: Refs, components: dict[str, Any]) -> dict[st
             }
         }
         spec["requestBody"] = {"required": True, "content": {op.raw_body: raw, "application/octet-stream": raw}}
+    elif op.body_content:
+        spec["requestBody"] = {"required": True, "content": op.body_content}
     if op.public:
         spec["security"] = []
     return spec
@@ -188,6 +191,8 @@ def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
         answer: dict[str, Any] = {"description": "success"}
         if model is not None:
             answer["content"] = {"application/json": {"schema": {"$ref": refs[(model, "serialization")]}}}
+        elif op.raw_response:
+            answer["content"] = {op.raw_response: {"schema": {"type": "string"}}}
         responses[str(status)] = answer
     error = {"$ref": refs[(ErrorResponse, "serialization")]}
     for status in error_statuses(op):

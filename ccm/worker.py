@@ -18,6 +18,7 @@ from ccm import jobs
 from ccm import models as _models  # noqa: F401  (registers every mapper)
 from ccm.engagement import tasks as engagement_tasks
 from ccm.idempotency import tasks as idempotency_tasks
+from ccm.imports import tasks as import_tasks
 from ccm.ingest import tasks as ingest_tasks
 from ccm.jobs import Job, Relay
 from ccm.logs import DELIVERY_OUTCOMES, OutcomeCounts, throughput_line
@@ -36,6 +37,7 @@ TASKS: dict[Job, Callable[..., None]] = {
     idempotency_tasks.PURGE_EXPIRED: idempotency_tasks.purge_expired,
     ingest_tasks.MAINTAIN: ingest_tasks.maintain,
     trigger_tasks.RELEASE: trigger_tasks.release,
+    import_tasks.RUN: import_tasks.run,
 }
 """Every actor CCM has. Adding one means adding it here, nowhere else."""
 PERIODIC: tuple[Job, ...] = tuple(job for job in TASKS if job.every)

@@ -8,12 +8,16 @@ never the suppression list).
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, or_, select
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import ARRAY, String, any_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ccm.consent.models import ALL_TOPICS, ConsentRecord
 from ccm.consent.schemas import ConsentIn, ConsentState
-from ccm.db import utcnow
+from ccm.db import dialect_of, insert_many, utcnow
+from ccm.ids import new_id
 from ccm.workspaces.schemas import WorkspacePolicy
 
 _TABLE = ConsentRecord.__table__
@@ -48,6 +52,45 @@ def record_consent(
     session.add(record)
     session.flush()
     return record
+
+
+def record_many(*, session: Session, workspace_id: str, records: list[dict[str, Any]], actor: str | None) -> None:
+    """Append many decisions in one statement (a file import). Each record gives ``profile_id``,
+    ``channel``, ``topic``, ``status``, ``source`` and ``proof``."""
+    if not records:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "id": new_id("cns"),
+            "workspace_id": workspace_id,
+            "actor": actor,
+            "ip": None,
+            "user_agent": None,
+            "recorded_at": now,
+            **record,
+        }
+        for record in records
+    ]
+    insert_many(session.connection(), _TABLE, rows, ignoring=False)
+
+
+def latest_statuses(*, session: Session, profile_ids: Collection[str]) -> dict[tuple[str, str, str], str]:
+    """The latest status per (profile id, channel, topic) of these profiles, in one query."""
+    if not profile_ids:
+        return {}
+    column = _TABLE.c.profile_id
+    if dialect_of(session) == "postgresql":  # one array parameter: one statement whatever the count
+        among = column == any_(bindparam("ids", type_=ARRAY(String)))
+    else:
+        among = column.in_(bindparam("ids", expanding=True))
+    rows = session.execute(
+        select(_TABLE.c.profile_id, _TABLE.c.channel, _TABLE.c.topic, _TABLE.c.status)
+        .where(among)
+        .order_by(_TABLE.c.recorded_at, _TABLE.c.id),
+        {"ids": list(profile_ids)},
+    )
+    return {(row.profile_id, row.channel, row.topic): row.status for row in rows}
 
 
 def history(*, session: Session, profile_id: str) -> list[ConsentRecord]:

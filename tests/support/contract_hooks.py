@@ -51,6 +51,8 @@ def _semantic(case: Any, field: str) -> bool:
         if param["in"] in ("path", "header") and parts and param["name"] == parts[0]:
             return _marked(root, param.get("schema", {}), parts[1:]) or MARK in param.get("description", "")
     content = operation.get("requestBody", {}).get("content", {})
+    if "multipart/form-data" in content and parts and parts != ["body"]:  # a form field by its name
+        return _marked(root, content["multipart/form-data"]["schema"], parts)
     if "application/json" not in content:  # a raw body: the error names the body itself
         return parts == ["body"] and any(_marked(root, media.get("schema", {}), []) for media in content.values())
     return _marked(root, content["application/json"]["schema"], parts)
