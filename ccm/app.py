@@ -61,6 +61,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.message_templates import api as templates
     from ccm.messages import api as messages
     from ccm.profiles import api as profiles
+    from ccm.segments import api as segments
     from ccm.suppression import api as suppressions
     from ccm.timeline import api as timeline
     from ccm.triggers import api as triggers
@@ -88,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
         identity,
         triggers,
         campaigns,
+        segments,
     ):
         app.register_blueprint(module.bp)
 

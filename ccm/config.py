@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     """Share of bounced messages among a campaign's recent ones that pauses it."""
     campaign_breaker_complaints: float = Field(default=0.005, gt=0, le=1)
     """Share of spam complaints among a campaign's recent messages that pauses it."""
+    segment_count_budget_ms: int = Field(default=2000, ge=1, le=600_000)
+    """Milliseconds a segment count may take; past them the count stops and the answer is an
+    estimate marked ``approximate`` (see docs/segments.md), so a count never blocks the UI."""
 
     render_timeout: float = 2.0
     render_max_chars: int = 1_000_000

@@ -12,7 +12,9 @@ from ccm.message_templates.schemas import TemplateKey
 from ccm.pagination import PageQuery
 from ccm.validation import Channel, ChannelRanking, RequestModel, Topic
 
-SegmentId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+$", description="a segment id")]
+SegmentId = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="a segment's id or name")
+]
 HourMinute = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM")]
 Percent = Annotated[float, Field(ge=0, le=100)]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

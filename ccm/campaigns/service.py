@@ -199,8 +199,7 @@ def _apply(session: Session, campaign: Campaign, data: CampaignFields, *, fields
             value = getattr(data, name)
             setattr(campaign, name, value.model_dump() if hasattr(value, "model_dump") else value)
     if "segment" in fields and data.segment is not None:
-        get_segment(session, campaign.workspace_id, data.segment)
-        campaign.segment_id = data.segment
+        campaign.segment_id = get_segment(session, campaign.workspace_id, data.segment).id
     if "schedule" in fields:
         campaign.schedule = _schedule(data)
     if "calendar" in fields:

@@ -68,9 +68,11 @@ def set_postal_address(api: Any) -> None:
     assert answer.status_code == 200, answer.json
 
 
-def everyone(api: Any) -> str:
-    """A segment every profile of the workspace is in."""
-    return "seg_all"
+def everyone(api: Any, name: str = "everyone") -> str:
+    """A segment every profile of the workspace with an email address is in; its id."""
+    answer = api.post("/v1/segments", json={"name": name, "rules": {"attribute": "email", "op": "exists"}})
+    assert answer.status_code == 201, answer.json
+    return answer.json["id"]
 
 
 def campaign_body(segment: str, **overrides: Any) -> dict[str, Any]:
