@@ -68,7 +68,11 @@ def test_a_draft_can_be_changed_until_it_is_launched(api, runtime, workspace, se
     campaign = make_campaign(api, segment)
     changed = api.patch(
         f"/v1/campaigns/{campaign['id']}",
-        json={"name": "Autumn", "template": None, "variants": [{"template": "promo"}, {"template": "promo-b", "weight": 3}]},
+        json={
+            "name": "Autumn",
+            "template": None,
+            "variants": [{"template": "promo"}, {"template": "promo-b", "weight": 3}],
+        },
     )
     assert changed.status_code == 200, changed.json
     assert changed.json["name"] == "Autumn"
