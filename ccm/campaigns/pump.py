@@ -140,8 +140,10 @@ def _paced(session: Session, runtime: Runtime, campaign: Campaign) -> float:
     if retrying:
         campaign.throttled_by_provider += 1
         return max(rate / 2, floor)
-    if size and unclaimed * 2 > size:  # the workers are behind: keep the broker's queue short
-        return max(rate * 0.7, floor)
+    if size and unclaimed * 2 > size:
+        # The workers are behind: release what they took of the last batch in a tick, so that
+        # the broker's queue stays about a second long (a pause then stops sending within it).
+        return max(min(rate * 0.7, (size - unclaimed) / TICK_SECONDS), floor)
     return min(rate + ceiling / 10, ceiling)
 
 

@@ -48,7 +48,9 @@ def test_a_recipient_who_unsubscribes_while_queued_is_not_sent(api, runtime, wor
 
 def test_one_bad_recipient_or_render_fails_only_that_message(api, runtime, workspace, worker, smtp_server):
     set_up = ready(api)
-    publish_promo(api, "plan-promo", html="<p>{{ first_name }}, your {{ plan }} plan</p>", variables=["first_name", "plan"])
+    publish_promo(
+        api, "plan-promo", html="<p>{{ first_name }}, your {{ plan }} plan</p>", variables=["first_name", "plan"]
+    )
     seed_profiles(runtime, workspace[0], 8, attributes={"first_name": "Ann", "plan": "pro"})
     seed_profiles(runtime, workspace[0], 1, start=8, attributes={"first_name": "Bo"})  # no plan: cannot render
     smtp_server.set_reply("RCPT p3@example.com", "550 5.1.1 No such user")
@@ -98,7 +100,9 @@ def test_a_campaign_whose_messages_fail_too_often_pauses_saying_why(api, runtime
     assert campaign_row(runtime, campaign["id"]).released == released
 
 
-def test_an_ab_test_sends_the_winner_to_the_rest_and_keeps_the_holdout_out(api, runtime, workspace, worker, smtp_server):
+def test_an_ab_test_sends_the_winner_to_the_rest_and_keeps_the_holdout_out(
+    api, runtime, workspace, worker, smtp_server
+):
     segment = ready(api)
     publish_promo(api, "promo-b")
     seed_profiles(runtime, workspace[0], 200)
@@ -117,10 +121,14 @@ def test_an_ab_test_sends_the_winner_to_the_rest_and_keeps_the_holdout_out(api, 
     with runtime.db.read_only() as session:
         by_variant = dict(
             session.execute(
-                select(Message.variant, func.count()).where(Message.campaign_id == campaign["id"]).group_by(Message.variant)
+                select(Message.variant, func.count())
+                .where(Message.campaign_id == campaign["id"])
+                .group_by(Message.variant)
             ).all()
         )
-        held = set(session.scalars(select(CampaignHoldout.profile_id).where(CampaignHoldout.campaign_id == campaign["id"])))
+        held = set(
+            session.scalars(select(CampaignHoldout.profile_id).where(CampaignHoldout.campaign_id == campaign["id"]))
+        )
         messaged = set(session.scalars(select(Message.profile_id).where(Message.campaign_id == campaign["id"])))
     assert 5 <= len(held) <= 40 and not held & messaged
     assert len(held) + len(messaged) == 200
