@@ -105,7 +105,7 @@ def timing_of(campaign: Campaign, now: dt.datetime) -> Timing:
     """When the campaign's recipients are due, from its schedule and calendar."""
     schedule, calendar = campaign.schedule or {}, campaign.calendar or {}
     start = max(campaign.started_at or now, dt.datetime.fromisoformat(schedule["at"]) if schedule.get("at") else now)
-    if campaign.fanout_phase == FanoutPhase.REST:
+    if campaign.fanout_phase == FanoutPhase.REST:  # the winner goes when it is chosen, not back in time
         start = max(start, now)
     hours = calendar.get("hours")
     days = calendar.get("days")

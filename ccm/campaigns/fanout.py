@@ -179,6 +179,7 @@ def _zones(session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bo
         .where(chosen)
         .group_by(_p.c.timezone)
     )
+    # One pass over the chunk gives both the zones to compute and how many have none valid.
     counts = {row[0]: row[1] for row in session.execute(counted)}
     by_zone, fallback_due = due_by_zone(plan.timing, counts, plan.fallback_zone)
     fallback = sum(count for zone, count in counts.items() if zone_of(zone) is None)
