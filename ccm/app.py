@@ -48,6 +48,7 @@ class _InOrderJSON(DefaultJSONProvider):
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
     from ccm.auth import api as api_keys
+    from ccm.campaigns import results_api as campaign_results
     from ccm.channels import api as outbox
     from ccm.channels import providers_api as providers
     from ccm.consent import api as consent
@@ -86,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
         ingest,
         identity,
         triggers,
+        campaign_results,
     ):
         app.register_blueprint(module.bp)
 

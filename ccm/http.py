@@ -48,6 +48,9 @@ class Operation:
     public: bool = False
     raw_body: str | None = None
     """The media type of a body taken as raw bytes (``message/rfc822``), not JSON."""
+    produces: str | None = None
+    """The media type of a success answer that is not JSON (``text/csv``): the view returns the
+    ``Response`` itself, often streamed."""
 
 
 OPERATIONS: list[Operation] = []
@@ -66,12 +69,14 @@ def endpoint(
     public: bool = False,
     errors: tuple[int, ...] = (),
     raw_body: str | None = None,
+    produces: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an operation. Path parameters are validated against the view's own annotations
     (each an ``Annotated`` type with its limits), the body and query into the given models,
     passed to the view as ``body=`` and ``query=``; the view returns a declared response model
     (or ``(model, status[, headers])``), serialized through that model. ``errors`` lists the
-    error statuses the operation adds to the ones every operation may answer."""
+    error statuses the operation adds to the ones every operation may answer. ``produces``
+    declares a non-JSON answer (``text/csv``): the view returns a ``Response`` of that type."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         path_model = _path_model(view, rule)
@@ -88,6 +93,7 @@ def endpoint(
             headers or {},
             public,
             raw_body,
+            produces,
         )
         OPERATIONS.append(operation)
 
@@ -198,6 +204,8 @@ def to_response(result: Any, operation: Operation) -> Response:
     if isinstance(result, tuple):
         result, status, *rest = result
         headers = rest[0] if rest else None
+    if operation.produces and isinstance(result, Response) and result.status_code in operation.responses:
+        return result
     if status not in operation.responses:
         raise TypeError(f"{operation.method.upper()} {operation.path} answered {status}, which it does not declare")
     declared = operation.responses[status]

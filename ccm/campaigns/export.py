@@ -1,0 +1,132 @@
+"""A campaign's results as CSV: one line per recipient (``export.csv``), or one per variant
+(``results.csv``). Lines are produced while the rows are read (a server-side cursor on
+PostgreSQL, ``yield_per`` batches), so a million recipients take the memory of one batch; every
+cell goes through :func:`ccm.csvsafe.csv_lines`, which neutralises formulas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Select, case, false, func, literal, null, select
+from sqlalchemy.orm import Session
+
+from ccm.campaigns import facts
+from ccm.campaigns.facts import m
+from ccm.campaigns.models import Campaign, CampaignHoldout
+from ccm.campaigns.results import COUNTS, HOLDOUT, RATES, Results
+from ccm.csvsafe import csv_lines
+from ccm.db import Database
+from ccm.profiles.models import Profile
+
+BATCH = 2000
+"""Rows fetched from the database at a time."""
+RECIPIENT_HEADER = (
+    "profile_external_id",
+    "profile_id",
+    "address",
+    "variant",
+    "channel",
+    "status",
+    "reason",
+    "sent_at",
+    "delivered_at",
+    "opened_at",
+    "clicked_at",
+    "converted",
+)
+SUMMARY_HEADER = ("variant", *COUNTS, *(f"{name}_rate" for name in RATES))
+_p, _h = Profile.__table__, CampaignHoldout.__table__
+
+
+def recipient_lines(db: Database, *, workspace_id: str, campaign_id: str) -> Iterator[str]:
+    """The recipients' CSV, line by line, read in its own session (the request's has ended by
+    the time a streamed answer is written): the messages in id order, then the holdout."""
+    with db.read_only() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        rows = (
+            _format(row)
+            for statement in (_messages(session, campaign), _holdout(session, campaign))
+            for row in session.execute(statement.execution_options(yield_per=BATCH))
+        )
+        yield from csv_lines(RECIPIENT_HEADER, rows)
+
+
+def summary_lines(results: Results) -> Iterator[str]:
+    """The per-variant summary's CSV: counts and rates, a line per variant, the holdout, the total."""
+    groups = [*results.variants.values(), *([results.holdout] if results.holdout else []), results.total]
+    rows = ([group.key, *(group.counts[name] for name in COUNTS), *group.rates().values()] for group in groups)
+    return csv_lines(SUMMARY_HEADER, rows)
+
+
+def _messages(session: Session, campaign: Campaign) -> Select[Any]:
+    ws, cid = campaign.workspace_id, campaign.id
+    engaged, times = facts.engagement(ws, cid), facts.send_times(ws, cid)
+    sent_at = facts.sent_at(times)
+    return (
+        select(
+            _p.c.external_id,
+            m.c.profile_id,
+            m.c.to_address,
+            m.c.variant,
+            m.c.channel,
+            m.c.status,
+            m.c.reason,
+            sent_at,
+            func.coalesce(engaged.c.delivered_at, case((m.c.status == "delivered", m.c.finished_at))),
+            engaged.c.opened_at,
+            engaged.c.clicked_at,
+            _converted(session, campaign, m.c.profile_id, sent_at),
+        )
+        .select_from(
+            m.outerjoin(_p, _p.c.id == m.c.profile_id)
+            .outerjoin(engaged, engaged.c.message_id == m.c.id)
+            .outerjoin(times, times.c.message_id == m.c.id)
+        )
+        .where(facts.of_campaign(ws, cid))
+        .order_by(m.c.id)
+    )
+
+
+def _holdout(session: Session, campaign: Campaign) -> Select[Any]:
+    """The holdout group's profiles, on the recipients' columns: never messaged, so no address,
+    channel or times; converted when they did the goal event after the launch."""
+    blank = [null()] * 4
+    return (
+        select(
+            _p.c.external_id,
+            _h.c.profile_id,
+            null(),
+            literal(HOLDOUT),
+            null(),
+            literal("held_out"),
+            *blank,
+            null(),
+            _converted(session, campaign, _h.c.profile_id, campaign.launched_at, holdout=True),
+        )
+        .select_from(_h.join(_p, _p.c.id == _h.c.profile_id))
+        .where(_h.c.campaign_id == campaign.id)
+        .order_by(_h.c.profile_id)
+    )
+
+
+def _converted(session: Session, campaign: Campaign, profile: Any, since: Any, *, holdout: bool = False) -> Any:
+    if not campaign.goal or campaign.launched_at is None:
+        return false()
+    did = facts.converted(
+        session,
+        workspace_id=campaign.workspace_id,
+        profile=profile,
+        since=since,
+        goal=campaign.goal,
+        until=None if holdout else campaign.launched_at,
+    )
+    return case((did, True), else_=False)
+
+
+def _format(row: Any) -> list[Any]:
+    return [*row[:7], *(_time(value) for value in row[7:11]), bool(row[11])]
+
+
+def _time(value: Any) -> str:
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else ""
