@@ -5,6 +5,7 @@ cell goes through :func:`ccm.csvsafe.csv_lines`, which neutralises formulas."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,5 +129,5 @@ def _format(row: Any) -> list[Any]:
     return [*row[:7], *(_time(value) for value in row[7:11]), bool(row[11])]
 
 
-def _time(value: Any) -> str:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else ""
+def _time(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else ""
