@@ -13,7 +13,6 @@ from sqlalchemy import Select, case, false, func, literal, null, select
 from sqlalchemy.orm import Session
 
 from ccm.campaigns import facts
-from ccm.campaigns.facts import m
 from ccm.campaigns.models import Campaign, CampaignHoldout
 from ccm.campaigns.results import COUNTS, HOLDOUT, RATES, Results
 from ccm.csvsafe import csv_lines
@@ -45,6 +44,7 @@ def recipient_lines(db: Database, *, workspace_id: str, campaign_id: str) -> Ite
     the time a streamed answer is written): the messages in id order, then the holdout."""
     with db.read_only() as session:
         campaign = session.get_one(Campaign, campaign_id)
+        facts.without_jit(session)
         rows = (
             _format(row)
             for statement in (_messages(session, campaign), _holdout(session, campaign))
@@ -61,31 +61,25 @@ def summary_lines(results: Results) -> Iterator[str]:
 
 
 def _messages(session: Session, campaign: Campaign) -> Select[Any]:
-    ws, cid = campaign.workspace_id, campaign.id
-    engaged, times = facts.engagement(ws, cid), facts.send_times(ws, cid)
-    sent_at = facts.sent_at(times)
+    each = facts.per_message(campaign.workspace_id, campaign.id)
+    delivered_at = func.coalesce(each.c.delivered_at, case((each.c.status == "delivered", each.c.finished_at)))
     return (
         select(
             _p.c.external_id,
-            m.c.profile_id,
-            m.c.to_address,
-            m.c.variant,
-            m.c.channel,
-            m.c.status,
-            m.c.reason,
-            sent_at,
-            func.coalesce(engaged.c.delivered_at, case((m.c.status == "delivered", m.c.finished_at))),
-            engaged.c.opened_at,
-            engaged.c.clicked_at,
-            _converted(session, campaign, m.c.profile_id, sent_at),
+            each.c.profile_id,
+            each.c.to_address,
+            each.c.variant,
+            each.c.channel,
+            each.c.status,
+            each.c.reason,
+            each.c.sent_at,
+            delivered_at,
+            each.c.opened_at,
+            each.c.clicked_at,
+            _converted(session, campaign, each.c.profile_id, each.c.sent_at),
         )
-        .select_from(
-            m.outerjoin(_p, _p.c.id == m.c.profile_id)
-            .outerjoin(engaged, engaged.c.message_id == m.c.id)
-            .outerjoin(times, times.c.message_id == m.c.id)
-        )
-        .where(facts.of_campaign(ws, cid))
-        .order_by(m.c.id)
+        .select_from(each.outerjoin(_p, _p.c.id == each.c.profile_id))
+        .order_by(each.c.id)
     )
 
 

@@ -10,7 +10,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Subquery, and_, case, exists, func, literal, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    Subquery,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from ccm.db import UTCDateTime, dialect_of
@@ -27,15 +42,57 @@ PENDING = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
 ACCEPTED = (MessageStatus.SENT, MessageStatus.DELIVERED)
 
 
+def without_jit(session: Session) -> None:
+    """Turn PostgreSQL's JIT compilation off for the rest of the transaction. These statements
+    run once each over many rows; above ``jit_above_cost`` PostgreSQL compiles them first, which
+    took a second here — longer than running them (bench/README.md, "Campaign results")."""
+    if dialect_of(session) == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+
+
 def of_campaign(workspace_id: str, campaign_id: str) -> ColumnElement[bool]:
     """The messages of one campaign (``message.campaign_id``), within its workspace."""
     return and_(m.c.workspace_id == workspace_id, m.c.campaign_id == campaign_id)
 
 
-def engagement(workspace_id: str, campaign_id: str) -> Subquery:
-    """One row per engaged message of the campaign: a 0/1 flag per kind, and the first time of
-    each. Opens count a human click too (images blocked, the person still read it); opens and
-    clicks made by machines (mail privacy proxies, link scanners) are counted apart."""
+ENGAGEMENT: tuple[tuple[str, bool | None, str], ...] = (
+    ("opened", False, "opened"),
+    ("clicked", False, "opened"),  # images blocked: the person who clicked read it
+    ("clicked", False, "clicked"),
+    ("opened", True, "machine_opened"),
+    ("clicked", True, "machine_clicked"),
+    ("replied", None, "replied"),
+    ("unsubscribed", None, "unsubscribed"),
+    ("bounced", None, "bounced"),
+    ("complained", None, "complaints"),
+)
+"""Which engagement events count a message as what: ``(kind, machine, count)``; ``machine``
+None is either. Opens and clicks by machines (privacy proxies, link scanners) count apart."""
+
+
+def engagement_classes() -> Subquery:
+    """:data:`ENGAGEMENT` as a table (``kind``, ``machine``, ``counted``) to join events to."""
+    rows = [
+        select(
+            literal(kind).label("kind"),
+            (literal(machine) if machine is not None else null().cast(Boolean)).label("machine"),
+            literal(counted).label("counted"),
+        )
+        for kind, machine, counted in ENGAGEMENT
+    ]
+    return union_all(*rows).subquery("classes")
+
+
+def per_message(workspace_id: str, campaign_id: str) -> Subquery:
+    """One row per message of the campaign: its own columns, when it was sent, a 0/1 flag per
+    kind of engagement and the first time of some. Messages, their attempts and their events are
+    joined once and grouped by message (repeated rows only repeat a ``max`` or a ``min``).
+
+    - ``sent_at``: its first attempt that got through (a message's ``finished_at`` moves when a
+      delivery report arrives); one accepted without an attempt on record: its finish.
+    - ``opened`` counts a human click too (images blocked, the person still read it); opens and
+      clicks by machines (mail privacy proxies, link scanners) are ``machine_*``, apart.
+    """
     human = ~_e.c.machine
     opened = or_(and_(_e.c.kind == "opened", human), and_(_e.c.kind == "clicked", human))
     kinds: dict[str, ColumnElement[bool]] = {
@@ -47,38 +104,26 @@ def engagement(workspace_id: str, campaign_id: str) -> Subquery:
         "unsubscribed": _e.c.kind == "unsubscribed",
         "bounced": _e.c.kind == "bounced",
         "complained": _e.c.kind == "complained",
-        "reported_delivered": _e.c.kind == "delivered",
     }
-    columns = [func.max(case((condition, 1), else_=0)).label(name) for name, condition in kinds.items()]
+    flags = [func.max(case((condition, 1), else_=0)).label(name) for name, condition in kinds.items()]
     firsts = [
         func.min(case((opened, _e.c.occurred_at))).label("opened_at"),
         func.min(case((kinds["clicked"], _e.c.occurred_at))).label("clicked_at"),
-        func.min(case((kinds["reported_delivered"], _e.c.occurred_at))).label("delivered_at"),
+        func.min(case((_e.c.kind == "delivered", _e.c.occurred_at))).label("delivered_at"),
     ]
+    sent = func.coalesce(func.min(_a.c.finished_at), func.max(case((m.c.status.in_(ACCEPTED), m.c.finished_at))))
+    own = (m.c.variant, m.c.status, m.c.reason, m.c.profile_id, m.c.to_address, m.c.channel, m.c.finished_at)
     return (
-        select(_e.c.message_id, *columns, *firsts)
-        .join(m, m.c.id == _e.c.message_id)
+        select(m.c.id, *own, sent.label("sent_at"), *flags, *firsts)
+        .select_from(
+            m.outerjoin(_a, and_(_a.c.message_id == m.c.id, _a.c.outcome.in_(HANDED_OVER))).outerjoin(
+                _e, _e.c.message_id == m.c.id
+            )
+        )
         .where(of_campaign(workspace_id, campaign_id))
-        .group_by(_e.c.message_id)
-        .subquery("engagement")
+        .group_by(m.c.id, *own)
+        .subquery("per_message")
     )
-
-
-def send_times(workspace_id: str, campaign_id: str) -> Subquery:
-    """When each message of the campaign was handed to its provider: its first attempt that got
-    through (a message's own ``finished_at`` moves when a delivery report arrives)."""
-    return (
-        select(_a.c.message_id, func.min(_a.c.finished_at).label("sent_at"))
-        .join(m, m.c.id == _a.c.message_id)
-        .where(of_campaign(workspace_id, campaign_id), _a.c.outcome.in_(HANDED_OVER))
-        .group_by(_a.c.message_id)
-        .subquery("send_times")
-    )
-
-
-def sent_at(times: Subquery) -> ColumnElement[Any]:
-    """The send time of a message (for one accepted without an attempt on record, its finish)."""
-    return func.coalesce(times.c.sent_at, case((m.c.status.in_(ACCEPTED), m.c.finished_at)))
 
 
 def converted(
@@ -116,9 +161,9 @@ def later_or_equal(session: Session, bound: ColumnElement[Any], moment: Any) -> 
     return func.julianday(moment) <= bound
 
 
-def reason_code(session: Session) -> ColumnElement[Any]:
+def reason_code(session: Session, reason: Any) -> ColumnElement[Any]:
     """A skip reason's code: the text before its first colon (``no_consent: email, marketing``)."""
-    reason = func.coalesce(m.c.reason, "unknown")
+    reason = func.coalesce(reason, "unknown")
     if dialect_of(session) == "postgresql":
         return func.split_part(reason, ":", 1)
     position = func.instr(reason, ":")

@@ -20,14 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from ccm.campaigns import facts
 from ccm.campaigns.facts import m
 from ccm.campaigns.models import Campaign, CampaignHoldout, CampaignVariant
 from ccm.campaigns.stats import Proportion
-from ccm.messages.models import MessageStatus
+from ccm.engagement.models import EngagementEvent
+from ccm.messages.models import DeliveryAttempt, MessageStatus
 
 COUNTS = (
     "targeted",
@@ -61,7 +62,8 @@ RATES = {
 METRICS = {"opened": "open", "clicked": "click", "replied": "reply", "converted": "conversion"}
 """An A/B test's ``metric`` and the rate it is judged on."""
 HOLDOUT = "holdout"
-_h, _v = CampaignHoldout.__table__, CampaignVariant.__table__
+_h, _v, _a = CampaignHoldout.__table__, CampaignVariant.__table__, DeliveryAttempt.__table__
+_e = EngagementEvent.__table__
 
 
 @dataclass
@@ -93,17 +95,24 @@ class Results:
 
 def campaign_results(session: Session, campaign: Campaign) -> Results:
     """Count everything about ``campaign``'s messages, per variant and for the holdout."""
+    facts.without_jit(session)
     variants = {key: Group(key) for key in variant_keys(session, campaign.id)}
-    for row in session.execute(_counts(campaign)).mappings():
-        group = variants.setdefault(_key(row["variant"]), Group(_key(row["variant"])))
-        group.counts.update({name: int(row[name] or 0) for name in COUNTS if name in row})
-    for variant, reason, count in session.execute(_skip_reasons(session, campaign)):
-        variants.setdefault(_key(variant), Group(_key(variant))).skipped_by_reason[reason] = count
+
+    def group_of(variant: str | None) -> Group:
+        return variants.setdefault(_key(variant), Group(_key(variant)))
+
+    for row in session.execute(_status_counts(session, campaign)).mappings():
+        group = group_of(row["variant"])
+        for name in STATUS_COUNTS:
+            group.counts[name] += int(row[name] or 0)
+        if row["skip_code"] is not None:
+            group.skipped_by_reason[row["skip_code"]] = int(row["skipped"])
+    for variant, name, count in session.execute(_engagement_counts(campaign)):
+        group_of(variant).counts[name] = count
     if campaign.goal:
         for variant, count in session.execute(_conversions(session, campaign)):
-            variants.setdefault(_key(variant), Group(_key(variant))).counts["conversions"] = count
-    holdout = _holdout(session, campaign)
-    return Results(variants, holdout, _total(variants.values()))
+            group_of(variant).counts["conversions"] = count
+    return Results(variants, _holdout(session, campaign), _total(variants.values()))
 
 
 def variant_keys(session: Session, campaign_id: str) -> list[str]:
@@ -115,63 +124,70 @@ def _key(variant: str | None) -> str:
     return variant or "A"  # a campaign of one template: its messages may carry no variant
 
 
-def _counts(campaign: Campaign) -> Select[Any]:
-    ws, cid = campaign.workspace_id, campaign.id
-    engaged, times = facts.engagement(ws, cid), facts.send_times(ws, cid)
+STATUS_COUNTS = ("targeted", "pending", "sent", "delivered", "delivery_confirmed", "failed", "skipped")
+
+
+def _status_counts(session: Session, campaign: Campaign) -> Select[Any]:
+    """The counts a message's own row answers, by variant and skip reason (a few rows a
+    variant: the messages that were not skipped, then one per skip reason). A failed message
+    was sent when an attempt of it got through (a bounce); only those are looked up."""
     status = m.c.status
+    skip_code = case((status == MessageStatus.SKIPPED, facts.reason_code(session, m.c.reason))).label("skip_code")
+    handed_over = exists().where(_a.c.message_id == m.c.id, _a.c.outcome.in_(facts.HANDED_OVER))
 
     def share(condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return func.sum(case((condition, 1), else_=0))
 
-    def flagged(name: str) -> ColumnElement[Any]:
-        return func.coalesce(func.sum(engaged.c[name]), 0)
-
     return (
         select(
             m.c.variant,
+            skip_code,
             func.count().label("targeted"),
             share(status.in_(facts.PENDING)).label("pending"),
-            func.count(facts.sent_at(times)).label("sent"),
+            share(or_(status.in_(facts.ACCEPTED), and_(status == MessageStatus.FAILED, handed_over))).label("sent"),
             share(status.in_(facts.ACCEPTED)).label("delivered"),
             share(status == MessageStatus.DELIVERED).label("delivery_confirmed"),
             share(status == MessageStatus.FAILED).label("failed"),
             share(status == MessageStatus.SKIPPED).label("skipped"),
-            *(flagged(name).label(name) for name in ("opened", "machine_opened", "clicked", "machine_clicked")),
-            *(flagged(name).label(name) for name in ("replied", "unsubscribed", "bounced")),
-            flagged("complained").label("complaints"),
         )
-        .select_from(
-            m.outerjoin(engaged, engaged.c.message_id == m.c.id).outerjoin(times, times.c.message_id == m.c.id)
-        )
-        .where(facts.of_campaign(ws, cid))
-        .group_by(m.c.variant)
+        .where(facts.of_campaign(campaign.workspace_id, campaign.id))
+        .group_by(m.c.variant, skip_code)
     )
 
 
-def _skip_reasons(session: Session, campaign: Campaign) -> Select[Any]:
-    code = facts.reason_code(session).label("code")
+def _engagement_counts(campaign: Campaign) -> Select[Any]:
+    """Messages with each kind of engagement (see :data:`ccm.campaigns.facts.ENGAGEMENT`), by
+    variant: ``(variant, count name, messages)``."""
+    classes = facts.engagement_classes()
     return (
-        select(m.c.variant, code, func.count())
-        .where(facts.of_campaign(campaign.workspace_id, campaign.id), m.c.status == MessageStatus.SKIPPED)
-        .group_by(m.c.variant, code)
+        select(m.c.variant, classes.c.counted, func.count(_e.c.message_id.distinct()))
+        .select_from(
+            _e.join(m, m.c.id == _e.c.message_id).join(
+                classes,
+                and_(classes.c.kind == _e.c.kind, or_(classes.c.machine.is_(None), classes.c.machine == _e.c.machine)),
+            )
+        )
+        .where(facts.of_campaign(campaign.workspace_id, campaign.id))
+        .group_by(m.c.variant, classes.c.counted)
     )
 
 
 def _conversions(session: Session, campaign: Campaign) -> Select[Any]:
+    """Recipients who did the goal event within the window after an attempt of theirs got
+    through (one does per message: at most one provider call per send), by variant."""
     ws, cid = campaign.workspace_id, campaign.id
-    times = facts.send_times(ws, cid)
     did = facts.converted(
         session,
         workspace_id=ws,
         profile=m.c.profile_id,
-        since=times.c.sent_at,
+        since=_a.c.finished_at,
         goal=campaign.goal or {},
         until=campaign.launched_at,
     )
     return (
         select(m.c.variant, func.count(m.c.profile_id.distinct()))
-        .select_from(m.join(times, times.c.message_id == m.c.id))
-        .where(facts.of_campaign(ws, cid), did)
+        .select_from(m.join(_a, _a.c.message_id == m.c.id))
+        .where(facts.of_campaign(ws, cid), _a.c.outcome.in_(facts.HANDED_OVER), did)
         .group_by(m.c.variant)
     )
 
@@ -214,13 +230,14 @@ def hourly_engagement(session: Session, campaign: Campaign, *, hours: int) -> Ma
     ``{(hour, variant): {"opened", "clicked", "machine_opened"}}`` (hours with nothing are absent)."""
     if campaign.launched_at is None:
         return {}
+    facts.without_jit(session)
     return _buckets(session, campaign, campaign.launched_at, hours)
 
 
 def _buckets(
     session: Session, campaign: Campaign, start: dt.datetime, hours: int
 ) -> dict[tuple[int, str], dict[str, int]]:
-    e = facts.EngagementEvent.__table__
+    e = EngagementEvent.__table__
     hour = facts.hours_since(session, e.c.occurred_at, start).label("hour")
     kind = case(((e.c.kind == "opened") & e.c.machine, "machine_opened"), else_=e.c.kind).label("what")
     statement = (
