@@ -48,6 +48,7 @@ class _InOrderJSON(DefaultJSONProvider):
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
     from ccm.auth import api as api_keys
+    from ccm.campaigns import api as campaigns
     from ccm.campaigns import results_api as campaign_results
     from ccm.channels import api as outbox
     from ccm.channels import providers_api as providers
@@ -61,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.message_templates import api as templates
     from ccm.messages import api as messages
     from ccm.profiles import api as profiles
+    from ccm.segments import api as segments
     from ccm.suppression import api as suppressions
     from ccm.timeline import api as timeline
     from ccm.triggers import api as triggers
@@ -87,6 +89,8 @@ def _register_blueprints(app: Flask) -> None:
         ingest,
         identity,
         triggers,
+        campaigns,
+        segments,
         campaign_results,
     ):
         app.register_blueprint(module.bp)

@@ -114,7 +114,7 @@ def _converted(session: Session, campaign: Campaign, profile: Any, since: Any, *
         profile=profile,
         since=since,
         goal=campaign.goal,
-        until=None if holdout else campaign.launched_at,
+        not_before=None if holdout else campaign.launched_at,
     )
     return case((did, True), else_=False)
 

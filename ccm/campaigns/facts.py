@@ -50,9 +50,11 @@ def without_jit(session: Session) -> None:
         session.execute(text("SET LOCAL jit = off"))
 
 
-def of_campaign(workspace_id: str, campaign_id: str) -> ColumnElement[bool]:
-    """The messages of one campaign (``message.campaign_id``), within its workspace."""
-    return and_(m.c.workspace_id == workspace_id, m.c.campaign_id == campaign_id)
+def of_campaign(workspace_id: str, campaign_id: str, as_of: dt.datetime | None = None) -> ColumnElement[bool]:
+    """The messages of one campaign (``message.campaign_id``), within its workspace; with
+    ``as_of``, only those written before it (an A/B test's sample, before its decision)."""
+    condition = and_(m.c.workspace_id == workspace_id, m.c.campaign_id == campaign_id)
+    return condition if as_of is None else and_(condition, m.c.created_at < as_of)
 
 
 ENGAGEMENT: tuple[tuple[str, bool | None, str], ...] = (
@@ -127,18 +129,27 @@ def per_message(workspace_id: str, campaign_id: str) -> Subquery:
 
 
 def converted(
-    session: Session, *, workspace_id: str, profile: Any, since: Any, goal: dict[str, Any], until: Any = None
+    session: Session,
+    *,
+    workspace_id: str,
+    profile: Any,
+    since: Any,
+    goal: dict[str, Any],
+    not_before: dt.datetime | None = None,
+    as_of: dt.datetime | None = None,
 ) -> ColumnElement[bool]:
     """Whether ``profile`` performed the goal event within ``goal["within_hours"]`` after
-    ``since`` (and before ``until``, the launch-time lower bound that lets PostgreSQL read the
-    events by name and time)."""
+    ``since``, and by ``as_of`` if given. ``not_before`` (the launch) is a constant lower bound
+    that lets PostgreSQL read the goal events by name and time rather than by profile."""
     hours, since = int(goal["within_hours"]), _bound(since)
     window = [
         _ev.c.occurred_at >= since,
         later_or_equal(session, plus_hours(session, since, hours), _ev.c.occurred_at),
     ]
-    if until is not None:
-        window.append(_ev.c.occurred_at >= until)
+    if not_before is not None:
+        window.append(_ev.c.occurred_at >= not_before)
+    if as_of is not None:
+        window.append(_ev.c.occurred_at <= as_of)
     return exists().where(
         _ev.c.workspace_id == workspace_id,
         _ev.c.profile_id == profile,

@@ -33,10 +33,12 @@ class CampaignStatus(enum.StrEnum):
 
 class FanoutPhase(enum.StrEnum):
     """Which part of the audience the fan-out writes: everyone (no A/B test), the A/B sample, or,
-    once a winner is chosen, the rest; ``done`` when nothing is left to write."""
+    once a winner is chosen, the rest; ``waiting`` between the sample and the winner, ``done``
+    when nothing is left to write."""
 
     ALL = "all"
     SAMPLE = "sample"
+    WAITING = "waiting"
     REST = "rest"
     DONE = "done"
 

@@ -93,26 +93,31 @@ class Results:
     total: Group
 
 
-def campaign_results(session: Session, campaign: Campaign) -> Results:
-    """Count everything about ``campaign``'s messages, per variant and for the holdout."""
+def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime | None = None) -> Results:
+    """Count everything about ``campaign``'s messages, per variant and for the holdout.
+
+    Parameters:
+      as_of: count only the messages written before it and what happened to them by then (an
+        A/B test's sample as its decision saw it: the rest is written after the decision).
+    """
     facts.without_jit(session)
     variants = {key: Group(key) for key in variant_keys(session, campaign.id)}
 
     def group_of(variant: str | None) -> Group:
         return variants.setdefault(_key(variant), Group(_key(variant)))
 
-    for row in session.execute(_status_counts(session, campaign)).mappings():
+    for row in session.execute(_status_counts(session, campaign, as_of)).mappings():
         group = group_of(row["variant"])
         for name in STATUS_COUNTS:
             group.counts[name] += int(row[name] or 0)
         if row["skip_code"] is not None:
             group.skipped_by_reason[row["skip_code"]] = int(row["skipped"])
-    for variant, name, count in session.execute(_engagement_counts(campaign)):
+    for variant, name, count in session.execute(_engagement_counts(campaign, as_of)):
         group_of(variant).counts[name] = count
     if campaign.goal:
-        for variant, count in session.execute(_conversions(session, campaign)):
+        for variant, count in session.execute(_conversions(session, campaign, as_of)):
             group_of(variant).counts["conversions"] = count
-    return Results(variants, _holdout(session, campaign), _total(variants.values()))
+    return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()))
 
 
 def variant_keys(session: Session, campaign_id: str) -> list[str]:
@@ -127,7 +132,7 @@ def _key(variant: str | None) -> str:
 STATUS_COUNTS = ("targeted", "pending", "sent", "delivered", "delivery_confirmed", "failed", "skipped")
 
 
-def _status_counts(session: Session, campaign: Campaign) -> Select[Any]:
+def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
     """The counts a message's own row answers, by variant and skip reason (a few rows a
     variant: the messages that were not skipped, then one per skip reason). A failed message
     was sent when an attempt of it got through (a bounce); only those are looked up."""
@@ -150,15 +155,16 @@ def _status_counts(session: Session, campaign: Campaign) -> Select[Any]:
             share(status == MessageStatus.FAILED).label("failed"),
             share(status == MessageStatus.SKIPPED).label("skipped"),
         )
-        .where(facts.of_campaign(campaign.workspace_id, campaign.id))
+        .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of))
         .group_by(m.c.variant, skip_code)
     )
 
 
-def _engagement_counts(campaign: Campaign) -> Select[Any]:
+def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
     """Messages with each kind of engagement (see :data:`ccm.campaigns.facts.ENGAGEMENT`), by
     variant: ``(variant, count name, messages)``."""
     classes = facts.engagement_classes()
+    by_then = [] if as_of is None else [_e.c.occurred_at <= as_of]
     return (
         select(m.c.variant, classes.c.counted, func.count(_e.c.message_id.distinct()))
         .select_from(
@@ -167,12 +173,12 @@ def _engagement_counts(campaign: Campaign) -> Select[Any]:
                 and_(classes.c.kind == _e.c.kind, or_(classes.c.machine.is_(None), classes.c.machine == _e.c.machine)),
             )
         )
-        .where(facts.of_campaign(campaign.workspace_id, campaign.id))
+        .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of), *by_then)
         .group_by(m.c.variant, classes.c.counted)
     )
 
 
-def _conversions(session: Session, campaign: Campaign) -> Select[Any]:
+def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
     """Recipients who did the goal event within the window after an attempt of theirs got
     through (one does per message: at most one provider call per send), by variant."""
     ws, cid = campaign.workspace_id, campaign.id
@@ -182,17 +188,18 @@ def _conversions(session: Session, campaign: Campaign) -> Select[Any]:
         profile=m.c.profile_id,
         since=_a.c.finished_at,
         goal=campaign.goal or {},
-        until=campaign.launched_at,
+        not_before=campaign.launched_at,
+        as_of=as_of,
     )
     return (
         select(m.c.variant, func.count(m.c.profile_id.distinct()))
         .select_from(m.join(_a, _a.c.message_id == m.c.id))
-        .where(facts.of_campaign(ws, cid), _a.c.outcome.in_(facts.HANDED_OVER), did)
+        .where(facts.of_campaign(ws, cid, as_of), _a.c.outcome.in_(facts.HANDED_OVER), did)
         .group_by(m.c.variant)
     )
 
 
-def _holdout(session: Session, campaign: Campaign) -> Group | None:
+def _holdout(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Group | None:
     members = session.scalar(select(func.count()).where(_h.c.campaign_id == campaign.id)) or 0
     if not members:
         return None
@@ -205,6 +212,7 @@ def _holdout(session: Session, campaign: Campaign) -> Group | None:
             profile=_h.c.profile_id,
             since=campaign.launched_at,
             goal=campaign.goal,
+            as_of=as_of,
         )
         statement = select(func.count(_h.c.profile_id.distinct())).where(_h.c.campaign_id == campaign.id, did)
         group.counts["conversions"] = session.scalar(statement) or 0

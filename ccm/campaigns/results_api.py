@@ -29,9 +29,10 @@ bp = Blueprint("campaign_results", __name__, url_prefix="/v1/campaigns")
 bp.before_request(require_api_key)
 
 
-def find_campaign(campaign_id: str) -> Campaign:
-    """The campaign of the request's workspace, or a 404 (another workspace's is not there)."""
-    campaign = db_session().get(Campaign, campaign_id)
+def find_campaign(campaign_id: str, *, lock: bool = False) -> Campaign:
+    """The campaign of the request's workspace, or a 404 (another workspace's is not there);
+    ``lock``: taken ``FOR UPDATE``, so that the engine's tick waits (it skips a locked campaign)."""
+    campaign = db_session().get(Campaign, campaign_id, with_for_update=lock or None, populate_existing=lock)
     if campaign is None or campaign.workspace_id != current_workspace_id():
         raise NotFound(f"campaign_id: no campaign {campaign_id}", field="campaign_id")
     return campaign
@@ -118,7 +119,7 @@ def get_export_csv(campaign_id: CampaignId) -> Response:
     summary="Choose the A/B test's winner by hand: the rest of the audience gets it on the next tick",
 )
 def post_winner(campaign_id: CampaignId, body: WinnerIn) -> AbTestOut:
-    campaign = find_campaign(campaign_id)
+    campaign = find_campaign(campaign_id, lock=True)
     winner.choose_winner(db_session(), campaign, body.variant)
     out = ab_test_out(db_session(), campaign, results.campaign_results(db_session(), campaign))
     if out is None:

@@ -3,13 +3,14 @@ best other variant on the chosen metric and, for conversions, with the holdout g
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccm.campaigns.models import Campaign, CampaignVariant
-from ccm.campaigns.results import Group, Results
+from ccm.campaigns.results import Group, Results, campaign_results
 from ccm.campaigns.results_schemas import (
     AbTestOut,
     ComparisonOut,
@@ -78,6 +79,7 @@ def ab_test_out(session: Session, campaign: Campaign, measured: Results) -> AbTe
     if not test:
         return None
     now = judge(measured, test["metric"])
+    significant, confidence = _evidence(session, campaign, test)
     return AbTestOut(
         metric=test["metric"],
         sample_percent=test.get("sample_percent"),
@@ -85,13 +87,33 @@ def ab_test_out(session: Session, campaign: Campaign, measured: Results) -> AbTe
         winner=test.get("winner"),
         decided_at=test.get("decided_at"),
         decided_by=test.get("decided_by"),
-        significant=test.get("significant"),
-        confidence=test.get("confidence"),
+        significant=significant,
+        confidence=confidence,
         leader=now.best,
         leader_significant=now.significant,
         leader_confidence=now.confidence,
         test=TEST,
     )
+
+
+def _evidence(session: Session, campaign: Campaign, test: dict[str, Any]) -> tuple[bool | None, float | None]:
+    """Whether the chosen winner beat the other variants, and how surely, on the sample as the
+    decision saw it: the messages written before ``decided_at`` and what they did by then
+    (recomputed, so it holds whoever wrote the decision, and the rest's messages, which all got
+    the winner, do not weigh in)."""
+    decided_at = _moment(test.get("decided_at"))
+    if not test.get("winner") or decided_at is None:
+        return None, None
+    sample = judge(campaign_results(session, campaign, as_of=decided_at), test["metric"])
+    return sample.significant and sample.best == test["winner"], round(sample.confidence, 6)
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _against_best(group: Group, others: dict[str, Group], metric: Metric, level: float) -> ComparisonOut | None:

@@ -24,6 +24,8 @@ from ccm.errors import Conflict, ValidationFailed
 TEST = "two-proportion z-test, two-sided, 95 %; Bonferroni-corrected for more than two variants"
 """How the confidence is computed, as the decision records it."""
 OPEN_FOR_A_WINNER = (CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+BEFORE_THE_REST = (FanoutPhase.SAMPLE, FanoutPhase.WAITING)
+"""Fan-out phases in which the winner may still change: the rest has not been written."""
 
 
 def judge(results: Results, metric: str) -> Decision:
