@@ -141,7 +141,7 @@ def converted(
     """Whether ``profile`` performed the goal event within ``goal["within_hours"]`` after
     ``since``, and by ``as_of`` if given. ``not_before`` (the launch) is a constant lower bound
     that lets PostgreSQL read the goal events by name and time rather than by profile."""
-    hours, since = int(goal["within_hours"]), _bound(since)
+    hours, since = float(goal["within_hours"]), _bound(since)
     window = [
         _ev.c.occurred_at >= since,
         later_or_equal(session, plus_hours(session, since, hours), _ev.c.occurred_at),
@@ -158,10 +158,10 @@ def converted(
     )
 
 
-def plus_hours(session: Session, moment: Any, hours: int) -> ColumnElement[Any]:
+def plus_hours(session: Session, moment: Any, hours: float) -> ColumnElement[Any]:
     """``moment`` plus ``hours``, in the database (SQLite: as a Julian day number)."""
     if dialect_of(session) == "postgresql":
-        return moment + func.make_interval(0, 0, 0, 0, literal(hours))
+        return moment + func.make_interval(0, 0, 0, 0, 0, 0, literal(hours * 3600.0))
     return func.julianday(moment) + hours / 24.0
 
 

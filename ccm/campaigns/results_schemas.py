@@ -74,7 +74,7 @@ class VariantOut(GroupOut):
 
 class Goal(BaseModel):
     event: str
-    within_hours: int
+    within_hours: float
 
 
 class AbTestOut(BaseModel):

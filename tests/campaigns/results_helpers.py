@@ -38,6 +38,8 @@ class Recipient:
     sent_after: float | None = 1.0
     engagement: list[str] = field(default_factory=list)
     channel: str = "email"
+    created_after: float = 0.0
+    """Minutes after the launch the message was written (the rest of an A/B test: after the decision)."""
 
 
 def make_campaign(
@@ -83,6 +85,20 @@ def make_campaign(
     return campaign.id
 
 
+def add_recipients(runtime: Any, api: Any, workspace_id: str, campaign_id: str, recipients: list[Recipient]) -> None:
+    """More messages for a campaign made by :func:`make_campaign` (profiles made for them)."""
+    for recipient in recipients:
+        put_profile(api, quote(recipient.external_id, safe=""), email=email_of(recipient.external_id))
+    with runtime.db.unit_of_work() as session:
+        version = session.scalars(select(TemplateVersion).where(TemplateVersion.workspace_id == workspace_id)).first()
+        campaign = session.get_one(Campaign, campaign_id)
+        profiles = dict(
+            session.execute(select(Profile.external_id, Profile.id).where(Profile.workspace_id == workspace_id)).all()
+        )
+        for recipient in recipients:
+            _add_message(session, campaign, version, profiles[recipient.external_id], recipient)
+
+
 def email_of(external_id: str) -> str:
     """The email address of a test profile (any external id makes a valid one)."""
     return f"p{hashlib.sha1(external_id.encode()).hexdigest()[:10]}@example.com"
@@ -106,7 +122,7 @@ def _add_message(session: Any, campaign: Campaign, version: Any, profile_id: str
         status=recipient.status,
         reason=recipient.reason or (None if recipient.status == "queued" else f"{recipient.status}: test"),
         deadline_at=LAUNCH + dt.timedelta(days=3),
-        created_at=LAUNCH,
+        created_at=LAUNCH + dt.timedelta(minutes=recipient.created_after),
         # a delivery report rewrites finished_at: the send time is the attempt's
         finished_at=sent_at + dt.timedelta(hours=5) if sent_at else None,
     )

@@ -161,3 +161,13 @@ def test_another_workspace_sees_no_results(app, runtime, mixed):
     for path in ("results", "results/timeline", "results.csv", "export.csv"):
         assert stranger.get(f"/v1/campaigns/{mixed}/{path}").status_code == 404, path
     assert stranger.post(f"/v1/campaigns/{mixed}/winner", json={"variant": "A"}).status_code == 404
+
+
+def test_a_window_of_a_fraction_of_an_hour(runtime, app, api, workspace, write_key):
+    goal = {"event": "order_completed", "within_hours": 1.5}
+    campaign = make_campaign(runtime, api, workspace[0], [Recipient("u1"), Recipient("u2")], goal=goal)
+    track(app, write_key, "u1", "order_completed", LAUNCH + dt.timedelta(minutes=80))  # sent at +1 min
+    track(app, write_key, "u2", "order_completed", LAUNCH + dt.timedelta(minutes=95))  # 94 min after: too late
+    results = api.get(f"/v1/campaigns/{campaign}/results").json
+    assert results["goal"] == goal
+    assert results["total"]["counts"]["conversions"] == 1

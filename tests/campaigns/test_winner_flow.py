@@ -7,7 +7,7 @@ import pytest
 
 from ccm.campaigns.models import Campaign, CampaignStatus, FanoutPhase
 from ccm.campaigns.winner import pick_winner
-from tests.campaigns.results_helpers import Recipient, make_campaign
+from tests.campaigns.results_helpers import Recipient, add_recipients, make_campaign
 
 TEST = {"sample_percent": 20, "wait_hours": 4, "metric": "opened", "winner": None}
 
@@ -122,3 +122,35 @@ def test_no_winner_can_be_chosen_when_it_is_too_late_or_meaningless(runtime, api
 def test_winner_of_an_unknown_campaign_is_404(api):
     answer = api.post("/v1/campaigns/cmp_00000000000000000000000000/winner", json={"variant": "A"})
     assert answer.status_code == 404
+
+
+def test_the_decision_is_judged_on_the_sample_not_on_the_rest(runtime, api, workspace):
+    """After the decision every later message is the winner's: the evidence shown is the
+    sample's as the decision saw it, and later opens do not change it."""
+    campaign = make_campaign(
+        runtime, api, workspace[0], audience(10, 12), ab_test=dict(TEST), phase=FanoutPhase.WAITING
+    )
+    assert pick(runtime, campaign)[0] == "B"
+    before = api.get(f"/v1/campaigns/{campaign}/results").json["ab_test"]
+    assert before["significant"] is False
+    with runtime.db.unit_of_work() as session:  # the rest: 150 messages of B, all opened, after the decision
+        row = session.get_one(Campaign, campaign)
+        row.ab_test = {**row.ab_test, "decided_at": "2026-11-30T12:00:00+00:00"}
+    rest = [
+        Recipient(f"r{n}", "B", "sent", sent_after=200, created_after=190, engagement=["opened"]) for n in range(150)
+    ]
+    add_recipients(runtime, api, workspace[0], campaign, rest)
+    after = api.get(f"/v1/campaigns/{campaign}/results").json
+    assert after["variants"][1]["counts"]["opened"] == 162  # the results count everything
+    assert after["ab_test"]["significant"] is False  # the decision's evidence is the sample's
+    assert after["ab_test"]["confidence"] == pytest.approx(before["confidence"])
+    assert after["ab_test"]["leader_significant"] is True  # and now, counting the rest, B leads clearly
+
+
+def test_a_winner_may_be_chosen_while_the_sample_waits(runtime, api, workspace):
+    campaign = make_campaign(
+        runtime, api, workspace[0], audience(1, 2, each=3), ab_test=dict(TEST), phase=FanoutPhase.WAITING
+    )
+    answer = api.post(f"/v1/campaigns/{campaign}/winner", json={"variant": "B"})
+    assert answer.status_code == 200, answer.json
+    assert (answer.json["winner"], answer.json["decided_by"]) == ("B", "manual")
