@@ -40,22 +40,22 @@ def run_fanout(runtime: Runtime, campaign_id: str) -> None:
     written = 0
     while True:
         with runtime.db.unit_of_work() as session:
-            more, count = _next_chunk(session, runtime, campaign_id)
-        written += count
+            more = _next_chunk(session, runtime, campaign_id)
+        written += 1 if more else 0
         if not more:
             break
     with runtime.db.unit_of_work() as session:
         jobs.finish(session, FAN_OUT, campaign_id)
-    log.info("campaign %s: fan-out wrote %d messages", campaign_id, written)
+    log.info("campaign %s: fan-out ran %d chunks", campaign_id, written)
 
 
-def _next_chunk(session: Session, runtime: Runtime, campaign_id: str) -> tuple[bool, int]:
-    """One chunk in the caller's transaction: whether there is more, and the messages written."""
+def _next_chunk(session: Session, runtime: Runtime, campaign_id: str) -> bool:
+    """One chunk in the caller's transaction: whether there may be more."""
     campaign = session.scalars(
         select(Campaign).where(Campaign.id == campaign_id).with_for_update().execution_options(populate_existing=True)
     ).first()
     if campaign is None or campaign.status not in (S.RUNNING, S.PAUSED) or campaign.fanout_phase not in WRITING:
-        return False, 0
+        return False
     now = utcnow()
     if campaign.fanout_started_at is None:
         campaign.fanout_started_at = now
@@ -64,12 +64,12 @@ def _next_chunk(session: Session, runtime: Runtime, campaign_id: str) -> tuple[b
     campaign.updated_at = now
     if written.last_id is None:
         _end_phase(campaign, now)
-        return False, 0
+        return False
     campaign.fanout_cursor = written.last_id
     campaign.fanout_chunks += 1
     campaign.holdout_count += written.holdout
     campaign.fallback_timezone_count += written.fallback
-    return True, written.messages
+    return True
 
 
 def _end_phase(campaign: Campaign, now: dt.datetime) -> None:
@@ -105,7 +105,7 @@ def timing_of(campaign: Campaign, now: dt.datetime) -> Timing:
     """When the campaign's recipients are due, from its schedule and calendar."""
     schedule, calendar = campaign.schedule or {}, campaign.calendar or {}
     start = max(campaign.started_at or now, dt.datetime.fromisoformat(schedule["at"]) if schedule.get("at") else now)
-    if campaign.fanout_phase == FanoutPhase.REST:
+    if campaign.fanout_phase == FanoutPhase.REST:  # the winner goes when it is chosen, not back in time
         start = max(start, now)
     hours = calendar.get("hours")
     days = calendar.get("days")

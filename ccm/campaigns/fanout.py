@@ -74,9 +74,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Written:
-    """What a chunk wrote: messages, holdout rows, recipients given the fallback zone, the last id."""
+    """What a chunk wrote: holdout rows, recipients given the fallback zone, the last profile id."""
 
-    messages: int
     holdout: int
     fallback: int
     last_id: str | None
@@ -91,7 +90,7 @@ def write_chunk(session: Session, plan: Plan, *, size: int, now: dt.datetime) ->
     window = select(audience.c.id).where(audience.c.id > after).order_by(audience.c.id).limit(min(size, MAX_CHUNK))
     last_id = session.execute(select(func.max(window.subquery().c.id))).scalar()
     if last_id is None:
-        return Written(0, 0, 0, None)
+        return Written(0, 0, None)
     if session.get_bind().dialect.name == "postgresql":
         # The checkpoint commits with the rows: a commit lost in a crash loses both, consistently.
         session.execute(text("SET LOCAL synchronous_commit = off"))
@@ -102,8 +101,8 @@ def write_chunk(session: Session, plan: Plan, *, size: int, now: dt.datetime) ->
     holdout = _insert_holdout(session, plan, audience, in_range, now) if campaign.holdout_percent > 0 else 0
     chosen = in_range & _phase_filter(session, plan, ids)
     zones, fallback = _zones(session, plan, audience, chosen)
-    messages = _insert_messages(session, plan, audience, chosen, zones, now)
-    return Written(messages, holdout, fallback, last_id)
+    _insert_messages(session, plan, audience, chosen, zones, now)
+    return Written(holdout, fallback, last_id)
 
 
 def bucket(session: Session, salt: str, profile_id: ColumnElement[str]) -> ColumnElement[int]:
@@ -153,8 +152,8 @@ def _insert_holdout(
     statement = _insert(session, _h).from_select(
         ["campaign_id", "profile_id", "added_at"], rows, include_defaults=False
     )
-    result = session.execute(statement.on_conflict_do_nothing())
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+    # Counted from RETURNING: the driver's row count of an INSERT … SELECT is not to be relied on.
+    return len(session.execute(statement.on_conflict_do_nothing().returning(_h.c.profile_id)).all())
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -180,6 +179,7 @@ def _zones(session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bo
         .where(chosen)
         .group_by(_p.c.timezone)
     )
+    # One pass over the chunk gives both the zones to compute and how many have none valid.
     counts = {row[0]: row[1] for row in session.execute(counted)}
     by_zone, fallback_due = due_by_zone(plan.timing, counts, plan.fallback_zone)
     fallback = sum(count for zone, count in counts.items() if zone_of(zone) is None)
@@ -188,7 +188,7 @@ def _zones(session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bo
 
 def _insert_messages(
     session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bool], zones: _Zones, now: dt.datetime
-) -> int:
+) -> None:
     campaign, dialect = plan.campaign, session.get_bind().dialect.name
     ids = audience.c.id
     chunk = _base32(campaign.fanout_chunks + 1, 6)
@@ -208,8 +208,7 @@ def _insert_messages(
     rows = select(*columns.values()).select_from(source).where(chosen)
     statement = _insert(session, _m).from_select(list(columns), rows, include_defaults=False)
     # Only the send key may conflict: an id collision must fail loudly, never drop a recipient.
-    result = session.execute(statement.on_conflict_do_nothing(index_elements=["workspace_id", "send_key"]))
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+    session.execute(statement.on_conflict_do_nothing(index_elements=["workspace_id", "send_key"]))
 
 
 def _columns(session: Session, plan: Plan, ids: ColumnElement[str], now: dt.datetime) -> dict[str, Any]:

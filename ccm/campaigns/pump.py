@@ -101,6 +101,7 @@ def pump_campaign(session: Session, runtime: Runtime, campaign_id: str, *, now: 
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     ).first()
+    # Every worker's relay publishes the tick: the lock and the last tick's time make it one pump.
     if campaign is None or (campaign.tick_at and (now - campaign.tick_at).total_seconds() < TICK_SECONDS):
         return
     elapsed = min(max((now - (campaign.tick_at or now)).total_seconds(), TICK_SECONDS), 2.0)
@@ -140,14 +141,17 @@ def _paced(session: Session, runtime: Runtime, campaign: Campaign) -> float:
     if retrying:
         campaign.throttled_by_provider += 1
         return max(rate / 2, floor)
-    if size and unclaimed * 2 > size:  # the workers are behind: keep the broker's queue short
-        return max(rate * 0.7, floor)
+    if size and unclaimed * 2 > size:
+        # The workers are behind: release what they took of the last batch in a tick, so that
+        # the broker's queue stays about a second long (a pause then stops sending within it).
+        return max(min(rate * 0.7, (size - unclaimed) / TICK_SECONDS), floor)
     return min(rate + ceiling / 10, ceiling)
 
 
 def _quota(rate: float, elapsed: float) -> int:
     """Messages to release for ``elapsed`` seconds at ``rate``, the fraction rounded at random."""
     exact = rate * elapsed
+    # Rounded at random rather than down: a throttle below one a tick still averages right.
     whole = int(exact)
     return min(whole + (1 if random.random() < exact - whole else 0), MAX_RELEASE)
 

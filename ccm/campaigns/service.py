@@ -92,7 +92,7 @@ def edit_campaign(*, session: Session, workspace_id: str, campaign_id: str, patc
     _apply(session, campaign, patch, fields=patch.model_fields_set)
     if campaign.status == S.SCHEDULED:
         _pin(session, campaign)
-        campaign.due_at = _start_of(campaign, utcnow())
+        campaign.due_at = _start_of(campaign, utcnow()) or utcnow()  # no time any more: the next tick
     campaign.updated_at = utcnow()
     session.flush()
     return campaign
@@ -124,6 +124,7 @@ def launch(*, session: Session, runtime: Runtime, workspace_id: str, campaign_id
     fields: dict[str, Any] = {"launched_at": now, "due_at": start, "fanout_phase": phase}
     if to == S.RUNNING:
         fields |= {"started_at": now, "tick_at": now}
+    # Of two launches at once, only the one whose compare-and-set moved the draft asks for a fan-out.
     if state.transition(session, campaign.id, expect=S.DRAFT, to=to, **fields) and to == S.RUNNING:
         engine.start_fanout(session, runtime, campaign.id)
     return get_campaign(session=session, workspace_id=workspace_id, campaign_id=campaign_id)
@@ -224,6 +225,8 @@ def _schedule(data: CampaignFields) -> dict[str, Any]:
     at = data.schedule.at
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
+    if at is not None and not dt.datetime(2000, 1, 2, tzinfo=dt.UTC) <= at <= dt.datetime(2200, 1, 1, tzinfo=dt.UTC):
+        raise ValidationFailed("schedule.at: a time between 2000 and 2200", field="schedule.at")
     schedule: dict[str, Any] = {"at": at.astimezone(dt.UTC).isoformat()} if at else {}
     return schedule | ({"local_time": data.schedule.local_time} if data.schedule.local_time else {})
 

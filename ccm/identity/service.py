@@ -57,6 +57,7 @@ MOVED: Sequence[Moved] = (
     Moved("account_member", ("group_id",), unique=("workspace_id", "group_id")),
     Moved("trigger_fire", ("id",)),
     Moved("segment_member", ("segment_id",), unique=("segment_id",)),
+    Moved("campaign_holdout", ("campaign_id",), unique=("campaign_id",)),
 )
 """Every table that refers to a profile, except the merge records themselves (a test checks the
 list against the schema)."""

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from ccm.campaigns import engine
-from tests.campaigns.conftest import campaign_body, make_campaign, publish_promo, ready, seed_profiles, wait_status
+from tests.campaigns.conftest import (
+    campaign_body,
+    everyone,
+    make_campaign,
+    publish_promo,
+    ready,
+    seed_profiles,
+    wait_status,
+)
 
 
 @pytest.fixture
@@ -88,8 +96,6 @@ def test_a_draft_can_be_changed_until_it_is_launched(api, runtime, workspace, se
 
 def test_launching_marketing_email_without_a_postal_address_is_refused(api, runtime, workspace):
     publish_promo(api)
-    from tests.campaigns.conftest import everyone
-
     campaign = make_campaign(api, everyone(api))
     refused = api.post(f"/v1/campaigns/{campaign['id']}/launch")
     assert refused.status_code == 409
