@@ -49,6 +49,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm import meta
     from ccm.auth import api as api_keys
     from ccm.campaigns import api as campaigns
+    from ccm.campaigns import results_api as campaign_results
     from ccm.channels import api as outbox
     from ccm.channels import providers_api as providers
     from ccm.consent import api as consent
@@ -92,6 +93,7 @@ def _register_blueprints(app: Flask) -> None:
         campaigns,
         segments,
         imports,
+        campaign_results,
     ):
         app.register_blueprint(module.bp)
 

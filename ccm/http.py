@@ -50,8 +50,9 @@ class Operation:
     """The media type of a body taken as raw bytes (``message/rfc822``), not JSON."""
     body_content: dict[str, Any] | None = None
     """The OpenAPI ``requestBody.content`` of a body the view reads itself (a file upload)."""
-    raw_response: str | None = None
-    """The media type of the success answer when the view returns it as a Flask ``Response`` (CSV)."""
+    produces: str | None = None
+    """The media type of a success answer that is not JSON (``text/csv``): the view returns the
+    ``Response`` itself, often streamed."""
 
 
 OPERATIONS: list[Operation] = []
@@ -71,13 +72,14 @@ def endpoint(
     errors: tuple[int, ...] = (),
     raw_body: str | None = None,
     body_content: dict[str, Any] | None = None,
-    raw_response: str | None = None,
+    produces: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an operation. Path parameters are validated against the view's own annotations
     (each an ``Annotated`` type with its limits), the body and query into the given models,
     passed to the view as ``body=`` and ``query=``; the view returns a declared response model
     (or ``(model, status[, headers])``), serialized through that model. ``errors`` lists the
-    error statuses the operation adds to the ones every operation may answer."""
+    error statuses the operation adds to the ones every operation may answer. ``produces``
+    declares a non-JSON answer (``text/csv``): the view returns a ``Response`` of that type."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         path_model = _path_model(view, rule)
@@ -95,7 +97,7 @@ def endpoint(
             public,
             raw_body,
             body_content,
-            raw_response,
+            produces,
         )
         OPERATIONS.append(operation)
 
@@ -208,6 +210,8 @@ def to_response(result: Any, operation: Operation) -> Response:
     if isinstance(result, tuple):
         result, status, *rest = result
         headers = rest[0] if rest else None
+    if operation.produces and isinstance(result, Response) and result.status_code in operation.responses:
+        return result
     if status not in operation.responses:
         raise TypeError(f"{operation.method.upper()} {operation.path} answered {status}, which it does not declare")
     declared = operation.responses[status]

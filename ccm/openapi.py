@@ -189,10 +189,10 @@ def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, model in op.responses.items():
         answer: dict[str, Any] = {"description": "success"}
-        if model is not None:
+        if op.produces and model is None:
+            answer["content"] = {op.produces: {"schema": {"type": "string"}}}
+        elif model is not None:
             answer["content"] = {"application/json": {"schema": {"$ref": refs[(model, "serialization")]}}}
-        elif op.raw_response:
-            answer["content"] = {op.raw_response: {"schema": {"type": "string"}}}
         responses[str(status)] = answer
     error = {"$ref": refs[(ErrorResponse, "serialization")]}
     for status in error_statuses(op):

@@ -92,7 +92,7 @@ def edit_campaign(*, session: Session, workspace_id: str, campaign_id: str, patc
     _apply(session, campaign, patch, fields=patch.model_fields_set)
     if campaign.status == S.SCHEDULED:
         _pin(session, campaign)
-        campaign.due_at = _start_of(campaign, utcnow())
+        campaign.due_at = _start_of(campaign, utcnow()) or utcnow()  # no time any more: the next tick
     campaign.updated_at = utcnow()
     session.flush()
     return campaign

@@ -1,36 +1,94 @@
-"""Choosing an A/B test's winner: the variant whose sample did best on the test's metric.
+"""Choosing an A/B test's winner: automatically when the wait is over (the engine's tick calls
+:func:`pick_winner`), or by hand (:func:`choose_winner`, ``POST /v1/campaigns/{id}/winner``).
 
-A simple first version: the highest rate of ``ab_test.metric`` (opened, clicked, replied,
-converted; machine opens and clicks left out) among each variant's sample messages, ties to the
-first variant. The results module may replace it with a confidence test; the pump only asks
-:func:`pick_winner`.
+The rule at the end of the wait: the variant with the best observed rate on the test's metric
+wins, whether or not the difference is significant — the rest of the audience is waiting, and
+the best estimate is the best bet — and the decision records whether it was significant (a
+two-proportion z-test, :mod:`ccm.campaigns.stats`) and with what confidence, so the results can
+say "B, not significant". Equal rates go to the first variant (the control). Only when no variant
+has a single measured message (nothing delivered yet) is there no winner to pick.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import and_, distinct, func, select
+from typing import Any
+
 from sqlalchemy.orm import Session
 
-from ccm.campaigns.models import Campaign
-from ccm.engagement.models import EngagementEvent
-from ccm.messages.models import Message
+from ccm.campaigns.models import Campaign, CampaignStatus, FanoutPhase
+from ccm.campaigns.results import Results, campaign_results, variant_keys
+from ccm.campaigns.stats import Decision, decide
+from ccm.db import utcnow
+from ccm.errors import Conflict, ValidationFailed
 
-_m, _e = Message.__table__, EngagementEvent.__table__
+TEST = "two-proportion z-test, two-sided, 95 %; Bonferroni-corrected for more than two variants"
+"""How the confidence is computed, as the decision records it."""
+OPEN_FOR_A_WINNER = (CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+BEFORE_THE_REST = (FanoutPhase.SAMPLE, FanoutPhase.WAITING)
+"""Fan-out phases in which the winner may still change: the rest has not been written."""
+
+
+def judge(results: Results, metric: str) -> Decision:
+    """The test on ``metric`` over the variants' current results."""
+    return decide({key: group.proportion(metric) for key, group in results.variants.items()})
 
 
 def pick_winner(session: Session, campaign: Campaign) -> str | None:
-    """The key of the best variant of the campaign's sample, or None when no sample was sent."""
-    metric = (campaign.ab_test or {}).get("metric", "opened")
-    hit = and_(_e.c.message_id == _m.c.id, _e.c.kind == metric, _e.c.machine.is_(False))
-    rows = session.execute(
-        select(_m.c.variant, func.count(distinct(_m.c.id)), func.count(distinct(_e.c.message_id)))
-        .select_from(_m.outerjoin(_e, hit))
-        .where(_m.c.campaign_id == campaign.id)
-        .group_by(_m.c.variant)
-        .order_by(_m.c.variant)
-    ).all()
-    rated = [(hits / total, key) for key, total, hits in rows if key is not None and total]
-    if not rated:
+    """The variant the rest of the audience gets, once the test's wait is over, recorded in the
+    campaign's ``ab_test`` (``decided_by: "auto"``). A winner already chosen (by hand) stands.
+
+    Returns:
+      The variant's key; None when the campaign has no A/B test or no variant has been measured.
+    """
+    test = campaign.ab_test
+    if not test:
         return None
-    best = max(rate for rate, _ in rated)
-    return next(key for rate, key in rated if rate == best)
+    if test.get("winner"):
+        return str(test["winner"])
+    decision = judge(campaign_results(session, campaign), test["metric"])
+    if decision.best is None:
+        return None
+    _record(campaign, decision.best, by="auto", decision=decision)
+    return decision.best
+
+
+def choose_winner(session: Session, campaign: Campaign, variant: str) -> Campaign:
+    """Override the test: ``variant`` is the winner (``decided_by: "manual"``); the engine's next
+    tick sends it to the rest.
+
+    Raises:
+      Conflict: the campaign has no A/B test, is not running or paused, or its rest has already
+        been sent a winner.
+      ValidationFailed: ``variant`` is not one of the campaign's variants.
+    """
+    test = campaign.ab_test
+    if not test:
+        raise Conflict("this campaign has no A/B test: there is no winner to choose", field="variant")
+    if campaign.status not in OPEN_FOR_A_WINNER:
+        raise Conflict(f"the campaign is {campaign.status}: a winner can be chosen while it runs", field="variant")
+    if campaign.fanout_phase in (FanoutPhase.REST, FanoutPhase.DONE) and test.get("winner"):
+        raise Conflict(f"variant {test['winner']} was already sent to the rest of the audience", field="variant")
+    keys = variant_keys(session, campaign.id)
+    if variant not in keys:
+        raise ValidationFailed(f"variant: no variant {variant!r}; this campaign has {', '.join(keys)}", field="variant")
+    decision = judge(campaign_results(session, campaign), test["metric"])
+    _record(campaign, variant, by="manual", decision=decision)
+    return campaign
+
+
+def _record(campaign: Campaign, winner: str, *, by: str, decision: Decision) -> None:
+    evidence: dict[str, Any] = {
+        "best_observed": decision.best,
+        "significant": decision.significant and decision.best == winner,
+        "confidence": round(decision.confidence, 6),
+        "p_value": round(decision.p_value, 6),
+        "test": TEST,
+    }
+    # A new dict, so that the JSON column sees the change.
+    campaign.ab_test = {
+        **(campaign.ab_test or {}),
+        "winner": winner,
+        "decided_at": utcnow().isoformat(),
+        "decided_by": by,
+        **evidence,
+    }

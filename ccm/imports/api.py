@@ -154,7 +154,7 @@ def list_errors(import_id: ImportId, query: ErrorQuery) -> RowErrorList:
     "/<import_id>/report.csv",
     method="GET",
     responses={200: None},
-    raw_response="text/csv",
+    produces="text/csv",
     summary="An import's row report as CSV (row, column, value, reason), safe to open in a spreadsheet",
 )
 def report_csv(import_id: ImportId) -> Response:

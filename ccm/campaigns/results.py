@@ -1,0 +1,267 @@
+"""A campaign's results per variant and for its holdout group, computed in the database with one
+``GROUP BY`` per question (counts, skip reasons, conversions, the holdout), never row by row.
+
+What each count means (docs/campaign-results.md has the full table):
+
+- ``targeted``: the campaign's messages (one per recipient); ``pending`` + ``delivered`` +
+  ``failed`` + ``skipped`` = ``targeted``.
+- ``sent``: handed to a provider (an attempt that got through); ``delivered``: sent and not
+  failed since (the ESPs' "sent minus bounces"); ``delivery_confirmed``: a provider said delivered.
+- ``opened``, ``clicked``: by a person (a click counts as an open); machine opens and clicks
+  (privacy proxies, link scanners) are ``machine_opened`` / ``machine_clicked``, apart.
+- ``conversions``: recipients who did the goal event within its window after their message was
+  sent (the holdout: after the launch), each counted once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from ccm.campaigns import facts
+from ccm.campaigns.facts import m
+from ccm.campaigns.models import Campaign, CampaignHoldout, CampaignVariant
+from ccm.campaigns.stats import Proportion
+from ccm.engagement.models import EngagementEvent
+from ccm.messages.models import DeliveryAttempt, MessageStatus
+
+COUNTS = (
+    "targeted",
+    "pending",
+    "sent",
+    "delivered",
+    "delivery_confirmed",
+    "failed",
+    "skipped",
+    "opened",
+    "machine_opened",
+    "clicked",
+    "machine_clicked",
+    "replied",
+    "unsubscribed",
+    "bounced",
+    "complaints",
+    "conversions",
+)
+RATES = {
+    "delivery": ("delivered", "sent"),
+    "open": ("opened", "delivered"),
+    "click": ("clicked", "delivered"),
+    "reply": ("replied", "delivered"),
+    "bounce": ("bounced", "sent"),
+    "unsubscribe": ("unsubscribed", "delivered"),
+    "complaint": ("complaints", "delivered"),
+    "conversion": ("conversions", "targeted"),
+}
+"""Each rate as (numerator, denominator) counts."""
+METRICS = {"opened": "open", "clicked": "click", "replied": "reply", "converted": "conversion"}
+"""An A/B test's ``metric`` and the rate it is judged on."""
+HOLDOUT = "holdout"
+_h, _v, _a = CampaignHoldout.__table__, CampaignVariant.__table__, DeliveryAttempt.__table__
+_e = EngagementEvent.__table__
+
+
+@dataclass
+class Group:
+    """The counts of one variant, of the holdout, or of the whole campaign."""
+
+    key: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def rates(self) -> dict[str, float | None]:
+        """Every rate of :data:`RATES` (None when its denominator is 0)."""
+        return {name: _ratio(self.counts[top], self.counts[bottom]) for name, (top, bottom) in RATES.items()}
+
+    def proportion(self, metric: str) -> Proportion:
+        """The successes and trials behind an A/B ``metric`` (opened, clicked, replied, converted)."""
+        top, bottom = RATES[METRICS[metric]]
+        return Proportion(self.counts[top], self.counts[bottom])
+
+
+@dataclass
+class Results:
+    """Per variant (in the campaign's variant order), the holdout (None without one), the total."""
+
+    variants: dict[str, Group]
+    holdout: Group | None
+    total: Group
+
+
+def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime | None = None) -> Results:
+    """Count everything about ``campaign``'s messages, per variant and for the holdout.
+
+    Parameters:
+      as_of: count only the messages written before it and what happened to them by then (an
+        A/B test's sample as its decision saw it: the rest is written after the decision).
+    """
+    facts.without_jit(session)
+    variants = {key: Group(key) for key in variant_keys(session, campaign.id)}
+
+    def group_of(variant: str | None) -> Group:
+        return variants.setdefault(_key(variant), Group(_key(variant)))
+
+    for row in session.execute(_status_counts(session, campaign, as_of)).mappings():
+        group = group_of(row["variant"])
+        for name in STATUS_COUNTS:
+            group.counts[name] += int(row[name] or 0)
+        if row["skip_code"] is not None:
+            group.skipped_by_reason[row["skip_code"]] = int(row["skipped"])
+    for variant, name, count in session.execute(_engagement_counts(campaign, as_of)):
+        group_of(variant).counts[name] = count
+    if campaign.goal:
+        for variant, count in session.execute(_conversions(session, campaign, as_of)):
+            group_of(variant).counts["conversions"] = count
+    return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()))
+
+
+def variant_keys(session: Session, campaign_id: str) -> list[str]:
+    """The campaign's variant keys, in order."""
+    return list(session.scalars(select(_v.c.key).where(_v.c.campaign_id == campaign_id).order_by(_v.c.key)))
+
+
+def _key(variant: str | None) -> str:
+    return variant or "A"  # a campaign of one template: its messages may carry no variant
+
+
+STATUS_COUNTS = ("targeted", "pending", "sent", "delivered", "delivery_confirmed", "failed", "skipped")
+
+
+def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+    """The counts a message's own row answers, by variant and skip reason (a few rows a
+    variant: the messages that were not skipped, then one per skip reason). A failed message
+    was sent when an attempt of it got through (a bounce); only those are looked up."""
+    status = m.c.status
+    skip_code = case((status == MessageStatus.SKIPPED, facts.reason_code(session, m.c.reason))).label("skip_code")
+    handed_over = exists().where(_a.c.message_id == m.c.id, _a.c.outcome.in_(facts.HANDED_OVER))
+
+    def share(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return func.sum(case((condition, 1), else_=0))
+
+    return (
+        select(
+            m.c.variant,
+            skip_code,
+            func.count().label("targeted"),
+            share(status.in_(facts.PENDING)).label("pending"),
+            share(or_(status.in_(facts.ACCEPTED), and_(status == MessageStatus.FAILED, handed_over))).label("sent"),
+            share(status.in_(facts.ACCEPTED)).label("delivered"),
+            share(status == MessageStatus.DELIVERED).label("delivery_confirmed"),
+            share(status == MessageStatus.FAILED).label("failed"),
+            share(status == MessageStatus.SKIPPED).label("skipped"),
+        )
+        .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of))
+        .group_by(m.c.variant, skip_code)
+    )
+
+
+def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+    """Messages with each kind of engagement (see :data:`ccm.campaigns.facts.ENGAGEMENT`), by
+    variant: ``(variant, count name, messages)``."""
+    classes = facts.engagement_classes()
+    by_then = [] if as_of is None else [_e.c.occurred_at <= as_of]
+    return (
+        select(m.c.variant, classes.c.counted, func.count(_e.c.message_id.distinct()))
+        .select_from(
+            _e.join(m, m.c.id == _e.c.message_id).join(
+                classes,
+                and_(classes.c.kind == _e.c.kind, or_(classes.c.machine.is_(None), classes.c.machine == _e.c.machine)),
+            )
+        )
+        .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of), *by_then)
+        .group_by(m.c.variant, classes.c.counted)
+    )
+
+
+def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+    """Recipients who did the goal event within the window after an attempt of theirs got
+    through (one does per message: at most one provider call per send), by variant."""
+    ws, cid = campaign.workspace_id, campaign.id
+    did = facts.converted(
+        session,
+        workspace_id=ws,
+        profile=m.c.profile_id,
+        since=_a.c.finished_at,
+        goal=campaign.goal or {},
+        not_before=campaign.launched_at,
+        as_of=as_of,
+    )
+    return (
+        select(m.c.variant, func.count(m.c.profile_id.distinct()))
+        .select_from(m.join(_a, _a.c.message_id == m.c.id))
+        .where(facts.of_campaign(ws, cid, as_of), _a.c.outcome.in_(facts.HANDED_OVER), did)
+        .group_by(m.c.variant)
+    )
+
+
+def _holdout(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Group | None:
+    members = session.scalar(select(func.count()).where(_h.c.campaign_id == campaign.id)) or 0
+    if not members:
+        return None
+    group = Group(HOLDOUT)
+    group.counts["targeted"] = members
+    if campaign.goal and campaign.launched_at is not None:
+        did = facts.converted(
+            session,
+            workspace_id=campaign.workspace_id,
+            profile=_h.c.profile_id,
+            since=campaign.launched_at,
+            goal=campaign.goal,
+            as_of=as_of,
+        )
+        statement = select(func.count(_h.c.profile_id.distinct())).where(_h.c.campaign_id == campaign.id, did)
+        group.counts["conversions"] = session.scalar(statement) or 0
+    return group
+
+
+def _total(groups: Any) -> Group:
+    total = Group("all")
+    for group in groups:
+        for name in COUNTS:
+            total.counts[name] += group.counts[name]
+        for reason, count in group.skipped_by_reason.items():
+            total.skipped_by_reason[reason] = total.skipped_by_reason.get(reason, 0) + count
+    return total
+
+
+def _ratio(top: int, bottom: int) -> float | None:
+    return top / bottom if bottom else None
+
+
+def hourly_engagement(session: Session, campaign: Campaign, *, hours: int) -> Mapping[tuple[int, str], dict[str, int]]:
+    """Messages opened, clicked and machine-opened in each hour since the launch, per variant:
+    ``{(hour, variant): {"opened", "clicked", "machine_opened"}}`` (hours with nothing are absent)."""
+    if campaign.launched_at is None:
+        return {}
+    facts.without_jit(session)
+    return _buckets(session, campaign, campaign.launched_at, hours)
+
+
+def _buckets(
+    session: Session, campaign: Campaign, start: dt.datetime, hours: int
+) -> dict[tuple[int, str], dict[str, int]]:
+    e = EngagementEvent.__table__
+    hour = facts.hours_since(session, e.c.occurred_at, start).label("hour")
+    kind = case(((e.c.kind == "opened") & e.c.machine, "machine_opened"), else_=e.c.kind).label("what")
+    statement = (
+        select(hour, m.c.variant, kind, func.count(e.c.message_id.distinct()))
+        .join(m, m.c.id == e.c.message_id)
+        .where(
+            facts.of_campaign(campaign.workspace_id, campaign.id),
+            e.c.kind.in_(("opened", "clicked")),
+            ~((e.c.kind == "clicked") & e.c.machine),
+            e.c.occurred_at >= start,
+            e.c.occurred_at < start + dt.timedelta(hours=hours),
+        )
+        .group_by(hour, m.c.variant, kind)
+    )
+    buckets: dict[tuple[int, str], dict[str, int]] = {}
+    for at, variant, what, count in session.execute(statement):
+        counts = buckets.setdefault((int(at), _key(variant)), {"opened": 0, "clicked": 0, "machine_opened": 0})
+        counts[what] = count
+    return buckets
