@@ -205,8 +205,6 @@ def to_response(result: Any, operation: Operation) -> Response:
     """Serialize what a view returned through the response model it declared for that status;
     anything else is a bug (the document would not describe the answer)."""
     status, headers = 200, None
-    if operation.raw_response and isinstance(result, Response):
-        return result
     if isinstance(result, tuple):
         result, status, *rest = result
         headers = rest[0] if rest else None
