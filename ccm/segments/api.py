@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
 from werkzeug.routing import BaseConverter
 
@@ -41,7 +42,11 @@ class SegmentConverter(BaseConverter):
 
 bp = Blueprint("segments", __name__, url_prefix="/v1/segments")
 bp.before_request(require_api_key)
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("segment", SegmentConverter))
+
+
+@bp.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["segment"] = SegmentConverter
 
 
 @endpoint(
