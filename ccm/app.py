@@ -60,6 +60,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.message_templates import api as templates
     from ccm.messages import api as messages
     from ccm.profiles import api as profiles
+    from ccm.segments import api as segments
     from ccm.suppression import api as suppressions
     from ccm.timeline import api as timeline
     from ccm.triggers import api as triggers
@@ -86,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
         ingest,
         identity,
         triggers,
+        segments,
     ):
         app.register_blueprint(module.bp)
 

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     for a slot and is then answered 429 with ``Retry-After`` (the Segment clients retry it), rather
     than queueing until the clients time out."""
     ingest_queue_wait: float = Field(default=0.5, ge=0)
+    segment_count_budget_ms: int = Field(default=2000, ge=1, le=600_000)
+    """Milliseconds a segment count may take; past them the count stops and the answer is an
+    estimate marked ``approximate`` (see docs/segments.md), so a count never blocks the UI."""
 
     render_timeout: float = 2.0
     render_max_chars: int = 1_000_000

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -233,6 +234,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+    # PostgreSQL has sha256(); segments match suppression entries by their address hash in SQL.
+    dbapi_connection.create_function("ccm_sha256", 1, _sha256_hex, deterministic=True)
+
+
+def _sha256_hex(value: str | None) -> str | None:
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
 
 
 def _read_only(engine: Engine) -> Engine:

@@ -13,6 +13,7 @@ from ccm.jobs import PendingJob
 from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
 from ccm.messages.models import DeliveryAttempt, Message
 from ccm.profiles.models import Profile
+from ccm.segments.models import Segment, SegmentMember
 from ccm.suppression.models import Suppression
 from ccm.triggers.models import Trigger, TriggerFire, TriggerVersion
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -40,6 +41,8 @@ __all__ = [
     "ProfileMerge",
     "Profile",
     "ProviderAccount",
+    "Segment",
+    "SegmentMember",
     "Snippet",
     "Suppression",
     "TemplateVersion",

@@ -34,6 +34,7 @@ class EngagementEvent(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "dedupe_key"),
         Index("ix_engagement_event_profile_time", "profile_id", "occurred_at"),
+        Index("ix_engagement_event_workspace_kind_time", "workspace_id", "kind", "occurred_at"),  # segments
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("evt"))

@@ -3,7 +3,7 @@ same person (``alias``, or an ``identify`` whose ``userId`` and ``anonymousId`` 
 
 Everything that refers to the anonymous profile moves — events, anonymous ids, consent records,
 messages (waiting ones included), deliveries' engagement, conversations and replies, account
-memberships, trigger firings (so a cancel event finds them) — and the
+memberships, trigger firings (so a cancel event finds them), static-list memberships — and the
 fields the known profile lacks are filled from it. The merge writes one :class:`ProfileMerge`
 record naming every moved row and the fields as they were, from which :func:`revert_merge` puts
 everything back. The anonymous profile stays as a tombstone (``merged_into_id``) without contact
@@ -56,6 +56,7 @@ MOVED: Sequence[Moved] = (
     Moved("inbound_message", ("id",)),
     Moved("account_member", ("group_id",), unique=("workspace_id", "group_id")),
     Moved("trigger_fire", ("id",)),
+    Moved("segment_member", ("segment_id",), unique=("segment_id",)),
 )
 """Every table that refers to a profile, except the merge records themselves (a test checks the
 list against the schema)."""

@@ -17,6 +17,7 @@ class Profile(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
         Index("ix_profile_workspace_email", "workspace_id", "email"),
+        Index("ix_profile_workspace_id", "workspace_id", "id"),  # a segment's audience, in keyset chunks
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("prf"))
