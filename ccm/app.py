@@ -48,6 +48,7 @@ class _InOrderJSON(DefaultJSONProvider):
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
     from ccm.auth import api as api_keys
+    from ccm.campaigns import api as campaigns
     from ccm.channels import api as outbox
     from ccm.channels import providers_api as providers
     from ccm.consent import api as consent
@@ -87,6 +88,7 @@ def _register_blueprints(app: Flask) -> None:
         ingest,
         identity,
         triggers,
+        campaigns,
         segments,
     ):
         app.register_blueprint(module.bp)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("deliveries", "webhooks", "maintenance")
+QUEUES = ("deliveries", "webhooks", "maintenance", "campaigns")
 
 BROKER_ERRORS: tuple[type[Exception], ...] = (
     redis.RedisError,

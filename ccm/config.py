@@ -93,6 +93,18 @@ class Settings(BaseSettings):
     for a slot and is then answered 429 with ``Retry-After`` (the Segment clients retry it), rather
     than queueing until the clients time out."""
     ingest_queue_wait: float = Field(default=0.5, ge=0)
+    campaign_chunk: int = Field(default=10_000, ge=1, le=99_999)
+    """Profiles a campaign's fan-out writes per transaction (rows and checkpoint commit together)."""
+    campaign_max_rate: float = Field(default=5_000.0, gt=0)
+    """Messages per second a campaign without a throttle is released to delivery at, at most."""
+    campaign_breaker_min: int = Field(default=100, ge=1)
+    """Ended messages a campaign's breakers need before they judge its rates."""
+    campaign_breaker_failed: float = Field(default=0.20, gt=0, le=1)
+    """Share of failed messages among a campaign's recent ones that pauses it."""
+    campaign_breaker_bounced: float = Field(default=0.10, gt=0, le=1)
+    """Share of bounced messages among a campaign's recent ones that pauses it."""
+    campaign_breaker_complaints: float = Field(default=0.005, gt=0, le=1)
+    """Share of spam complaints among a campaign's recent messages that pauses it."""
     segment_count_budget_ms: int = Field(default=2000, ge=1, le=600_000)
     """Milliseconds a segment count may take; past them the count stops and the answer is an
     estimate marked ``approximate`` (see docs/segments.md), so a count never blocks the UI."""

@@ -1,6 +1,7 @@
 """Imports every model so that ``metadata`` describes the whole schema (for Alembic and tests)."""
 
 from ccm.auth.models import ApiKey
+from ccm.campaigns.models import Campaign, CampaignHoldout, CampaignVariant
 from ccm.channels.models import OutboxItem, ProviderAccount
 from ccm.consent.models import ConsentRecord
 from ccm.conversations.models import Conversation, InboundMessage
@@ -25,6 +26,9 @@ __all__ = [
     "Account",
     "AccountMember",
     "ApiKey",
+    "Campaign",
+    "CampaignHoldout",
+    "CampaignVariant",
     "ConsentRecord",
     "Conversation",
     "DeliveryAttempt",

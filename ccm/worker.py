@@ -16,6 +16,7 @@ import dramatiq
 
 from ccm import jobs
 from ccm import models as _models  # noqa: F401  (registers every mapper)
+from ccm.campaigns import tasks as campaign_tasks
 from ccm.engagement import tasks as engagement_tasks
 from ccm.idempotency import tasks as idempotency_tasks
 from ccm.ingest import tasks as ingest_tasks
@@ -36,6 +37,8 @@ TASKS: dict[Job, Callable[..., None]] = {
     idempotency_tasks.PURGE_EXPIRED: idempotency_tasks.purge_expired,
     ingest_tasks.MAINTAIN: ingest_tasks.maintain,
     trigger_tasks.RELEASE: trigger_tasks.release,
+    campaign_tasks.FAN_OUT: campaign_tasks.fan_out,
+    campaign_tasks.TICK: campaign_tasks.tick,
 }
 """Every actor CCM has. Adding one means adding it here, nowhere else."""
 PERIODIC: tuple[Job, ...] = tuple(job for job in TASKS if job.every)

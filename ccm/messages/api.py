@@ -141,5 +141,6 @@ def list_messages(query: MessageListQuery) -> MessageList:
         page=query,
         status=query.status,
         external_id=query.profile,
+        campaign_id=query.campaign,
     )
     return MessageList(items=[MessageSummary.model_validate(m) for m in items], next_cursor=cursor)

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccm.channels.base import OutboundMessage, Receipt
@@ -110,6 +110,13 @@ def in_flight_attempt(session: Session, message_id: str) -> int | None:
     return session.execute(
         select(_a.c.number).where(_a.c.message_id == message_id, _a.c.outcome == AttemptOutcome.IN_FLIGHT)
     ).scalar()
+
+
+def answered_transient(session: Session, message_id: str) -> int:
+    """How many of the message's attempts the provider answered with a transient error (back-pressure
+    such as SMTP 4xx or HTTP 429): retries the deadline bounds, not a message that keeps crashing."""
+    count = select(func.count()).where(_a.c.message_id == message_id, _a.c.outcome == AttemptOutcome.TRANSIENT_ERROR)
+    return int(session.execute(count).scalar() or 0)
 
 
 def ensure(session: Session, claimed: Claimed, provider: str) -> None:

@@ -397,7 +397,9 @@ def _check_claimable(runtime: Runtime, session: Session, pending: Pending) -> No
             raise _Ended(lambda write: outcomes.settle_in_flight(write, pending, number))
     if pending.next_attempt_at and pending.next_attempt_at > now + dt.timedelta(seconds=1):
         raise _Ended()  # published early (by the relay) for a retry or a deferral; the delayed run will come
-    if pending.claims >= MAX_CLAIMS:
+    # Claims the provider answered "later" (back-pressure) are retries, which the deadline ends;
+    # only claims that ended no other way count towards a message that keeps crashing its run.
+    if pending.claims >= MAX_CLAIMS and pending.claims - attempts.answered_transient(session, pending.id) >= MAX_CLAIMS:
         raise _Ended(
             lambda write: outcomes.finish_message(
                 write, pending, MessageStatus.FAILED, f"too_many_attempts: claimed {pending.claims} times"

@@ -58,6 +58,15 @@ class Message(Base):
         Index("ix_message_workspace_id", "workspace_id", "id"),  # the message list, newest first
         Index("ix_message_workspace_profile", "workspace_id", "profile_id", "id"),  # the list of one profile
         Index("ix_message_profile_created", "profile_id", "created_at", "id"),  # the timeline; erasure
+        # A campaign's messages, in release order (their ids encode their due time); only campaign
+        # messages are in it.
+        Index(
+            "ix_message_campaign",
+            "campaign_id",
+            "id",
+            postgresql_where=text("campaign_id IS NOT NULL"),
+            sqlite_where=text("campaign_id IS NOT NULL"),
+        ),
         {"postgresql_with": {"fillfactor": MESSAGE_FILLFACTOR}},
     )
 
@@ -69,6 +78,10 @@ class Message(Base):
     category: Mapped[str] = mapped_column(String(20))
     topic: Mapped[str | None] = mapped_column(String(100))
     conversation_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(32))
+    """The campaign that sent this message, if any; never changes after the insert (it is indexed)."""
+    variant: Mapped[str | None] = mapped_column(String(20))
+    """The campaign variant (``"A"``, ``"B"`` …) this message is; never changes after the insert."""
     """The conversation this message was sent in (a support follow-up), if any."""
     template_version_id: Mapped[str] = mapped_column(ForeignKey("template_version.id"))
     template_key: Mapped[str] = mapped_column(String(200))

@@ -161,6 +161,8 @@ class MessageBase(BaseModel):
     channel: str | None
     template: str = Field(validation_alias="template_key")
     template_version: int
+    campaign_id: str | None = Field(None, description="the campaign that sent it, if any")
+    variant: str | None = Field(None, description="its campaign variant (A, B …)")
 
 
 class TriggeredBy(BaseModel):
@@ -204,3 +206,4 @@ class MessageList(BaseModel):
 class MessageListQuery(PageQuery):
     status: MessageStatus | None = None
     profile: ExternalId | None = Field(None, description="external id")
+    campaign: str | None = Field(None, pattern=r"^cmp_[0-9A-Z]{26}$", description="a campaign id: its messages")

@@ -72,9 +72,17 @@ def get_message(*, session: Session, workspace_id: str, message_id: str) -> Mess
 
 
 def list_messages(
-    *, session: Session, workspace_id: str, page: PageQuery, status: str | None, external_id: str | None
+    *,
+    session: Session,
+    workspace_id: str,
+    page: PageQuery,
+    status: str | None,
+    external_id: str | None,
+    campaign_id: str | None = None,
 ) -> tuple[list[Message], str | None]:
     statement = select(Message).where(Message.workspace_id == workspace_id)
+    if campaign_id:  # read through the campaign's (campaign_id, id) index
+        statement = statement.where(Message.campaign_id == campaign_id)
     if status:
         statement = statement.where(Message.status == status)
     if external_id:

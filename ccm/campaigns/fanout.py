@@ -1,0 +1,305 @@
+"""The fan-out: a campaign's audience written as message rows, in set-based keyset chunks.
+
+Each chunk is one transaction that locks the campaign row, takes the next ``CCM_CAMPAIGN_CHUNK``
+profile ids of the audience after the checkpoint (``fanout_cursor``), writes their holdout rows and
+their messages with one ``INSERT … SELECT`` each, and moves the checkpoint — so a worker killed
+anywhere resumes exactly where the last commit left it, and a second fan-out of the same campaign
+(a job published twice) waits for the lock and then finds the checkpoint moved. The send key
+``campaign:<campaign>:<profile>`` is unique per workspace: whatever happens, one message per
+campaign and profile.
+
+Message ids are made in SQL and encode when the message is due: the ULID time part is the due
+time (never earlier than a moment just past the pump's horizon, so that a new row never lands
+behind the release cursor), then the campaign's seed, the chunk's number and the row's number.
+The pump releases in id order, on the ``(campaign_id, id)`` index, with no column to update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    text,
+    union_all,
+    values,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ccm.campaigns.models import Campaign, CampaignHoldout, CampaignVariant, FanoutPhase
+from ccm.campaigns.timing import Timing, due_by_zone, zone_of
+from ccm.db import JSONType, UTCDateTime
+from ccm.ids import first_id_at
+from ccm.messages.models import Message, MessageStatus
+from ccm.profiles.models import Profile
+from ccm.segments.service import audience_query
+
+_m, _p, _h = Message.__table__, Profile.__table__, CampaignHoldout.__table__
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+BUCKETS = 10_000
+"""Hash buckets of a profile: a percentage of p takes the buckets below ``p * 100``."""
+RELEASE_MARGIN = dt.timedelta(seconds=2)
+"""A new message is due no earlier than this from now: past the pump's horizon, so that its id is
+beyond the release cursor (see the module docstring)."""
+MAX_CHUNK = 99_999
+"""A row's number takes five digits of its id."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one phase of a campaign's fan-out writes, read from the campaign once per chunk."""
+
+    campaign: Campaign
+    variants: list[CampaignVariant]
+    phase: FanoutPhase
+    timing: Timing
+    deadline: dt.timedelta
+    fallback_zone: str
+    winner: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a chunk wrote: messages, holdout rows, recipients given the fallback zone, the last id."""
+
+    messages: int
+    holdout: int
+    fallback: int
+    last_id: str | None
+
+
+def write_chunk(session: Session, plan: Plan, *, size: int, now: dt.datetime) -> Written:
+    """Write the next chunk of ``plan``'s phase after the campaign's checkpoint; ``last_id`` None
+    when the phase has nothing left. The caller moves the checkpoint in the same transaction."""
+    campaign = plan.campaign
+    audience = audience_query(session, campaign.workspace_id, campaign.segment_id, now=now).subquery("aud")
+    after = campaign.fanout_cursor or ""
+    window = select(audience.c.id).where(audience.c.id > after).order_by(audience.c.id).limit(min(size, MAX_CHUNK))
+    last_id = session.execute(select(func.max(window.subquery().c.id))).scalar()
+    if last_id is None:
+        return Written(0, 0, 0, None)
+    if session.get_bind().dialect.name == "postgresql":
+        # The checkpoint commits with the rows: a commit lost in a crash loses both, consistently.
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+    else:
+        _register_bucket(session)
+    ids = audience.c.id
+    in_range = (ids > after) & (ids <= last_id)
+    holdout = _insert_holdout(session, plan, audience, in_range, now) if campaign.holdout_percent > 0 else 0
+    chosen = in_range & _phase_filter(session, plan, ids)
+    zones, fallback = _zones(session, plan, audience, chosen)
+    messages = _insert_messages(session, plan, audience, chosen, zones, now)
+    return Written(messages, holdout, fallback, last_id)
+
+
+def bucket(session: Session, salt: str, profile_id: ColumnElement[str]) -> ColumnElement[int]:
+    """A profile's bucket for ``salt`` (0 … 9,999): a deterministic hash of the salt and the id."""
+    key = literal(salt, String) + profile_id
+    if session.get_bind().dialect.name == "postgresql":
+        hashed = func.hashtext(key).cast(BigInteger)
+        return ((hashed % BUCKETS) + BUCKETS) % BUCKETS
+    return func.ccm_bucket(key, type_=Integer)
+
+
+def _register_bucket(session: Session) -> None:
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    raw.create_function("ccm_bucket", 1, _py_bucket, deterministic=True)
+
+
+def _py_bucket(key: str) -> int:
+    return zlib.crc32(key.encode()) % BUCKETS
+
+
+def _salts(campaign: Campaign) -> tuple[str, str, str]:
+    return f"{campaign.id}:h:", f"{campaign.id}:s:", f"{campaign.id}:v:"
+
+
+def _held(session: Session, plan: Plan, ids: ColumnElement[str]) -> ColumnElement[bool]:
+    share = int(round(plan.campaign.holdout_percent * 100))
+    return bucket(session, _salts(plan.campaign)[0], ids) < share
+
+
+def _phase_filter(session: Session, plan: Plan, ids: ColumnElement[str]) -> ColumnElement[bool]:
+    """Who this phase messages: the audience outside the holdout, split by the A/B sample."""
+    keep: ColumnElement[bool] = ~_held(session, plan, ids) if plan.campaign.holdout_percent > 0 else literal(True)
+    if plan.phase is FanoutPhase.ALL:
+        return keep
+    share = int(round(float((plan.campaign.ab_test or {}).get("sample_percent", 0)) * 100))
+    sampled = bucket(session, _salts(plan.campaign)[1], ids) < share
+    return keep & (sampled if plan.phase is FanoutPhase.SAMPLE else ~sampled)
+
+
+def _insert_holdout(
+    session: Session, plan: Plan, audience: Any, in_range: ColumnElement[bool], now: dt.datetime
+) -> int:
+    rows = select(literal(plan.campaign.id, String), audience.c.id, literal(now, UTCDateTime())).where(
+        in_range & _held(session, plan, audience.c.id)
+    )
+    statement = _insert(session, _h).from_select(
+        ["campaign_id", "profile_id", "added_at"], rows, include_defaults=False
+    )
+    result = session.execute(statement.on_conflict_do_nothing())
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """An ``INSERT`` that can skip conflicting rows (a chunk replayed after a lost commit)."""
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+@dataclass(frozen=True)
+class _Zones:
+    """The chunk's due times: per valid zone (None: everyone due at one moment) and the fallback."""
+
+    by_zone: dict[str, dt.datetime] | None
+    fallback: dt.datetime
+
+
+def _zones(session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bool]) -> tuple[_Zones, int]:
+    """The due time of each time zone in the chunk, and how many recipients need the fallback."""
+    if not plan.timing.by_zone:
+        return _Zones(None, plan.timing.start), 0
+    counted = (
+        select(_p.c.timezone, func.count())
+        .select_from(audience.join(_p, _p.c.id == audience.c.id))
+        .where(chosen)
+        .group_by(_p.c.timezone)
+    )
+    counts = {row[0]: row[1] for row in session.execute(counted)}
+    by_zone, fallback_due = due_by_zone(plan.timing, counts, plan.fallback_zone)
+    fallback = sum(count for zone, count in counts.items() if zone_of(zone) is None)
+    return _Zones(by_zone, fallback_due), fallback
+
+
+def _insert_messages(
+    session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bool], zones: _Zones, now: dt.datetime
+) -> int:
+    campaign, dialect = plan.campaign, session.get_bind().dialect.name
+    ids = audience.c.id
+    chunk = _base32(campaign.fanout_chunks + 1, 6)
+    floor = now + RELEASE_MARGIN
+    source: Any = audience
+    if zones.by_zone is None:
+        prefix: ColumnElement[str] = literal(_prefix(campaign, chunk, zones.fallback, floor), String)
+        deadline: ColumnElement[dt.datetime] = literal(zones.fallback + plan.deadline, UTCDateTime())
+    else:
+        table = _zone_table(dialect, campaign, chunk, zones, floor, plan.deadline)
+        source = audience.join(_p, _p.c.id == ids).outerjoin(table, table.c.tz == _p.c.timezone)
+        prefix = func.coalesce(table.c.prefix, literal(_prefix(campaign, chunk, zones.fallback, floor), String))
+        deadline = func.coalesce(table.c.deadline, literal(zones.fallback + plan.deadline, UTCDateTime()))
+    number = func.row_number().over(order_by=ids)
+    digits = func.lpad(number.cast(String), 5, "0") if dialect == "postgresql" else func.printf("%05d", number)
+    columns = _columns(session, plan, ids, now) | {"id": prefix + digits, "deadline_at": deadline}
+    rows = select(*columns.values()).select_from(source).where(chosen)
+    statement = _insert(session, _m).from_select(list(columns), rows, include_defaults=False)
+    # Only the send key may conflict: an id collision must fail loudly, never drop a recipient.
+    result = session.execute(statement.on_conflict_do_nothing(index_elements=["workspace_id", "send_key"]))
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+def _columns(session: Session, plan: Plan, ids: ColumnElement[str], now: dt.datetime) -> dict[str, Any]:
+    """Every column of a campaign message but its id and deadline, as SQL expressions."""
+    campaign = plan.campaign
+    variant = _variant_case(session, plan, ids)
+    json = JSONType
+
+    def by_variant(pick: Any, type_: Any) -> Any:
+        whens = [(variant == v.key, literal(pick(v), type_)) for v in plan.variants]
+        return case(*whens, else_=literal(pick(plan.variants[0]), type_))
+
+    constant = {
+        "workspace_id": literal(campaign.workspace_id, String),
+        "profile_id": ids,
+        "source": literal("campaign", String),
+        "send_key": literal(f"campaign:{campaign.id}:", String) + ids,
+        "category": literal(campaign.category, String),
+        "topic": literal(campaign.topic, String),
+        "template_version_id": by_variant(lambda v: v.template_version_id, String),
+        "template_key": by_variant(lambda v: v.template, String),
+        "template_version": by_variant(lambda v: v.template_version, Integer),
+        "allowed_channels": literal(campaign.channels, json) if campaign.channels else None,
+        "failed_channels": literal([], json),
+        "data": literal({}, json),
+        "track": literal(True, Boolean),
+        "route": literal([], json),
+        "status": literal(str(MessageStatus.QUEUED), String),
+        "claims": literal(0, Integer),
+        "created_at": literal(now, UTCDateTime()),
+        "updated_at": literal(now, UTCDateTime()),
+        "campaign_id": literal(campaign.id, String),
+        "variant": variant,
+    }
+    return {name: value for name, value in constant.items() if value is not None}
+
+
+def _variant_case(session: Session, plan: Plan, ids: ColumnElement[str]) -> Any:
+    """The variant of a profile: the winner for the rest of an A/B test, else by weight on a hash."""
+    if plan.winner is not None:
+        return literal(plan.winner, String)
+    if len(plan.variants) == 1:
+        return literal(plan.variants[0].key, String)
+    total = sum(v.weight for v in plan.variants)
+    position = bucket(session, _salts(plan.campaign)[2], ids)
+    whens, upto = [], 0.0
+    for variant in plan.variants[:-1]:
+        upto += variant.weight
+        whens.append((position < int(round(upto / total * BUCKETS)), literal(variant.key, String)))
+    return case(*whens, else_=literal(plan.variants[-1].key, String))
+
+
+def _zone_table(
+    dialect: str, campaign: Campaign, chunk: str, zones: _Zones, floor: dt.datetime, deadline: dt.timedelta
+) -> Any:
+    """``(tz, prefix, deadline)`` for every valid zone of the chunk, as an inline table."""
+    assert zones.by_zone is not None
+    rows = [(name, _prefix(campaign, chunk, due, floor), due + deadline) for name, due in sorted(zones.by_zone.items())]
+    if not rows:
+        rows = [("", _prefix(campaign, chunk, zones.fallback, floor), zones.fallback + deadline)]
+    if dialect == "postgresql":
+        columns = (
+            column("tz", String),
+            column("prefix", String),
+            column("deadline", UTCDateTime()),
+        )
+        return values(*columns, name="z").data(rows)
+    selects: list[Select[str, str, dt.datetime]] = []
+    for name, prefix, due in rows:
+        tz, begins = literal(name, String).label("tz"), literal(prefix, String).label("prefix")
+        selects.append(select(tz, begins, literal(due, UTCDateTime()).label("deadline")))
+    return (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("z")
+
+
+def _prefix(campaign: Campaign, chunk: str, due: dt.datetime, floor: dt.datetime) -> str:
+    """All of a message id but its row number: the due time (not before ``floor``), seed, chunk."""
+    return first_id_at("msg", max(due, floor))[:14] + campaign.id_seed + chunk
+
+
+def _base32(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, rest = divmod(number, 32)
+        digits.append(_CROCKFORD[rest])
+    return "".join(reversed(digits))
+
+
+def due_of(message_id: str) -> dt.datetime:
+    """When a campaign message was due to be released (its id's time part, to the millisecond)."""
+    value = 0
+    for char in message_id[4:14]:
+        value = value * 32 + _CROCKFORD.index(char)
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
