@@ -212,7 +212,7 @@ def main() -> None:
                 f"RSS {r['rss_before_mib']} → peak {r['peak_rss_mib']} MiB",
                 flush=True,
             )
-    save("campaign_fanout", {"when": time.strftime("%Y-%m-%d %H:%M"), "results": results})
+            save("campaign_fanout", {"when": time.strftime("%Y-%m-%d %H:%M"), "results": results})  # after each size
 
 
 if __name__ == "__main__":
