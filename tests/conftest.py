@@ -167,14 +167,19 @@ def app(runtime: Any) -> Any:
     return app
 
 
+TEST_POSTAL_ADDRESS = "Acme Test Inc., 1 Test Street, Springfield, IL 62701, USA"
+
+
 @pytest.fixture
 def workspace(runtime: Any) -> tuple[str, str]:
-    """(workspace id, API key) of a fresh workspace."""
+    """(workspace id, API key) of a fresh workspace, with the postal address marketing email needs
+    (tests about a workspace without one remove it)."""
     from ccm.auth.service import create_api_key
     from ccm.workspaces.service import get_or_create_workspace
 
     with runtime.db.unit_of_work() as session:
         ws, _ = get_or_create_workspace(session=session, name="acme")
+        ws.settings = {**(ws.settings or {}), "postal_address": TEST_POSTAL_ADDRESS}
         _, token = create_api_key(session=session, workspace_id=ws.id)
     return ws.id, token
 

@@ -282,6 +282,9 @@ def test_links_in_messages_follow_the_port_ccm_serve_listens_on(embedded_server)
     from tests.messages.test_faults import HttpClient
 
     api = ApiClient(HttpClient(embedded_server.url), embedded_server.key)
+    # A fresh workspace has no postal address, and marketing email needs one (the README tour sets it).
+    address = {"policy": {"postal_address": "Acme Inc., 1 Road, Springfield, IL 62701"}}
+    assert api.patch("/v1/workspace", json=address).status_code == 200
     assert api.put(
         "/v1/profiles/links",
         json={"email": "links@example.com", "attributes": {"first_name": "Ada"}, "channels": ["email"]},

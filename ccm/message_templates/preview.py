@@ -1,6 +1,7 @@
 """Previews: render any version (or the draft) with a stored profile or sample data, and report
 every problem instead of stopping at the first. SMS bodies are shown as they are sent (with the
-opt-out footer of a marketing SMS) and sized on that.
+opt-out footer of a marketing SMS) and sized on that; a marketing email with the postal address
+and unsubscribe footer it is sent with (a problem ``no_postal_address`` when the workspace has none).
 
 A preview writes nothing. It reads everything it needs first and ends the request's transaction
 before it renders, so a slow template (up to ``CCM_RENDER_TIMEOUT``) holds no database lock."""
@@ -17,6 +18,7 @@ from ccm.channels.sms import sms_size
 from ccm.db import end_transaction
 from ccm.errors import Conflict, ValidationFailed
 from ccm.message_templates import service
+from ccm.message_templates.footer import MarketingFooter
 from ccm.message_templates.rendering import (
     RenderedParts,
     build_context,
@@ -30,6 +32,7 @@ from ccm.message_templates.sandbox import RenderError, TemplateBundle, TemplateS
 from ccm.message_templates.schemas import PreviewIn, PreviewOut, ProblemOut, RenderedPart
 from ccm.messages.rules import NotSendable, sms_body, with_opt_out_footer
 from ccm.profiles.service import get_profile, template_context
+from ccm.workspaces.compliance import NO_POSTAL_ADDRESS, marketing_email_refusal
 from ccm.workspaces.schemas import WorkspacePolicy
 from ccm.workspaces.service import workspace_policy
 
@@ -60,20 +63,20 @@ def preview_template(
     problems += _variable_problems(
         sandbox, source.variables, source.variants, source.snippets, request.data, source.profile["attributes"]
     )
+    unsubscribe_url = f"{public_url}/u/preview"
     context = build_context(
         variables=source.variables,
         data=request.data,
         profile=source.profile,
-        extras={
-            "unsubscribe_url": f"{public_url}/u/preview",
-            "message": {"id": "msg_preview", "category": source.category},
-        },
+        extras={"unsubscribe_url": unsubscribe_url, "message": {"id": "msg_preview", "category": source.category}},
     )
     parts = []
     locale = request.locale or source.profile["locale"]
     for variant in _chosen(source.variants, request.channel, locale, source.default_locale):
+        footer = _footer(source, variant, unsubscribe_url, problems)
         try:
-            parts.append(_part(source, render_parts(sandbox, source.bundle, variant, context), problems))
+            rendered = render_parts(sandbox, source.bundle, variant, context, footer=footer)
+            parts.append(_part(source, rendered, problems))
         except RenderError as exc:
             problems.append(
                 ProblemOut(
@@ -131,6 +134,20 @@ def _read(
         profile,
         policy,
     )
+
+
+def _footer(
+    source: _Source, variant: Mapping[str, Any], unsubscribe_url: str, problems: list[ProblemOut]
+) -> MarketingFooter | None:
+    """The footer a marketing email is sent with; without a postal address, a placeholder and
+    the problem that stops it at send time."""
+    if source.category != "marketing" or variant["channel"] != "email":
+        return None
+    refusal = marketing_email_refusal(source.policy)
+    if refusal:
+        part = f"email.{variant['locale']}.html"
+        problems.append(ProblemOut(part=part, line=None, code=NO_POSTAL_ADDRESS, message=refusal))
+    return MarketingFooter(source.policy.postal_address or "[postal address: not set]", unsubscribe_url)
 
 
 def _part(source: _Source, rendered: RenderedParts, problems: list[ProblemOut]) -> RenderedPart:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ccm.channels.email_mime import inline_css
 from ccm.channels.html_text import html_to_text
+from ccm.message_templates.footer import MarketingFooter
 from ccm.message_templates.sandbox import TemplateBundle, TemplateSandbox
 
 BUILTINS = frozenset({"profile", "message", "unsubscribe_url"})
@@ -103,9 +104,18 @@ def missing_variables(variables: Iterable[str], data: Mapping[str, Any], attribu
 
 
 def render_parts(
-    sandbox: TemplateSandbox, bundle: TemplateBundle, variant: Mapping[str, Any], context: Mapping[str, Any]
+    sandbox: TemplateSandbox,
+    bundle: TemplateBundle,
+    variant: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    footer: MarketingFooter | None = None,
 ) -> RenderedParts:
-    """Render every part of one variant. Raises :class:`RenderError` on the first failure."""
+    """Render every part of one variant. Raises :class:`RenderError` on the first failure.
+
+    ``footer``: given for a marketing email, whose HTML and text then end with the sender's postal
+    address and an unsubscribe link, added here after the template and its layout have rendered,
+    so that no template can leave them out."""
 
     def render(part: str, *, html: bool = False) -> str:
         return sandbox.render(bundle, source_name(variant, part), context, autoescape=html)
@@ -115,4 +125,6 @@ def render_parts(
         return RenderedParts(channel, locale, body=render("body").strip())
     html = inline_css(render("html", html=True))
     text = render("text") if variant.get("text") else html_to_text(html)
+    if footer is not None:
+        html, text = footer.add_to_html(html), footer.add_to_text(text)
     return RenderedParts(channel, locale, subject=render("subject").strip(), html=html, text=text)

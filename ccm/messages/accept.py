@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from ccm import jobs
 from ccm.db import insert_ignoring_conflicts, utcnow
-from ccm.errors import CCMError, NotFound, ValidationFailed
+from ccm.errors import CCMError, Conflict, NotFound, ValidationFailed
 from ccm.idempotency.service import TABLE as _keys
 from ccm.idempotency.service import key_row, replay
 from ccm.message_templates.models import MessageTemplate, TemplateVersion
@@ -38,6 +38,8 @@ from ccm.messages.tasks import DELIVER
 from ccm.profiles.models import Profile
 from ccm.profiles.service import resolve_recipient
 from ccm.runtime import Runtime
+from ccm.workspaces.compliance import NO_POSTAL_ADDRESS, marketing_email_refusal
+from ccm.workspaces.service import workspace_policy
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ def accept_message(
     recipient = found_recipient(session, workspace_id, request, found)
     template = template_of(session, runtime, request.template, found.version_id)
     check_request(template, recipient, data=request.data, channel=request.channel, category=request.category)
+    check_marketing_email(session, workspace_id, template, recipient, request)
     send_key = send_key or (f"api:{keyed.key}" if keyed else f"api:{message_id}")
     message = message_row(runtime, workspace_id, message_id, recipient, template, request, send_key, now)
     job = jobs.outbox_row(DELIVER, message_id, grace=runtime.settings.relay_grace, now=now)
@@ -234,6 +237,38 @@ def check_request(
         raise ValidationFailed(f"channel: template {template.key!r} has no {channel} variant", field="channel")
     if template.category == "marketing" and category == "transactional":
         raise ValidationFailed("category: a marketing template cannot be sent as transactional", field="category")
+
+
+def email_refusal(
+    session: Session, workspace_id: str, template: PublishedTemplate, recipient: Recipient, send: SendFields
+) -> str | None:
+    """Why this send may not go (it is marketing email, and the workspace has no postal address:
+    :func:`ccm.workspaces.compliance.marketing_email_refusal`), or None. It is email when it is
+    sent on email, or may be routed there (email allowed, and the template has an email variant
+    for the recipient). The workspace is read only for marketing sends."""
+    if (send.category or template.category) != "marketing":
+        return None
+    if send.channel is not None and send.channel != "email":
+        return None
+    if send.channels is not None and "email" not in send.channels:
+        return None
+    if template.variant_for("email", recipient.locale) is None:
+        return None
+    return marketing_email_refusal(workspace_policy(session=session, workspace_id=workspace_id))
+
+
+def check_marketing_email(
+    session: Session, workspace_id: str, template: PublishedTemplate, recipient: Recipient, send: SendFields
+) -> None:
+    """Refuse marketing email from a workspace without a postal address (see :func:`email_refusal`).
+
+    Raises:
+      Conflict: 409 naming ``policy.postal_address``, with ``details.reason`` ``no_postal_address``;
+        the message says what to PATCH. Nothing is written.
+    """
+    refusal = email_refusal(session, workspace_id, template, recipient, send)
+    if refusal:
+        raise Conflict(refusal, field="policy.postal_address", details={"reason": NO_POSTAL_ADDRESS})
 
 
 def message_row(

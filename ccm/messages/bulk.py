@@ -24,6 +24,7 @@ from ccm.messages.accept import (
     Accepted,
     Keyed,
     Recipient,
+    check_marketing_email,
     check_request,
     found_recipient,
     is_inline,
@@ -101,6 +102,7 @@ def accept_batch(*, session: Session, runtime: Runtime, workspace_id: str, items
 
 @dataclass
 class _Lookups:
+    workspace_id: str
     profiles: dict[str, Any]
     versions: dict[str, str]
     stored: dict[str, Any]
@@ -150,7 +152,7 @@ def _batch_lookups(connection: Connection, workspace_id: str, items: Sequence[It
     profiles = _rows_named(connection, "profiles", workspace_id, sorted(by_id))
     versions = _rows_named(connection, "versions", workspace_id, sorted({i.request.template for i in items}))
     stored = _rows_named(connection, "keys", workspace_id, sorted({i.keyed.key for i in items if i.keyed}))
-    return _Lookups(profiles, {key: row.id for key, row in versions.items()}, stored)
+    return _Lookups(workspace_id, profiles, {key: row.id for key, row in versions.items()}, stored)
 
 
 def _stored_answer(
@@ -209,6 +211,7 @@ def _checked(
 ) -> PublishedTemplate:
     template = template_of(session, runtime, request.template, lookups.versions.get(request.template))
     check_request(template, recipient, data=request.data, channel=request.channel, category=request.category)
+    check_marketing_email(session, lookups.workspace_id, template, recipient, request)
     return template
 
 

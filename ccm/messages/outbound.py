@@ -20,6 +20,7 @@ from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_em
 from ccm.channels.registry import Configured
 from ccm.conversations.replies import reply_address
 from ccm.engagement.tracking import rewrite_html
+from ccm.message_templates.footer import MarketingFooter
 from ccm.message_templates.rendering import PublishedTemplate, RenderedParts, build_context, render_parts
 from ccm.message_templates.sandbox import RenderError
 from ccm.messages.models import Message, MessageStatus
@@ -340,8 +341,13 @@ def _render(runtime: Runtime, planned: Plan) -> RenderedParts:
             "message": {"id": pending.id, "category": pending.category, "topic": pending.topic},
         },
     )
+    footer = (
+        MarketingFooter(planned.policy.postal_address or "", unsubscribe_url)
+        if pending.category == "marketing" and planned.channel == "email"  # routing made sure of the address
+        else None
+    )
     try:
-        parts = render_parts(runtime.sandbox, template.bundle, planned.variant, context)
+        parts = render_parts(runtime.sandbox, template.bundle, planned.variant, context, footer=footer)
     except RenderError as exc:
         raise NotSendable(MessageStatus.FAILED, f"render_error: {exc.code}: {exc.message}", planned.hops) from None
     return replace(parts, unsubscribe_url=unsubscribe_url)

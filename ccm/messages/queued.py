@@ -7,7 +7,8 @@ then, where the relay publishes it: the timer is a database row, never a broker 
 broker restart or a delay of weeks loses nothing. Its deadline runs from the due time.
 
 A message the template cannot make (a variable missing from the data and the profile, a
-marketing template asked to go as transactional) is written and ended ``skipped`` with the
+marketing template asked to go as transactional), or marketing email from a workspace without a
+postal address (reason ``no_postal_address``), is written and ended ``skipped`` with the
 reason at once: the caller's work (the event) is not refused for it, and nothing is dropped
 silently.
 """
@@ -27,12 +28,13 @@ from ccm.errors import NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.message_templates.rendering import PublishedTemplate
 from ccm.messages import state
-from ccm.messages.accept import Recipient, check_request, message_row, template_of
+from ccm.messages.accept import Recipient, check_request, email_refusal, message_row, template_of
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.tasks import DELIVER
 from ccm.profiles.models import Profile
 from ccm.runtime import Runtime
 from ccm.validation import Channel
+from ccm.workspaces.compliance import NO_POSTAL_ADDRESS
 
 _message = Message.__table__
 
@@ -85,7 +87,7 @@ def queue_message(*, session: Session, runtime: Runtime, workspace_id: str, send
     profile = session.get(Profile, send.profile_id)  # the caller's identity map has it, as a rule
     attributes, locale = (profile.attributes or {}, profile.locale) if profile else ({}, None)
     recipient = Recipient(send.profile_id, attributes, locale)
-    refused = _refusal(template, recipient, send)
+    refused = _refusal(template, recipient, send) or _postal_refusal(session, workspace_id, template, recipient, send)
     now = utcnow()
     message_id = new_id("msg")
     row = _row(runtime, workspace_id, message_id, recipient, template, send, now)
@@ -106,6 +108,13 @@ def _refusal(template: PublishedTemplate, recipient: Recipient, send: ProfileSen
     except ValidationFailed as error:
         return f"not_sendable: {error.message}"
     return None
+
+
+def _postal_refusal(
+    session: Session, workspace_id: str, template: PublishedTemplate, recipient: Recipient, send: ProfileSend
+) -> str | None:
+    """``no_postal_address`` for marketing email from a workspace without a postal address."""
+    return NO_POSTAL_ADDRESS if email_refusal(session, workspace_id, template, recipient, send) else None
 
 
 def _row(

@@ -16,6 +16,7 @@ from ccm.db import UTCDateTime, utcnow
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.timing import Window, cap_exceeded, next_allowed, quiet_window
 from ccm.suppression.service import Known, suppressed
+from ccm.workspaces.compliance import NO_POSTAL_ADDRESS, marketing_email_refusal
 from ccm.workspaces.schemas import WorkspacePolicy
 
 _m = Message.__table__
@@ -76,13 +77,16 @@ class SendRules:
 
     def blocked(self, channel: str, address: str) -> str | None:
         """Why ``address`` may not be used on ``channel`` now, or None. Suppression applies to
-        every message; topic consent to marketing only."""
+        every message; topic consent, and the workspace's postal address on email (CAN-SPAM), to
+        marketing only."""
         key = (channel, address)
         if key not in self._blocked:
             self._blocked[key] = self._check(channel, address)
         return self._blocked[key]
 
     def _check(self, channel: str, address: str) -> str | None:
+        if self.category == "marketing" and channel == "email" and marketing_email_refusal(self.policy):
+            return NO_POSTAL_ADDRESS  # read again at every send: removing the address stops the mail
         reason = suppressed(
             session=self.session, workspace_id=self.workspace_id, channel=channel, address=address, known=self.known
         )

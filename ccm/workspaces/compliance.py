@@ -17,7 +17,7 @@ def marketing_email_refusal(policy: WorkspacePolicy) -> str | None:
     """
     if not (policy.postal_address or "").strip():
         return (
-            "marketing email needs the workspace's postal address (CAN-SPAM): "
-            "set policy.postal_address with PATCH /v1/workspace"
+            "policy.postal_address: marketing email needs the workspace's postal address (CAN-SPAM); "
+            'set it with PATCH /v1/workspace {"policy": {"postal_address": "<street, city, postcode, country>"}}'
         )
     return None

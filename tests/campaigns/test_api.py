@@ -95,6 +95,7 @@ def test_a_draft_can_be_changed_until_it_is_launched(api, runtime, workspace, se
 
 
 def test_launching_marketing_email_without_a_postal_address_is_refused(api, runtime, workspace):
+    api.patch("/v1/workspace", json={"policy": {"postal_address": None}})  # the test workspace has one
     publish_promo(api)
     campaign = make_campaign(api, everyone(api))
     refused = api.post(f"/v1/campaigns/{campaign['id']}/launch")

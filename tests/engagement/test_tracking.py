@@ -62,9 +62,10 @@ def links(html):
 
 def test_links_are_signed_and_redirect_to_what_was_sent(api, app, runtime):
     message_id, html, raw = send_email(api, runtime)
-    offer, mailto, unsubscribe = links(html)
+    offer, mailto, unsubscribe, in_footer = links(html)  # the last: the footer every marketing email gets
     assert offer.startswith("http://ccm.test/t/c/") and mailto == "mailto:help@example.com"
     assert unsubscribe.startswith("http://ccm.test/u/")  # the unsubscribe link is never rewritten
+    assert in_footer == unsubscribe
     assert re.search(r'<img src="http://ccm.test/t/o/[^"]+\.gif"', html)
     text = email.message_from_string(raw, policy=email.policy.default).get_body(("plain",)).get_content()
     assert "https://example.com/a?x=1&y=2" in text  # the text part keeps plain links

@@ -1,0 +1,219 @@
+"""Campaign fan-out at 10k, 100k and 1M recipients: the segment evaluated, the message rows
+written, the work queued for the release pump — its rate, CPU per 1,000 recipients and memory.
+
+    .venv/bin/python bench/campaign_fanout.py [--sizes 10000,100000,1000000] [--events-per-profile 2]
+
+For each size: a fresh migrated database seeded with ``ccm seed``'s generator (realistic profiles,
+consent, suppressions, events, engagement), ANALYZE, a segment and a marketing campaign made and
+launched through the API (in process, as a client would), and then the campaign's fan-out
+(``ccm.campaigns.engine.run_fanout``, the body of the ``campaigns.fan_out`` actor) run in a worker
+process of its own, nothing else running. That process measures itself: wall time around the
+fan-out, its own CPU (getrusage) and its PostgreSQL backend's (``/proc/<pid>/stat``: one pooled
+connection, opened before it starts), and its resident memory before and at peak (``VmHWM``).
+The counts are checked in the database afterwards: one message per recipient, none missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import (  # noqa: E402
+    REDIS_URL,
+    analyze,
+    ccm_env,
+    cpu_seconds,
+    database_url,
+    fresh_database,
+    rss_mib,
+    save,
+)
+
+EVERYONE = {"attribute": "external_id", "op": "exists"}
+REACHABLE = {"reachable": "email"}
+
+
+def bench_runtime(**settings: Any):  # type: ignore[no-untyped-def]
+    from ccm.config import Settings
+    from ccm.runtime import create_runtime
+
+    return create_runtime(
+        Settings(database_url=database_url(), redis_url=REDIS_URL, secret_key="bench-secret", **settings)
+    )
+
+
+def seed_profiles(runtime, profiles: int, events_per_profile: int) -> tuple[str, float]:  # type: ignore[no-untyped-def]
+    """The seeded workspace's id and the seconds seeding took."""
+    from ccm.seeding.service import seed_workspace
+
+    done = 0
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done += count
+        print(f"\rseeding {done:,}/{profiles:,}", end="", file=sys.stderr, flush=True)
+
+    seeded = seed_workspace(
+        runtime, workspace="bench", profiles=profiles, events_per_profile=events_per_profile, progress=progress
+    )
+    print(f"  {seeded.counts} in {seeded.seconds:.1f} s", file=sys.stderr)
+    return seeded.workspace_id, seeded.seconds
+
+
+def api_client(runtime, workspace_id: str):  # type: ignore[no-untyped-def]
+    """A test client of the app with an admin key of the workspace (calls the API in process)."""
+    from ccm.app import create_app
+    from ccm.auth.service import create_api_key
+
+    with runtime.db.unit_of_work() as session:
+        _, token = create_api_key(session=session, workspace_id=workspace_id)
+    client = create_app(runtime=runtime).test_client()
+    return client, {"Authorization": f"Bearer {token}"}
+
+
+def launch_campaign(  # type: ignore[no-untyped-def]
+    runtime, workspace_id: str, rules: dict[str, Any], name: str, **extra: Any
+) -> tuple[str, str]:
+    """Make a segment and a campaign of the seeded newsletter, launch it; (campaign id, segment id)."""
+    client, headers = api_client(runtime, workspace_id)
+    segment = client.post("/v1/segments", json={"name": name, "rules": rules}, headers=headers)
+    assert segment.status_code == 201, segment.json
+    body = {"name": name, "template": "seed-newsletter", "segment": segment.json["id"], "channels": ["email"], **extra}
+    campaign = client.post("/v1/campaigns", json=body, headers=headers)
+    assert campaign.status_code == 201, campaign.json
+    launched = client.post(f"/v1/campaigns/{campaign.json['id']}/launch", headers=headers)
+    assert launched.status_code == 200, launched.json
+    return campaign.json["id"], segment.json["id"]
+
+
+def count_segment(runtime, workspace_id: str, segment_id: str) -> int:  # type: ignore[no-untyped-def]
+    """The segment's exact size, from the query campaigns read (no time budget)."""
+    from sqlalchemy import func, select
+
+    from ccm.db import utcnow
+    from ccm.segments.service import audience_query
+
+    with runtime.db.read_only() as session:
+        audience = audience_query(session, workspace_id, segment_id, now=utcnow()).subquery()
+        return int(session.scalar(select(func.count()).select_from(audience)) or 0)
+
+
+def fan_out_in_this_process(campaign_id: str) -> dict[str, Any]:
+    """The worker side: run the fan-out and measure this process and its database backend."""
+    from sqlalchemy import text
+
+    from ccm.campaigns.engine import run_fanout
+
+    runtime = bench_runtime()
+    with runtime.db.engine.connect() as connection:  # the pool's one connection, opened now
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    rss_before = rss_mib([os.getpid()])[0]
+    mine, theirs, started = _own_cpu(), cpu_seconds([backend]), time.perf_counter()
+    run_fanout(runtime, campaign_id)
+    seconds = time.perf_counter() - started
+    worker_cpu, backend_cpu = _own_cpu() - mine, cpu_seconds([backend]) - theirs
+    peak = int(
+        next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:")).split()[
+            1
+        ]
+    )
+    runtime.close()
+    return {
+        "seconds": round(seconds, 3),
+        "worker_cpu_s": round(worker_cpu, 3),
+        "postgres_cpu_s": round(backend_cpu, 3),
+        "rss_before_mib": rss_before,
+        "peak_rss_mib": round(peak / 1024, 1),
+    }
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def fan_out(campaign_id: str) -> dict[str, Any]:
+    """Run the fan-out in a fresh worker process (settings from the environment, as a worker's)."""
+    env = ccm_env(campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK", "10000"))
+    done = subprocess.run(
+        [sys.executable, __file__, "--fan-out", campaign_id], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def written(runtime, campaign_id: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with runtime.db.engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT count(*), count(DISTINCT profile_id), count(*) FILTER (WHERE status = 'queued')"
+                " FROM message WHERE campaign_id = :c"
+            ),
+            {"c": campaign_id},
+        ).one()
+    return {"messages": row[0], "distinct_profiles": row[1], "queued": row[2]}
+
+
+def measure(size: int, events_per_profile: int, rules: dict[str, Any], label: str) -> dict[str, Any]:
+    fresh_database()
+    runtime = bench_runtime()
+    workspace_id, seed_seconds = seed_profiles(runtime, size, events_per_profile)
+    analyze()
+    campaign_id, segment_id = launch_campaign(runtime, workspace_id, rules, f"fan-out {label} {size}")
+    audience = count_segment(runtime, workspace_id, segment_id)
+    result = fan_out(campaign_id)
+    counts = written(runtime, campaign_id)
+    runtime.close()
+    assert counts["messages"] == counts["distinct_profiles"] == audience, (counts, audience)
+    per_thousand = 1000 / max(counts["messages"], 1)
+    result |= {
+        "profiles": size,
+        "segment": label,
+        "recipients": counts["messages"],
+        "seed_seconds": round(seed_seconds, 1),
+        "recipients_per_s": round(counts["messages"] / result["seconds"], 1),
+        "cpu_ms_per_1000": {
+            "worker": round(result["worker_cpu_s"] * 1000 * per_thousand, 2),
+            "postgres": round(result["postgres_cpu_s"] * 1000 * per_thousand, 2),
+        },
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--events-per-profile", type=int, default=2)
+    parser.add_argument("--segments", default="everyone,reachable", help="everyone: all profiles; reachable: email")
+    parser.add_argument("--fan-out", default=None, help=argparse.SUPPRESS)  # the worker process
+    args = parser.parse_args()
+    if args.fan_out:
+        print(json.dumps(fan_out_in_this_process(args.fan_out)))
+        return
+    rules = {"everyone": EVERYONE, "reachable": REACHABLE}
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for label in args.segments.split(","):
+            r = measure(size, args.events_per_profile, rules[label], label)
+            results.append(r)
+            print(
+                f"{size:>9,} profiles  {label:<9} {r['recipients']:>9,} recipients in {r['seconds']:7.2f} s  "
+                f"{r['recipients_per_s']:>9,.0f}/s  CPU ms/1,000: worker {r['cpu_ms_per_1000']['worker']}, "
+                f"postgres {r['cpu_ms_per_1000']['postgres']}  "
+                f"RSS {r['rss_before_mib']} → peak {r['peak_rss_mib']} MiB",
+                flush=True,
+            )
+            save("campaign_fanout", {"when": time.strftime("%Y-%m-%d %H:%M"), "results": results})  # after each size
+
+
+if __name__ == "__main__":
+    main()
