@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from ccm.campaigns.models import CampaignStatus
 from ccm.message_templates.schemas import TemplateKey
 from ccm.pagination import PageQuery
-from ccm.validation import Channel, ChannelRanking, RequestModel, Topic
+from ccm.validation import SEMANTIC_HINT, Channel, ChannelRanking, RequestModel, Topic
 
 SegmentId = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="a segment's id or name")
@@ -28,14 +28,23 @@ class VariantIn(RequestModel):
 
 
 class ScheduleIn(RequestModel):
-    at: dt.datetime | None = Field(None, description="when to start; with an offset (UTC if none); default: at launch")
+    at: dt.datetime | None = Field(
+        None,
+        description=SEMANTIC_HINT + "when to start, between 2000 and 2200, not past by more than the deadline; "
+        "with an offset (UTC if none); default: at launch",
+    )
     local_time: HourMinute | None = Field(None, description="send at this time of day in each recipient's time zone")
 
 
 class CalendarIn(RequestModel):
-    days: list[Day] | None = Field(None, min_length=1, max_length=7, description="weekdays allowed (default: all)")
+    days: list[Day] | None = Field(
+        None, min_length=1, max_length=7, description=SEMANTIC_HINT + "weekdays allowed, each once (default: all)"
+    )
     hours: list[HourMinute] | None = Field(
-        None, min_length=2, max_length=2, description="[from, to) in the recipient's zone, from before to"
+        None,
+        min_length=2,
+        max_length=2,
+        description=SEMANTIC_HINT + "[from, to) in the recipient's zone, from before to",
     )
 
 
@@ -58,12 +67,18 @@ class CampaignFields(RequestModel):
     """What a campaign is made of; every field may be changed while it is a draft or scheduled."""
 
     name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
-    template: TemplateKey | None = Field(None, description="one template (or give variants)")
-    variants: list[VariantIn] | None = Field(None, min_length=1, max_length=26, description="A/B variants, A first")
+    template: TemplateKey | None = Field(
+        None, description=SEMANTIC_HINT + "one published template (or give variants, not both)"
+    )
+    variants: list[VariantIn] | None = Field(
+        None, min_length=1, max_length=26, description=SEMANTIC_HINT + "A/B variants, A first; two or more with ab_test"
+    )
     segment: SegmentId | None = None
     channels: ChannelRanking | None = Field(None, min_length=1, description="allowed channels (default: any)")
     topic: Topic | None = None
-    category: Literal["marketing", "transactional"] | None = None
+    category: Literal["marketing", "transactional"] | None = Field(
+        None, description=SEMANTIC_HINT + "a marketing template cannot be sent as transactional"
+    )
     schedule: ScheduleIn | None = None
     calendar: CalendarIn | None = None
     throttle: ThrottleIn | None = None
@@ -71,14 +86,16 @@ class CampaignFields(RequestModel):
         None, ge=60, le=MAX_DEADLINE, description="seconds: a schedule missed by more never starts; each message's too"
     )
     holdout_percent: Percent | None = Field(None, le=50, description="share of the audience kept out (control group)")
-    ab_test: AbTestIn | None = None
+    ab_test: AbTestIn | None = Field(None, description=SEMANTIC_HINT + "needs two variants or more")
     goal: GoalIn | None = None
 
 
 class CampaignIn(CampaignFields):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     segment: SegmentId
-    category: Literal["marketing", "transactional"] = "marketing"
+    category: Literal["marketing", "transactional"] = Field(
+        "marketing", description=SEMANTIC_HINT + "a marketing template cannot be sent as transactional"
+    )
 
 
 class CampaignPatch(CampaignFields):

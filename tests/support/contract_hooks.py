@@ -10,6 +10,8 @@ those; every other refusal of valid data is still a failure.
 
 from __future__ import annotations
 
+import ast
+import threading
 from typing import Any
 
 import schemathesis
@@ -17,6 +19,21 @@ from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 MARK = "checked beyond this schema: "
+
+_parsing = threading.Lock()
+_parse = ast.parse
+
+
+def _parse_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+    with _parsing:
+        return _parse(*args, **kwargs)
+
+
+# CPython 3.11 before 3.11.9 tracks the AST recursion depth in shared state, so two threads
+# parsing at once fail with "SystemError: AST constructor recursion depth mismatch" (CPython
+# gh-106905). Hypothesis parses the source of each filter lambda to describe it, and
+# ``--workers 2`` generates in two threads: the parses take turns.
+ast.parse = _parse_one_at_a_time
 
 
 @schemathesis.check
