@@ -141,9 +141,11 @@ def _paced(session: Session, runtime: Runtime, campaign: Campaign) -> float:
     if retrying:
         campaign.throttled_by_provider += 1
         return max(rate / 2, floor)
-    if size and unclaimed * 2 > size:
+    if unclaimed * 2 > size and unclaimed > 2 * runtime.settings.delivery_batch:
         # The workers are behind: release what they took of the last batch in a tick, so that
         # the broker's queue stays about a second long (a pause then stops sending within it).
+        # A batch of a job or two not yet claimed is only the queue's latency: judged behind
+        # for it, a slow rate would release too little to ever be judged again, and stay slow.
         return max(min(rate * 0.7, (size - unclaimed) / TICK_SECONDS), floor)
     return min(rate + ceiling / 10, ceiling)
 

@@ -29,7 +29,7 @@ def _parse_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
         return _parse(*args, **kwargs)
 
 
-# CPython 3.11 before 3.11.9 tracks the AST recursion depth in shared state, so two threads
+# CPython 3.11.7 tracks the AST recursion depth in shared state, so two threads
 # parsing at once fail with "SystemError: AST constructor recursion depth mismatch" (CPython
 # gh-106905). Hypothesis parses the source of each filter lambda to describe it, and
 # ``--workers 2`` generates in two threads: the parses take turns.
