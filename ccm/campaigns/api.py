@@ -211,6 +211,7 @@ def _summary_fields(session: Session, campaign: Campaign) -> dict[str, object]:
         "holdout_percent": campaign.holdout_percent,
         "ab_test": campaign.ab_test,
         "goal": campaign.goal,
+        "data": campaign.data or {},
         "variants": [
             VariantOut(key=v.key, template=v.template, weight=v.weight, template_version=v.template_version)
             for v in variants

@@ -233,7 +233,7 @@ def _columns(session: Session, plan: Plan, ids: ColumnElement[str], now: dt.date
         "template_version": by_variant(lambda v: v.template_version, Integer),
         "allowed_channels": literal(campaign.channels, json) if campaign.channels else None,
         "failed_channels": literal([], json),
-        "data": literal({}, json),
+        "data": literal(campaign.data or {}, json),
         "track": literal(True, Boolean),
         "route": literal([], json),
         "status": literal(str(MessageStatus.QUEUED), String),

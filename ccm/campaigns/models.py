@@ -70,6 +70,8 @@ class Campaign(Base):
     """``{"sample_percent", "wait_hours", "metric", "winner", "decided_at", "decided_by"}``."""
     goal: Mapped[dict[str, Any] | None]
     """``{"event": "order_completed", "within_hours": 72}``: what counts as a conversion."""
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Template variables every message of the campaign carries (the profile's fill the rest)."""
     due_at: Mapped[dt.datetime | None]
     """When a scheduled campaign starts (``schedule.at``)."""
     paused_reason: Mapped[str | None] = mapped_column(Text)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from ccm.campaigns.models import CampaignStatus
 from ccm.message_templates.schemas import TemplateKey
 from ccm.pagination import PageQuery
-from ccm.validation import SEMANTIC_HINT, Channel, ChannelRanking, RequestModel, Topic
+from ccm.validation import SEMANTIC_HINT, Channel, ChannelRanking, RequestModel, Topic, free_form
 
 SegmentId = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="a segment's id or name")
@@ -88,6 +88,7 @@ class CampaignFields(RequestModel):
     holdout_percent: Percent | None = Field(None, le=50, description="share of the audience kept out (control group)")
     ab_test: AbTestIn | None = Field(None, description=SEMANTIC_HINT + "needs two variants or more")
     goal: GoalIn | None = None
+    data: dict[str, Any] = free_form("template variables every message of the campaign carries (a headline, an offer)")
 
 
 class CampaignIn(CampaignFields):
@@ -137,6 +138,7 @@ class CampaignSummary(BaseModel):
     holdout_percent: float
     ab_test: dict[str, Any] | None
     goal: dict[str, Any] | None
+    data: dict[str, Any]
     variants: list[VariantOut]
     paused_reason: str | None
     ended_reason: str | None

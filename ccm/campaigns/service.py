@@ -195,7 +195,7 @@ def _start_of(campaign: Campaign, now: dt.datetime) -> dt.datetime | None:
 
 def _apply(session: Session, campaign: Campaign, data: CampaignFields, *, fields: set[str]) -> None:
     """Write the given fields onto the campaign, after checking what a schema cannot."""
-    for name in ("name", "channels", "topic", "category", "goal"):
+    for name in ("name", "channels", "topic", "category", "goal", "data"):
         if name in fields:
             value = getattr(data, name)
             setattr(campaign, name, value.model_dump() if hasattr(value, "model_dump") else value)

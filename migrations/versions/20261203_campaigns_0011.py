@@ -46,6 +46,7 @@ def _campaign_columns() -> list[sa.Column[object]]:
         sa.Column("holdout_percent", sa.Double(), nullable=False),
         sa.Column("ab_test", _JSON, nullable=True),
         sa.Column("goal", _JSON, nullable=True),
+        sa.Column("data", _JSON, nullable=False),
         when("due_at"),
         sa.Column("paused_reason", sa.Text(), nullable=True),
         sa.Column("ended_reason", sa.Text(), nullable=True),

@@ -3,6 +3,8 @@ one, slowed by provider back-pressure, paused by breakers; A/B variants, a holdo
 
 from __future__ import annotations
 
+import email
+import email.policy
 import time
 
 import pytest
@@ -61,6 +63,22 @@ def test_one_bad_recipient_or_render_fails_only_that_message(api, runtime, works
     assert done["counts"]["sent"] + done["counts"]["delivered"] == 7
     assert done["counts"]["failed"] + done["counts"]["skipped"] == 2
     assert sorted(_rcpts(smtp_server)) == sorted(f"p{n}@example.com" for n in range(8) if n != 3)
+
+
+def test_the_campaign_data_fills_the_template_beside_each_profile(api, runtime, workspace, worker, smtp_server):
+    set_up = ready(api)
+    publish_promo(
+        api, "headline-promo", html="<p>{{ headline }}, {{ first_name }}</p>", variables=["first_name", "headline"]
+    )
+    seed_profiles(runtime, workspace[0], 2, attributes={"first_name": "Ann"})
+    campaign = make_campaign(api, set_up, template="headline-promo", data={"headline": "Spring is here"})
+    assert campaign["data"] == {"headline": "Spring is here"}
+    _launch(api, campaign)
+    done = wait_status(api, campaign["id"], "completed")
+    assert done["counts"]["failed"] == 0 and done["counts"]["skipped"] == 0
+    parsed = [email.message_from_bytes(message.raw, policy=email.policy.default) for message in smtp_server.messages]
+    bodies = [message.get_body(("html",)).get_content() for message in parsed]
+    assert len(bodies) == 2 and all("Spring is here, Ann" in body for body in bodies)
 
 
 @pytest.mark.settings(campaign_max_rate=40.0)
