@@ -67,6 +67,13 @@ class Message(Base):
             postgresql_where=text("campaign_id IS NOT NULL"),
             sqlite_where=text("campaign_id IS NOT NULL"),
         ),
+        # A support follow-up's conversation; other messages (a campaign's) add no entry.
+        Index(
+            "ix_message_conversation_id",
+            "conversation_id",
+            postgresql_where=text("conversation_id IS NOT NULL"),
+            sqlite_where=text("conversation_id IS NOT NULL"),
+        ),
         {"postgresql_with": {"fillfactor": MESSAGE_FILLFACTOR}},
     )
 
@@ -77,7 +84,7 @@ class Message(Base):
     send_key: Mapped[str] = mapped_column(String(300))
     category: Mapped[str] = mapped_column(String(20))
     topic: Mapped[str | None] = mapped_column(String(100))
-    conversation_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(32))
     campaign_id: Mapped[str | None] = mapped_column(String(32))
     """The campaign that sent this message, if any; never changes after the insert (it is indexed)."""
     variant: Mapped[str | None] = mapped_column(String(20))
