@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from ccm.campaigns.models import CampaignStatus
 from ccm.message_templates.schemas import TemplateKey
 from ccm.pagination import PageQuery
-from ccm.validation import SEMANTIC_HINT, Channel, ChannelRanking, RequestModel, Topic, free_form
+from ccm.validation import INTEGRAL, SEMANTIC_HINT, Channel, ChannelRanking, RequestModel, Topic, free_form
 
 SegmentId = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="a segment's id or name")
@@ -82,8 +82,8 @@ class CampaignFields(RequestModel):
     schedule: ScheduleIn | None = None
     calendar: CalendarIn | None = None
     throttle: ThrottleIn | None = None
-    deadline: int | None = Field(
-        None, ge=60, le=MAX_DEADLINE, description="seconds: a schedule missed by more never starts; each message's too"
+    deadline: Annotated[int, Field(ge=60, le=MAX_DEADLINE), INTEGRAL] | None = Field(
+        None, description="seconds: a schedule missed by more never starts; each message's too"
     )
     holdout_percent: Percent | None = Field(None, le=50, description="share of the audience kept out (control group)")
     ab_test: AbTestIn | None = Field(None, description=SEMANTIC_HINT + "needs two variants or more")
