@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -236,6 +237,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
     # PostgreSQL has sha256(); segments match suppression entries by their address hash in SQL.
     dbapi_connection.create_function("ccm_sha256", 1, _sha256_hex, deterministic=True)
+    # PostgreSQL has hashtext(); a campaign splits its audience into variants by a hash in SQL.
+    dbapi_connection.create_function("ccm_crc32", 1, _crc32, deterministic=True)
+
+
+def _crc32(value: str | None) -> int | None:
+    return None if value is None else zlib.crc32(value.encode())
 
 
 def _sha256_hex(value: str | None) -> str | None:

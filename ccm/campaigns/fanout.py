@@ -17,7 +17,6 @@ The pump releases in id order, on the ``(campaign_id, id)`` index, with no colum
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +93,6 @@ def write_chunk(session: Session, plan: Plan, *, size: int, now: dt.datetime) ->
     if session.get_bind().dialect.name == "postgresql":
         # The checkpoint commits with the rows: a commit lost in a crash loses both, consistently.
         session.execute(text("SET LOCAL synchronous_commit = off"))
-    else:
-        _register_bucket(session)
     ids = audience.c.id
     in_range = (ids > after) & (ids <= last_id)
     holdout = _insert_holdout(session, plan, audience, in_range, now) if campaign.holdout_percent > 0 else 0
@@ -111,17 +108,7 @@ def bucket(session: Session, salt: str, profile_id: ColumnElement[str]) -> Colum
     if session.get_bind().dialect.name == "postgresql":
         hashed = func.hashtext(key).cast(BigInteger)
         return ((hashed % BUCKETS) + BUCKETS) % BUCKETS
-    return func.ccm_bucket(key, type_=Integer)
-
-
-def _register_bucket(session: Session) -> None:
-    raw = session.connection().connection.dbapi_connection
-    assert raw is not None
-    raw.create_function("ccm_bucket", 1, _py_bucket, deterministic=True)
-
-
-def _py_bucket(key: str) -> int:
-    return zlib.crc32(key.encode()) % BUCKETS
+    return func.ccm_crc32(key, type_=Integer) % BUCKETS
 
 
 def _salts(campaign: Campaign) -> tuple[str, str, str]:
