@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select
 
 from ccm.auth.api import current_workspace_id, require_api_key
+from ccm.conversations.follow_up import send_in_conversation
 from ccm.conversations.models import Conversation, InboundMessage
-from ccm.conversations.service import receive_email, send_in_conversation
+from ccm.conversations.service import receive_email
 from ccm.errors import NotFound, ValidationFailed
 from ccm.http import db_session, endpoint, read_body
 from ccm.idempotency.http import HEADER as IDEMPOTENCY_HEADER
