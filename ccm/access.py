@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+from ccm.errors import Forbidden
+
 
 class Role(enum.StrEnum):
     """A user's or an API key's role."""
@@ -64,3 +66,28 @@ def allows(role: str, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[Role(role)]
     except ValueError:
         return False
+
+
+def roles_allowing(permission: Permission) -> list[Role]:
+    """The roles that may do ``permission``, in the order of :class:`Role`."""
+    return [role for role in Role if permission in ROLE_PERMISSIONS[role]]
+
+
+def require(role: str, permission: Permission, *, who: str = "this API key") -> None:
+    """Refuse, before anything runs, what ``role`` may not do: the check the API makes for every key
+    and the web app for every user (``who="your account"``).
+
+    Raises:
+      Forbidden: naming ``Authorization`` and the roles that would be allowed.
+    """
+    if allows(role, permission):
+        return
+    needed = ", ".join(roles_allowing(permission))
+    hint = (
+        "; a write key only sends events to the ingestion endpoints (/v1/track, /v1/batch …)" if role == "write" else ""
+    )
+    raise Forbidden(
+        f"{who} has the role {role!r}; this needs {permission.value}, which the roles {needed} have{hint}",
+        field="Authorization",
+        details={"permission": permission.value, "roles": needed.split(", ")},
+    )

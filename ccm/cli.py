@@ -152,10 +152,10 @@ def api_keys() -> None:
 @click.option("--name", default="", help="a label for the key")
 @click.option(
     "--role",
-    type=click.Choice(["admin", "standard", "write"]),
+    type=click.Choice(["admin", "standard", "marketer", "agent", "viewer", "write"]),
     default="admin",
     show_default=True,
-    help="standard: everything but managing API keys; write: only event ingestion",
+    help="standard: everything but admin things; marketer, agent, viewer: as for users; write: only event ingestion",
 )
 @pass_settings
 def create_key(settings: Settings, workspace: str, name: str, role: str) -> None:

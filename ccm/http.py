@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session
 
+from ccm.access import Permission
 from ccm.db import commit, rollback
 from ccm.errors import CCMError, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from ccm.validation import check_input
@@ -53,9 +54,37 @@ class Operation:
     produces: str | None = None
     """The media type of a success answer that is not JSON (``text/csv``): the view returns the
     ``Response`` itself, often streamed."""
+    permission: Permission | None = None
+    """What the caller's role must allow (None for public operations)."""
 
 
 OPERATIONS: list[Operation] = []
+
+PERMISSIONS: dict[str, Permission] = {}
+"""Flask endpoint name (``templates.publish_template``) → the permission it needs, checked by the
+authentication hook before the view runs."""
+
+_BLUEPRINT_PERMISSIONS: dict[str, tuple[Permission, Permission]] = {}
+
+
+def permissions(bp: Blueprint, *, writes: Permission, reads: Permission = Permission.VIEW) -> None:
+    """What the blueprint's operations need unless one declares its own: ``reads`` for GET, ``writes``
+    for the rest. Call it before declaring the blueprint's endpoints."""
+    _BLUEPRINT_PERMISSIONS[bp.name] = (reads, writes)
+
+
+def declare_permission(bp: Blueprint, view_name: str, permission: Permission) -> None:
+    """The permission of a route added without :func:`endpoint` (an event stream, the ingestion API)."""
+    PERMISSIONS[f"{bp.name}.{view_name}"] = permission
+
+
+def _permission(bp: Blueprint, method: str, declared: Permission | None, public: bool) -> Permission | None:
+    if declared is not None or public:
+        return declared
+    if bp.name not in _BLUEPRINT_PERMISSIONS:
+        raise TypeError(f"blueprint {bp.name!r}: declare its permissions (ccm.http.permissions) or each endpoint's")
+    reads, writes = _BLUEPRINT_PERMISSIONS[bp.name]
+    return reads if method.upper() in ("GET", "HEAD") else writes
 
 
 def endpoint(
@@ -73,13 +102,16 @@ def endpoint(
     raw_body: str | None = None,
     body_content: dict[str, Any] | None = None,
     produces: str | None = None,
+    permission: Permission | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an operation. Path parameters are validated against the view's own annotations
     (each an ``Annotated`` type with its limits), the body and query into the given models,
     passed to the view as ``body=`` and ``query=``; the view returns a declared response model
     (or ``(model, status[, headers])``), serialized through that model. ``errors`` lists the
     error statuses the operation adds to the ones every operation may answer. ``produces``
-    declares a non-JSON answer (``text/csv``): the view returns a ``Response`` of that type."""
+    declares a non-JSON answer (``text/csv``): the view returns a ``Response`` of that type.
+    ``permission`` is what the caller's role must allow; without it, the blueprint's (see
+    :func:`permissions`)."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         path_model = _path_model(view, rule)
@@ -98,8 +130,11 @@ def endpoint(
             raw_body,
             body_content,
             produces,
+            _permission(bp, method, permission, public),
         )
         OPERATIONS.append(operation)
+        if operation.permission is not None:
+            PERMISSIONS[f"{bp.name}.{view.__name__}"] = operation.permission
 
         @functools.wraps(view)
         def handle(**path: Any) -> Any:

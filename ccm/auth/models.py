@@ -1,25 +1,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ccm.access import Role
 from ccm.db import Base, utcnow
 from ccm.ids import new_id
 
-
-class ApiKeyRole(enum.StrEnum):
-    """What a key may do. ``standard`` keys do everything in their workspace except manage API
-    keys; ``admin`` keys manage them too; ``write`` keys only send events to the ingestion
-    endpoints (the Segment-spec "write key" of a source: it may sit in a browser or an app, so it
-    can neither read profiles nor send messages). Keys made before roles existed are ``admin``,
-    since every key could do everything then."""
-
-    ADMIN = "admin"
-    STANDARD = "standard"
-    WRITE = "write"
+ApiKeyRole = Role
+"""A key's role: one of :class:`ccm.access.Role`, whose permissions are in ``ccm.access.ROLE_PERMISSIONS``.
+Keys made before roles existed are ``admin``, since every key could do everything then."""
 
 
 class ApiKey(Base):

@@ -15,7 +15,9 @@ class ApiKeyIn(RequestModel):
     name: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="a label for the key")
     role: ApiKeyRole = Field(
         ApiKeyRole.STANDARD,
-        description="standard: everything but managing API keys; admin: that too; "
+        description="admin: everything; standard: everything but admin things (keys, users, providers, "
+        "webhooks, workspace settings, audit); marketer: templates, segments, imports, campaigns; agent: profiles, "
+        "consent, follow-up sends, conversations; viewer: reads only; "
         "write: only the ingestion endpoints (/v1/track, /v1/identify, /v1/batch …)",
     )
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.orm import Session
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.campaigns import service
 from ccm.campaigns.models import Campaign, CampaignStatus
@@ -27,7 +28,7 @@ from ccm.campaigns.schemas import (
 from ccm.campaigns.state import ENDED
 from ccm.db import utcnow
 from ccm.errors import ValidationFailed
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, declare_permission, endpoint, permissions
 from ccm.runtime import Runtime
 from ccm.validation import id_field
 
@@ -37,6 +38,7 @@ STREAM_SECONDS = 600
 
 bp = Blueprint("campaigns", __name__, url_prefix="/v1/campaigns")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.CAMPAIGNS)
 
 
 @endpoint(
@@ -174,6 +176,9 @@ def _stream_seconds(given: str | None) -> float:
     if not given.isdigit() or not 1 <= int(given) <= STREAM_SECONDS:
         raise ValidationFailed(f"seconds: a whole number from 1 to {STREAM_SECONDS}", field="seconds")
     return float(given)
+
+
+declare_permission(bp, "campaign_events", Permission.VIEW)
 
 
 def _events(runtime: Runtime, workspace_id: str, campaign_id: str, seconds: float) -> Iterator[str]:

@@ -7,6 +7,7 @@ import datetime as dt
 
 from flask import Blueprint, Response, current_app, stream_with_context
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.campaigns import export, results, winner
 from ccm.campaigns.models import Campaign
@@ -23,10 +24,11 @@ from ccm.campaigns.results_schemas import (
 from ccm.campaigns.results_view import ab_test_out, results_out
 from ccm.db import utcnow
 from ccm.errors import NotFound
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 
 bp = Blueprint("campaign_results", __name__, url_prefix="/v1/campaigns")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.CAMPAIGNS)
 
 
 def find_campaign(campaign_id: str, *, lock: bool = False) -> Campaign:
@@ -86,6 +88,7 @@ def get_timeline(campaign_id: CampaignId, query: TimelineQuery) -> TimelineOut:
     method="GET",
     responses={200: None},
     produces="text/csv",
+    permission=Permission.CAMPAIGNS,
     summary="The results as CSV: a line per variant, the holdout and the total",
 )
 def get_results_csv(campaign_id: CampaignId) -> Response:
@@ -100,6 +103,7 @@ def get_results_csv(campaign_id: CampaignId) -> Response:
     method="GET",
     responses={200: None},
     produces="text/csv",
+    permission=Permission.CAMPAIGNS,
     summary="Every recipient as CSV (streamed): address, variant, channel, status, reason, times, converted",
 )
 def get_export_csv(campaign_id: CampaignId) -> Response:

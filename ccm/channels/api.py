@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.channels.schemas import OutboxItemOut, OutboxList, OutboxQuery
 from ccm.channels.service import list_outbox
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 
 bp = Blueprint("outbox", __name__, url_prefix="/v1/outbox")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.SEND)
 
 
 @endpoint(

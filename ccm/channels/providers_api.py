@@ -4,12 +4,13 @@ from typing import TYPE_CHECKING, Annotated
 
 from flask import Blueprint, current_app
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.channels import accounts
 from ccm.channels.models import ProviderAccount
 from ccm.channels.schemas import ProviderCheckOut, ProviderIn, ProviderList, ProviderOut, ProviderPatch
 from ccm.db import after_commit, end_transaction
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.validation import id_field
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ AccountId = Annotated[str, id_field("prv")]
 
 bp = Blueprint("providers", __name__, url_prefix="/v1/providers")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.ADMIN, reads=Permission.ADMIN)
 
 
 def _runtime() -> Runtime:

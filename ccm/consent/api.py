@@ -2,15 +2,17 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from ccm.access import Permission
 from ccm.auth.api import current_actor, current_workspace_id, require_api_key
 from ccm.consent import service
 from ccm.consent.schemas import ConsentIn, ConsentOut, ConsentRecordOut
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.profiles.service import get_profile
 from ccm.validation import ExternalId
 
 bp = Blueprint("consent", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.CONSENT)
 
 
 @endpoint(

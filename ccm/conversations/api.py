@@ -7,12 +7,13 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.conversations.follow_up import send_in_conversation
 from ccm.conversations.models import Conversation, InboundMessage
 from ccm.conversations.service import receive_email
 from ccm.errors import NotFound, ValidationFailed
-from ccm.http import db_session, endpoint, read_body
+from ccm.http import db_session, endpoint, permissions, read_body
 from ccm.idempotency.http import HEADER as IDEMPOTENCY_HEADER
 from ccm.idempotency.http import respond_idempotently
 from ccm.message_templates.schemas import TemplateKey
@@ -25,6 +26,7 @@ ConversationId = Annotated[str, id_field("cnv")]
 
 bp = Blueprint("conversations", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.CONVERSATIONS)
 
 
 class ConversationOut(BaseModel):

@@ -6,14 +6,16 @@ from typing import Annotated
 
 from flask import Blueprint
 
+from ccm.access import Permission
 from ccm.auth.api import current_actor, current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.identity import service
 from ccm.identity.schemas import MERGE_ID, MergeList, MergeListQuery, MergeOut
 from ccm.profiles.service import get_profile
 
 bp = Blueprint("identity", __name__, url_prefix="/v1/merges")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.PROFILES)
 
 MergeId = Annotated[str, MERGE_ID]
 

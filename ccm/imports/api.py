@@ -10,11 +10,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.csvsafe import csv_lines
 from ccm.db import Database
 from ccm.errors import ValidationFailed
-from ccm.http import db_session, endpoint, validation_failed
+from ccm.http import db_session, endpoint, permissions, validation_failed
 from ccm.imports import service
 from ccm.imports.models import ImportJob
 from ccm.imports.schemas import (
@@ -35,6 +36,7 @@ from ccm.validation import check_input
 
 bp = Blueprint("imports", __name__, url_prefix="/v1/imports")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.IMPORTS)
 REPORT_HEADER = ("row", "column", "value", "reason")
 RAW_TYPES = ("text/csv", "text/plain", "application/octet-stream")
 
@@ -155,6 +157,7 @@ def list_errors(import_id: ImportId, query: ErrorQuery) -> RowErrorList:
     method="GET",
     responses={200: None},
     produces="text/csv",
+    permission=Permission.IMPORTS,
     summary="An import's row report as CSV (row, column, value, reason), safe to open in a spreadsheet",
 )
 def report_csv(import_id: ImportId) -> Response:

@@ -24,10 +24,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from ccm.access import Permission, allows
 from ccm.auth import service as keys
 from ccm.db import utcnow
 from ccm.errors import CCMError
-from ccm.http import db_session, unreachable
+from ccm.http import db_session, declare_permission, unreachable
 from ccm.ingest import service
 from ccm.ingest.spec import KINDS, MAX_BATCH_BYTES, SpecError, calls_of, read_json
 from ccm.triggers import firing
@@ -74,6 +75,8 @@ def _store(kind: str | None) -> Response | tuple[Response, int]:
     caller = keys.authenticate(session=session, token=token)
     if caller is None:
         return _error(401, "unauthorized", "unknown or revoked write key", "Authorization")
+    if not allows(caller.role, Permission.EVENTS):
+        return _error(403, "forbidden", f"this API key's role {caller.role!r} may not send events", "Authorization")
     received_at = utcnow()
     calls = calls_of(body, kind=kind, received_at=received_at, ip=request.remote_addr)
     stored = service.ingest(session=session, workspace_id=caller.workspace_id, calls=calls, received_at=received_at)
@@ -163,7 +166,9 @@ def _route(kind: str | None, *paths: str) -> None:
         return _accept(kind)
 
     for path in paths:
-        bp.add_url_rule(path, f"ingest_{kind or 'batch'}_{path.strip('/')}", view, methods=["POST"])
+        name = f"ingest_{kind or 'batch'}_{path.strip('/')}"
+        bp.add_url_rule(path, name, view, methods=["POST"])
+        declare_permission(bp, name, Permission.EVENTS)
 
 
 for _kind in KINDS:

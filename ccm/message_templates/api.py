@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.message_templates import service, snippets
 from ccm.message_templates.preview import preview_template
 from ccm.message_templates.sandbox import TemplateSandbox
@@ -26,6 +27,7 @@ from ccm.validation import Version
 
 bp = Blueprint("templates", __name__, url_prefix="/v1")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.TEMPLATES)
 
 
 def _sandbox() -> TemplateSandbox:

@@ -8,8 +8,9 @@ from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.idempotency.http import HEADER as IDEMPOTENCY_HEADER
 from ccm.idempotency.service import check_key, fingerprint
 from ccm.ids import new_id
@@ -33,6 +34,7 @@ MessageId = Annotated[str, id_field("msg")]
 
 bp = Blueprint("messages", __name__, url_prefix="/v1/messages")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.SEND)
 
 
 class _MessageIdConverter(BaseConverter):

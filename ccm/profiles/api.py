@@ -6,8 +6,9 @@ from urllib.parse import quote
 
 from flask import Blueprint
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.profiles import privacy, service
 from ccm.profiles.schemas import ProfileExport, ProfileIn, ProfileList, ProfileListQuery, ProfileOut, ProfilePatch
 from ccm.validation import ExternalId
@@ -15,6 +16,7 @@ from ccm.workspaces.service import workspace_policy
 
 bp = Blueprint("profiles", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.PROFILES)
 
 
 @endpoint(
@@ -60,6 +62,7 @@ def get_profile(external_id: ExternalId) -> ProfileOut:
     "/<external_id>",
     method="DELETE",
     responses={204: None},
+    permission=Permission.PRIVACY,
     summary="Erase a person (GDPR): waiting messages end skipped(erased), personal data is removed, "
     "only hashed suppression entries remain",
 )
@@ -75,6 +78,7 @@ def delete_profile(external_id: ExternalId) -> tuple[None, int]:
     "/<external_id>/export",
     method="GET",
     responses={200: ProfileExport},
+    permission=Permission.PRIVACY,
     summary="Everything CCM holds about a person (GDPR access): profile, consent, messages, suppressions",
 )
 def export_profile(external_id: ExternalId) -> tuple[ProfileExport, int, dict[str, str]]:

@@ -7,10 +7,11 @@ from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
 from werkzeug.routing import BaseConverter
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.db import utcnow
 from ccm.errors import ValidationFailed
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.profiles.models import Profile
 from ccm.profiles.schemas import ProfileOut
 from ccm.segments import members, service
@@ -42,6 +43,7 @@ class SegmentConverter(BaseConverter):
 
 bp = Blueprint("segments", __name__, url_prefix="/v1/segments")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.SEGMENTS)
 
 
 @bp.record_once

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from flask import Blueprint
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.suppression import service
 from ccm.suppression.schemas import SuppressionIn, SuppressionList, SuppressionOut, SuppressionQuery
 from ccm.validation import id_field
@@ -15,6 +16,7 @@ SuppressionId = Annotated[str, id_field("sup")]
 
 bp = Blueprint("suppressions", __name__, url_prefix="/v1/suppressions")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.CONSENT)
 
 
 @endpoint(

@@ -6,14 +6,16 @@ from typing import Any
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.profiles.service import get_profile
 from ccm.timeline.service import CURSOR_PATTERN, timeline
 from ccm.validation import ExternalId, QueryModel
 
 bp = Blueprint("timeline", __name__, url_prefix="/v1/profiles")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.PROFILES)
 
 
 class TimelineQuery(QueryModel):

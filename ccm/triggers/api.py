@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.triggers import service
 from ccm.triggers.models import FireStatus, TriggerFire, TriggerVersion
 from ccm.triggers.schemas import (
@@ -26,6 +27,7 @@ from ccm.triggers.schemas import (
 
 bp = Blueprint("triggers", __name__, url_prefix="/v1/triggers")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.CAMPAIGNS)
 
 
 @endpoint(

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.validation import SEMANTIC_HINT, RequestModel, id_field
 from ccm.webhooks import service
 from ccm.webhooks.models import EVENT_TYPES, EventType
@@ -16,6 +17,7 @@ EndpointId = Annotated[str, id_field("whk")]
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.ADMIN, reads=Permission.ADMIN)
 
 
 class WebhookIn(RequestModel):

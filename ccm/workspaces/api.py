@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.http import db_session, endpoint
+from ccm.http import db_session, endpoint, permissions
 from ccm.workspaces import service
 from ccm.workspaces.models import Workspace
 from ccm.workspaces.schemas import WorkspaceOut, WorkspacePatch
 
 bp = Blueprint("workspace", __name__, url_prefix="/v1/workspace")
 bp.before_request(require_api_key)
+permissions(bp, writes=Permission.ADMIN, reads=Permission.VIEW)
 
 
 def _out(workspace: Workspace) -> WorkspaceOut:
