@@ -47,6 +47,7 @@ class _InOrderJSON(DefaultJSONProvider):
 
 def _register_blueprints(app: Flask) -> None:
     from ccm import meta
+    from ccm.audit import api as audit
     from ccm.auth import api as api_keys
     from ccm.campaigns import api as campaigns
     from ccm.campaigns import results_api as campaign_results
@@ -94,6 +95,7 @@ def _register_blueprints(app: Flask) -> None:
         segments,
         imports,
         campaign_results,
+        audit,
     ):
         app.register_blueprint(module.bp)
 

@@ -1,5 +1,6 @@
 """Imports every model so that ``metadata`` describes the whole schema (for Alembic and tests)."""
 
+from ccm.audit.models import AuditEntry
 from ccm.auth.models import ApiKey
 from ccm.campaigns.models import Campaign, CampaignHoldout, CampaignVariant
 from ccm.channels.models import OutboxItem, ProviderAccount
@@ -27,6 +28,7 @@ __all__ = [
     "Account",
     "AccountMember",
     "ApiKey",
+    "AuditEntry",
     "Campaign",
     "CampaignHoldout",
     "CampaignVariant",

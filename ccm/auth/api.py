@@ -7,6 +7,7 @@ from flask import Blueprint, g, request
 
 from ccm import access
 from ccm.access import Permission
+from ccm.audit import service as audit
 from ccm.auth import service
 from ccm.auth.schemas import ApiKeyCreated, ApiKeyId, ApiKeyIn, ApiKeyList, ApiKeyOut
 from ccm.errors import NotFound, Unauthorized
@@ -71,7 +72,9 @@ def create_api_key(body: ApiKeyIn) -> tuple[ApiKeyCreated, int]:
     key, token = service.create_api_key(
         session=db_session(), workspace_id=current_workspace_id(), name=body.name, role=body.role
     )
-    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), token=token), 201
+    out = ApiKeyOut.model_validate(key)
+    _audit("api_key.create", key.id, after=out.model_dump(mode="json"))
+    return ApiKeyCreated(**out.model_dump(), token=token), 201
 
 
 @endpoint(
@@ -87,4 +90,17 @@ def revoke_api_key(key_id: ApiKeyId) -> tuple[None, int]:
         session=db_session(), workspace_id=current_workspace_id(), key_id=key_id, caller_key_id=g.caller.key_id
     ):
         raise NotFound(f"no API key {key_id!r}", field="id")
+    _audit("api_key.revoke", key_id)
     return None, 204
+
+
+def _audit(action: str, key_id: str, *, after: dict[str, object] | None = None) -> None:
+    audit.record(
+        session=db_session(),
+        workspace_id=current_workspace_id(),
+        actor=current_actor(),
+        action=action,
+        target=audit.Target("api_key", key_id),
+        after=after,
+        ip=request.remote_addr,
+    )

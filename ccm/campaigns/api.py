@@ -11,6 +11,8 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.orm import Session
 
 from ccm.access import Permission
+from ccm.audit.api import audit
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.campaigns import service
 from ccm.campaigns.models import Campaign, CampaignStatus
@@ -107,10 +109,12 @@ def patch_campaign(campaign_id: CampaignId, body: CampaignPatch) -> CampaignOut:
 )
 def launch_campaign(campaign_id: CampaignId) -> CampaignOut:
     session = db_session()
+    before = _status(session, campaign_id)
     runtime: Runtime = current_app.extensions["ccm"]
     campaign = service.launch(
         session=session, runtime=runtime, workspace_id=current_workspace_id(), campaign_id=campaign_id
     )
+    _audit_transition("campaign.launch", campaign, before)
     return campaign_out(session, campaign)
 
 
@@ -124,7 +128,9 @@ def launch_campaign(campaign_id: CampaignId) -> CampaignOut:
 )
 def pause_campaign(campaign_id: CampaignId) -> CampaignOut:
     session = db_session()
+    before = _status(session, campaign_id)
     campaign = service.pause(session=session, workspace_id=current_workspace_id(), campaign_id=campaign_id)
+    _audit_transition("campaign.pause", campaign, before)
     return campaign_out(session, campaign)
 
 
@@ -138,7 +144,9 @@ def pause_campaign(campaign_id: CampaignId) -> CampaignOut:
 )
 def resume_campaign(campaign_id: CampaignId) -> CampaignOut:
     session = db_session()
+    before = _status(session, campaign_id)
     campaign = service.resume(session=session, workspace_id=current_workspace_id(), campaign_id=campaign_id)
+    _audit_transition("campaign.resume", campaign, before)
     return campaign_out(session, campaign)
 
 
@@ -152,7 +160,9 @@ def resume_campaign(campaign_id: CampaignId) -> CampaignOut:
 )
 def cancel_campaign(campaign_id: CampaignId) -> CampaignOut:
     session = db_session()
+    before = _status(session, campaign_id)
     campaign = service.cancel(session=session, workspace_id=current_workspace_id(), campaign_id=campaign_id)
+    _audit_transition("campaign.cancel", campaign, before)
     return campaign_out(session, campaign)
 
 
@@ -168,6 +178,16 @@ def campaign_events(campaign_id: str) -> Response:
     runtime: Runtime = current_app.extensions["ccm"]
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return Response(_events(runtime, workspace_id, campaign_id, seconds), mimetype="text/event-stream", headers=headers)
+
+
+def _status(session: Session, campaign_id: str) -> str:
+    return service.get_campaign(session=session, workspace_id=current_workspace_id(), campaign_id=campaign_id).status
+
+
+def _audit_transition(action: str, campaign: Campaign, before: str) -> None:
+    """Only a change is an action: launching a launched campaign answers it as it is, unrecorded."""
+    if campaign.status != before:
+        audit(action, Target("campaign", campaign.id), before={"status": before}, after={"status": campaign.status})
 
 
 def _stream_seconds(given: str | None) -> float:

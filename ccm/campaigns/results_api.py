@@ -8,6 +8,8 @@ import datetime as dt
 from flask import Blueprint, Response, current_app, stream_with_context
 
 from ccm.access import Permission
+from ccm.audit.api import audit_export
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.campaigns import export, results, winner
 from ccm.campaigns.models import Campaign
@@ -93,6 +95,7 @@ def get_timeline(campaign_id: CampaignId, query: TimelineQuery) -> TimelineOut:
 )
 def get_results_csv(campaign_id: CampaignId) -> Response:
     campaign = find_campaign(campaign_id)
+    audit_export("export.results_csv", Target("campaign", campaign.id))
     lines = export.summary_lines(results.campaign_results(db_session(), campaign))
     return _csv(list(lines), f"{campaign.id}-results.csv")
 
@@ -108,6 +111,7 @@ def get_results_csv(campaign_id: CampaignId) -> Response:
 )
 def get_export_csv(campaign_id: CampaignId) -> Response:
     campaign = find_campaign(campaign_id)
+    audit_export("export.recipients_csv", Target("campaign", campaign.id))
     db = current_app.extensions["ccm"].db
     lines = export.recipient_lines(db, workspace_id=campaign.workspace_id, campaign_id=campaign.id)
     return _csv(stream_with_context(lines), f"{campaign.id}-recipients.csv")

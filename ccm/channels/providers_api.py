@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Annotated
 from flask import Blueprint, current_app
 
 from ccm.access import Permission
+from ccm.audit.api import audit
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.channels import accounts
 from ccm.channels.models import ProviderAccount
@@ -62,7 +64,9 @@ def create_provider(body: ProviderIn) -> tuple[ProviderOut, int]:
         session=db_session(), box=_runtime().secret_box, workspace_id=current_workspace_id(), data=body
     )
     _forget_after_commit()
-    return _out(account), 201
+    out = _out(account)
+    audit("provider.create", Target("provider", account.id), after=out.model_dump(mode="json"))
+    return out, 201
 
 
 @endpoint(bp, "", method="GET", responses={200: ProviderList}, summary="List provider accounts")
@@ -86,6 +90,7 @@ def get_provider(account_id: AccountId) -> ProviderOut:
     summary="Change a provider account; config is merged and secrets left out keep their value",
 )
 def patch_provider(account_id: AccountId, body: ProviderPatch) -> ProviderOut:
+    before = get_provider(account_id).model_dump(mode="json")
     account = accounts.update_account(
         session=db_session(),
         box=_runtime().secret_box,
@@ -94,14 +99,18 @@ def patch_provider(account_id: AccountId, body: ProviderPatch) -> ProviderOut:
         data=body,
     )
     _forget_after_commit()
-    return _out(account)
+    out = _out(account)
+    audit("provider.update", Target("provider", account_id), before=before, after=out.model_dump(mode="json"))
+    return out
 
 
 @endpoint(bp, "/<account_id>", method="DELETE", responses={204: None}, summary="Remove a provider account")
 def delete_provider(account_id: AccountId) -> tuple[None, int]:
     account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
+    before = _out(account).model_dump(mode="json")
     db_session().delete(account)
     _forget_after_commit()
+    audit("provider.delete", Target("provider", account_id), before=before)
     return None, 204
 
 

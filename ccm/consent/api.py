@@ -3,6 +3,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from ccm.access import Permission
+from ccm.audit.api import audit
+from ccm.audit.service import Target
 from ccm.auth.api import current_actor, current_workspace_id, require_api_key
 from ccm.consent import service
 from ccm.consent.schemas import ConsentIn, ConsentOut, ConsentRecordOut
@@ -40,7 +42,9 @@ def record_consent(external_id: ExternalId, body: ConsentIn) -> tuple[ConsentRec
         data=data,
         actor=current_actor(),
     )
-    return ConsentRecordOut.model_validate(record), 201
+    out = ConsentRecordOut.model_validate(record)
+    audit("consent.change", Target("profile", external_id), after=out.model_dump(mode="json"))
+    return out, 201
 
 
 @endpoint(

@@ -11,6 +11,8 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import ValidationError
 
 from ccm.access import Permission
+from ccm.audit.api import audit_export
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.csvsafe import csv_lines
 from ccm.db import Database
@@ -162,6 +164,7 @@ def list_errors(import_id: ImportId, query: ErrorQuery) -> RowErrorList:
 )
 def report_csv(import_id: ImportId) -> Response:
     service.get_import(session=db_session(), workspace_id=current_workspace_id(), import_id=import_id)
+    audit_export("export.import_report", Target("import", import_id))
     lines = _report_lines(current_app.extensions["ccm"].db, import_id)
     headers = {"Content-Disposition": f'attachment; filename="{import_id}-report.csv"'}
     return Response(lines, mimetype="text/csv", headers=headers)

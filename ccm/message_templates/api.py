@@ -3,6 +3,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from ccm.access import Permission
+from ccm.audit.api import audit
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint, permissions
 from ccm.message_templates import service, snippets
@@ -90,6 +92,9 @@ def publish_template(key: TemplateKey) -> tuple[PublishOut, int]:
     version, created = service.publish(
         session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), key=key
     )
+    if created:
+        previous = {"version": version - 1} if version > 1 else None
+        audit("template.publish", Target("template", key), before=previous, after={"version": version})
     return PublishOut(version=version, created=created), 201 if created else 200
 
 

@@ -7,6 +7,8 @@ from urllib.parse import quote
 from flask import Blueprint
 
 from ccm.access import Permission
+from ccm.audit.api import audit, audit_export
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint, permissions
 from ccm.profiles import privacy, service
@@ -70,6 +72,7 @@ def delete_profile(external_id: ExternalId) -> tuple[None, int]:
     session, workspace_id = db_session(), current_workspace_id()
     region = workspace_policy(session=session, workspace_id=workspace_id).default_region
     privacy.erase_profile(session=session, workspace_id=workspace_id, external_id=external_id, region=region)
+    audit("profile.erase", Target("profile", external_id))
     return None, 204
 
 
@@ -83,6 +86,7 @@ def delete_profile(external_id: ExternalId) -> tuple[None, int]:
 )
 def export_profile(external_id: ExternalId) -> tuple[ProfileExport, int, dict[str, str]]:
     body = privacy.export_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=external_id)
+    audit_export("export.profile", Target("profile", external_id))
     return ProfileExport.model_validate(body), 200, {"Content-Disposition": _attachment(external_id)}
 
 

@@ -7,6 +7,8 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccm.access import Permission
+from ccm.audit.api import audit
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint, permissions
 from ccm.validation import SEMANTIC_HINT, RequestModel, id_field
@@ -91,7 +93,9 @@ def create_webhook(body: WebhookIn) -> tuple[WebhookCreated, int]:
         session=session, box=runtime.secret_box, workspace_id=current_workspace_id(), url=body.url, events=body.events
     )
     runtime.webhooks.forget(session, current_workspace_id())
-    return WebhookCreated(**WebhookOut.model_validate(created).model_dump(), secret=secret), 201
+    out = WebhookOut.model_validate(created)
+    audit("webhook.create", Target("webhook", created.id), after=out.model_dump(mode="json"))
+    return WebhookCreated(**out.model_dump(), secret=secret), 201
 
 
 @endpoint(bp, "", method="GET", responses={200: WebhookList}, summary="List webhook subscriptions")
@@ -103,7 +107,10 @@ def list_webhooks() -> WebhookList:
 @endpoint(bp, "/<endpoint_id>", method="DELETE", responses={204: None}, summary="Remove a webhook subscription")
 def delete_webhook(endpoint_id: EndpointId) -> tuple[None, int]:
     session = db_session()
-    session.delete(service.get_endpoint(session=session, workspace_id=current_workspace_id(), endpoint_id=endpoint_id))
+    webhook = service.get_endpoint(session=session, workspace_id=current_workspace_id(), endpoint_id=endpoint_id)
+    before = WebhookOut.model_validate(webhook).model_dump(mode="json")
+    session.delete(webhook)
+    audit("webhook.delete", Target("webhook", endpoint_id), before=before)
     current_app.extensions["ccm"].webhooks.forget(session, current_workspace_id())
     return None, 204
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ccm.access import Permission
+from ccm.audit.api import audit
+from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint, permissions
 from ccm.workspaces import service
@@ -44,5 +46,8 @@ def get_workspace() -> WorkspaceOut:
     summary="Change the sender, default locale or delivery policy",
 )
 def patch_workspace(body: WorkspacePatch) -> WorkspaceOut:
+    before = get_workspace().model_dump(mode="json")
     workspace = service.update_workspace(session=db_session(), workspace_id=current_workspace_id(), data=body)
-    return _out(workspace)
+    out = _out(workspace)
+    audit("workspace.update", Target("workspace", workspace.id), before=before, after=out.model_dump(mode="json"))
+    return out

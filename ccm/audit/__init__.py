@@ -1,0 +1,1 @@
+"""The audit log: who changed what in a workspace, when, with the before and after, append-only."""
