@@ -222,6 +222,15 @@ def test_api_keys_list_and_revoke_by_prefix(cli, app):
     assert again.exit_code == 1 and "no API key" in again.output
 
 
+def test_api_keys_create_takes_the_user_roles_too(cli, app):
+    created = cli("api-keys", "create", "--workspace", "acme-cli", "--role", "viewer")
+    assert created.exit_code == 0, created.output
+    viewer = ApiClient(app.test_client(), created.output.strip().splitlines()[-1])
+    assert viewer.get("/v1/profiles").status_code == 200
+    refused = viewer.put("/v1/profiles/u1", json={"email": "u1@example.com"})
+    assert refused.status_code == 403 and refused.json["error"]["details"]["field"] == "Authorization"
+
+
 def test_api_keys_create_makes_admin_keys_by_default(cli, app):
     token = cli("api-keys", "create", "--workspace", "acme-cli").output.strip().splitlines()[-1]
     assert ApiClient(app.test_client(), token).get("/v1/api-keys").status_code == 200
