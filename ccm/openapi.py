@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
+from ccm.access import roles_allowing
 from ccm.http import MAX_BODY_BYTES, OPERATIONS, Operation
 from ccm.validation import SEMANTIC_HINT
 
@@ -18,7 +19,7 @@ REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
     400: "the request could not be read",
     401: "missing, unknown or revoked API key",
-    403: "the API key may not do this",
+    403: "the API key's role may not do this; the message names the roles that may",
     404: "no such object in this workspace",
     409: "conflicts with the current state",
     413: f"body too large (JSON bodies: {MAX_BODY_BYTES} bytes; raw bodies: CCM_MAX_REQUEST_BYTES)",
@@ -95,7 +96,7 @@ def openapi_document(*, title: str = "CCM API", version: str = "1") -> dict[str,
 
 def error_statuses(op: Operation) -> list[int]:
     """Every error status the operation may answer: what any operation may (503), what its inputs
-    may (422, 413), authentication (401), objects named in its path (404), and its own."""
+    may (422, 413), authentication and roles (401, 403), objects named in its path (404), and its own."""
     statuses = {503, *op.errors}
     takes_body = op.body is not None or op.raw_body or op.body_content
     if takes_body or op.query is not None or op.path_params is not None:
@@ -103,7 +104,7 @@ def error_statuses(op: Operation) -> list[int]:
     if takes_body:
         statuses.add(413)
     if not op.public:
-        statuses.add(401)
+        statuses.update((401, 403))
     if op.path_params is not None:
         statuses.add(404)
     return sorted(statuses)
@@ -148,6 +149,10 @@ def _operation(op: Operation, refs: Refs, components: dict[str, Any]) -> dict[st
         spec["requestBody"] = {"required": True, "content": op.body_content}
     if op.public:
         spec["security"] = []
+    if op.permission is not None:
+        spec["x-permission"] = op.permission.value
+        roles = ", ".join(roles_allowing(op.permission))
+        spec["description"] = f"Needs the permission `{op.permission.value}` (roles: {roles})."
     return spec
 
 

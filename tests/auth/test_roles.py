@@ -92,3 +92,13 @@ def test_new_roles_can_be_given_to_keys_by_the_api(api, app):
     assert agent.get("/v1/profiles").status_code == 200
     refused = agent.post("/v1/templates", json={})
     assert refused.status_code == 403 and "admin, marketer, standard" in refused.json["error"]["message"]
+
+
+def test_the_openapi_document_says_what_each_operation_needs(api):
+    paths = api.get("/v1/openapi.json").json["paths"]
+    audit = paths["/v1/audit"]["get"]
+    assert audit["x-permission"] == "workspace.admin" and "403" in audit["responses"]
+    assert {name for name in ("action", "actor", "since", "until", "cursor")} <= {
+        param["name"] for param in audit["parameters"]
+    }
+    assert paths["/v1/templates/{key}/publish"]["post"]["x-permission"] == "templates.write"
