@@ -51,6 +51,29 @@ def default_api_key(runtime: Runtime, *, workspace: str) -> str | None:
     return token
 
 
+FIRST_ADMIN_EMAIL = "admin@example.com"
+
+
+def first_admin(runtime: Runtime, *, workspace: str) -> tuple[str, str] | None:
+    """When the default workspace has no user, create its first admin and return the email and
+    one-time password (to print once: only its hash is kept, and it must be changed at first login).
+    None when the workspace has users already."""
+    from ccm.access import Role
+    from ccm.users.models import User
+    from ccm.users.service import create_user
+    from ccm.workspaces.service import get_or_create_workspace
+
+    with runtime.db.unit_of_work() as session:
+        ws, _ = get_or_create_workspace(session=session, name=workspace)
+        if session.scalar(select(User.id).where(User.workspace_id == ws.id).limit(1)) is not None:
+            return None
+        if session.scalar(select(User.id).where(User.email_key == FIRST_ADMIN_EMAIL)) is not None:
+            return None  # another workspace took the address: an operator set users up by hand
+        _, password = create_user(session=session, workspace_id=ws.id, email=FIRST_ADMIN_EMAIL, role=Role.ADMIN)
+    assert password is not None
+    return FIRST_ADMIN_EMAIL, password
+
+
 DEMO_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Dennis", "Radia"]
 
 

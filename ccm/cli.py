@@ -18,6 +18,7 @@ import click
 
 from ccm.config import Settings, SettingsError
 from ccm.logs import configure_logging
+from ccm.users.cli import users
 
 if TYPE_CHECKING:  # imported where used, so that ``ccm -h`` loads neither
     from werkzeug.serving import BaseWSGIServer
@@ -46,8 +47,10 @@ class _Commands(click.Group):
 
 @click.group("ccm", cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ccm", prog_name="ccm", message="%(prog)s %(version)s")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """CCM: customer profiles, versioned templates, and consent-aware delivery."""
+    ctx.obj = _unit_of_work
 
 
 def pass_settings(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,6 +67,12 @@ def pass_settings(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+@pass_settings
+def _unit_of_work(settings: Settings) -> Any:
+    """The database's unit of work, for command groups defined in other modules (``ccm users``)."""
+    return _runtime(settings).db.unit_of_work()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -74,7 +83,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     from ccm.app import create_app
-    from ccm.bootstrap import default_api_key, prepare_embedded
+    from ccm.bootstrap import default_api_key, first_admin, prepare_embedded
     from ccm.runtime import create_runtime
     from ccm.worker import InProcessWorker, install
 
@@ -87,11 +96,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
     runtime = create_runtime(settings)
     install(runtime)
     key = default_api_key(runtime, workspace=DEFAULT_WORKSPACE)
+    admin = first_admin(runtime, workspace=DEFAULT_WORKSPACE)
     worker = InProcessWorker(runtime, threads=settings.in_process_worker_threads) if settings.embedded else None
     if worker:
         worker.start()
     server.app = create_app(runtime=runtime)
-    _print_banner(settings, f"http://{host}:{server.server_port}", key)
+    _print_banner(settings, f"http://{host}:{server.server_port}", key, admin)
     _serve_until_signal(server)
     if worker:
         worker.stop()
@@ -114,6 +124,9 @@ def worker(settings: Settings, processes: int | None, threads: int) -> None:
         args += ["--processes", str(processes)]
     sys.argv = args
     sys.exit(dramatiq_main())
+
+
+main.add_command(users)
 
 
 @main.group()
@@ -425,7 +438,7 @@ def _not_ready(environ: Any, start_response: Any) -> list[bytes]:
     return [b"starting\n"]
 
 
-def _print_banner(settings: Settings, url: str, key: str | None) -> None:
+def _print_banner(settings: Settings, url: str, key: str | None, admin: tuple[str, str] | None) -> None:
     mode = "embedded (SQLite, in-process worker" if settings.embedded else "production (external workers"
     email = f"SMTP {settings.smtp_url.split('@')[-1]}" if settings.smtp_url else "local outbox"
     click.echo(f"CCM listening on {url}  —  {mode}, email → {email})")
@@ -435,6 +448,8 @@ def _print_banner(settings: Settings, url: str, key: str | None) -> None:
     )
     if key:
         click.echo(f"API key for workspace '{DEFAULT_WORKSPACE}': {key}")
+    if admin:
+        click.echo(f"First admin of workspace '{DEFAULT_WORKSPACE}' (shown once): {admin[0]} / {admin[1]}")
     click.echo(f"Try: curl -H 'Authorization: Bearer <key>' {url}/v1/outbox")
 
 

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     import_chunk_rows: int = Field(default=1000, ge=1, le=100_000)
     """Rows of an import written per transaction: its unit of progress, of pause and of resumption."""
 
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    """Hours a web app login lasts; after them the user logs in again."""
+    login_max_failures: int = Field(default=5, ge=1)
+    """Failed logins per email, and per IP (ten times as many), within ``login_window`` seconds after
+    which further attempts are refused with 429 and ``Retry-After``."""
+    login_window: float = Field(default=900.0, gt=0)
+
     render_timeout: float = 2.0
     render_max_chars: int = 1_000_000
     crash_at: str | None = Field(default=None, description="test hook: SIGKILL self at this point")

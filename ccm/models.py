@@ -19,6 +19,7 @@ from ccm.profiles.models import Profile
 from ccm.segments.models import Segment, SegmentMember
 from ccm.suppression.models import Suppression
 from ccm.triggers.models import Trigger, TriggerFire, TriggerVersion
+from ccm.users.models import LoginFailure, User, UserSession
 from ccm.webhooks.models import WebhookDelivery, WebhookEndpoint
 from ccm.workspaces.models import Workspace
 
@@ -58,6 +59,9 @@ __all__ = [
     "TemplateVersion",
     "Trigger",
     "TriggerFire",
+    "User",
+    "UserSession",
+    "LoginFailure",
     "TriggerVersion",
     "WebhookDelivery",
     "WebhookEndpoint",
