@@ -73,7 +73,7 @@ def add_headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
-    if request.endpoint != "web.static":
+    if request.endpoint != "web.static":  # the assets are versioned files, cacheable
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -19,7 +19,7 @@ from ccm.users import throttle
 from ccm.users.service import change_password, check_password, create_user, list_users, revoke_session, start_session
 from ccm.web.security import COOKIE, add_headers, check_unsafe_request, csrf_token, load_user, requires
 
-bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 bp.before_request(load_user)
 bp.before_request(check_unsafe_request)
 bp.after_request(add_headers)
