@@ -33,7 +33,7 @@ from ccm.campaigns import breakers, engine, state
 from ccm.campaigns.models import Campaign, CampaignStatus, FanoutPhase
 from ccm.campaigns.progress import final_counts, read_progress
 from ccm.campaigns.queues import TICK_SECONDS
-from ccm.campaigns.winner import pick_winner
+from ccm.campaigns.winner import winner_for_the_rest
 from ccm.db import insert_many, utcnow
 from ccm.ids import first_id_at
 from ccm.messages.models import Message, MessageStatus
@@ -210,18 +210,17 @@ def _settle(session: Session, campaign: Campaign, now: dt.datetime) -> None:
 
 def _decide(session: Session, runtime: Runtime, campaign: Campaign, now: dt.datetime) -> None:
     """After the A/B sample's wait (or a winner set by hand), fan the winner out to the rest."""
-    test = dict(campaign.ab_test or {})
-    if not test.get("winner"):
+    test = campaign.ab_test or {}
+    winner = test.get("winner")
+    if not winner:
         waited = (now - (campaign.sample_done_at or now)).total_seconds() / 3600
         if waited < float(test.get("wait_hours", 0)):
             return
-        variants = engine.plan_of(session, campaign, now).variants
-        test |= {"winner": pick_winner(session, campaign) or variants[0].key, "decided_at": now.isoformat()}
-        test["decided_by"] = "auto"
-        campaign.ab_test = test
+        control = engine.plan_of(session, campaign, now).variants[0].key
+        winner = winner_for_the_rest(session, campaign, control=control)
     campaign.fanout_phase, campaign.fanout_cursor = FanoutPhase.REST, None
     engine.start_fanout(session, runtime, campaign.id)
-    log.info("campaign %s: variant %s won; sending it to the rest", campaign.id, test["winner"])
+    log.info("campaign %s: variant %s won; sending it to the rest", campaign.id, winner)
 
 
 def wind_down(session: Session, campaign_id: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ccm.campaigns.models import Campaign, CampaignStatus, FanoutPhase
 from ccm.campaigns.results import Results, campaign_results, variant_keys
-from ccm.campaigns.stats import Decision, decide
+from ccm.campaigns.stats import ALPHA, Decision, decide
 from ccm.db import utcnow
 from ccm.errors import Conflict, ValidationFailed
 
@@ -50,6 +50,17 @@ def pick_winner(session: Session, campaign: Campaign) -> str | None:
         return None
     _record(campaign, decision.best, by="auto", decision=decision)
     return decision.best
+
+
+def winner_for_the_rest(session: Session, campaign: Campaign, *, control: str) -> str:
+    """The variant the rest of the audience gets now that the wait is over: :func:`pick_winner`'s,
+    or ``control`` when no variant has been measured — recorded here either way, with its evidence
+    (this module is the one writer of the decision in ``ab_test``)."""
+    picked = pick_winner(session, campaign)
+    if picked is not None:
+        return picked
+    _record(campaign, control, by="auto", decision=Decision(None, False, 0.0, 1.0, ALPHA))
+    return control
 
 
 def choose_winner(session: Session, campaign: Campaign, variant: str) -> Campaign:

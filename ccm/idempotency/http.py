@@ -29,22 +29,35 @@ HEADER = {
 
 
 def respond_idempotently(
-    work: Callable[[], tuple[M, int]], answer: type[M], *, expected: tuple[M, int] | None = None
+    work: Callable[[], tuple[M, int]],
+    answer: type[M],
+    *,
+    expected: tuple[M, int] | None = None,
+    request_hash: str | None = None,
 ) -> tuple[M, int, dict[str, str]]:
     """Run ``work`` once per ``Idempotency-Key`` (when the request has one) and answer with its
     result; a repeat of the same request gets the stored answer, read back through the same
-    model, and ``Idempotent-Replayed: true``."""
+    model, and ``Idempotent-Replayed: true``.
+
+    ``request_hash`` says what makes two requests the same when the raw body cannot (a multipart
+    body's boundary differs between two sends of one file); by default the method, the path with
+    its query and the body."""
     result = run_idempotent(
         session=db_session(),
         workspace_id=current_workspace_id(),
         key=request.headers.get("Idempotency-Key"),
-        request_hash=fingerprint(request.method, request.path, request.get_data()),
+        request_hash=request_hash or fingerprint(request.method, _path_and_query(), request.get_data()),
         ttl=current_app.extensions["ccm"].settings.idempotency_ttl,
         work=lambda: _dumped(work()),
         expected=_dumped(expected) if expected else None,
     )
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     return answer.model_validate(result.body), result.status, headers
+
+
+def _path_and_query() -> str:
+    query = request.query_string.decode("latin-1")
+    return f"{request.path}?{query}" if query else request.path
 
 
 def _dumped(answer: tuple[BaseModel, int]) -> tuple[dict[str, Any], int]:

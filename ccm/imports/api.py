@@ -3,6 +3,7 @@ it, and read its row report (JSON pages or a CSV file)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,9 @@ from ccm.csvsafe import csv_lines
 from ccm.db import Database
 from ccm.errors import ValidationFailed
 from ccm.http import db_session, endpoint, permissions, validation_failed
+from ccm.idempotency.http import HEADER as IDEMPOTENCY_HEADER
+from ccm.idempotency.http import respond_idempotently
+from ccm.idempotency.service import fingerprint
 from ccm.imports import service
 from ccm.imports.models import ImportJob
 from ccm.imports.schemas import (
@@ -56,21 +60,39 @@ def _allow_large_files() -> None:
     query=UploadQuery,
     body_content=upload_content(),
     responses={202: ImportCreated},
+    headers=IDEMPOTENCY_HEADER,
+    errors=(409,),
     summary="Import profiles from a CSV file (multipart field file, or a text/csv body): runs in the background",
 )
-def create_import(query: UploadQuery) -> tuple[ImportCreated, int]:
-    runtime = current_app.extensions["ccm"]
-    session = db_session()
-    created = service.create_import(
-        session=session,
-        workspace_id=current_workspace_id(),
-        upload=_upload(query),
-        max_bytes=runtime.settings.import_max_bytes,
-        chunk_rows=runtime.settings.import_chunk_rows,
-    )
-    service.start(session, created.job, grace=runtime.settings.relay_grace)
-    out = ImportCreated(**_out(created.job).model_dump(), preview=created.preview)
-    return out, 202
+def create_import(query: UploadQuery) -> tuple[ImportCreated, int, dict[str, str]]:
+    runtime, session, upload = current_app.extensions["ccm"], db_session(), _upload(query)
+
+    def work() -> tuple[ImportCreated, int]:
+        created = service.create_import(
+            session=session,
+            workspace_id=current_workspace_id(),
+            upload=upload,
+            max_bytes=runtime.settings.import_max_bytes,
+            chunk_rows=runtime.settings.import_chunk_rows,
+        )
+        service.start(session, created.job, grace=runtime.settings.relay_grace)
+        return ImportCreated(**_out(created.job).model_dump(), preview=created.preview), 202
+
+    return respond_idempotently(work, ImportCreated, request_hash=_upload_hash(upload))
+
+
+def _upload_hash(upload: service.Upload) -> str:
+    """What makes two uploads the same: the file's bytes and every option, however they came
+    (multipart fields or query; a multipart boundary differs between two sends of one file)."""
+    options = {
+        "filename": upload.filename,
+        "mapping": dict(upload.mapping) if upload.mapping is not None else None,
+        "consent_source": upload.consent_source,
+        "encoding": upload.encoding,
+        "delimiter": upload.delimiter,
+        "file": hashlib.sha256(upload.raw).hexdigest(),
+    }
+    return fingerprint("POST", "/v1/imports", json.dumps(options, sort_keys=True).encode())
 
 
 @endpoint(bp, "", method="GET", query=PageQuery, responses={200: ImportList}, summary="Imports, newest first")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from ccm.campaigns.models import Campaign, CampaignStatus, FanoutPhase
+from ccm.campaigns.pump import pump_campaign
 from ccm.campaigns.winner import pick_winner
+from ccm.db import utcnow
 from tests.campaigns.results_helpers import Recipient, add_recipients, make_campaign
 
 TEST = {"sample_percent": 20, "wait_hours": 4, "metric": "opened", "winner": None}
@@ -154,3 +156,34 @@ def test_a_winner_may_be_chosen_while_the_sample_waits(runtime, api, workspace):
     answer = api.post(f"/v1/campaigns/{campaign}/winner", json={"variant": "B"})
     assert answer.status_code == 200, answer.json
     assert (answer.json["winner"], answer.json["decided_by"]) == ("B", "manual")
+
+
+def _pumped_decision(runtime, api, campaign):
+    with runtime.db.unit_of_work() as session:
+        pump_campaign(session, runtime, campaign, now=utcnow())
+    return api.get(f"/v1/campaigns/{campaign}").json["ab_test"]
+
+
+def test_the_pump_keeps_the_evidence_of_the_winner_it_asked_for(runtime, api, workspace):
+    waited = {**TEST, "wait_hours": 0}
+    campaign = make_campaign(runtime, api, workspace[0], audience(6, 24), ab_test=waited, phase=FanoutPhase.WAITING)
+
+    test = _pumped_decision(runtime, api, campaign)
+
+    assert (test["winner"], test["decided_by"]) == ("B", "auto")
+    assert test["significant"] is True and test["confidence"] > 0.99 and test["p_value"] < 0.01
+    assert test["best_observed"] == "B" and test["test"].startswith("two-proportion z-test")
+    with runtime.db.read_only() as session:
+        assert session.get_one(Campaign, campaign).fanout_phase == FanoutPhase.REST
+
+
+def test_with_nothing_measured_the_pump_sends_the_control_and_says_so(runtime, api, workspace):
+    waiting = [Recipient(f"u{n}", "AB"[n % 2], "queued", sent_after=None) for n in range(4)]
+    campaign = make_campaign(
+        runtime, api, workspace[0], waiting, ab_test={**TEST, "wait_hours": 0}, phase=FanoutPhase.WAITING
+    )
+
+    test = _pumped_decision(runtime, api, campaign)
+
+    assert (test["winner"], test["decided_by"]) == ("A", "auto")
+    assert test["best_observed"] is None and test["significant"] is False

@@ -13,13 +13,14 @@ from ccm.imports.service import run_import
 from ccm.profiles.models import Profile
 
 
-def upload(api: Any, content: bytes | str, *, filename: str = "people.csv", **form: Any) -> Any:
-    """POST the file as multipart; ``mapping`` may be a dict."""
+def upload(api: Any, content: bytes | str, *, filename: str = "people.csv", key: str | None = None, **form: Any) -> Any:
+    """POST the file as multipart (with ``Idempotency-Key: key`` when given); ``mapping`` may be a dict."""
     data = content.encode() if isinstance(content, str) else content
     fields: dict[str, Any] = {"file": (io.BytesIO(data), filename)}
     for name, value in form.items():
         fields[name] = json.dumps(value) if isinstance(value, dict) else value
-    return api.post("/v1/imports", data=fields, content_type="multipart/form-data", json=None)
+    headers = {"Idempotency-Key": key} if key else None
+    return api.post("/v1/imports", data=fields, content_type="multipart/form-data", json=None, headers=headers)
 
 
 def run(runtime: Any, import_id: str) -> str:
