@@ -16,6 +16,7 @@ import threading
 import time
 
 _TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_FROM_CROCKFORD = str.maketrans("0123456789ABCDEFGHJKMNPQRSTVWXYZ", "0123456789abcdefghijklmnopqrstuv")
 _lock = threading.Lock()
 _last = 0
 
@@ -34,6 +35,13 @@ def first_id_at(prefix: str, at: dt.datetime) -> str:
     """The smallest id made at ``at``: every id below it was made before (a bound for a range
     scan of the primary key, where ids stand in for creation times)."""
     return _encoded(prefix, int(at.timestamp() * 1000) << 80)
+
+
+def time_of_id(value: str) -> dt.datetime:
+    """The moment an id was made (or, for a campaign's message, is due): its first 10 characters
+    after the prefix hold the milliseconds."""
+    digits = value.split("_", 1)[-1][:10].translate(_FROM_CROCKFORD)
+    return dt.datetime.fromtimestamp(int(digits, 32) / 1000, dt.UTC)
 
 
 def _encoded(prefix: str, value: int) -> str:

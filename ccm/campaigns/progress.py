@@ -1,7 +1,9 @@
 """How far a campaign has got, read from its message rows: exact counts by status and by reason,
 throughput over the last seconds, and the time left.
 
-One ``GROUP BY`` over the campaign's messages, found through the ``(campaign_id, id)`` index.
+One ``GROUP BY`` over the campaign's messages, found through the ``(campaign_id, id)`` index, and
+the campaign's last message id, which says when its last message is due (the time left is never
+shorter than that).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import Session
 
 from ccm.campaigns.models import Campaign, CampaignStatus
+from ccm.ids import time_of_id
 from ccm.messages.models import Message, MessageStatus
 
 _m = Message.__table__
@@ -61,7 +64,15 @@ def read_progress(session: Session, campaign: Campaign, *, now: dt.datetime) -> 
             failed[reason_code(reason)] = failed.get(reason_code(reason), 0) + count
     targeted = sum(counts.values())
     counts |= {"targeted": targeted, "released": campaign.released, "holdout": campaign.holdout_count}
-    return _with_pace(Progress(counts, skipped, failed), campaign, ended_recently)
+    progress = _with_pace(Progress(counts, skipped, failed), campaign, ended_recently)
+    return _with_eta(progress, campaign, _last_due(session, campaign, now))
+
+
+def _last_due(session: Session, campaign: Campaign, now: dt.datetime) -> float:
+    """Seconds until the campaign's last message is due (0 when it is): its id says when (one
+    probe of the ``(campaign_id, id)`` index)."""
+    last = session.scalar(select(func.max(_m.c.id)).where(_m.c.campaign_id == campaign.id))
+    return max((time_of_id(last) - now).total_seconds(), 0.0) if last else 0.0
 
 
 def _with_pace(progress: Progress, campaign: Campaign, ended_recently: int) -> Progress:
@@ -72,9 +83,20 @@ def _with_pace(progress: Progress, campaign: Campaign, ended_recently: int) -> P
     progress.progress = round(100.0 * (targeted - pending) / targeted, 2) if targeted else 0.0
     if campaign.status == CampaignStatus.COMPLETED:
         progress.progress = 100.0
-    pace = progress.rate or (campaign.release_rate if campaign.status == CampaignStatus.RUNNING else None)
+    return progress
+
+
+def _with_eta(progress: Progress, campaign: Campaign, until_last_due: float) -> Progress:
+    """Time left: the pending messages at the current pace, but never before the last of them is
+    due (a local-time campaign waiting for its recipients' morning is hours from done, not 0)."""
+    counts = progress.counts
+    pending = counts["queued"] + counts["sending"] + counts["retrying"]
+    running = campaign.status == CampaignStatus.RUNNING
+    pace = progress.rate or (campaign.release_rate if running else None)
     if pending and pace:
-        progress.eta_seconds = round(pending / pace, 1)
+        progress.eta_seconds = round(max(pending / pace, until_last_due if running else 0.0), 1)
+    elif pending and running and until_last_due:
+        progress.eta_seconds = round(until_last_due, 1)
     elif not pending and campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
         progress.eta_seconds = 0.0
     return progress

@@ -182,3 +182,20 @@ def test_the_throttle_caps_the_release_rate(api, runtime, workspace, worker, smt
     assert api.post(f"/v1/campaigns/{campaign['id']}/cancel").json["status"] == "cancelled"
     done = wait_status(api, campaign["id"], "cancelled")
     assert done["counts"]["targeted"] == 60
+
+
+def test_time_left_of_a_local_time_campaign_counts_until_its_last_recipients_morning(api, runtime, workspace):
+    segment = ready(api)
+    for index, zone in enumerate(ZONES):
+        seed_profiles(runtime, workspace[0], 1, start=index, timezone=zone)
+    campaign = make_campaign(api, segment, schedule={"local_time": "09:00"})
+    _launch(api, runtime, campaign)
+    with runtime.db.unit_of_work() as session:  # a tick: the pump now has a release rate
+        pump.pump_campaign(session, runtime, campaign["id"], now=utcnow())
+    last_due = max(at for _, at in _due_by_profile(runtime, campaign["id"]))
+
+    got = api.get(f"/v1/campaigns/{campaign['id']}").json
+
+    assert got["status"] == "running" and got["counts"]["queued"] == 4
+    expected = (last_due - utcnow()).total_seconds()
+    assert expected - 5 <= got["eta_seconds"] <= expected + 5, (got["eta_seconds"], expected)
