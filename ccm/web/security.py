@@ -69,8 +69,9 @@ def check_unsafe_request() -> Response | None:
 
 
 def add_headers(response: Response) -> Response:
-    """``after_request``: the strict CSP, and no caching of pages that show a user's data."""
-    response.headers["Content-Security-Policy"] = CSP
+    """``after_request``: the strict CSP (unless the view set a stricter one of its own: a
+    sandboxed preview frame), and no caching of pages that show a user's data."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     if request.endpoint != "web.static":  # the assets are versioned files, cacheable
