@@ -28,12 +28,14 @@ from tests.support.smtp_server import SmtpTestServer
 DATABASE_URL = os.environ.get("CCM_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
 BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
+TEST_VARIABLES = ("CCM_TEST_", "CCM_SCREENSHOTS", "CCM_CHROMIUM")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith("CCM_TEST_")]:
-        del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
+    # A developer's own CCM_* settings must not leak into tests; CCM_SCREENSHOTS is the tests' own.
+    for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith(TEST_VARIABLES)]:
+        del os.environ[name]
     if IN_CI and not (DATABASE_URL and REDIS_URL):
         raise pytest.UsageError("CI=true needs CCM_TEST_DATABASE_URL and CCM_TEST_REDIS_URL (see .ci/run)")
     if BROKER_URL and not REDIS_URL:
