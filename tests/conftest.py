@@ -30,20 +30,18 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 """``gw0``, ``gw1`` … when pytest-xdist runs the suite in several processes (``-n``), else None."""
 
 
-def _per_worker(url: str | None, kind: str) -> str | None:
-    """Each xdist worker gets a database and a Redis index of its own: ``test`` → ``test_gw1``,
-    Redis ``/15`` → ``/14``; the tests of one worker never see another's rows, keys or jobs."""
+def _per_worker(url: str | None) -> str | None:
+    """Each xdist worker gets a database of its own (``test`` → ``test_gw1``) and a Redis namespace
+    of its own (``ccm-test-gw1``): the tests of one worker never see another's rows, keys or jobs."""
     if not url or not WORKER:
         return url
-    number = int(WORKER.removeprefix("gw"))
-    base, _, last = url.rpartition("/")
-    if kind == "redis":
-        return f"{base}/{(int(last or 0) - number) % 16}"
-    return f"{base}/{last}_{WORKER}"
+    base, _, name = url.rpartition("/")
+    return f"{base}/{name}_{WORKER}"
 
 
-DATABASE_URL = _per_worker(os.environ.get("CCM_TEST_DATABASE_URL"), "postgresql")
-REDIS_URL = _per_worker(os.environ.get("CCM_TEST_REDIS_URL"), "redis")
+DATABASE_URL = _per_worker(os.environ.get("CCM_TEST_DATABASE_URL"))
+REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
+REDIS_NAMESPACE = f"ccm-test-{WORKER}" if WORKER else "ccm-test"
 BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
 
 
@@ -149,7 +147,7 @@ def make_settings(
         database_url=database_url,
         redis_url=redis_url,
         broker_url=broker_url,
-        redis_namespace="ccm-test",
+        redis_namespace=REDIS_NAMESPACE,
         data_dir=data_dir,
         secret_key="test-secret",
         public_url="http://ccm.test",
