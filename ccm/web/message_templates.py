@@ -7,16 +7,17 @@ services the ``/v1`` template API calls; the forms are read by :mod:`ccm.web.tem
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from ccm.access import Permission, allows
-from ccm.errors import CCMError
+from ccm.errors import CCMError, NotFound
 from ccm.message_templates import service
 from ccm.message_templates.preview import DraftContent, preview_template
-from ccm.message_templates.schemas import PreviewIn
+from ccm.message_templates.schemas import TEMPLATE_KEY, PreviewIn
 from ccm.validation import CHANNELS, Channel
 from ccm.web import template_editor as editing
 from ccm.web.pages import db, page, screen
@@ -26,11 +27,21 @@ from ccm.web.template_diff import diff_versions
 bp = screen("templates", __name__, url_prefix="/templates")
 
 CATEGORIES = ("transactional", "marketing")
+KEY = re.compile(TEMPLATE_KEY)
 FRAME_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; font-src data: https:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
 )
 """The email preview's own policy: the message's inline styles apply, and nothing in it can run."""
+
+
+@bp.before_request
+def _check_key() -> Response | None:
+    """A key no template can have is a 404 naming it, before any query (PostgreSQL refuses NUL)."""
+    key = (request.view_args or {}).get("key")
+    if key is not None and not KEY.fullmatch(key):
+        return _failed(NotFound(f"key: no template with key {key[:200]!r}", field="key"))
+    return None
 
 
 def _sandbox() -> Any:
@@ -281,17 +292,17 @@ def versions(key: str) -> Response:
 @bp.get("/<key>/diff")
 @requires(Permission.VIEW)
 def diff(key: str) -> Response:
+    """Two versions compared: ``from`` and ``to``, by default the one before the latest and the latest."""
     try:
-        numbers = [editing.version_number(request.args.get(name, ""), name) for name in ("from", "to")]
+        wanted = [editing.version_number(request.args[n], n) if n in request.args else None for n in ("from", "to")]
         with db().unit_of_work() as session:
-            old, new = (
-                service.get_version(session=session, workspace_id=g.user.workspace_id, key=key, version=number)
-                for number in numbers
-            )
+            new = service.get_version(session=session, workspace_id=g.user.workspace_id, key=key, version=wanted[1])
+            number = wanted[0] if wanted[0] is not None else max(new.version - 1, 1)
+            old = service.get_version(session=session, workspace_id=g.user.workspace_id, key=key, version=number)
             parts = diff_versions(old, new)
     except CCMError as exc:
         return _failed(exc, key=key)
-    return page("message_templates/diff.html", key=key, old=numbers[0], new=numbers[1], parts=parts)
+    return page("message_templates/diff.html", key=key, old=old.version, new=new.version, parts=parts)
 
 
 @bp.post("/<key>/versions/<int:version>/rollback")

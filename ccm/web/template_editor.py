@@ -22,11 +22,12 @@ from ccm.message_templates.preview import DraftContent
 from ccm.message_templates.rendering import PARTS
 from ccm.message_templates.sandbox import TemplateSandbox
 from ccm.message_templates.schemas import TemplateIn, TemplatePatch
-from ccm.validation import CHANNELS
+from ccm.validation import CHANNELS, check_input
 
 MAX_VARIANTS = 200
 REQUIRED = {"subject", "html", "body"}
 LABELS = {"subject": "Subject", "html": "HTML", "text": "Plain text", "body": "Body", "locale": "Locale"}
+FIELD_LABELS = {"default_locale": "Default locale", "sample": "Sample data", "description": "Name"}
 CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "chat": "Chat"}
 _VARIANT_FIELD = re.compile(r"^variants\.(\d{1,3})\.channel$")
 _ERROR_FIELD = re.compile(r"^variants\.(\d+)(\..*)?$")
@@ -60,7 +61,10 @@ class EditorForm:
         name = str(error.details.get("field") or "")
         found = _ERROR_FIELD.match(name)
         if found and int(found.group(1)) < len(self.variants):
-            name = f"variants.{self.variants[int(found.group(1))]['index']}{found.group(2) or ''}"
+            variant, rest = self.variants[int(found.group(1))], found.group(2) or ""
+            if rest and not rest.startswith(f".{variant['channel']}."):  # check_input names no channel
+                rest = f".{variant['channel']}{rest}"
+            name = f"variants.{variant['index']}{rest}"
         return "variables" if name.startswith("variables.") else name
 
     def field_of_part(self, part: str) -> str | None:
@@ -126,6 +130,7 @@ def to_patch(editor: EditorForm) -> TemplatePatch:
         "variables": editor.variables,
         "variants": editor.content(),
     }
+    check_input(body, "")
     try:
         return TemplatePatch.model_validate(body)
     except ValidationError as exc:
@@ -146,6 +151,7 @@ def parse_new(form: MultiDict[str, str], variant: dict[str, Any]) -> TemplateIn:
         "variables": [name for name in re.split(r"[\s,]+", form.get("variables", "")) if name],
         "variants": [variant],
     }
+    check_input(body, "")
     try:
         return TemplateIn.model_validate(body)
     except ValidationError as exc:
@@ -225,7 +231,7 @@ def label_of(name: str, editor: EditorForm) -> str:
         if variant is not None:
             part = LABELS.get(parts[3], parts[3]) if len(parts) > 3 else ""
             return f"{CHANNEL_LABELS[variant['channel']]} ({variant['locale']}) {part}".strip()
-    return {"default_locale": "Default locale", "sample": "Sample data"}.get(name, name.capitalize())
+    return FIELD_LABELS.get(name, name.capitalize())
 
 
 def blank_variant(channel: str, locale: str, index: int) -> dict[str, Any]:

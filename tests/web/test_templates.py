@@ -217,6 +217,7 @@ def test_history_diffs_two_versions_and_rolls_back(web_client, api, welcome):
     assert "<h2>sms.en.body</h2>" in diff.text and "<h2>email.es.subject</h2>" in diff.text
     assert re.search(r"removed</td>\s*<td><del>Welcome \{\{ first_name \}\}!</del>", diff.text)
     assert re.search(r"added</td>\s*<td><ins>Line two</ins>", diff.text)
+    assert client.get("/templates/welcome/diff").text == diff.text  # the latest against the one before
 
     history = client.get("/templates/welcome/versions")
     rolled = client.post("/templates/welcome/versions/1/rollback", data={"csrf_token": csrf_of(history.text)})
@@ -232,7 +233,12 @@ def test_history_diffs_two_versions_and_rolls_back(web_client, api, welcome):
 
 @pytest.mark.parametrize(
     ("query", "status", "named"),
-    [("from=x&to=1", 422, "from"), ("from=1&to=0", 422, "to"), ("from=1&to=9", 404, "version"), ("to=1", 422, "from")],
+    [
+        ("from=x&to=1", 422, "from"),
+        ("from=1&to=0", 422, "to"),
+        ("from=1&to=9", 404, "version"),
+        ("from=&to=1", 422, "from"),
+    ],
 )
 def test_a_bad_diff_request_is_a_4xx_naming_the_field(web_client, welcome, query, status, named):
     answer = web_client("viewer").get(f"/templates/welcome/diff?{query}")
@@ -267,3 +273,40 @@ def test_adding_a_variant_keeps_what_was_typed_and_saves_nothing(web_client, api
     assert len(api.get("/v1/templates/welcome").json["variants"]) == 3
     bad = client.post("/templates/welcome/variants", data={**form, "new_channel": "fax"})
     assert bad.status_code == 422 and "New_channel" in bad.text
+
+
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [("description", "Name"), ("variants.2.sms.body", "SMS (en) Body"), ("variants.0.email.html", "Email (en) HTML")],
+)
+def test_characters_no_column_can_store_are_422_naming_the_field(web_client, api, welcome, field, named):
+    client = web_client("marketer")
+    before = api.get("/v1/templates/welcome").json
+    form = {**editor_form(client), field: "bad \x00 byte"}
+    for path in ("/templates/welcome", "/templates/welcome/publish"):
+        answer = client.post(path, data=form)
+        assert answer.status_code == 422, answer.text
+        assert f'<p class="notice" role="status">{named}:' in answer.text
+    assert api.get("/v1/templates/welcome").json == before
+
+
+@pytest.mark.parametrize(
+    ("key", "status"), [("a%00b", 422), ("UPPER", 404), ("-dash", 404), ("x" * 201, 404), ("a%0A", 404)]
+)
+def test_a_key_no_template_can_have_is_a_4xx_naming_it(web_client, key, status):
+    client = web_client("marketer")
+    token = csrf_of(client.get("/templates/").text)
+    for answer in (
+        client.get(f"/templates/{key}"),
+        client.post(f"/templates/{key}/publish", data={"csrf_token": token}),
+    ):
+        assert answer.status_code == status  # a NUL is refused in every path by the app's own check
+        assert "<strong>key</strong>" in answer.text or '"field": "key"' in answer.text
+
+
+def test_a_new_template_with_a_nul_is_422(web_client, api):
+    client = web_client("marketer")
+    form = {"key": "fine", "category": "marketing", "channel": "sms", "description": "a\x00b"}
+    answer = client.post("/templates/", data={"csrf_token": csrf_of(client.get("/templates/new").text), **form})
+    assert answer.status_code == 422 and "Name:" in answer.text
+    assert api.get("/v1/templates").json["items"] == []
