@@ -120,7 +120,7 @@ def samples(runtime: Any, workspace_id: str) -> dict[str, str]:
         "campaign_id": "SELECT id FROM campaign WHERE workspace_id = :w LIMIT 1",
         "segment_id": "SELECT id FROM segment WHERE workspace_id = :w LIMIT 1",
         "message_id": "SELECT id FROM message WHERE workspace_id = :w ORDER BY id DESC LIMIT 1",
-        "key": "SELECT key FROM message_template WHERE workspace_id = :w LIMIT 1",
+        "key": "SELECT key FROM message_template WHERE workspace_id = :w AND key NOT LIKE 'ccm.%' LIMIT 1",
         "import_id": "SELECT id FROM import_job WHERE workspace_id = :w LIMIT 1",
         "conversation_id": "SELECT id FROM conversation WHERE workspace_id = :w LIMIT 1",
         "user_id": "SELECT id FROM app_user WHERE workspace_id = :w LIMIT 1",
