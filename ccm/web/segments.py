@@ -129,7 +129,7 @@ def builder_rows() -> Response:
 def preview() -> Response:
     """The live count and a sample of the rules in the form (htmx), or why they are invalid (422)."""
     builder = form.read_form(request.form)
-    checked = check(builder)
+    checked = check(builder, named=False)
     counted: Count | None = None
     sample: list[dict[str, str | None]] = []
     if checked.tree is not None:
@@ -225,10 +225,10 @@ def count(segment_id: str) -> Response:
     return page("segments/_count.html", counted=counted, error=error)
 
 
-def check(builder: form.Builder) -> Checked:
-    """The builder's name and rules, validated as the API validates a body."""
+def check(builder: form.Builder, *, named: bool = True) -> Checked:
+    """The builder's rules (and its name when ``named``), validated as the API validates a body."""
     errors: dict[str, str] = {}
-    if (name_error := _name_error(builder.name)) is not None:
+    if named and (name_error := _name_error(builder.name)) is not None:
         errors["name"] = name_error.message
     if not builder.use_json and not builder.rows:
         return Checked(errors={**errors, "rows": "rows: add a condition"})

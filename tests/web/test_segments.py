@@ -90,7 +90,6 @@ def test_an_event_row_builds_a_windowed_count(web_client, people):
         ({"rows-0-kind": "event", "rows-0-event": "x", "rows-0-days": "soon"}, "rows-0-days"),
         ({"rows-0-field": "nickname"}, "rows-0-field"),
         ({"rows-0-kind": "in_segment", "rows-0-segment": "nothing"}, "rows-0-segment"),
-        ({"name": ""}, "name"),
     ],
 )
 def test_invalid_rules_are_named_at_the_wrong_control(web_client, people, fields, control):
@@ -103,6 +102,16 @@ def test_invalid_rules_are_named_at_the_wrong_control(web_client, people, fields
     assert re.search(rf'id="{control}"[^>]*aria-invalid="true"', saved.text), saved.text
     assert re.search(rf'id="err-{control}">[^<]+<', saved.text)
     assert segments(client.application.extensions["ccm"]) == []
+
+
+def test_a_segment_needs_a_name_to_be_saved_not_to_be_counted(web_client, runtime, people):
+    client = web_client("marketer")
+    assert client.post("/segments/preview", data=builder_form(client, name="")).status_code == 200
+    saved = client.post("/segments/", data=builder_form(client, name=""))
+    assert saved.status_code == 422
+    assert re.search(r'id="name"[^>]*aria-invalid="true"', saved.text)
+    assert 'id="err-name">name: String should have at least 1 character<' in saved.text
+    assert segments(runtime) == []
 
 
 def test_json_mode_takes_nested_rules_and_names_their_errors(web_client, people):
