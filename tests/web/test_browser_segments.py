@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.segments.conftest import add_profile
-from tests.web.browser import screenshot
+from tests.web.browser import PHONE, screenshot
 
 PEOPLE = "email,first name,plan\nana@example.com,Ana,pro\nbob@example.com,Bob,free\nnot-an-email,Cy,pro\n"
 
@@ -18,6 +18,13 @@ def people(runtime, workspace):
     with runtime.db.unit_of_work() as session:
         for name, country in (("ana", "FR"), ("bob", "FR"), ("cy", "DE")):
             add_profile(session, workspace[0], name, attributes={"country": country})
+
+
+def assert_reads_at_phone_width(page):
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page scrolls sideways: {width}px"
+    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def test_build_a_segment_and_see_its_count(browse, people):
@@ -40,6 +47,7 @@ def test_build_a_segment_and_see_its_count(browse, people):
     page.get_by_label("Value").fill("DE, FR")
     count.filter(has_text=re.compile(r"^3$")).wait_for()
     screenshot(page, "segment-builder")
+    assert_reads_at_phone_width(page)
     page.get_by_role("button", name="Save segment").click()
     page.get_by_role("status").filter(has_text="Saved.").wait_for()
     page.get_by_role("link", name="All segments").click()
@@ -65,6 +73,7 @@ def test_import_a_csv_and_watch_the_progress_reach_100_then_download_the_report(
     assert page.locator('[data-count="created"]').inner_text() == "2"
     assert page.locator('[data-count="invalid"]').inner_text() == "1"
     screenshot(page, "import-progress")
+    assert_reads_at_phone_width(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the row report (CSV)").click()
     lines = download.value.path().read_text().splitlines()
