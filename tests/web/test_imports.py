@@ -164,3 +164,12 @@ def test_an_upload_without_its_token_is_refused(web_client, runtime):
 
 def test_an_unknown_import_is_404(web_client):
     assert web_client("viewer").get("/imports/imp_nothing").status_code == 404
+
+
+def test_a_file_name_no_column_can_store_is_refused(web_client, runtime):
+    client = web_client("marketer")
+    data = {**form(client), "file": (io.BytesIO(PEOPLE.encode()), "people\x00.csv")}
+    answer = client.post("/imports/", data=data)
+    assert answer.status_code == 422 and "file.filename: NUL characters" in answer.text
+    assert client.get("/imports/imp\x00x").status_code == 422
+    assert jobs(runtime) == []

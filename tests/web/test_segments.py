@@ -198,3 +198,11 @@ def test_adding_and_removing_rows_rerenders_them(web_client, people):
 
 def test_an_unknown_segment_is_404(web_client):
     assert web_client("viewer").get("/segments/seg_nothing").status_code == 404
+
+
+def test_what_no_column_can_store_is_refused_naming_the_field(web_client, runtime, people):
+    client = web_client("marketer")
+    answer = client.post("/segments/", data=builder_form(client, **{"rows-0-value": "F\x00R"}))
+    assert answer.status_code == 422 and "rows-0-value: NUL characters" in answer.text
+    assert client.get("/segments/seg\x00x").status_code == 422
+    assert segments(runtime) == []
