@@ -208,6 +208,19 @@ def change_members(segment_id: str) -> Response:
     return page("segments/show.html", segment=_segment(segment_id), can_write=True, errors={}, notices=[notice])
 
 
+@bp.post("/<segment_id>/delete")
+@requires(Permission.SEGMENTS)
+def delete(segment_id: str) -> Response:
+    """Delete the segment, unless another segment's rules name it (409, shown on its page)."""
+    segment = _segment(segment_id)
+    try:
+        with db().unit_of_work() as session:
+            service.delete_segment(session=session, workspace_id=g.user.workspace_id, segment_id=segment["id"])
+    except CCMError as exc:
+        return page("segments/show.html", exc.status, segment=segment, can_write=True, errors={}, notices=[exc.message])
+    return redirect(url_for(".index"))
+
+
 @bp.get("/<segment_id>/count")
 @requires(Permission.VIEW)
 def count(segment_id: str) -> Response:
@@ -328,10 +341,10 @@ def _index_page(status: int = 200, **context: Any) -> Response:
 
 def _choices() -> dict[str, Any]:
     with db().read_only() as session:
-        names = session.scalars(
-            select(Segment.name).where(Segment.workspace_id == g.user.workspace_id).order_by(Segment.name)
+        named = session.execute(
+            select(Segment.id, Segment.name).where(Segment.workspace_id == g.user.workspace_id).order_by(Segment.name)
         ).all()
-    return {**CHOICES, "segments": list(names)}
+    return {**CHOICES, "segments": [(segment_id, name) for segment_id, name in named]}
 
 
 def _can_write() -> bool:

@@ -142,6 +142,21 @@ def test_saving_makes_the_segment_and_reopens_it_as_rows(web_client, runtime, pe
     assert again.status_code == 409 and 'id="err-name">name: the workspace has a segment' in again.text
 
 
+def test_deleting_is_refused_while_another_segment_uses_it(web_client, runtime, people):
+    client = web_client("marketer")
+    client.post("/segments/", data=builder_form(client, name="France"))
+    uses = {"rows-0-kind": "in_segment", "rows-0-segment": "France"}
+    assert client.post("/segments/", data=builder_form(client, name="Loyal French", **uses)).status_code == 302
+    france, loyal = segments(runtime)
+    assert f'<option value="{france.id}" selected>France</option>' in client.get(f"/segments/{loyal.id}").text
+    token = csrf_of(client.get("/segments/").text)
+    refused = client.post(f"/segments/{france.id}/delete", data={"csrf_token": token})
+    assert refused.status_code == 409 and "segment &#39;Loyal French&#39; uses this one" in refused.text
+    assert client.post(f"/segments/{loyal.id}/delete", data={"csrf_token": token}).status_code == 302
+    assert client.post(f"/segments/{france.id}/delete", data={"csrf_token": token}).status_code == 302
+    assert segments(runtime) == []
+
+
 def test_a_static_list_takes_members_by_external_id(web_client, runtime, people):
     client = web_client("marketer")
     token = csrf_of(client.get("/segments/").text)
@@ -173,6 +188,7 @@ def test_readers_may_look_but_a_forced_write_is_refused(web_client, runtime, peo
         (f"/segments/{segment.id}", builder_form(writer, csrf_token=token, name="renamed")),
         (f"/segments/{segment.id}/members", {"csrf_token": token, "profiles": "ana"}),
         ("/segments/preview", builder_form(writer, csrf_token=token)),
+        (f"/segments/{segment.id}/delete", {"csrf_token": token}),
     ]:
         assert client.post(path, data=data).status_code == 403, path
     assert [s.name for s in segments(runtime)] == ["VIPs"]
