@@ -6,6 +6,7 @@ and validate the file; nothing here reads CSV."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from flask import abort, current_app, g, redirect, request, url_for
@@ -52,12 +53,16 @@ def index() -> Response:
 @bp.post("/inspect")
 @requires(Permission.IMPORTS)
 def inspect() -> Response:
-    """How the chosen file reads and where each column goes (htmx, when a file is chosen)."""
+    """How the chosen file reads and where each column goes (htmx): as detected when a file was
+    just chosen (``fresh``: the form's options were another file's), else as the options say."""
+    upload = _upload()
+    if request.form.get("fresh"):
+        upload = replace(upload, mapping=None, encoding=None, delimiter=None)
     try:
-        inspected = service.inspect_upload(upload=_upload(), max_bytes=_settings().import_max_bytes)
+        inspected = service.inspect_upload(upload=upload, max_bytes=_settings().import_max_bytes)
     except CCMError as exc:
         return page("imports/_mapping.html", exc.status, inspected=None, errors={_control(exc): exc.message})
-    errors = {_control(inspected.problem): inspected.problem.message} if inspected.problem else {}
+    errors = _errors(inspected, inspected.problem) if inspected.problem else {}
     return page("imports/_mapping.html", inspected=inspected, errors=errors, **_choices())
 
 
@@ -166,16 +171,24 @@ def _upload() -> service.Upload:
 
 def _refused(upload: service.Upload, exc: CCMError) -> Response:
     """The form again with the error next to its control: the mapping (htmx), or the whole page."""
-    errors = {_control(exc): exc.message}
     inspected = None
     if _control(exc) != "file":
         try:
             inspected = service.inspect_upload(upload=upload, max_bytes=_settings().import_max_bytes)
         except CCMError:
             inspected = None
+    errors = _errors(inspected, exc)
     if request.headers.get("HX-Request"):
         return page("imports/_mapping.html", exc.status, inspected=inspected, errors=errors, **_choices())
     return _index_page(exc.status, inspected=inspected, errors=errors)
+
+
+def _errors(inspected: service.Inspected | None, exc: CCMError) -> dict[str, str]:
+    """The error by the control it is shown at; a column the file lacks is about the mapping."""
+    control = _control(exc)
+    if control.startswith(MAP_PREFIX) and (inspected is None or control[len(MAP_PREFIX) :] not in inspected.header):
+        control = "mapping"
+    return {control: exc.message}
 
 
 def _control(exc: CCMError) -> str:

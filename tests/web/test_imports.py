@@ -58,6 +58,19 @@ def test_choosing_a_file_shows_how_it_reads_and_maps_its_columns(web_client, run
     assert jobs(runtime) == []  # looking stores nothing
 
 
+def test_a_new_file_is_read_afresh_not_with_the_options_of_the_last(web_client, runtime):
+    client = web_client("marketer")
+    stale = {"encoding": "utf-16-le", "delimiter": ",", "map:Plan": "skip"}
+    answer = client.post("/imports/inspect", data=form(client, "id,plan\n1,pro\n", fresh="1", **stale))
+    assert answer.status_code == 200, answer.text
+    assert '<span data-detected="delimiter">comma</span>' in answer.text and 'id="err-mapping"></p>' in answer.text
+    kept = client.post("/imports/inspect", data=form(client, "id;plan\n1;pro\n", delimiter=",", encoding="utf-8"))
+    assert '<span data-detected="delimiter">comma</span>' in kept.text  # as chosen: one column "id;plan"
+    started = client.post("/imports/", data=form(client, "id,plan\n1,pro\n", **{"map:Plan": "skip"}))
+    assert started.status_code == 422
+    assert re.search(r'id="err-mapping">mapping.Plan: the file has no column', started.text)
+
+
 @pytest.mark.parametrize(
     ("content", "fields", "control", "slot"),
     [
