@@ -64,6 +64,7 @@ def test_import_a_csv_and_watch_the_progress_reach_100_then_download_the_report(
     assert page.get_by_label("email", exact=True).input_value() == "email"
     assert page.locator('[data-detected="delimiter"]').inner_text() == "comma"
     page.get_by_label("plan").fill("attributes.tier")
+    assert_reads_at_phone_width(page)
     page.get_by_role("button", name="Start import").click()
     page.wait_for_url(re.compile(r"/imports/imp_"))
     page.locator('[data-status="completed"]').wait_for()
