@@ -30,6 +30,7 @@ from ccm.segments.models import Segment, SegmentKind
 from ccm.segments.ops import PROFILE_FIELDS
 from ccm.segments.rules import EngagementKind
 from ccm.segments.schemas import MembersIn, RulesIn, SegmentName
+from ccm.validation import CHANNELS, check_input
 from ccm.web import segment_form as form
 from ccm.web.inputs import refuse_unstorable
 from ccm.web.pages import db, page, screen
@@ -45,7 +46,7 @@ CHOICES = {
     "ops": form.OPS,
     "fields": (*PROFILE_FIELDS, "attributes."),
     "engagements": get_args(EngagementKind),
-    "channels": ("email", "sms", "chat", "push", "whatsapp"),
+    "channels": CHANNELS,
     "count_ops": ("at_least", "at_most", "exactly"),
 }
 
@@ -247,15 +248,19 @@ def check(builder: form.Builder, *, named: bool = True) -> Checked:
         errors["name"] = name_error.message
     if not builder.use_json and not builder.rows:
         return Checked(errors={**errors, "rows": "rows: add a condition"})
+    tree = form.tree_of(builder)
     try:
-        tree = form.tree_of(builder)
         body = tree if not isinstance(tree, str) else json.loads(tree)
+    except (ValueError, RecursionError) as exc:
+        return Checked(errors={**errors, "rules_json": f"rules: not JSON ({exc})"})
+    try:
+        check_input(body, "rules")
         rules = RulesIn.model_validate_json(json.dumps({"rules": body})).rules
-    except ValueError as exc:
-        if not isinstance(exc, ValidationError):
-            return Checked(errors={**errors, "rules_json": f"rules: not JSON ({exc})"})
+    except ValidationError as exc:
         failed = validation_failed(exc)
         return Checked(errors={**errors, _where(builder, failed): failed.message})
+    except CCMError as exc:
+        return Checked(errors={**errors, _where(builder, exc): exc.message})
     return Checked(tree=None if errors else rules, errors=errors)
 
 

@@ -125,6 +125,11 @@ def test_json_mode_takes_nested_rules_and_names_their_errors(web_client, people)
     assert errors_header(answer)["rules_json"].startswith("rules.not: op: one of equals")
     broken = client.post("/segments/", data=builder_form(client, use_json="on", rules_json="{nope"))
     assert broken.status_code == 422 and "not JSON" in broken.text
+    deep = client.post("/segments/preview", data=builder_form(client, use_json="on", rules_json="[" * 100_000))
+    assert deep.status_code == 422 and list(errors_header(deep)) == ["rules_json"]
+    nul = '{"attribute": "email", "op": "equals", "value": "a\\u0000b"}'
+    stored = client.post("/segments/preview", data=builder_form(client, use_json="on", rules_json=nul))
+    assert stored.status_code == 422 and "rules.value: NUL characters" in errors_header(stored)["rules_json"]
 
 
 def test_saving_makes_the_segment_and_reopens_it_as_rows(web_client, runtime, people):
