@@ -9,14 +9,15 @@ from typing import Any
 from flask import Flask, g, request, url_for
 
 from ccm.access import Permission, allows
-from ccm.web import views
+from ccm.web import campaigns, views
 from ccm.web.pages import is_screen
 from ccm.web.security import csrf_token
 
-SCREENS = (views.bp,)
+SCREENS = (views.bp, campaigns.bp)
 
 NAV: tuple[tuple[str, str, Permission], ...] = (
     ("Dashboard", "web.dashboard", Permission.VIEW),
+    ("Campaigns", "web_campaigns.index", Permission.VIEW),
     ("Users", "web.users", Permission.ADMIN),
     ("Password", "web.password", Permission.VIEW),
 )
