@@ -23,6 +23,7 @@ from ccm.campaigns.models import Campaign
 from ccm.errors import CCMError
 from ccm.message_templates.service import list_templates
 from ccm.pagination import PageQuery
+from ccm.segments.models import Segment
 from ccm.segments.service import list_segments
 from ccm.validation import CHANNELS
 from ccm.web import campaign_charts
@@ -126,8 +127,17 @@ def missing(error: HttpNotFound) -> Response:
 
 def _show(campaign_id: str, status: int = 200, notices: list[str] | None = None) -> Response:
     with db().read_only() as session:
-        out = campaign_out(session, _find(session, campaign_id))
-    return page("campaigns/show.html", status, campaign=out, can_write=_can_write(), notices=notices or [])
+        campaign = _find(session, campaign_id)
+        segment = session.get(Segment, campaign.segment_id)
+        out = campaign_out(session, campaign)
+    return page(
+        "campaigns/show.html",
+        status,
+        campaign=out,
+        segment=segment.name if segment else campaign.segment_id,
+        can_write=_can_write(),
+        notices=notices or [],
+    )
 
 
 def _move(session: Session, campaign_id: str, move: str) -> None:
