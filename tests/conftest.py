@@ -28,12 +28,15 @@ from tests.support.smtp_server import SmtpTestServer
 DATABASE_URL = os.environ.get("CCM_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
 BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
+TEST_SWITCHES = ("CCM_SCREENSHOTS", "CCM_CHROMIUM")
+"""Variables of the test tools (tests/web/browser.py), not settings of CCM: they stay."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith("CCM_TEST_")]:
-        del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
+        if name not in TEST_SWITCHES:
+            del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
     if IN_CI and not (DATABASE_URL and REDIS_URL):
         raise pytest.UsageError("CI=true needs CCM_TEST_DATABASE_URL and CCM_TEST_REDIS_URL (see .ci/run)")
     if BROKER_URL and not REDIS_URL:

@@ -21,6 +21,10 @@ LABEL_CHARS = 24
 SERIES = 6
 """Distinct series colours in app.css (``series-0`` … ``series-5``); more repeat them."""
 PLOT_HEIGHT = 200
+MAX_COLUMN = 36
+"""The widest a column is drawn (a chart of one group would otherwise be a wall)."""
+DOTS = 31
+"""A time series of this many points or fewer marks each point (one point draws no line)."""
 AXIS = 40
 """Room below (and left of) a plot for its axis labels."""
 
@@ -92,13 +96,13 @@ def grouped_columns(groups: Sequence[str], values: Mapping[str, Sequence[float]]
     """Columns side by side in each group, one per series; heights share one scale."""
     top = max((value for series in values.values() for value in series), default=0)
     slot = (WIDTH - AXIS) / max(len(groups), 1)
-    width = slot * 0.8 / max(len(values), 1)
+    width = min(slot * 0.8 / max(len(values), 1), MAX_COLUMN)
     columns = []
     for g, group in enumerate(groups):
         for s, (name, series) in enumerate(values.items()):
             value = series[g] if g < len(series) else 0
             height = PLOT_HEIGHT * value / top if top > 0 else 0.0
-            x = AXIS + g * slot + slot * 0.1 + s * width
+            x = AXIS + g * slot + (slot - width * len(values)) / 2 + s * width
             columns.append(Column(group, name, value, x, PLOT_HEIGHT - height, width, height))
     return columns
 
@@ -147,12 +151,16 @@ def time_series(title: str, times: Sequence[str], values: Mapping[str, Sequence[
         area = f"{points[0][0]:.1f},{PLOT_HEIGHT} {line} {points[-1][0]:.1f},{PLOT_HEIGHT}"
         shapes.append(
             f'<g class="series-{s % SERIES}"><title>{escape(name)}</title>'
-            f'<polygon class="chart-area" points="{area}"/><polyline class="chart-line" points="{line}"/></g>'
+            f'<polygon class="chart-area" points="{area}"/><polyline class="chart-line" points="{line}"/>'
+            + ("".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3"/>' for x, y in points) if len(points) <= DOTS else "")
+            + "</g>"
         )
-    for index in sorted({0, len(times) // 2, len(times) - 1}):
+    last = len(times) - 1
+    for index in sorted({0, len(times) // 2, last}):
         x = series_points(list(range(len(times))), 1)[index][0]
+        anchor = "start" if index == 0 else "end" if index == last else "middle"
         shapes.append(
-            f'<text class="chart-label" x="{x:.1f}" y="{PLOT_HEIGHT + 18}" text-anchor="middle">'
+            f'<text class="chart-label" x="{x:.1f}" y="{PLOT_HEIGHT + 18}" text-anchor="{anchor}">'
             f"{escape(short(times[index], 16))}</text>"
         )
     shapes.append(_legend(list(values), PLOT_HEIGHT + 34))

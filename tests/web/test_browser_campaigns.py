@@ -26,7 +26,7 @@ def test_launch_a_campaign_and_watch_the_progress_bar_reach_100(browse, api, run
     page.get_by_role("button", name="Launch").click()
 
     bar = page.get_by_label("Messages ended, of those targeted")
-    expect(bar).to_have_attribute("value", re.compile(r"^(?!0$)(?!100$)"), timeout=15_000)  # part way
+    expect(bar).to_have_attribute("value", re.compile(r"^[1-9][0-9]?(\.[0-9]+)?$"), timeout=15_000)  # part way
     screenshot(page, "campaign-progress")  # the throttle spreads the 12 messages over 3 seconds
     expect(bar).to_have_attribute("value", "100", timeout=30_000)
     assert bar.get_attribute("max") == "100"
