@@ -9,17 +9,18 @@ from typing import Any
 from flask import Flask, g, request, url_for
 
 from ccm.access import Permission, allows
-from ccm.web import imports, message_templates, segments, views
+from ccm.web import campaigns, imports, message_templates, segments, views
 from ccm.web.pages import is_screen
 from ccm.web.security import csrf_token
 
-SCREENS = (views.bp, message_templates.bp, segments.bp, imports.bp)
+SCREENS = (views.bp, message_templates.bp, segments.bp, imports.bp, campaigns.bp)
 
 NAV: tuple[tuple[str, str, Permission], ...] = (
     ("Dashboard", "web.dashboard", Permission.VIEW),
     ("Templates", "web_templates.index", Permission.VIEW),
     ("Segments", "web_segments.index", Permission.VIEW),
     ("Imports", "web_imports.index", Permission.VIEW),
+    ("Campaigns", "web_campaigns.index", Permission.VIEW),
     ("Users", "web.users", Permission.ADMIN),
     ("Password", "web.password", Permission.VIEW),
 )

@@ -10,11 +10,13 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from ccm.access import USER_ROLES, Permission
+from ccm.db import utcnow
 from ccm.errors import CCMError
-from ccm.messages.models import Message
+from ccm.messages.overview import message_overview
 from ccm.profiles.models import Profile
 from ccm.users import throttle
 from ccm.users.service import change_password, check_password, create_user, list_users, revoke_session, start_session
+from ccm.web.dashboard import DASHBOARD_DAYS, dashboard_charts
 from ccm.web.pages import db, page, screen
 from ccm.web.security import COOKIE, requires
 
@@ -77,12 +79,10 @@ def logout() -> Response:
 @requires(Permission.VIEW)
 def dashboard() -> Response:
     workspace_id = g.user.workspace_id
-    with db().unit_of_work() as session:
+    with db().read_only() as session:
         profiles = session.scalar(select(func.count()).select_from(Profile).where(Profile.workspace_id == workspace_id))
-        by_status = session.execute(
-            select(Message.status, func.count()).where(Message.workspace_id == workspace_id).group_by(Message.status)
-        ).all()
-    return page("dashboard.html", profiles=profiles, by_status=sorted(by_status), notices=[])
+        overview = message_overview(session=session, workspace_id=workspace_id, days=DASHBOARD_DAYS, now=utcnow())
+    return page("dashboard.html", profiles=profiles, days=DASHBOARD_DAYS, **dashboard_charts(overview))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
