@@ -28,7 +28,9 @@ def _pretty(value: dict[str, Any] | None) -> str:
 
 @requires(Permission.ADMIN)
 def index() -> Response:
-    given = {name: request.args[name].strip() for name in (*FILTERS, "cursor") if request.args.get(name, "").strip()}
+    given = {
+        name: request.args[name].strip() for name in (*FILTERS, "limit", "cursor") if request.args.get(name, "").strip()
+    }
     outcome = Outcome()
     try:
         query = AuditQuery.model_validate(given)

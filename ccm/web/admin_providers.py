@@ -17,7 +17,7 @@ from ccm.channels.models import ProviderAccount
 from ccm.channels.registry import PROVIDERS
 from ccm.channels.schemas import ProviderIn, ProviderOut, ProviderPatch
 from ccm.db import after_commit
-from ccm.errors import NotFound, ValidationFailed
+from ccm.errors import ValidationFailed
 from ccm.web.admin_forms import Outcome, audit, run_write
 from ccm.web.config_form import config_fields, config_from_form, shown_value
 from ccm.web.pages import db, page
@@ -130,14 +130,11 @@ def _account(session: Session, account_id: str) -> ProviderAccount:
 
 @requires(Permission.ADMIN)
 def edit(account_id: str) -> Response:
-    with db().unit_of_work() as session:
-        try:
-            account = _out(_account(session, account_id))
-        except NotFound as exc:
-            outcome = Outcome()
-            outcome.failed(exc)
-            return _list(outcome)
-    return _form(account["kind"], Outcome(), account)
+    outcome = Outcome()
+    account = run_write(outcome, lambda session: _out(_account(session, account_id)))
+    if account is None:
+        return _list(outcome)
+    return _form(account["kind"], outcome, account)
 
 
 def _update(account_id: str, outcome: Outcome, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -163,12 +160,9 @@ def _update(account_id: str, outcome: Outcome, data: dict[str, Any]) -> dict[str
 @requires(Permission.ADMIN)
 def update(account_id: str) -> Response:
     outcome = Outcome()
-    with db().unit_of_work() as session:
-        try:
-            current = _out(_account(session, account_id))
-        except NotFound as exc:
-            outcome.failed(exc)
-            return _list(outcome)
+    current = run_write(outcome, lambda session: _out(_account(session, account_id)))
+    if current is None:
+        return _list(outcome)
     model = PROVIDERS[current["kind"]].config_model
     try:
         data = {
