@@ -24,7 +24,7 @@ from ccm.channels.sms import sms_size
 from ccm.errors import CCMError
 from ccm.http import validation_failed
 from ccm.web.pages import db, page, screen
-from ccm.web.security import requires
+from ccm.web.security import EMAIL_PREVIEW_CSP, requires
 
 bp = screen("outbox", __name__, url_prefix="/outbox")
 
@@ -101,4 +101,6 @@ def item(item_id: str) -> Response:
             view = shown(get_outbox_item(session=session, workspace_id=g.user.workspace_id, item_id=item_id))
     except CCMError as exc:
         return page("outbox/index.html", exc.status, items=[], given={}, next_url=None, notices=[exc.message])
+    if "email" in view:
+        g.csp = EMAIL_PREVIEW_CSP
     return page("outbox/item.html", **view)
