@@ -31,9 +31,14 @@ BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+TEST_VARIABLES = ("CCM_SCREENSHOTS", "CCM_CHROMIUM")
+"""Variables for the test run itself (tests/web/browser.py), not settings of the app."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith("CCM_TEST_")]:
-        del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
+        if name not in TEST_VARIABLES:
+            del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
     if IN_CI and not (DATABASE_URL and REDIS_URL):
         raise pytest.UsageError("CI=true needs CCM_TEST_DATABASE_URL and CCM_TEST_REDIS_URL (see .ci/run)")
     if BROKER_URL and not REDIS_URL:
