@@ -441,3 +441,20 @@ def test_no_other_role_reaches_an_admin_page_or_form(web_client, admin, runtime,
         answer = client.post(path.format(**ids), data={"csrf_token": csrf, **form})
         assert answer.status_code == 403 and role in answer.text, path
     assert _state(runtime) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form"),
+    [
+        ("get", "/admin/providers/prv_%00", None),
+        ("get", "/admin/audit?target_id=a%00b", None),
+        ("get", "/admin/webhooks/whk_%00", None),
+        ("post", "/admin/users", {"email": "a\x00@example.com", "role": "agent"}),
+        ("post", "/admin/providers", {"kind": "mailgun", "label": "M", "priority": "1", "config.domain": "a\x00b"}),
+        ("post", "/admin/settings", {"help_text": "STOP\x00"}),
+        ("post", "/admin/users/usr_%00/disable", {}),
+    ],
+)
+def test_a_value_no_column_can_store_is_a_422_never_a_500(admin, method, path, form):
+    answer = admin.get(path) if method == "get" else admin.post_form(path, form)
+    assert answer.status_code == 422 and "NUL characters" in answer.text, answer.text

@@ -95,6 +95,8 @@ def test_bad_outbox_input_is_a_4xx_naming_the_field(web_client):
     bad_cursor = client.get("/outbox/?cursor=not-a-cursor")
     assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.text
     assert client.get("/outbox/?to=" + "x" * 400).status_code == 422
+    for unstorable in ("/outbox/?to=a%00b", "/outbox/obx_%00"):
+        assert client.get(unstorable).status_code == 422, unstorable
     missing = client.get("/outbox/obx_nope")
     assert missing.status_code == 404 and "id: no outbox item" in missing.text
 
