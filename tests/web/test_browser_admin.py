@@ -35,6 +35,9 @@ def test_an_admin_configures_a_provider_and_reads_the_audit_log(browse, smtp_ser
     assert entry.count() == 1 and "by user:admin@example.com" in entry.inner_text()
     assert '"url": "********"' in entry.inner_text() and smtp_server.url() not in page.content()
     screenshot(page, "audit-log")
+    page.set_viewport_size(PHONE)
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Settings").click()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # its wide tables scroll
 
 
 def test_a_viewer_cannot_change_anything(browse, api, runtime):
