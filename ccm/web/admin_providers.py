@@ -49,9 +49,12 @@ def _list(outcome: Outcome) -> Response:
 def _form(
     kind: str, outcome: Outcome, account: dict[str, Any] | None = None, typed: dict[str, str] | None = None
 ) -> Response:
+    """The form of a kind's account: ``account`` as the API shows it (None for a new one), and what
+    was typed (``typed``: label and priority; the config from the posted form) shown again."""
     spec = PROVIDERS[kind]
-    typed = {k.removeprefix("config."): v for k, v in request.form.items() if k.startswith("config.")}
-    settings = {**(account or {}).get("config", {}), **typed}
+    stored = (account or {}).get("config", {})
+    posted = {k.removeprefix("config."): v for k, v in request.form.items() if k.startswith("config.")}
+    settings = {**stored, **posted}
     secrets = accounts.secret_fields(spec.config_model)
     fields = [
         (item, "" if item.name in secrets else shown_value(item, settings)) for item in config_fields(spec.config_model)
@@ -62,7 +65,7 @@ def _form(
         kind=kind,
         account=account,
         fields=fields,
-        secrets_set={name for name in secrets if settings.get(name)},
+        secrets_set={name for name in secrets if stored.get(name)},
         values={"label": "", "priority": "100", **(account or {}), **(typed or {})},
         **outcome.shown(),
     )

@@ -203,6 +203,9 @@ def test_a_provider_is_disabled_and_enabled(admin, runtime):
 def test_a_bad_provider_form_is_refused_naming_the_field(admin, runtime, form, field_id):
     answer = admin.post_form("/admin/providers", form)
     assert answer.status_code == 422 and field_error(answer.text, field_id), answer.text
+    if form["kind"] != "pigeon":  # what was typed is shown again, but never a secret
+        assert f'id="label" name="label" value="{form["label"]}"' in answer.text
+        assert 'value="x"' not in answer.text and "leave empty to keep it" not in answer.text
     with runtime.db.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(ProviderAccount)) == 0
 
