@@ -37,6 +37,8 @@ def test_an_admin_configures_a_provider_and_reads_the_audit_log(browse, smtp_ser
     screenshot(page, "audit-log")
     page.set_viewport_size(PHONE)
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Settings").click()
+    page.wait_for_url("**/admin/settings")
+    page.wait_for_load_state()  # the stylesheet applied
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # its wide tables scroll
 
 
