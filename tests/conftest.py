@@ -46,6 +46,10 @@ REDIS_NAMESPACE = f"ccm-test-{WORKER}" if WORKER else "ccm-test"
 BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
 
 
+TEST_VARIABLES = ("CCM_SCREENSHOTS", "CCM_CHROMIUM")
+"""Variables for the test run itself (tests/web/browser.py), not settings of the app."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # A developer's own CCM_* settings must not leak into tests; CCM_SCREENSHOTS is the tests' own.
     for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith(TEST_VARIABLES)]:

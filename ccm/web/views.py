@@ -1,4 +1,5 @@
-"""The pages: log in and out, the dashboard, the user's password, and the workspace's users (admins).
+"""The pages: log in and out, the dashboard and the user's password (the workspace's users are in
+:mod:`ccm.web.admin_users`).
 
 Each view validates its form, calls one service and renders; writes go through a unit of work of
 their own, so that a page answered with 401 or 429 still keeps what it must (a failed login)."""
@@ -9,13 +10,13 @@ from flask import current_app, g, redirect, request, url_for
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from ccm.access import USER_ROLES, Permission
+from ccm.access import Permission
 from ccm.db import utcnow
 from ccm.errors import CCMError
 from ccm.messages.overview import message_overview
 from ccm.profiles.models import Profile
 from ccm.users import throttle
-from ccm.users.service import change_password, check_password, create_user, list_users, revoke_session, start_session
+from ccm.users.service import change_password, check_password, revoke_session, start_session
 from ccm.web.dashboard import DASHBOARD_DAYS, dashboard_charts
 from ccm.web.pages import db, page, screen
 from ccm.web.security import COOKIE, requires
@@ -102,24 +103,3 @@ def password() -> Response:
     except CCMError as exc:
         return page("password.html", 422, notices=[exc.message], forced=g.user.must_change_password)
     return redirect(url_for("web.dashboard"))
-
-
-@bp.route("/users", methods=["GET", "POST"])
-@requires(Permission.ADMIN)
-def users() -> Response:
-    notices, status = [], 200
-    if request.method == "POST":
-        try:
-            with db().unit_of_work() as session:
-                user, one_time = create_user(
-                    session=session,
-                    workspace_id=g.user.workspace_id,
-                    email=request.form.get("email", ""),
-                    role=request.form.get("role", ""),
-                )
-            notices.append(f"Created {user.email}; one-time password (shown once): {one_time}")
-        except CCMError as exc:
-            notices, status = [exc.message], 422
-    with db().unit_of_work() as session:
-        rows = list_users(session=session, workspace_id=g.user.workspace_id)
-    return page("users.html", status, users=rows, roles=[r.value for r in USER_ROLES], notices=notices)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.web.browser import PHONE, screenshot
 
-NAV = {"admin": "Users", "marketer": None, "agent": None, "viewer": None}
+NAV = {"admin": "Admin", "marketer": None, "agent": None, "viewer": None}
 
 
 @pytest.mark.parametrize("role", sorted(NAV))
@@ -14,8 +14,8 @@ def test_each_role_logs_in_and_sees_the_dashboard(browse, role):
     page = browse(role)
     assert page.get_by_role("heading", name="Dashboard").is_visible()
     assert page.get_by_text(f"{role}@example.com ({role})").is_visible()
-    users = page.get_by_role("navigation", name="Main").get_by_role("link", name="Users")
-    assert users.count() == (1 if NAV[role] else 0)
+    admin = page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin")
+    assert admin.count() == (1 if NAV[role] else 0)
     if role == "admin":
         screenshot(page, "dashboard")
 
