@@ -25,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
+from sqlalchemy import text
+
 from ccm.channels.base import DeliveryError, OutboundMessage, Receipt, SendsBatches
 from ccm.channels.registry import Configured
 from ccm.messages import attempts, delivery, outcomes, state
@@ -32,6 +34,7 @@ from ccm.messages.claims import Claimed, Hops
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
+_NO_WAL_FLUSH_WAIT = text("SET LOCAL synchronous_commit = off")
 
 
 def deliver_batch(runtime: Runtime, message_ids: Sequence[str]) -> None:
@@ -94,6 +97,8 @@ def record_intents(
     """The batch's commit point, one transaction: each message still owned is ``in_flight``
     with this provider from here on. Returns the ids owned; the others must not be finished."""
     with runtime.db.unit_of_work() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_NO_WAL_FLUSH_WAIT)
         held = state.hold_many(session, {item.message_id: item.token for item in items})
         owned = [item.message_id for item in items if item.message_id in held]
         attempts.mark_in_flight_many(
