@@ -44,7 +44,6 @@ FAST_RECOVERY = {
     "relay_interval": 0.2,
     "smtp_timeout": 2,
     "render_timeout": 2,
-    "log_level": "INFO",
 }
 
 
