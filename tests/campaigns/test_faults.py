@@ -1,9 +1,12 @@
 """Campaigns through crashes, with real ``dramatiq`` worker processes and the loopback SMTP server:
-workers SIGKILLed again and again, the broker losing everything it held, every process restarted
-while the campaign is paused. Every recipient gets one email; the campaign completes with exact
-counts. (2,000 recipients rather than the issue's 20,000, to keep the suite short: the fan-out
-still runs in several chunks, CCM_CAMPAIGN_CHUNK=300, so kills land between its checkpoints; the
-broker and pause tests use 1,000.)"""
+workers SIGKILLed again and again (tests/support/sigkill.py; its 20,000-recipient run is
+bench/fault_campaign_sigkill.py), the broker losing everything it held, every process restarted
+while the campaign is paused. Nobody gets two emails; the campaign completes with exact counts;
+every recipient gets one email except, possibly, some of those a kill left ``outcome_unknown``
+(between the intent's commit and their final dot), which the kill test counts and reports.
+(2,000 recipients rather than the issue's 20,000, to keep the suite short: the fan-out still runs
+in several chunks, CCM_CAMPAIGN_CHUNK=300, so kills land between its checkpoints; the broker and
+pause tests use 1,000.)"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from tests.support.sigkill import KillPlan, Tally, Workers, kill_repeatedly, tal
 pytestmark = [pytest.mark.e2e, needs_redis]
 RECIPIENTS = 2_000
 SMALLER = 1_000
-KILLS = KillPlan(groups=2, threads=2, pause=(0.8, 1.6), kills=8, seconds=25)
+KILLS = KillPlan(groups=2, threads=2, pause=(0.7, 1.3), kills=6, seconds=20)
 
 
 def _env(settings, smtp_server):
@@ -84,6 +87,7 @@ def test_workers_killed_again_and_again_still_send_everyone_one_email(
         workers.stop()
     got = _tally(runtime, campaign_id, smtp_server)
     record_property("sigkill", {"kills": report.kills, **got.summary})
+    print(f"sigkill: {report.kills} kills, {got.summary}")
     assert report.kills >= 3  # the kills landed while the campaign ran
     assert got.duplicates == {}  # nobody twice
     assert got.expected == RECIPIENTS and got.unexpected == frozenset()
