@@ -27,7 +27,7 @@ from tests.support.sigkill import KillPlan, Tally, Workers, kill_repeatedly, tal
 pytestmark = [pytest.mark.e2e, needs_redis]
 RECIPIENTS = 2_000
 SMALLER = 1_000
-KILLS = KillPlan(groups=2, threads=2, pause=(0.7, 1.3), kills=6, seconds=20)
+KILLS = KillPlan(groups=2, threads=2, pause=(0.5, 1.0), kills=5, seconds=15)
 
 
 def _env(settings, smtp_server):
@@ -82,7 +82,7 @@ def test_workers_killed_again_and_again_still_send_everyone_one_email(
     workers = Workers(_env(settings, smtp_server), tmp_path, threads=KILLS.threads)
     try:
         report = kill_repeatedly(workers, KILLS, lambda: _status(api, campaign_id) != "running")
-        done = wait_status(api, campaign_id, "completed", timeout=45)
+        done = wait_status(api, campaign_id, "completed", timeout=90)  # ~50 s in all on a quiet machine
     finally:
         workers.stop()
     got = _tally(runtime, campaign_id, smtp_server)
