@@ -13,7 +13,9 @@ campaign at once, and a campaign pumped less than :data:`TICK_SECONDS` ago is le
 3. **release** — the next ``rate × elapsed`` messages due within :data:`HORIZON`, after the
    durable release cursor, get their delivery jobs (outbox rows, published in batches after
    commit). Little is ever in the broker, so a pause stops sending within about a second, and a
-   resume continues from the cursor;
+   resume continues from the cursor. With a sending calendar, a recipient whose zone's window
+   has closed since their message fell due is held instead, and released first once it opens
+   again (:mod:`ccm.campaigns.windows`);
 4. **A/B** — after the sample's wait (or once a winner was set by hand) the winner is fanned out
    to the rest;
 5. **end** — once everything is written and released and no message is pending, it completes.
@@ -29,7 +31,7 @@ from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import Session
 
 from ccm import jobs
-from ccm.campaigns import breakers, engine, state
+from ccm.campaigns import breakers, engine, state, windows
 from ccm.campaigns.models import Campaign, CampaignStatus, FanoutPhase
 from ccm.campaigns.progress import final_counts, read_progress
 from ccm.campaigns.queues import TICK_SECONDS
@@ -126,6 +128,8 @@ def _paced(session: Session, runtime: Runtime, campaign: Campaign) -> float:
     if campaign.release_cursor is None:
         return rate
     queued = (_m.c.status == MessageStatus.QUEUED) & (_m.c.claims == 0)
+    if windows.calendar_of(campaign) is not None:  # held by the calendar: not the workers' delay
+        queued = queued & ~windows.is_parked(_m.c.id)
     size, unclaimed, retrying = session.execute(
         select(
             func.count(),
@@ -159,10 +163,30 @@ def _quota(rate: float, elapsed: float) -> int:
 
 
 def release(session: Session, runtime: Runtime, campaign: Campaign, limit: int, *, now: dt.datetime) -> int:
-    """Hand the next ``limit`` due messages after the release cursor to delivery; how many."""
+    """Hand the next ``limit`` due messages to delivery — first those the calendar held and whose
+    window is open again, then those after the release cursor; how many."""
     if limit <= 0:
         return 0
-    ids = list(
+    reopened = _reopened(session, campaign, limit, now=now)
+    windows.unpark(session, reopened, due=now + dt.timedelta(seconds=runtime.settings.relay_grace))
+    ids = _next_due(session, campaign, limit - len(reopened), now=now)
+    ready, held = windows.split_by_window(session, campaign, ids, now=now, horizon=HORIZON)
+    grace = runtime.settings.relay_grace
+    rows = [jobs.outbox_row(DELIVER, one, grace=grace, now=now) for one in ready]
+    rows += [{**jobs.outbox_row(DELIVER, one, grace=grace, now=now), "due_at": windows.PARKED} for one in held]
+    if rows:
+        insert_many(session.connection(), _jobs, rows)
+    jobs.publish_batches_after_commit(session, DELIVER_BATCH, reopened + ready, size=runtime.settings.delivery_batch)
+    if ids:
+        campaign.previous_cursor, campaign.release_cursor = campaign.release_cursor, ids[-1]
+    campaign.released += len(reopened) + len(ready)
+    return len(reopened) + len(ready)
+
+
+def _next_due(session: Session, campaign: Campaign, limit: int, *, now: dt.datetime) -> list[str]:
+    if limit <= 0:
+        return []
+    return list(
         session.scalars(
             select(_m.c.id)
             .where(
@@ -174,14 +198,14 @@ def release(session: Session, runtime: Runtime, campaign: Campaign, limit: int, 
             .limit(limit)
         )
     )
-    if not ids:
-        return 0
-    grace = runtime.settings.relay_grace
-    insert_many(session.connection(), _jobs, [jobs.outbox_row(DELIVER, one, grace=grace, now=now) for one in ids])
-    jobs.publish_batches_after_commit(session, DELIVER_BATCH, ids, size=runtime.settings.delivery_batch)
-    campaign.previous_cursor, campaign.release_cursor = campaign.release_cursor, ids[-1]
-    campaign.released += len(ids)
-    return len(ids)
+
+
+def _reopened(session: Session, campaign: Campaign, limit: int, *, now: dt.datetime) -> list[str]:
+    """Held messages whose recipient's window is open again, up to ``limit``."""
+    if windows.calendar_of(campaign) is None:
+        return []
+    parked = windows.parked_ids(session, campaign, limit=limit)
+    return windows.split_by_window(session, campaign, parked, now=now, horizon=HORIZON)[0]
 
 
 def _unreleased(session: Session, campaign: Campaign) -> bool:

@@ -49,6 +49,7 @@ _MAILBOX_UNKNOWN = re.compile(rb"^\s*5\.1\.[0-9]")
 _CONFIG_CODES = frozenset({530, 534, 535, 538})
 _QUEUE_ID = re.compile(rb"queued as ([^\s;]+)", re.IGNORECASE)
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_FINAL_DOT = b".\r\n"
 
 
 class SmtpConfig(BaseModel):
@@ -173,13 +174,12 @@ class SmtpProvider(NoCallbacks):
             for _, conn in staged:
                 self._drop(conn)
             raise
-        finishing = []
+        finishing = [(message, conn) for message, conn in staged if message.message_id in owned]
+        written = self._write_dots(finishing, results)
         for message, conn in staged:
-            if message.message_id in owned:
-                finishing.append((message, conn))
-            else:
+            if message.message_id not in owned:
                 self._drop(conn)  # no longer ours: without the dot, the server discards it
-        for message, conn in self._write_dots(finishing, results):
+        for message, conn in written:
             results[message.message_id] = self._end_of_data(conn, message)
         return results
 
@@ -252,15 +252,27 @@ class SmtpProvider(NoCallbacks):
     def _write_dots(
         self, staged: list[tuple[OutboundMessage, smtplib.SMTP]], results: dict[str, Receipt | DeliveryError]
     ) -> list[tuple[OutboundMessage, smtplib.SMTP]]:
-        """The final dot on every connection; those whose write failed get an unknown outcome."""
-        written = []
-        for message, conn in staged:
+        """The final dot on every connection; those whose write failed get an unknown outcome.
+
+        Between the commit point and the last dot a crash loses the messages not yet dotted, so
+        the dots go out in one loop over the bare sockets (no smtplib layer, no bookkeeping
+        between two writes); the failures are dealt with after the last one."""
+        sockets = [conn.sock for _, conn in staged]
+        failed: dict[int, OSError] = {}
+        for n, sock in enumerate(sockets):
             try:
-                conn.send(b".\r\n")
+                if sock is None:  # closed by close() from another thread
+                    raise smtplib.SMTPServerDisconnected("the connection was closed")
+                sock.sendall(_FINAL_DOT)
+            except OSError as exc:
+                failed[n] = exc
+        written = []
+        for n, (message, conn) in enumerate(staged):
+            if n not in failed:
                 written.append((message, conn))
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                self._drop(conn)
-                results[message.message_id] = OutcomeUnknownError(f"SMTP connection failed at the end of DATA: {exc}")
+                continue
+            self._drop(conn)
+            results[message.message_id] = OutcomeUnknownError(f"SMTP connection failed at the end of DATA: {failed[n]}")
         return written
 
     def _pipelined_envelope(self, conn: smtplib.SMTP, message: OutboundMessage, size: int, *, reused: bool) -> None:

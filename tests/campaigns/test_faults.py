@@ -1,14 +1,17 @@
 """Campaigns through crashes, with real ``dramatiq`` worker processes and the loopback SMTP server:
-workers SIGKILLed again and again, the broker losing everything it held, every process restarted
-while the campaign is paused. Every recipient gets one email; the campaign completes with exact
-counts. (2,000 recipients rather than the issue's 20,000, to keep the suite short: the fan-out
-still runs in several chunks, CCM_CAMPAIGN_CHUNK=300, so kills land between its checkpoints; the
-broker and pause tests use 1,000.)"""
+workers SIGKILLed again and again (tests/support/sigkill.py; its 20,000-recipient run is
+bench/fault_campaign_sigkill.py), the broker losing everything it held, every process restarted
+while the campaign is paused. Nobody gets two emails; the campaign completes with exact counts;
+every recipient gets one email except, possibly, some of those a kill left ``outcome_unknown``
+(between the intent's commit and their final dot), which the kill test counts and reports.
+(2,000 recipients rather than the issue's 20,000, to keep the suite short: the fan-out still runs
+in several chunks, CCM_CAMPAIGN_CHUNK=300, so kills land between its checkpoints; the broker and
+pause tests use 1,000.)"""
 
 from __future__ import annotations
 
-import random
 import time
+import warnings
 from collections import Counter
 
 import pytest
@@ -19,10 +22,12 @@ from tests.campaigns.conftest import make_campaign, ready, seed_profiles, wait_s
 from tests.messages.test_faults import lose_queued_messages, needs_redis, worker_env
 from tests.support.api import wait_for
 from tests.support.processes import start_workers
+from tests.support.sigkill import KillPlan, Tally, Workers, kill_repeatedly, tally
 
 pytestmark = [pytest.mark.e2e, needs_redis]
 RECIPIENTS = 2_000
 SMALLER = 1_000
+KILLS = KillPlan(groups=2, threads=2, pause=(0.5, 1.0), kills=5, seconds=15)
 
 
 def _env(settings, smtp_server):
@@ -33,15 +38,21 @@ def _received(smtp_server) -> Counter[str]:
     return Counter(address for message in list(smtp_server.messages) for address in message.rcpt_tos)
 
 
-def _unknown(runtime, campaign_id) -> set[str]:
-    """Recipients whose message a killed worker may or may not have handed over (never re-sent)."""
+def _status(api, campaign_id) -> str:
+    return api.get(f"/v1/campaigns/{campaign_id}").json["status"]
+
+
+def _tally(runtime, campaign_id, smtp_server) -> Tally:
+    """The messages the database calls sent (and those ``outcome_unknown``) against the server."""
     with runtime.db.read_only() as session:
-        rows = session.scalars(
-            select(Message.to_address).where(
-                Message.campaign_id == campaign_id, Message.reason.like("outcome_unknown%")
+        rows = session.execute(
+            select(Message.to_address, Message.reason).where(
+                Message.campaign_id == campaign_id, Message.status == "sent"
             )
         ).all()
-    return set(rows)
+    unknown = (address for address, reason in rows if (reason or "").startswith("outcome_unknown"))
+    received = (address for message in list(smtp_server.messages) for address in message.rcpt_tos)
+    return tally((address for address, _ in rows), unknown, received)
 
 
 def _exact_counts(runtime, campaign_id, answer, recipients=RECIPIENTS) -> None:
@@ -65,23 +76,27 @@ def _start(api, runtime, workspace, recipients=RECIPIENTS, **overrides):
 
 
 def test_workers_killed_again_and_again_still_send_everyone_one_email(
-    api, runtime, workspace, settings, smtp_server, tmp_path
+    api, runtime, workspace, settings, smtp_server, tmp_path, record_property
 ):
     campaign_id = _start(api, runtime, workspace)
-    for round_ in range(4):
-        worker = start_workers(_env(settings, smtp_server), tmp_path / f"killed-{round_}.log")
-        time.sleep(random.uniform(1.0, 2.0))
-        worker.kill()
-    healthy = start_workers(_env(settings, smtp_server), tmp_path / "healthy.log")
+    workers = Workers(_env(settings, smtp_server), tmp_path, threads=KILLS.threads)
     try:
-        done = wait_status(api, campaign_id, "completed", timeout=120)
+        report = kill_repeatedly(workers, KILLS, lambda: _status(api, campaign_id) != "running")
+        done = wait_status(api, campaign_id, "completed", timeout=90)  # ~50 s in all on a quiet machine
     finally:
-        healthy.stop()
-    received = _received(smtp_server)
-    assert max(received.values()) == 1  # nobody twice
-    everyone = {f"p{n}@example.com" for n in range(RECIPIENTS)}
-    assert everyone - set(received) <= _unknown(runtime, campaign_id)  # a kill inside the last dot's window
-    assert len(everyone - set(received)) <= 4
+        workers.stop()
+    got = _tally(runtime, campaign_id, smtp_server)
+    record_property("sigkill", {"kills": report.kills, **got.summary})
+    print(f"sigkill: {report.kills} kills, {got.summary}")
+    assert report.kills >= 3  # the kills landed while the campaign ran
+    assert got.duplicates == {}  # nobody twice
+    assert got.expected == RECIPIENTS and got.unexpected == frozenset()
+    # Guaranteed: a recipient can only miss their email if a kill fell between the intent and the
+    # final dot, which leaves them ``sent(outcome_unknown)``; at most one batch per thread per kill.
+    assert got.lost_not_unknown == frozenset()
+    assert len(got.lost) <= report.kills * KILLS.threads * settings.delivery_batch
+    if got.lost:  # measured, not hidden: the loss the window still allows (see bench/README.md)
+        warnings.warn(f"{len(got.lost)} of {got.unknown} outcome_unknown recipients got no email", stacklevel=1)
     _exact_counts(runtime, campaign_id, done)
     assert done["counts"]["sent"] == RECIPIENTS
 

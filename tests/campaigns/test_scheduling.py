@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from ccm.campaigns import engine, pump
 from ccm.campaigns.fanout import due_of
 from ccm.db import utcnow
+from ccm.jobs import PendingJob
 from ccm.messages.models import Message
 from ccm.profiles.models import Profile
 from tests.campaigns.conftest import campaign_row, make_campaign, ready, seed_profiles, wait_status
@@ -199,3 +200,75 @@ def test_time_left_of_a_local_time_campaign_counts_until_its_last_recipients_mor
     assert got["status"] == "running" and got["counts"]["queued"] == 4
     expected = (last_due - utcnow()).total_seconds()
     assert expected - 5 <= got["eta_seconds"] <= expected + 5, (got["eta_seconds"], expected)
+
+
+def _zone_at(now, hour):
+    """A fixed-offset zone whose local time is ``hour`` o'clock (and some minutes) at ``now``."""
+    offset = (hour - now.hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
+def _pump_at(runtime, campaign_id, now):
+    with runtime.db.unit_of_work() as session:
+        pump.pump_campaign(session, runtime, campaign_id, now=now)
+    return _released_to(runtime, campaign_id)
+
+
+def _released_to(runtime, campaign_id):
+    """The zones of the messages that have a delivery job due (handed to delivery)."""
+    with runtime.db.read_only() as session:
+        rows = session.execute(
+            select(Profile.timezone, PendingJob.due_at)
+            .join(Message, Message.profile_id == Profile.id)
+            .join(PendingJob, PendingJob.key == "messages.deliver:" + Message.id)
+            .where(Message.campaign_id == campaign_id)
+        ).all()
+    return sorted(zone for zone, due in rows if due.year < 9000)
+
+
+def test_the_pump_holds_a_zone_whose_window_closed_and_releases_it_when_it_reopens(api, runtime, workspace):
+    segment = ready(api)
+    now = utcnow()
+    closing = _zone_at(now, 12)  # 12:xx now: inside 11:00-13:00, closed three hours from now
+    opening = _zone_at(now + dt.timedelta(hours=3), 12)  # 09:xx now: opens at 11:00, open in three hours
+    seed_profiles(runtime, workspace[0], 2, timezone=closing)
+    seed_profiles(runtime, workspace[0], 2, start=2, timezone=opening)
+    campaign = make_campaign(api, segment, calendar={"hours": ["11:00", "13:00"]})
+    _launch(api, runtime, campaign)
+
+    # The workers were down (or the campaign paused) through the first zone's window.
+    later = now + dt.timedelta(hours=3)
+    assert _pump_at(runtime, campaign["id"], later) == [opening, opening]
+    assert api.get(f"/v1/campaigns/{campaign['id']}").json["counts"]["queued"] == 4
+    reopens = dt.datetime.combine(
+        (now.astimezone(zoneinfo.ZoneInfo(closing)) + dt.timedelta(days=1)).date(),
+        dt.time(11, 1),
+        tzinfo=zoneinfo.ZoneInfo(closing),
+    ).astimezone(dt.UTC)
+    assert _pump_at(runtime, campaign["id"], reopens - dt.timedelta(minutes=2)) == [opening, opening]
+    assert _pump_at(runtime, campaign["id"], reopens) == sorted([closing, closing, opening, opening])
+
+
+def test_cancelling_a_campaign_skips_its_held_messages_and_drops_their_jobs(api, runtime, workspace):
+    segment = ready(api)
+    now = utcnow()
+    seed_profiles(runtime, workspace[0], 3, timezone=_zone_at(now, 12))
+    campaign = make_campaign(api, segment, calendar={"hours": ["11:00", "13:00"]})
+    _launch(api, runtime, campaign)
+    assert _pump_at(runtime, campaign["id"], now + dt.timedelta(hours=3)) == []  # all three held
+    assert _parked_jobs(runtime, now) == 3
+
+    assert api.post(f"/v1/campaigns/{campaign['id']}/cancel").status_code == 200
+    for _ in range(3):
+        with runtime.db.unit_of_work() as session:
+            pump.wind_down(session, campaign["id"])
+    got = api.get(f"/v1/campaigns/{campaign['id']}").json
+    assert got["counts"]["skipped"] == 3 and got["counts"]["queued"] == 0
+    assert _parked_jobs(runtime, now) == 0
+
+
+def _parked_jobs(runtime, now):
+    with runtime.db.read_only() as session:
+        far = now + dt.timedelta(days=3650)
+        return session.scalar(select(func.count()).select_from(PendingJob).where(PendingJob.due_at > far))
