@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ccm.db import Base, utcnow
 from ccm.ids import new_id
+
+
+class ConversationStatus(enum.StrEnum):
+    """Where a thread stands for the support team: ``open`` (the person waits for us), ``pending``
+    (we wait for them), ``resolved``. A new reply from the person makes it ``open`` again."""
+
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
 
 
 class Conversation(Base):
