@@ -31,7 +31,8 @@ def search_profiles(
 
     ``query`` is read by its shape: with an ``@`` the start of an email address; digits (with
     ``+``, spaces, dots, dashes, brackets) part of a phone number; anything else the start of an
-    external id or of a name (``name``, ``first_name`` or ``last_name`` attributes, any case)."""
+    external id or of a name (``name``, ``first_name`` or ``last_name`` attributes, or
+    ``first_name last_name``; a word of ``name``; any case)."""
     query = " ".join(query.split())
     live = select(Profile).where(Profile.workspace_id == workspace_id, Profile.merged_into_id.is_(None))
     if not query:
@@ -51,9 +52,11 @@ def _prefix(column: InstrumentedAttribute[Any], prefix: str) -> ColumnElement[bo
 
 
 def _name_starts(prefix: str) -> ColumnElement[bool]:
+    """A name, or a word of ``name``, starts with ``prefix`` (lower case)."""
     names = [func.lower(Profile.attributes[name].as_string()) for name in NAME_ATTRIBUTES]
     full = func.lower(Profile.attributes["first_name"].as_string() + " " + Profile.attributes["last_name"].as_string())
-    return or_(*(name.startswith(prefix, autoescape=True) for name in [*names, full]))
+    starts = [name.startswith(prefix, autoescape=True) for name in [*names, full]]
+    return or_(*starts, names[0].contains(" " + prefix, autoescape=True))
 
 
 def _merged(session: Session, statements: list[Select[Any]], page: PageQuery) -> tuple[list[Profile], str | None]:

@@ -9,14 +9,16 @@ from typing import Any
 from flask import Flask, g, request, url_for
 
 from ccm.access import Permission, allows
-from ccm.web import views
+from ccm.web import conversations, profiles, views
 from ccm.web.pages import is_screen
 from ccm.web.security import csrf_token
 
-SCREENS = (views.bp,)
+SCREENS = (views.bp, profiles.bp, conversations.bp)
 
 NAV: tuple[tuple[str, str, Permission], ...] = (
     ("Dashboard", "web.dashboard", Permission.VIEW),
+    ("Customers", "web_profiles.index", Permission.VIEW),
+    ("Inbox", "web_conversations.index", Permission.VIEW),
     ("Users", "web.users", Permission.ADMIN),
     ("Password", "web.password", Permission.VIEW),
 )
