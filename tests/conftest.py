@@ -32,7 +32,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith("CCM_TEST_")]:
+    harness = ("CCM_TEST_", "CCM_SCREENSHOTS", "CCM_CHROMIUM")  # the browser tests' own switches stay
+    for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith(harness)]:
         del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
     if IN_CI and not (DATABASE_URL and REDIS_URL):
         raise pytest.UsageError("CI=true needs CCM_TEST_DATABASE_URL and CCM_TEST_REDIS_URL (see .ci/run)")
