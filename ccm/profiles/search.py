@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ccm.pagination import PageQuery, paginate, split_page
@@ -21,6 +21,7 @@ from ccm.profiles.models import Profile
 
 NAME_ATTRIBUTES = ("name", "first_name", "last_name")
 _PHONE = re.compile(r"^\+?[\d\s().-]{4,}$")
+_NAME = re.compile(r"^[^\W\d_]+(?:[ '.-]+[^\W\d_]*)*$")  # letters, and spaces ' . - between them
 _TOP = "\U0010ffff"  # sorts after every other character: the end of a prefix's range
 
 
@@ -31,8 +32,8 @@ def search_profiles(
 
     ``query`` is read by its shape: with an ``@`` the start of an email address; digits (with
     ``+``, spaces, dots, dashes, brackets) part of a phone number; anything else the start of an
-    external id or of a name (``name``, ``first_name`` or ``last_name`` attributes, or
-    ``first_name last_name``; a word of ``name``; any case)."""
+    external id, or — when it is letters, spaces, apostrophes, dots and dashes only — of a word of
+    the person's names (``name``, ``first_name``, ``last_name`` attributes; any case)."""
     query = " ".join(query.split())
     live = select(Profile).where(Profile.workspace_id == workspace_id, Profile.merged_into_id.is_(None))
     if not query:
@@ -42,8 +43,10 @@ def search_profiles(
     elif _PHONE.match(query):
         digits = re.sub(r"\D", "", query)
         statements = [live.where(Profile.phone.contains(digits, autoescape=True))]
-    else:
+    elif _NAME.match(query):
         statements = [live.where(_prefix(Profile.external_id, query)), live.where(_name_starts(query.lower()))]
+    else:  # digits or signs: no name has them
+        statements = [live.where(_prefix(Profile.external_id, query))]
     return _merged(session, statements, page)
 
 
@@ -52,11 +55,11 @@ def _prefix(column: InstrumentedAttribute[Any], prefix: str) -> ColumnElement[bo
 
 
 def _name_starts(prefix: str) -> ColumnElement[bool]:
-    """A name, or a word of ``name``, starts with ``prefix`` (lower case)."""
-    names = [func.lower(Profile.attributes[name].as_string()) for name in NAME_ATTRIBUTES]
-    full = func.lower(Profile.attributes["first_name"].as_string() + " " + Profile.attributes["last_name"].as_string())
-    starts = [name.startswith(prefix, autoescape=True) for name in [*names, full]]
-    return or_(*starts, names[0].contains(" " + prefix, autoescape=True))
+    """A word of the person's names (``name``, ``first_name``, ``last_name``, in that order)
+    starts with ``prefix`` (lower case): one expression per row, the cheapest to scan."""
+    names = [func.coalesce(Profile.attributes[name].as_string(), "") for name in NAME_ATTRIBUTES]
+    words = func.lower(" " + names[0] + " " + names[1] + " " + names[2])
+    return words.contains(" " + prefix, autoescape=True)
 
 
 def _merged(session: Session, statements: list[Select[Any]], page: PageQuery) -> tuple[list[Profile], str | None]:
