@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from ccm.messages import rules
 from ccm.messages.delivery import deliver_message
 from ccm.messages.models import Message
 from ccm.messages.preview import check_send
@@ -84,8 +85,6 @@ def test_the_preferred_channel_falls_back_and_says_why(api, runtime, workspace):
 
 @pytest.mark.settings(local_outbox="email,sms")
 def test_quiet_hours_in_the_customers_zone_are_warned_with_when_it_would_go(api, runtime, workspace, monkeypatch):
-    from ccm.messages import rules
-
     monkeypatch.setattr(rules, "utcnow", lambda: at("2026-01-10T15:00"))  # midnight in Tokyo
     publish_template(api, "deal", variables=["first_name"], variants=SMS_VARIANTS, category="marketing")
     put_profile(api, "u1", phone="+81 3-1234-5678", timezone="Asia/Tokyo", channels=["sms"])
