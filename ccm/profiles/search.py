@@ -34,6 +34,11 @@ def search_profiles(
     ``+``, spaces, dots, dashes, brackets) part of a phone number; anything else the start of an
     external id, or — when it is letters, spaces, apostrophes, dots and dashes only — of a word of
     the person's names (``name``, ``first_name``, ``last_name`` attributes; any case)."""
+    return _merged(session, search_statements(workspace_id=workspace_id, query=query), page)
+
+
+def search_statements(*, workspace_id: str, query: str) -> list[Select[Any]]:
+    """The statements :func:`search_profiles` pages through (one, or two whose union it is)."""
     query = " ".join(query.split())
     live = select(Profile).where(Profile.workspace_id == workspace_id, Profile.merged_into_id.is_(None))
     if not query:
@@ -47,7 +52,7 @@ def search_profiles(
         statements = [live.where(_prefix(Profile.external_id, query)), live.where(_name_starts(query.lower()))]
     else:  # digits or signs: no name has them
         statements = [live.where(_prefix(Profile.external_id, query))]
-    return _merged(session, statements, page)
+    return statements
 
 
 def _prefix(column: InstrumentedAttribute[Any], prefix: str) -> ColumnElement[bool]:
