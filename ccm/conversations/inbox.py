@@ -1,5 +1,6 @@
 """The support inbox: conversations by status, one thread with everything sent and received in
-it, and the one place a conversation's status changes (an agent's choice, or a reply reopening it)."""
+it, the one place a conversation's status changes (an agent's choice, or a reply reopening it),
+and its assignment to an agent."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from ccm.access import Permission, allows
 from ccm.conversations.models import Conversation, ConversationStatus, InboundMessage
 from ccm.errors import NotFound, ValidationFailed
 from ccm.messages.models import Message
 from ccm.pagination import PageQuery, paginate, split_page
+from ccm.users.models import User
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,16 @@ class ThreadEntry:
 
 
 def list_conversations(
-    *, session: Session, workspace_id: str, page: PageQuery, status: str | None = None, profile_id: str | None = None
+    *,
+    session: Session,
+    workspace_id: str,
+    page: PageQuery,
+    status: str | None = None,
+    profile_id: str | None = None,
+    assignee_id: str | None = None,
 ) -> tuple[list[Conversation], str | None]:
-    """The workspace's conversations, newest first; only those in ``status`` or with the profile
-    when given.
+    """The workspace's conversations, newest first; only those in ``status``, with the profile or
+    assigned to the user, when given.
 
     Raises:
       ValidationFailed: an unknown status.
@@ -45,6 +54,8 @@ def list_conversations(
         statement = statement.where(Conversation.status == _status(status))
     if profile_id is not None:
         statement = statement.where(Conversation.profile_id == profile_id)
+    if assignee_id is not None:
+        statement = statement.where(Conversation.assignee_id == assignee_id)
     rows = session.scalars(paginate(statement, Conversation.id, page)).all()
     items, cursor = split_page(rows, page, lambda conversation: conversation.id)
     return list(items), cursor
@@ -90,6 +101,28 @@ def set_status(*, session: Session, conversation: Conversation, status: str) -> 
       ValidationFailed: an unknown status.
     """
     conversation.status = _status(status)
+    session.flush()
+
+
+def assignable(*, session: Session, workspace_id: str) -> list[User]:
+    """The workspace's users who may answer conversations (their role has ``conversations.write``)."""
+    users = session.scalars(
+        select(User).where(User.workspace_id == workspace_id, User.disabled_at.is_(None)).order_by(User.email_key)
+    )
+    return [user for user in users if allows(user.role, Permission.CONVERSATIONS)]
+
+
+def assign(*, session: Session, conversation: Conversation, assignee_id: str | None) -> None:
+    """Give the conversation to one of the workspace's agents (or admins), or to nobody (None).
+
+    Raises:
+      ValidationFailed: the user is not one of :func:`assignable`.
+    """
+    if assignee_id is not None:
+        ids = {user.id for user in assignable(session=session, workspace_id=conversation.workspace_id)}
+        if assignee_id not in ids:
+            raise ValidationFailed("assignee: not a user of this workspace who answers conversations", field="assignee")
+    conversation.assignee_id = assignee_id
     session.flush()
 
 

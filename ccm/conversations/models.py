@@ -24,7 +24,10 @@ class Conversation(Base):
     ``reply_token`` is the secret part of its reply address (``reply+c-<token>@<inbound domain>``)."""
 
     __tablename__ = "conversation"
-    __table_args__ = (Index("ix_conversation_profile", "profile_id", "last_message_at"),)
+    __table_args__ = (
+        Index("ix_conversation_profile", "profile_id", "last_message_at"),
+        Index("ix_conversation_workspace_assignee", "workspace_id", "assignee_id", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cnv"))
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
@@ -35,6 +38,8 @@ class Conversation(Base):
     origin_message_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     """The message whose reply opened this conversation, if it started that way."""
     status: Mapped[str] = mapped_column(String(10), default="open")
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    """The web app user (an agent) who answers it, if someone was assigned."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -1,5 +1,5 @@
-"""The inbox: conversations by status, one thread with the person's replies arriving live (htmx
-polls the thread), its status, and the agent's answer, sent by the function the follow-up API
+"""The inbox: conversations by status (and "mine"), one thread with the person's replies arriving live (htmx
+polls the thread), its status and assignee, and the agent's answer, sent by the function the follow-up API
 uses (:func:`ccm.conversations.follow_up.send_in_conversation`) under the form's idempotency key."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from ccm.access import Permission, allows
 from ccm.conversations.follow_up import send_in_conversation
-from ccm.conversations.inbox import get_conversation, list_conversations, set_status, thread
+from ccm.conversations.inbox import assign, assignable, get_conversation, list_conversations, set_status, thread
 from ccm.conversations.models import Conversation, ConversationStatus
 from ccm.errors import CCMError, ValidationFailed
 from ccm.idempotency.service import fingerprint, run_idempotent
@@ -32,7 +32,8 @@ POLL_SECONDS = 3
 @bp.get("/")
 @requires(Permission.VIEW)
 def index() -> Response:
-    shown = request.args.get("status", "open")
+    shown, mine = request.args.get("status", "open"), request.args.get("mine") == "1"
+    choice: dict[str, Any] = {"shown": shown, "mine": mine, "filters": FILTERS}
     try:
         if shown not in FILTERS:
             raise ValidationFailed(f"status: must be one of {', '.join(FILTERS)}", field="status")
@@ -43,14 +44,15 @@ def index() -> Response:
                 workspace_id=g.user.workspace_id,
                 page=paging,
                 status=None if shown == "all" else shown,
+                assignee_id=g.user.user_id if mine else None,
             )
             people = _people(session, [row.profile_id for row in rows if row.profile_id])
+            agents = {user.id: user.email for user in assignable(session=session, workspace_id=g.user.workspace_id)}
     except CCMError as exc:
-        context: dict[str, Any] = {"rows": [], "people": {}, "cursor": None}
-        return page(
-            "conversations/index.html", exc.status, shown=shown, filters=FILTERS, notices=[exc.message], **context
-        )
-    return page("conversations/index.html", shown=shown, filters=FILTERS, rows=rows, people=people, cursor=cursor)
+        empty: dict[str, Any] = {"rows": [], "people": {}, "agents": {}, "cursor": None}
+        return page("conversations/index.html", exc.status, notices=[exc.message], **choice, **empty)
+    found: dict[str, Any] = {"rows": rows, "people": people, "agents": agents, "cursor": cursor}
+    return page("conversations/index.html", **choice, **found)
 
 
 @bp.get("/<conversation_id>")
@@ -79,6 +81,18 @@ def change_status(conversation_id: str) -> Response:
         with db().unit_of_work() as session:
             conversation = _conversation(session, conversation_id)
             set_status(session=session, conversation=conversation, status=request.form.get("status", ""))
+    except CCMError as exc:
+        return _thread_page(conversation_id, "", status=exc.status, notices=[exc.message])
+    return redirect(url_for("web_conversations.show", conversation_id=conversation_id), 303)
+
+
+@bp.post("/<conversation_id>/assignee")
+@requires(Permission.CONVERSATIONS)
+def change_assignee(conversation_id: str) -> Response:
+    try:
+        with db().unit_of_work() as session:
+            conversation = _conversation(session, conversation_id)
+            assign(session=session, conversation=conversation, assignee_id=request.form.get("assignee") or None)
     except CCMError as exc:
         return _thread_page(conversation_id, "", status=exc.status, notices=[exc.message])
     return redirect(url_for("web_conversations.show", conversation_id=conversation_id), 303)
@@ -124,6 +138,7 @@ def _thread_page(conversation_id: str, text: str, *, status: int = 200, notices:
             conversation = _conversation(session, conversation_id)
             found = thread(session=session, conversation=conversation)
             person = _people(session, [conversation.profile_id] if conversation.profile_id else [])
+            agents = assignable(session=session, workspace_id=conversation.workspace_id)
             checked = (
                 check_send(
                     session=session,
@@ -148,6 +163,7 @@ def _thread_page(conversation_id: str, text: str, *, status: int = 200, notices:
         entries=found,
         poll=POLL_SECONDS,
         statuses=list(ConversationStatus),
+        agents=[(user.id, user.email) for user in agents],
         check=checked,
         text=text,
         key=customer.new_key(),

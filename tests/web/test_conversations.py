@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ccm.conversations.models import Conversation
 from ccm.messages.delivery import deliver_message
 from ccm.messages.models import Message
+from ccm.users.models import User
 from tests.conversations.test_follow_up_threading import post_reply, reply
 from tests.support.factories import publish_template, put_profile
 from tests.web.conftest import csrf_of
@@ -177,3 +178,68 @@ def test_a_read_only_role_cannot_force_an_answer_or_a_status(web_client, api, ru
         client.post(f"/conversations/{conversation_id}/status", data={**form, "status": "resolved"}).status_code == 403
     )
     assert status_of(runtime, conversation_id) == "open" and answers(runtime, conversation_id) == []
+
+
+def assignee_of(runtime, conversation_id):
+    with runtime.db.read_only() as session:
+        return session.get(Conversation, conversation_id).assignee_id
+
+
+def user_id(runtime, address):
+    with runtime.db.read_only() as session:
+        return session.scalar(select(User.id).where(User.email == address))
+
+
+def test_an_agent_takes_a_conversation_and_finds_it_under_mine(web_client, api, runtime, make_user):
+    conversation_id = start_conversation(api, runtime)
+    make_user("admin", email="lead@example.com")
+    client = web_client("agent")
+    page = client.get(f"/conversations/{conversation_id}").text
+    assert "agent@example.com (me)</option>" in page and "lead@example.com</option>" in page
+    assert "Nobody" in page and '<label for="assignee">' in page
+    assert f'/conversations/{conversation_id}"' not in client.get("/conversations/?mine=1").text
+
+    mine = user_id(runtime, "agent@example.com")
+    taken = client.post(
+        f"/conversations/{conversation_id}/assignee", data={**form_of(client, conversation_id), "assignee": mine}
+    )
+    assert taken.status_code == 303 and assignee_of(runtime, conversation_id) == mine
+    assert f'/conversations/{conversation_id}"' in client.get("/conversations/?mine=1").text
+    assert "<td>agent@example.com</td>" in client.get("/conversations/").text
+
+    handed = client.post(
+        f"/conversations/{conversation_id}/assignee",
+        data={**form_of(client, conversation_id), "assignee": user_id(runtime, "lead@example.com")},
+    )
+    assert (
+        handed.status_code == 303
+        and f'/conversations/{conversation_id}"' not in client.get("/conversations/?mine=1").text
+    )
+    client.post(f"/conversations/{conversation_id}/assignee", data={**form_of(client, conversation_id), "assignee": ""})
+    assert assignee_of(runtime, conversation_id) is None
+
+
+def test_only_someone_who_answers_conversations_can_be_assigned(web_client, api, runtime, make_user):
+    conversation_id = start_conversation(api, runtime)
+    make_user("viewer", email="reader@example.com")
+    client = web_client("agent")
+    assert "reader@example.com" not in client.get(f"/conversations/{conversation_id}").text
+    for assignee in (user_id(runtime, "reader@example.com"), "usr_01JDOESNOTEXIST00000000000", "x" * 300):
+        refused = client.post(
+            f"/conversations/{conversation_id}/assignee",
+            data={**form_of(client, conversation_id), "assignee": assignee},
+        )
+        assert refused.status_code == 422 and "assignee:" in refused.text
+    assert assignee_of(runtime, conversation_id) is None
+
+
+@pytest.mark.parametrize("role", ("marketer", "viewer"))
+def test_a_read_only_role_cannot_force_an_assignment(web_client, api, runtime, role, make_user):
+    conversation_id = start_conversation(api, runtime)
+    make_user("agent")
+    client = web_client(role)
+    forced = client.post(
+        f"/conversations/{conversation_id}/assignee",
+        data={**form_of(client, conversation_id), "assignee": user_id(runtime, "agent@example.com")},
+    )
+    assert forced.status_code == 403 and assignee_of(runtime, conversation_id) is None
