@@ -64,6 +64,7 @@ def profile_page(
     entries, older = timeline(session=session, profile_id=profile.id, limit=page_size, cursor=before)
     return {
         "profile": profile,
+        "profile_id": profile.id,
         "person": summary(profile),
         "name_attributes": NAME_ATTRIBUTES,
         "channels": _channels(session, workspace_id, profile),

@@ -6,6 +6,7 @@ guarded by an idempotency key the form carries, so a double click queues one mes
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app, g, redirect, request, url_for
@@ -16,6 +17,7 @@ from ccm.access import Permission, allows
 from ccm.errors import CCMError, ValidationFailed
 from ccm.idempotency.service import fingerprint, run_idempotent
 from ccm.messages.support import send_from_agent
+from ccm.pagination import ID_PATTERN
 from ccm.profiles.search import search_profiles
 from ccm.web import customer
 from ccm.web.pages import db, page, screen
@@ -45,8 +47,9 @@ def index() -> Response:
 @bp.get("/<profile_id>")
 @requires(Permission.VIEW)
 def show(profile_id: str) -> Response:
-    sent = request.args.get("sent")
-    notices = [f"Message {sent} queued; it shows on the timeline as it goes out."] if sent else []
+    sent = request.args.get("sent", "")
+    queued = f"Message {sent} queued; it shows on the timeline as it goes out."
+    notices = [queued] if re.fullmatch(ID_PATTERN, sent) else []
     return _profile_page(profile_id, request.args, notices=notices)
 
 

@@ -1,10 +1,11 @@
 """A support agent in Chromium: answering a conversation (the person's next reply arriving live in
 the thread) and finding the answer and the replies on the customer's timeline; and a search that
-leads to a profile, at phone width."""
+leads to a profile, where choosing a template brings its variables' fields (at phone width)."""
 
 from __future__ import annotations
 
 from tests.messages.test_send_api import finished
+from tests.support.factories import publish_template
 from tests.web.browser import PHONE, screenshot
 from tests.web.test_conversations import reply_again, start_conversation
 
@@ -33,13 +34,14 @@ def test_an_agent_answers_a_conversation_and_sees_the_reply_on_the_timeline(brow
     screenshot(page, "profile-timeline")
 
 
-def test_a_search_leads_to_the_profile_at_phone_width(browse, api):
+def test_a_search_leads_to_the_profile_where_a_template_brings_its_fields(browse, api):
+    publish_template(api)
     api.put(
         "/v1/profiles/ada-1",
         json={"email": "ada@example.com", "attributes": {"first_name": "Ada", "last_name": "Lovelace"}},
     )
     api.put("/v1/profiles/grace-1", json={"email": "grace@example.com", "attributes": {"name": "Grace Hopper"}})
-    page = browse("viewer", viewport=PHONE)
+    page = browse("agent", viewport=PHONE)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
     page.get_by_label("Email, phone, external id or name").fill("love")
     page.get_by_role("button", name="Search").click()
@@ -47,5 +49,9 @@ def test_a_search_leads_to_the_profile_at_phone_width(browse, api):
     page.get_by_role("link", name="Ada Lovelace").click()
     assert page.get_by_role("heading", name="Ada Lovelace").is_visible()
     assert page.get_by_role("heading", name="Channels and consent").is_visible()
+
+    page.get_by_label("Template").select_option("welcome")  # the form asks again, with the template's variables
+    page.get_by_label("plan", exact=True).wait_for()
+    assert page.get_by_label("Text").count() == 0
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the profile scrolls sideways: {width}px"

@@ -41,6 +41,9 @@ def test_every_role_finds_a_customer_and_reads_the_profile(web_client, api, runt
     shown = client.get(f"/profiles/{profile_id(runtime)}")
     assert shown.status_code == 200 and "<h1>Ada Lovelace</h1>" in shown.text and "Timeline" in shown.text
     assert ("Send a follow-up" in shown.text) == (role in ("admin", "agent"))
+    if role in ("admin", "agent"):  # the form posts to, and asks again at, this profile's addresses
+        assert f'action="/profiles/{profile_id(runtime)}/messages"' in shown.text
+        assert f'hx-get="/profiles/{profile_id(runtime)}/compose"' in shown.text
 
 
 @pytest.mark.parametrize(
