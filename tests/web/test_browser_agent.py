@@ -1,9 +1,12 @@
 """A support agent in Chromium: answering a conversation (the person's next reply arriving live in
 the thread) and finding the answer and the replies on the customer's timeline; and a search that
-leads to a profile, where choosing a template brings its variables' fields (at phone width)."""
+leads to a profile, where choosing a template brings its variables' fields, sent from there (at phone width)."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from ccm.messages.models import Message
 from tests.messages.test_send_api import finished
 from tests.support.factories import publish_template
 from tests.web.browser import PHONE, screenshot
@@ -34,7 +37,7 @@ def test_an_agent_answers_a_conversation_and_sees_the_reply_on_the_timeline(brow
     screenshot(page, "profile-timeline")
 
 
-def test_a_search_leads_to_the_profile_where_a_template_brings_its_fields(browse, api):
+def test_a_search_leads_to_the_profile_where_a_template_brings_its_fields(browse, api, runtime):
     publish_template(api)
     api.put(
         "/v1/profiles/ada-1",
@@ -53,5 +56,11 @@ def test_a_search_leads_to_the_profile_where_a_template_brings_its_fields(browse
     page.get_by_label("Template").select_option("welcome")  # the form asks again, with the template's variables
     page.get_by_label("plan", exact=True).wait_for()
     assert page.get_by_label("Text").count() == 0
+    page.get_by_label("plan", exact=True).fill("team")
+    page.get_by_role("button", name="Send").click()
+    assert "queued" in page.get_by_role("status").inner_text()
+    with runtime.db.read_only() as session:
+        [sent] = session.execute(select(Message.template_key, Message.data, Message.source)).all()
+    assert tuple(sent) == ("welcome", {"plan": "team"}, "support")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the profile scrolls sideways: {width}px"
