@@ -25,7 +25,9 @@ from ccm.jobs import PendingJob
 from ccm.messages.accept import _LOOKUP
 from ccm.messages.bulk import _batch_statement
 from ccm.messages.models import DeliveryAttempt, Message
+from ccm.pagination import PageQuery, paginate
 from ccm.profiles.models import Profile
+from ccm.profiles.search import search_statements
 from ccm.workspaces.models import Workspace
 from tests.conftest import DATABASE_URL
 from tests.support.factories import publish_template
@@ -212,7 +214,21 @@ def hot_queries(values: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any], 
     workspace_id = values["workspace_id"]
     profile_id = f"prf_0{17:024d}"
     now = utcnow()
+    [by_email] = search_statements(workspace_id=workspace_id, query="u1234@")
+    [by_external_id] = search_statements(workspace_id=workspace_id, query="u1234")
     return [
+        (
+            "customer search: an email prefix",
+            paginate(by_email, Profile.id, PageQuery(limit=25)),
+            {},
+            ("ix_profile_workspace_email",),
+        ),
+        (
+            "customer search: an external id prefix",
+            paginate(by_external_id, Profile.id, PageQuery(limit=25)),
+            {},
+            ("uq_profile_workspace_id_external_id",),
+        ),
         ("api key", _CALLER, {"digest": f"{7:064d}"}, ("uq_api_key_digest",)),
         (
             "accept lookup: profile, latest version, stored key",

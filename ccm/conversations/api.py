@@ -5,19 +5,20 @@ from typing import Annotated, Any
 
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.conversations.follow_up import send_in_conversation
-from ccm.conversations.models import Conversation, InboundMessage
+from ccm.conversations.inbox import get_conversation as get_conversation_in
+from ccm.conversations.inbox import thread
+from ccm.conversations.models import Conversation
 from ccm.conversations.service import receive_email
-from ccm.errors import NotFound, ValidationFailed
+from ccm.errors import ValidationFailed
 from ccm.http import db_session, endpoint, permissions, read_body
 from ccm.idempotency.http import HEADER as IDEMPOTENCY_HEADER
 from ccm.idempotency.http import respond_idempotently
 from ccm.message_templates.schemas import TemplateKey
-from ccm.messages.models import Message
 from ccm.pagination import PageQuery, paginate, split_page
 from ccm.profiles.service import get_profile
 from ccm.validation import ExternalId, RequestModel, free_form, id_field
@@ -138,35 +139,10 @@ def list_conversations(query: ConversationQuery) -> ConversationList:
     summary="A conversation with everything sent and received in it, oldest first",
 )
 def get_conversation(conversation_id: ConversationId) -> Thread:
-    session, conversation = db_session(), _conversation(conversation_id)
-    sent = session.scalars(
-        select(Message).where(
-            or_(Message.conversation_id == conversation.id, Message.id == conversation.origin_message_id)
-        )
-    )
-    received = session.scalars(select(InboundMessage).where(InboundMessage.conversation_id == conversation.id))
-    entries = [
-        ThreadEntry(
-            direction="out", id=m.id, at=m.created_at, channel=m.channel, status=m.status, body=m.data.get("text")
-        )
-        for m in sent
-    ]
-    entries += [
-        ThreadEntry(
-            direction="in",
-            id=m.id,
-            at=m.received_at,
-            channel=m.channel,
-            body=m.body,
-            subject=m.subject,
-            automatic=m.automatic,
-            keyword=m.keyword,
-        )
-        for m in received
-    ]
-    return Thread(
-        **ConversationOut.model_validate(conversation).model_dump(), entries=sorted(entries, key=lambda e: (e.at, e.id))
-    )
+    conversation = _conversation(conversation_id)
+    entries = thread(session=db_session(), conversation=conversation)
+    items = [ThreadEntry.model_validate(entry, from_attributes=True) for entry in entries]
+    return Thread(**ConversationOut.model_validate(conversation).model_dump(), entries=items)
 
 
 @endpoint(
@@ -198,11 +174,6 @@ def follow_up(conversation_id: ConversationId, body: FollowUpIn) -> tuple[Follow
 
 
 def _conversation(conversation_id: str) -> Conversation:
-    conversation = db_session().scalar(
-        select(Conversation).where(
-            Conversation.id == conversation_id, Conversation.workspace_id == current_workspace_id()
-        )
+    return get_conversation_in(
+        session=db_session(), workspace_id=current_workspace_id(), conversation_id=conversation_id
     )
-    if conversation is None:
-        raise NotFound(f"no conversation {conversation_id!r}", field="id")
-    return conversation

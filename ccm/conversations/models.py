@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -9,12 +10,24 @@ from ccm.db import Base, utcnow
 from ccm.ids import new_id
 
 
+class ConversationStatus(enum.StrEnum):
+    """Where a thread stands for the support team: ``open`` (the person waits for us), ``pending``
+    (we wait for them), ``resolved``. A new reply from the person makes it ``open`` again."""
+
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+
+
 class Conversation(Base):
     """A thread with one person on one channel: the messages we sent in it and their replies.
     ``reply_token`` is the secret part of its reply address (``reply+c-<token>@<inbound domain>``)."""
 
     __tablename__ = "conversation"
-    __table_args__ = (Index("ix_conversation_profile", "profile_id", "last_message_at"),)
+    __table_args__ = (
+        Index("ix_conversation_profile", "profile_id", "last_message_at"),
+        Index("ix_conversation_workspace_assignee", "workspace_id", "assignee_id", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cnv"))
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
@@ -25,6 +38,8 @@ class Conversation(Base):
     origin_message_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     """The message whose reply opened this conversation, if it started that way."""
     status: Mapped[str] = mapped_column(String(10), default="open")
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    """The web app user (an agent) who answers it, if someone was assigned."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from ccm.channels.base import InboundText, StatusEvent
 from ccm.conversations import keywords
 from ccm.conversations.inbound_email import MalformedEmail, ParsedEmail, parse_email, reply_address_token
-from ccm.conversations.models import Conversation, InboundMessage
+from ccm.conversations.inbox import reopen
+from ccm.conversations.models import Conversation, ConversationStatus, InboundMessage
 from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.engagement.service import record_events
 from ccm.engagement.status import apply_message_reports
@@ -202,7 +203,7 @@ def _open_conversation(
                 Conversation.workspace_id == workspace_id,
                 Conversation.profile_id == profile_id,
                 Conversation.channel == channel,
-                Conversation.status == "open",
+                Conversation.status != ConversationStatus.RESOLVED,
             )
             .order_by(Conversation.last_message_at.desc())
             .limit(1)
@@ -253,7 +254,8 @@ def _record_reply(
     )
     if not stored:
         return  # the provider sent it before: nothing more to do
-    conversation.last_message_at, conversation.status = utcnow(), "open"
+    conversation.last_message_at = utcnow()
+    reopen(conversation)
     if not automatic:
         record_events(
             session,

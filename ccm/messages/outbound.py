@@ -192,9 +192,16 @@ def plan(runtime: Runtime, session: Session, pending: Pending, known: Known | No
     """
     if pending.profile_id is None:
         raise NotSendable(MessageStatus.SKIPPED, "profile_deleted")
+    template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
+    return plan_with(runtime, session, pending, template, known)
+
+
+def plan_with(
+    runtime: Runtime, session: Session, pending: Pending, template: PublishedTemplate, known: Known | None = None
+) -> Plan:
+    """:func:`plan` with the template given (a send not yet written: :mod:`ccm.messages.preview`)."""
     policy = policy_of(pending.workspace_settings, workspace_id=pending.workspace_id)
     rules = _send_rules(session, pending, policy, known)
-    template = runtime.templates.get(session, pending.template_version_id, pending.template_key, runtime.sandbox)
     route = _choose_route(runtime, session, pending, policy, template, rules)
     hops = [
         {"channel": entry["channel"], "decision": "failed", "reason": entry["reason"]}

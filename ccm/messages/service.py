@@ -116,6 +116,17 @@ def skip_pending(*, session: Session, message_ids: Sequence[str], reason: str) -
 
 SYSTEM_TEMPLATE = "ccm.system-text"
 """A template every workspace gets when CCM first needs it: plain text for CCM's own messages."""
+SYSTEM_TEXT = TemplateIn(
+    key=SYSTEM_TEMPLATE,
+    category="transactional",
+    variables=["text"],
+    description="CCM's own texts",
+    variants=[
+        SmsVariant(channel="sms", body="{{ text }}"),
+        ChatVariant(channel="chat", body="{{ text }}"),
+        EmailVariant(channel="email", subject="{{ text[:60] }}", text="{{ text }}", html="<p>{{ text }}</p>"),
+    ],
+)
 
 
 def send_system_text(
@@ -214,19 +225,7 @@ def _system_template(session: Session, runtime: Runtime, workspace_id: str) -> s
             session=session,
             sandbox=runtime.sandbox,
             workspace_id=workspace_id,
-            data=TemplateIn(
-                key=SYSTEM_TEMPLATE,
-                category="transactional",
-                variables=["text"],
-                description="CCM's own texts",
-                variants=[
-                    SmsVariant(channel="sms", body="{{ text }}"),
-                    ChatVariant(channel="chat", body="{{ text }}"),
-                    EmailVariant(
-                        channel="email", subject="{{ text[:60] }}", text="{{ text }}", html="<p>{{ text }}</p>"
-                    ),
-                ],
-            ),
+            data=SYSTEM_TEXT,
             internal=True,
         )
         publish(session=session, sandbox=runtime.sandbox, workspace_id=workspace_id, key=SYSTEM_TEMPLATE, internal=True)

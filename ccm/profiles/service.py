@@ -207,3 +207,15 @@ def template_context(profile: Any) -> dict[str, Any]:
         "timezone": profile.timezone,
         "attributes": dict(profile.attributes or {}),
     }
+
+
+def get_profile_by_id(*, session: Session, workspace_id: str, profile_id: str) -> Profile:
+    """The live or merged profile with this id (people who wrote in have no external id).
+
+    Raises:
+      NotFound: the workspace has no profile with this id.
+    """
+    profile = session.get(Profile, profile_id) if len(profile_id) <= 32 else None
+    if profile is None or profile.workspace_id != workspace_id:
+        raise NotFound(f"no profile with id {profile_id!r}", field="id")
+    return profile

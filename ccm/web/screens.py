@@ -10,14 +10,26 @@ from typing import Any
 from flask import Flask, g, request, url_for
 
 from ccm.access import Permission, allows
-from ccm.web import admin, campaigns, imports, message_templates, outbox, segments, views
+from ccm.web import admin, campaigns, conversations, imports, message_templates, outbox, profiles, segments, views
 from ccm.web.pages import is_screen
 from ccm.web.security import csrf_token
 
-SCREENS = (views.bp, message_templates.bp, segments.bp, imports.bp, campaigns.bp, admin.bp, outbox.bp)
+SCREENS = (
+    views.bp,
+    message_templates.bp,
+    segments.bp,
+    imports.bp,
+    campaigns.bp,
+    profiles.bp,
+    conversations.bp,
+    admin.bp,
+    outbox.bp,
+)
 
 NAV: tuple[tuple[str, str, Permission], ...] = (
     ("Dashboard", "web.dashboard", Permission.VIEW),
+    ("Customers", "web_profiles.index", Permission.VIEW),
+    ("Inbox", "web_conversations.index", Permission.VIEW),
     ("Templates", "web_templates.index", Permission.VIEW),
     ("Segments", "web_segments.index", Permission.VIEW),
     ("Imports", "web_imports.index", Permission.VIEW),
