@@ -26,6 +26,7 @@ from tests.support.api import ApiClient
 from tests.support.smtp_server import SmtpTestServer
 
 TEST_VARIABLES = ("CCM_TEST_", "CCM_SCREENSHOTS", "CCM_CHROMIUM")
+"""Variables of the test run itself (the backends, tests/web/browser.py), not settings of CCM."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 """``gw0``, ``gw1`` … when pytest-xdist runs the suite in several processes (``-n``), else None."""
@@ -44,10 +45,6 @@ DATABASE_URL = _per_worker(os.environ.get("CCM_TEST_DATABASE_URL"))
 REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
 REDIS_NAMESPACE = f"ccm-test-{WORKER}" if WORKER else "ccm-test"
 BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
-
-
-TEST_VARIABLES = ("CCM_SCREENSHOTS", "CCM_CHROMIUM")
-"""Variables for the test run itself (tests/web/browser.py), not settings of the app."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
