@@ -68,7 +68,7 @@ def _register_blueprints(app: Flask) -> None:
     from ccm.suppression import api as suppressions
     from ccm.timeline import api as timeline
     from ccm.triggers import api as triggers
-    from ccm.web import views as web
+    from ccm.web import screens
     from ccm.webhooks import api as webhooks
     from ccm.workspaces import api as workspace
 
@@ -97,9 +97,9 @@ def _register_blueprints(app: Flask) -> None:
         imports,
         campaign_results,
         audit,
-        web,
     ):
         app.register_blueprint(module.bp)
+    screens.register(app)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ccm.auth.cli import api_keys
 from ccm.config import Settings, SettingsError
 from ccm.logs import configure_logging
 from ccm.users.cli import users
@@ -127,6 +128,7 @@ def worker(settings: Settings, processes: int | None, threads: int) -> None:
 
 
 main.add_command(users)
+main.add_command(api_keys)
 
 
 @main.group()
@@ -153,77 +155,6 @@ def revision(settings: Settings, message: str) -> None:
     from ccm.migrate import new_revision
 
     click.echo(new_revision(settings.resolved_database_url, message))
-
-
-@main.group("api-keys")
-def api_keys() -> None:
-    """API keys: admin keys may also manage keys through the API; standard keys may not."""
-
-
-@api_keys.command("create")
-@click.option("--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="created if it does not exist")
-@click.option("--name", default="", help="a label for the key")
-@click.option(
-    "--role",
-    type=click.Choice(["admin", "standard", "marketer", "agent", "viewer", "write"]),
-    default="admin",
-    show_default=True,
-    help="standard: everything but admin things; marketer, agent, viewer: as for users; write: only event ingestion",
-)
-@pass_settings
-def create_key(settings: Settings, workspace: str, name: str, role: str) -> None:
-    """Create an API key; it is printed once, alone on the last line."""
-    from ccm.auth.models import ApiKeyRole
-    from ccm.auth.service import create_api_key
-    from ccm.workspaces.service import get_or_create_workspace
-
-    with _runtime(settings).db.unit_of_work() as session:
-        ws, created = get_or_create_workspace(session=session, name=workspace)
-        _, token = create_api_key(session=session, workspace_id=ws.id, name=name, role=ApiKeyRole(role))
-    click.echo(
-        f"{'created workspace' if created else 'workspace'} {workspace} ({ws.id}); new {role} API key:", err=True
-    )
-    click.echo(token)
-
-
-@api_keys.command("list")
-@click.option("--workspace", default=None, help="only this workspace's keys (default: every workspace's)")
-@pass_settings
-def list_keys(settings: Settings, workspace: str | None) -> None:
-    """List the keys not revoked: id, prefix, role, when created, workspace and name."""
-    from sqlalchemy import select
-
-    from ccm.auth.service import list_api_keys
-    from ccm.workspaces.models import Workspace
-
-    with _runtime(settings).db.unit_of_work() as session:
-        names = {row.id: row.name for row in session.execute(select(Workspace.id, Workspace.name))}
-        workspace_id = next((id_ for id_, name in names.items() if name == workspace), None)
-        if workspace is not None and workspace_id is None:
-            raise click.ClickException(f"no workspace named {workspace!r}")
-        keys = list_api_keys(session=session, workspace_id=workspace_id)
-        click.echo(f"{'ID':30}  {'PREFIX':12}  {'ROLE':8}  {'CREATED':16}  {'WORKSPACE':12}  NAME")
-        for key in keys:
-            click.echo(
-                f"{key.id:30}  {key.prefix:12}  {key.role:8}  {key.created_at:%Y-%m-%d %H:%M}  "
-                f"{names.get(key.workspace_id, '?'):12}  {key.name}"
-            )
-
-
-@api_keys.command("revoke")
-@click.argument("key")
-@pass_settings
-def revoke_key(settings: Settings, key: str) -> None:
-    """Revoke the key with this id or prefix (as `list` shows them): it stops working at once."""
-    from ccm.auth.service import revoke_by_id_or_prefix
-    from ccm.errors import CCMError
-
-    try:
-        with _runtime(settings).db.unit_of_work() as session:
-            revoked = revoke_by_id_or_prefix(session=session, ref=key)
-            click.echo(f"revoked {revoked.id} ({revoked.prefix}…, {revoked.role})")
-    except CCMError as exc:
-        raise click.ClickException(exc.message) from None
 
 
 @main.group()

@@ -25,19 +25,48 @@ from ccm.config import Settings
 from tests.support.api import ApiClient
 from tests.support.smtp_server import SmtpTestServer
 
-DATABASE_URL = os.environ.get("CCM_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
-BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
+TEST_VARIABLES = ("CCM_TEST_", "CCM_SCREENSHOTS", "CCM_CHROMIUM")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+"""``gw0``, ``gw1`` … when pytest-xdist runs the suite in several processes (``-n``), else None."""
+
+
+def _per_worker(url: str | None) -> str | None:
+    """Each xdist worker gets a database of its own (``test`` → ``test_gw1``) and a Redis namespace
+    of its own (``ccm-test-gw1``): the tests of one worker never see another's rows, keys or jobs."""
+    if not url or not WORKER:
+        return url
+    base, _, name = url.rpartition("/")
+    return f"{base}/{name}_{WORKER}"
+
+
+DATABASE_URL = _per_worker(os.environ.get("CCM_TEST_DATABASE_URL"))
+REDIS_URL = os.environ.get("CCM_TEST_REDIS_URL")
+REDIS_NAMESPACE = f"ccm-test-{WORKER}" if WORKER else "ccm-test"
+BROKER_URL = os.environ.get("CCM_TEST_BROKER_URL")
+
+
+TEST_VARIABLES = ("CCM_SCREENSHOTS", "CCM_CHROMIUM")
+"""Variables for the test run itself (tests/web/browser.py), not settings of the app."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith("CCM_TEST_")]:
-        del os.environ[name]  # a developer's own CCM_* settings must not leak into tests
+    # A developer's own CCM_* settings must not leak into tests; CCM_SCREENSHOTS is the tests' own.
+    for name in [n for n in os.environ if n.startswith("CCM_") and not n.startswith(TEST_VARIABLES)]:
+        del os.environ[name]
     if IN_CI and not (DATABASE_URL and REDIS_URL):
         raise pytest.UsageError("CI=true needs CCM_TEST_DATABASE_URL and CCM_TEST_REDIS_URL (see .ci/run)")
     if BROKER_URL and not REDIS_URL:
         raise pytest.UsageError("CCM_TEST_BROKER_URL needs CCM_TEST_REDIS_URL (rate limits, tracking hits)")
+
+
+SLOW_FIRST = ("tests/test_api_contract.py",)
+"""Files that take minutes, run first: with a file per process at a time, a long file started last
+would keep one process busy while the others sit idle."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SLOW_FIRST)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -124,7 +153,7 @@ def make_settings(
         database_url=database_url,
         redis_url=redis_url,
         broker_url=broker_url,
-        redis_namespace="ccm-test",
+        redis_namespace=REDIS_NAMESPACE,
         data_dir=data_dir,
         secret_key="test-secret",
         public_url="http://ccm.test",
@@ -221,6 +250,13 @@ def worker(runtime: Any) -> Iterator[Any]:
 
 
 def _reset_postgres(url: str) -> None:
+    if WORKER:  # the worker's own database, made on the first run next to the one named
+        base, _, name = url.rpartition("/")
+        admin = create_engine(f"{base}/{name.removesuffix('_' + WORKER)}", isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))

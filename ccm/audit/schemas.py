@@ -13,7 +13,12 @@ _TIME = SEMANTIC_HINT + "an ISO 8601 time between 2000 and 2200, with an offset 
 
 class AuditQuery(QueryModel):
     action: str | None = Field(None, pattern=r"^[a-z_]+\.[a-z_.]+$", max_length=64, description="template.publish")
-    actor: str | None = Field(None, pattern=r"^(api_key|user):.+$", max_length=320, description="api_key:ccm_xxx")
+    actor: str | None = Field(
+        None,
+        pattern=r"^((api_key|user|cli):.+|system|provider)$",
+        max_length=320,
+        description="api_key:ccm_xxx, user:<email>, cli:<login name>, system or provider",
+    )
     target_type: str | None = Field(None, pattern=r"^[a-z_]+$", max_length=64)
     target_id: str | None = Field(None, min_length=1, max_length=300)
     since: dt.datetime | None = Field(None, description=_TIME + "; entries at or after it")
@@ -37,7 +42,7 @@ class AuditEntryOut(BaseModel):
 
     id: str
     at: dt.datetime
-    actor: str = Field(description="api_key:<prefix> or user:<email>")
+    actor: str = Field(description="api_key:<prefix>, user:<email>, cli:<login name>, system or provider")
     action: str
     target_type: str
     target_id: str

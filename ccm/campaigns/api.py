@@ -177,7 +177,9 @@ def campaign_events(campaign_id: str) -> Response:
     service.get_campaign(session=session, workspace_id=workspace_id, campaign_id=campaign_id)
     runtime: Runtime = current_app.extensions["ccm"]
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return Response(_events(runtime, workspace_id, campaign_id, seconds), mimetype="text/event-stream", headers=headers)
+    return Response(
+        progress_events(runtime, workspace_id, campaign_id, seconds), mimetype="text/event-stream", headers=headers
+    )
 
 
 def _status(session: Session, campaign_id: str) -> str:
@@ -201,7 +203,9 @@ def _stream_seconds(given: str | None) -> float:
 declare_permission(bp, "campaign_events", Permission.VIEW)
 
 
-def _events(runtime: Runtime, workspace_id: str, campaign_id: str, seconds: float) -> Iterator[str]:
+def progress_events(runtime: Runtime, workspace_id: str, campaign_id: str, seconds: float) -> Iterator[str]:
+    """The event stream's text: the campaign as ``GET /v1/campaigns/{id}`` shows it, every second
+    (each in a short read-only session), then ``end``; the web app's progress page reads it too."""
     ends = time.monotonic() + seconds
     while True:
         with runtime.db.read_only() as session:

@@ -16,7 +16,7 @@ What each count means (docs/campaign-results.md has the full table):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,18 +106,38 @@ def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime
     def group_of(variant: str | None) -> Group:
         return variants.setdefault(_key(variant), Group(_key(variant)))
 
-    for row in session.execute(_status_counts(session, campaign, as_of)).mappings():
-        group = group_of(row["variant"])
-        for name in STATUS_COUNTS:
-            group.counts[name] += int(row[name] or 0)
-        if row["skip_code"] is not None:
-            group.skipped_by_reason[row["skip_code"]] = int(row["skipped"])
-    for variant, name, count in session.execute(_engagement_counts(campaign, as_of)):
-        group_of(variant).counts[name] = count
+    _count_into(session, campaign, as_of, m.c.variant, group_of)
     if campaign.goal:
         for variant, count in session.execute(_conversions(session, campaign, as_of)):
             group_of(variant).counts["conversions"] = count
     return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()))
+
+
+def channel_results(session: Session, campaign: Campaign) -> dict[str, Group]:
+    """The counts of :func:`campaign_results` by the channel each message went by (``none``: skipped
+    before one was chosen), largest first; conversions are counted per variant only."""
+    facts.without_jit(session)
+    channels: dict[str, Group] = {}
+
+    def group_of(channel: str | None) -> Group:
+        return channels.setdefault(channel or "none", Group(channel or "none"))
+
+    _count_into(session, campaign, None, m.c.channel, group_of)
+    return dict(sorted(channels.items(), key=lambda item: -item[1].counts["targeted"]))
+
+
+def _count_into(
+    session: Session, campaign: Campaign, as_of: dt.datetime | None, by: Any, group_of: Callable[[str | None], Group]
+) -> None:
+    """Add the status and engagement counts of the campaign's messages, grouped by column ``by``."""
+    for row in session.execute(_status_counts(session, campaign, as_of, by)).mappings():
+        group = group_of(row["grp"])
+        for name in STATUS_COUNTS:
+            group.counts[name] += int(row[name] or 0)
+        if row["skip_code"] is not None:
+            group.skipped_by_reason[row["skip_code"]] = int(row["skipped"])
+    for key, name, count in session.execute(_engagement_counts(campaign, as_of, by)):
+        group_of(key).counts[name] = count
 
 
 def variant_keys(session: Session, campaign_id: str) -> list[str]:
@@ -132,8 +152,8 @@ def _key(variant: str | None) -> str:
 STATUS_COUNTS = ("targeted", "pending", "sent", "delivered", "delivery_confirmed", "failed", "skipped")
 
 
-def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
-    """The counts a message's own row answers, by variant and skip reason (a few rows a
+def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | None, by: Any) -> Select[Any]:
+    """The counts a message's own row answers, by ``by`` (the variant) and skip reason (a few rows a
     variant: the messages that were not skipped, then one per skip reason). A failed message
     was sent when an attempt of it got through (a bounce); only those are looked up."""
     status = m.c.status
@@ -145,7 +165,7 @@ def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | No
 
     return (
         select(
-            m.c.variant,
+            by.label("grp"),
             skip_code,
             func.count().label("targeted"),
             share(status.in_(facts.PENDING)).label("pending"),
@@ -156,17 +176,17 @@ def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | No
             share(status == MessageStatus.SKIPPED).label("skipped"),
         )
         .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of))
-        .group_by(m.c.variant, skip_code)
+        .group_by(by, skip_code)
     )
 
 
-def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None, by: Any) -> Select[Any]:
     """Messages with each kind of engagement (see :data:`ccm.campaigns.facts.ENGAGEMENT`), by
-    variant: ``(variant, count name, messages)``."""
+    ``by`` (the variant): ``(variant, count name, messages)``."""
     classes = facts.engagement_classes()
     by_then = [] if as_of is None else [_e.c.occurred_at <= as_of]
     return (
-        select(m.c.variant, classes.c.counted, func.count(_e.c.message_id.distinct()))
+        select(by, classes.c.counted, func.count(_e.c.message_id.distinct()))
         .select_from(
             _e.join(m, m.c.id == _e.c.message_id).join(
                 classes,
@@ -174,7 +194,7 @@ def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None) -> Select[
             )
         )
         .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of), *by_then)
-        .group_by(m.c.variant, classes.c.counted)
+        .group_by(by, classes.c.counted)
     )
 
 

@@ -133,7 +133,7 @@ def _channel_of(spec: ProviderSpec, config: dict[str, Any], wanted: str | None) 
 
 def _split(model: type[BaseModel], values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     config = model.model_validate(values)
-    secret_names = _secret_fields(model)
+    secret_names = secret_fields(model)
     dumped = config.model_dump(mode="json")
     secrets = {
         name: getattr(config, name).get_secret_value() for name in secret_names if getattr(config, name) is not None
@@ -141,7 +141,8 @@ def _split(model: type[BaseModel], values: dict[str, Any]) -> tuple[dict[str, An
     return {k: v for k, v in dumped.items() if k not in secret_names}, secrets
 
 
-def _secret_fields(model: type[BaseModel]) -> set[str]:
+def secret_fields(model: type[BaseModel]) -> set[str]:
+    """The fields of a config model that are sealed at rest and never shown back (``SecretStr``)."""
     return {
         name
         for name, field in model.model_fields.items()

@@ -15,7 +15,6 @@ from ccm.access import Permission
 from ccm.audit.api import audit_export
 from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.csvsafe import csv_lines
 from ccm.db import Database
 from ccm.errors import ValidationFailed
 from ccm.http import db_session, endpoint, permissions, validation_failed
@@ -43,7 +42,6 @@ from ccm.validation import check_input
 bp = Blueprint("imports", __name__, url_prefix="/v1/imports")
 bp.before_request(require_api_key)
 permissions(bp, writes=Permission.IMPORTS)
-REPORT_HEADER = ("row", "column", "value", "reason")
 RAW_TYPES = ("text/csv", "text/plain", "application/octet-stream")
 
 
@@ -195,11 +193,7 @@ def report_csv(import_id: ImportId) -> Response:
 def _report_lines(db: Database, import_id: str) -> Iterator[str]:
     """Streamed with a session of its own: the request's ends before the body is sent."""
     with db.read_only() as session:
-        rows = (
-            (e.row_number, e.column_name, e.value, e.reason)
-            for e in service.iter_errors(session=session, import_id=import_id)
-        )
-        yield from csv_lines(REPORT_HEADER, rows)
+        yield from service.report_lines(session=session, import_id=import_id)
 
 
 def _upload(query: UploadQuery) -> service.Upload:

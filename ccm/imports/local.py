@@ -13,7 +13,6 @@ from typing import IO, Any
 import click
 
 from ccm import jobs
-from ccm.csvsafe import csv_lines
 from ccm.errors import CCMError
 from ccm.imports import service
 from ccm.imports.mapping import parse_mapping_pairs
@@ -92,9 +91,5 @@ def write_report(runtime: Runtime, import_id: str, out: IO[str]) -> None:
     with runtime.db.read_only() as session:
         if session.get(ImportJob, import_id) is None:
             raise click.ClickException(f"no import {import_id!r}")
-        rows = (
-            (e.row_number, e.column_name, e.value, e.reason)
-            for e in service.iter_errors(session=session, import_id=import_id)
-        )
-        for line in csv_lines(("row", "column", "value", "reason"), rows):
+        for line in service.report_lines(session=session, import_id=import_id):
             out.write(line)

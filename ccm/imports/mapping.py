@@ -53,6 +53,11 @@ def auto_target(header: str, index: int) -> str:
     return _BY_NAME.get(name) or f"attributes.{name or f'column_{index + 1}'}"
 
 
+def auto_mapping(header: list[str]) -> dict[str, str]:
+    """Every named column's target as matched by name (no explicit mapping)."""
+    return {name: auto_target(name, index) for index, name in enumerate(header) if name}
+
+
 def build_mapping(header: list[str], explicit: Mapping[str, str] | None, *, field: str = "mapping") -> dict[str, str]:
     """Every column's target: automatic, overridden by ``explicit`` (keyed by header).
 
@@ -60,7 +65,7 @@ def build_mapping(header: list[str], explicit: Mapping[str, str] | None, *, fiel
       ValidationFailed: ``explicit`` names a column the file lacks or a field that does not
         exist, two columns fill one field, or no column identifies the profile.
     """
-    mapping = {name: auto_target(name, index) for index, name in enumerate(header) if name}
+    mapping = auto_mapping(header)
     for column, target in (explicit or {}).items():
         where = f"{field}.{column}"
         if column not in mapping:

@@ -12,7 +12,7 @@ is published again by the relay and resumes from its checkpoint.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ccm import jobs
+from ccm.csvsafe import csv_lines
 from ccm.db import Database, dialect_of, insert_many, utcnow
-from ccm.errors import Conflict, NotFound, PayloadTooLarge
+from ccm.errors import CCMError, Conflict, NotFound, PayloadTooLarge
 from ccm.imports.chunk import ImportContext, apply_chunk
-from ccm.imports.mapping import build_mapping
+from ccm.imports.mapping import auto_mapping, build_mapping
 from ccm.imports.models import FINAL, ImportChunk, ImportJob, ImportRowError, ImportStatus
 from ccm.imports.parsing import ParsedFile, parse_file
 from ccm.imports.rows import identity_keys
@@ -34,6 +35,7 @@ RUN = jobs.Job("imports.run", queue="maintenance", time_limit_ms=10 * 60 * 1000)
 PREVIEW_ROWS = 5
 CHUNKS_PER_INSERT = 20
 COUNTERS = ("created", "updated", "unchanged", "invalid", "duplicate")
+REPORT_HEADER = ("row", "column", "value", "reason")
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
@@ -58,6 +60,47 @@ class Created:
     preview: list[dict[str, str]]
 
 
+@dataclass(frozen=True)
+class Inspected:
+    """How a file would be imported, before it is: the encoding, delimiter and header read, each
+    column's target (by name, overridden by the upload's mapping), the first rows, and what
+    :func:`create_import` would refuse in that mapping (``problem``), if anything."""
+
+    encoding: str
+    delimiter: str
+    header: list[str]
+    mapping: dict[str, str]
+    total_rows: int
+    preview: list[dict[str, str]]
+    problem: CCMError | None
+
+
+def inspect_upload(*, upload: Upload, max_bytes: int) -> Inspected:
+    """Read ``upload`` as :func:`create_import` would, and store nothing (the column mapping a
+    person checks before starting).
+
+    Raises:
+      PayloadTooLarge, ValidationFailed: the file itself is refused, as by :func:`create_import`.
+    """
+    _check_size(upload, max_bytes)
+    parsed = parse_file(upload.raw, field=upload.field, encoding=upload.encoding, delimiter=upload.delimiter)
+    mapping, problem = {**auto_mapping(parsed.header), **(upload.mapping or {})}, None
+    try:
+        mapping = build_mapping(parsed.header, upload.mapping)
+    except CCMError as exc:
+        problem = exc
+    return Inspected(
+        parsed.encoding, parsed.delimiter, parsed.header, mapping, len(parsed.rows), _preview(parsed), problem
+    )
+
+
+def _check_size(upload: Upload, max_bytes: int) -> None:
+    if len(upload.raw) > max_bytes:
+        raise PayloadTooLarge(
+            f"{upload.field}: larger than {max_bytes} bytes (CCM_IMPORT_MAX_BYTES)", field=upload.field
+        )
+
+
 def create_import(*, session: Session, workspace_id: str, upload: Upload, max_bytes: int, chunk_rows: int) -> Created:
     """Parse and store the file as a pending import (the caller asks for it to run).
 
@@ -65,10 +108,7 @@ def create_import(*, session: Session, workspace_id: str, upload: Upload, max_by
       PayloadTooLarge: the file is larger than ``max_bytes``.
       ValidationFailed: the file cannot be read, or the mapping does not fit it (naming the field).
     """
-    if len(upload.raw) > max_bytes:
-        raise PayloadTooLarge(
-            f"{upload.field}: larger than {max_bytes} bytes (CCM_IMPORT_MAX_BYTES)", field=upload.field
-        )
+    _check_size(upload, max_bytes)
     parsed = parse_file(upload.raw, field=upload.field, encoding=upload.encoding, delimiter=upload.delimiter)
     mapping = build_mapping(parsed.header, upload.mapping)
     job = ImportJob(
@@ -150,6 +190,11 @@ _MOVES = {
 }
 
 
+def actions(job: ImportJob) -> list[str]:
+    """What :func:`change_status` would do to ``job`` now, of pause, resume and cancel."""
+    return [action for action, (allowed, _) in _MOVES.items() if job.status in allowed]
+
+
 def change_status(*, session: Session, workspace_id: str, import_id: str, action: str, grace: float) -> ImportJob:
     """Pause, resume or cancel. A running worker sees it before its next chunk.
 
@@ -197,6 +242,12 @@ def iter_errors(*, session: Session, import_id: str, batch: int = 5000) -> Any:
         if cursor is None:
             return
         after = int(cursor)
+
+
+def report_lines(*, session: Session, import_id: str) -> Iterator[str]:
+    """The row report as formula-safe CSV lines (row, column, value, reason), header first."""
+    rows = ((e.row_number, e.column_name, e.value, e.reason) for e in iter_errors(session=session, import_id=import_id))
+    yield from csv_lines(REPORT_HEADER, rows)
 
 
 def error_count(*, session: Session, import_id: str) -> int:

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 
 from ccm.access import Permission
-from ccm.audit.api import audit
-from ccm.audit.service import Target
-from ccm.auth.api import current_workspace_id, require_api_key
+from ccm.auth.api import current_actor, current_workspace_id, require_api_key
 from ccm.http import db_session, endpoint, permissions
 from ccm.message_templates import service, snippets
 from ccm.message_templates.preview import preview_template
@@ -93,9 +91,37 @@ def publish_template(key: TemplateKey) -> tuple[PublishOut, int]:
         session=db_session(), sandbox=_sandbox(), workspace_id=current_workspace_id(), key=key
     )
     if created:
-        previous = {"version": version - 1} if version > 1 else None
-        audit("template.publish", Target("template", key), before=previous, after={"version": version})
+        _record(key, version)
     return PublishOut(version=version, created=created), 201 if created else 200
+
+
+@endpoint(
+    bp,
+    "/templates/<key>/versions/<int:version>/rollback",
+    method="POST",
+    responses={200: PublishOut, 201: PublishOut},
+    summary="Publish an earlier version's content (with the layouts and partials frozen in it) as the next "
+    "version; the draft becomes that content",
+)
+def rollback_template(key: TemplateKey, version: Version) -> tuple[PublishOut, int]:
+    number, created = service.rollback(
+        session=db_session(), workspace_id=current_workspace_id(), key=key, version=version
+    )
+    if created:
+        _record(key, number, rolled_back_from=version)
+    return PublishOut(version=number, created=created), 201 if created else 200
+
+
+def _record(key: str, version: int, *, rolled_back_from: int | None = None) -> None:
+    service.record_publish(
+        session=db_session(),
+        workspace_id=current_workspace_id(),
+        key=key,
+        version=version,
+        actor=current_actor(),
+        ip=request.remote_addr,
+        rolled_back_from=rolled_back_from,
+    )
 
 
 @endpoint(

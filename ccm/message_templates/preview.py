@@ -38,6 +38,16 @@ from ccm.workspaces.service import workspace_policy
 
 
 @dataclass(frozen=True)
+class DraftContent:
+    """A draft as an editor holds it, not saved yet: previewed as if it were the saved draft."""
+
+    category: str
+    default_locale: str
+    variables: Sequence[str]
+    variants: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
 class _Source:
     """Everything a preview renders, read before rendering starts."""
 
@@ -53,12 +63,24 @@ class _Source:
 
 
 def preview_template(
-    *, session: Session, sandbox: TemplateSandbox, workspace_id: str, key: str, request: PreviewIn, public_url: str
+    *,
+    session: Session,
+    sandbox: TemplateSandbox,
+    workspace_id: str,
+    key: str,
+    request: PreviewIn,
+    public_url: str,
+    unsaved: DraftContent | None = None,
 ) -> PreviewOut:
     """Render a version or the draft. Ends the session's transaction before rendering (see the
-    module docstring): call it only from a unit of work with nothing else to write."""
+    module docstring): call it only from a unit of work with nothing else to write.
+
+    Parameters:
+      unsaved: the editor's content, rendered instead of the saved draft (``request.version`` is
+        then ignored); each of its parts must pass ``TemplateSandbox.validate`` first.
+    """
     problems: list[ProblemOut] = []
-    source = _read(session, sandbox, workspace_id, key, request, problems)
+    source = _read(session, sandbox, workspace_id, key, request, problems, unsaved)
     end_transaction(session)
     problems += _variable_problems(
         sandbox, source.variables, source.variants, source.snippets, request.data, source.profile["attributes"]
@@ -93,6 +115,7 @@ def _read(
     key: str,
     request: PreviewIn,
     problems: list[ProblemOut],
+    unsaved: DraftContent | None,
 ) -> _Source:
     template = service.get_template(session=session, workspace_id=workspace_id, key=key)
     profile = template_context(
@@ -101,16 +124,19 @@ def _read(
         else None
     )
     policy = workspace_policy(session=session, workspace_id=workspace_id)
-    if request.version == "draft":
-        snippets = _draft_snippets(session, sandbox, workspace_id, template.variants, problems)
+    if unsaved is not None or request.version == "draft":
+        draft = unsaved or DraftContent(
+            template.category, template.default_locale, template.variables, template.variants
+        )
+        snippets = _draft_snippets(session, sandbox, workspace_id, draft.variants, problems)
         return _Source(
             None,
-            template.category,
-            template.default_locale,
-            template.variables,
-            template.variants,
+            draft.category,
+            draft.default_locale,
+            draft.variables,
+            draft.variants,
             snippets,
-            make_bundle(template.id, template.variants, snippets, cacheable=False),
+            make_bundle(template.id, draft.variants, snippets, cacheable=False),
             profile,
             policy,
         )

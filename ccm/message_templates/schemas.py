@@ -8,10 +8,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from ccm.validation import SEMANTIC_HINT, Channel, ExternalId, Locale, RequestModel, Version, free_form
 
 Category = Literal["transactional", "marketing"]
+TEMPLATE_KEY = r"^[a-z0-9][a-z0-9_.-]{0,199}$"
 TemplateKey = Annotated[
     str,
     Field(
-        pattern=r"^[a-z0-9][a-z0-9_.-]{0,199}$",
+        pattern=TEMPLATE_KEY,
         description=(
             "checked beyond this schema: lowercase letters, digits, '_', '.', '-'; keys starting 'ccm.' are CCM's own"
         ),

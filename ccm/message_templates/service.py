@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ccm.audit import service as audit
+from ccm.audit.service import Target
 from ccm.errors import Conflict, NotFound, ValidationFailed
 from ccm.message_templates.models import MessageTemplate, Snippet, TemplateVersion
 from ccm.message_templates.rendering import BUILTINS, PARTS, PublishedTemplate, make_bundle, source_name
@@ -123,13 +125,74 @@ def publish(
     template = get_template(session=session, workspace_id=workspace_id, key=key, internal=internal)
     snippets = collect_snippets(session, sandbox, workspace_id, template.variants)
     check_declared(sandbox, template.variables, template.variants, snippets)
+    return _add_version(session, template, snippets)
+
+
+def rollback(*, session: Session, workspace_id: str, key: str, version: int) -> tuple[int, bool]:
+    """Publish an earlier version's content, with the layouts and partials frozen in it, as the
+    next version; the draft becomes that content too, so the next edit starts from it.
+
+    Returns:
+      (version, created), as :func:`publish`: created is False when the latest version already
+      has that content.
+
+    Raises:
+      NotFound: no such template or version.
+    """
+    template = get_template(session=session, workspace_id=workspace_id, key=key)
+    old = get_version(session=session, workspace_id=workspace_id, key=key, version=version)
+    template.category, template.default_locale = old.category, old.default_locale
+    template.variables, template.variants = list(old.variables), list(old.variants)
+    return _add_version(session, template, dict(old.snippets))
+
+
+def list_versions(*, session: Session, workspace_id: str, key: str) -> list[TemplateVersion]:
+    """A template's published versions, newest first."""
+    template = get_template(session=session, workspace_id=workspace_id, key=key)
+    return list(
+        session.scalars(
+            select(TemplateVersion)
+            .where(TemplateVersion.template_id == template.id)
+            .order_by(TemplateVersion.version.desc())
+        )
+    )
+
+
+def record_publish(
+    *,
+    session: Session,
+    workspace_id: str,
+    key: str,
+    version: int,
+    actor: str,
+    ip: str | None,
+    rolled_back_from: int | None = None,
+) -> None:
+    """The audit entry of a publish (or a rollback, naming the version it restored) that made
+    ``version``: one shape, whether the API or the web app published."""
+    after: dict[str, Any] = {"version": version}
+    if rolled_back_from is not None:
+        after["from_version"] = rolled_back_from
+    audit.record(
+        session=session,
+        workspace_id=workspace_id,
+        actor=actor,
+        action="template.publish" if rolled_back_from is None else "template.rollback",
+        target=Target("template", key),
+        before={"version": version - 1} if version > 1 else None,
+        after=after,
+        ip=ip,
+    )
+
+
+def _add_version(session: Session, template: MessageTemplate, snippets: dict[str, str]) -> tuple[int, bool]:
     latest = _latest_version(session, template)
     if latest is not None and _same_content(latest, template, snippets):
         return latest.version, False
     number = (template.latest_version or 0) + 1
     session.add(
         TemplateVersion(
-            workspace_id=workspace_id,
+            workspace_id=template.workspace_id,
             template_id=template.id,
             version=number,
             category=template.category,

@@ -1,10 +1,12 @@
-"""``ccm users …``: create and list the people who log in to the web app.
+"""``ccm users …``: create, list, disable and enable the people who log in to the web app, and
+change their role; each change is in the audit log, by ``cli:<the operator's login name>``.
 
 The group is registered by :mod:`ccm.cli`, which puts a function opening the database's unit of work
 in ``ctx.obj`` (so this module needs nothing from the entry point and makes no import cycle)."""
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ccm.access import USER_ROLES
 from ccm.errors import CCMError
-from ccm.users.service import create_user, list_users
+from ccm.users.service import change_role, create_user, find_user, list_users, set_disabled
 from ccm.workspaces.models import Workspace
 from ccm.workspaces.service import get_or_create_workspace
 
@@ -40,12 +42,73 @@ def create(unit_of_work: UnitOfWork, workspace: str, email: str, role: str, pass
     try:
         with unit_of_work() as session:
             ws, _ = get_or_create_workspace(session=session, name=workspace)
-            user, one_time = create_user(session=session, workspace_id=ws.id, email=email, role=role, password=password)
+            user, one_time = create_user(
+                session=session, workspace_id=ws.id, email=email, role=role, password=password, actor=_actor()
+            )
     except CCMError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"created {user.role} {user.email} ({user.id}) in workspace {workspace}", err=one_time is not None)
     if one_time is not None:
         click.echo(one_time)
+
+
+def _actor() -> str:
+    """Who the audit log says acted: the operator's login name on this host."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:  # no login name (a container without USER nor a passwd entry)
+        return "cli:?"
+
+
+def _workspace_id(session: Session, name: str) -> str:
+    found = session.scalar(select(Workspace.id).where(Workspace.name == name))
+    if found is None:
+        raise click.ClickException(f"no workspace named {name!r}")
+    return found
+
+
+@users.command("disable")
+@click.option("--workspace", default="default", show_default=True)
+@click.option("--email", required=True)
+@click.pass_obj
+def disable(unit_of_work: UnitOfWork, workspace: str, email: str) -> None:
+    """Disable a user: they cannot log in, and their open sessions end now."""
+    _set_disabled(unit_of_work, workspace, email, disabled=True)
+
+
+@users.command("enable")
+@click.option("--workspace", default="default", show_default=True)
+@click.option("--email", required=True)
+@click.pass_obj
+def enable(unit_of_work: UnitOfWork, workspace: str, email: str) -> None:
+    """Let a disabled user log in again."""
+    _set_disabled(unit_of_work, workspace, email, disabled=False)
+
+
+def _set_disabled(unit_of_work: UnitOfWork, workspace: str, email: str, *, disabled: bool) -> None:
+    try:
+        with unit_of_work() as session:
+            user = find_user(session=session, workspace_id=_workspace_id(session, workspace), email=email)
+            set_disabled(session=session, user=user, disabled=disabled, actor=_actor())
+    except CCMError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{'disabled' if disabled else 'enabled'} {user.email} in workspace {workspace}")
+
+
+@users.command("role")
+@click.option("--workspace", default="default", show_default=True)
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice([role.value for role in USER_ROLES]), required=True)
+@click.pass_obj
+def role(unit_of_work: UnitOfWork, workspace: str, email: str, role: str) -> None:
+    """Give a user another role (effective on their next page)."""
+    try:
+        with unit_of_work() as session:
+            user = find_user(session=session, workspace_id=_workspace_id(session, workspace), email=email)
+            change_role(session=session, user=user, role=role, actor=_actor())
+    except CCMError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{user.email} is now {user.role} in workspace {workspace}")
 
 
 @users.command("list")

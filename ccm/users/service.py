@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ccm.access import USER_ROLES, Role
+from ccm.audit.service import Target, record
 from ccm.db import utcnow
-from ccm.errors import Conflict, ValidationFailed
+from ccm.errors import Conflict, NotFound, ValidationFailed
 from ccm.users.models import User, UserSession
 from ccm.validation import normalize_email
 
@@ -59,15 +60,21 @@ def _checked_password(password: str, field: str = "password") -> str:
 
 
 def create_user(
-    *, session: Session, workspace_id: str, email: str, role: str, password: str | None = None
+    *,
+    session: Session,
+    workspace_id: str,
+    email: str,
+    role: str,
+    password: str | None = None,
+    actor: str = "system",
 ) -> tuple[User, str | None]:
-    """Create a user. Without ``password`` one is generated and the user must change it at first login.
+    """Create a user, recorded in the audit log as ``user.create`` by ``actor``. Without
+    ``password`` one is generated and the user must change it at first login.
 
     Returns:
       The user and the generated one-time password (None when ``password`` was given).
     """
-    if role not in USER_ROLES:
-        raise ValidationFailed(f"role: one of {', '.join(USER_ROLES)}", field="role")
+    _checked_role(role)
     address = _checked_email(email)
     if session.scalar(select(User.id).where(User.email_key == address.lower())) is not None:
         raise Conflict(f"email: a user with the address {address} exists", field="email")
@@ -82,7 +89,99 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    _audit(session, user, "user.create", actor=actor, before=None)
     return user, one_time
+
+
+def _checked_role(role: str) -> str:
+    if role not in USER_ROLES:
+        raise ValidationFailed(f"role: one of {', '.join(USER_ROLES)}", field="role")
+    return role
+
+
+def user_state(user: User) -> dict[str, object]:
+    """What the audit log keeps of a user before and after a change."""
+    return {"email": user.email, "role": user.role, "disabled": user.disabled_at is not None}
+
+
+def _audit(session: Session, user: User, action: str, *, actor: str, before: dict[str, object] | None) -> None:
+    record(
+        session=session,
+        workspace_id=user.workspace_id,
+        actor=actor,
+        action=action,
+        target=Target("user", user.id),
+        before=before,
+        after=user_state(user),
+    )
+
+
+def get_user(*, session: Session, workspace_id: str, user_id: str) -> User:
+    user = session.scalar(select(User).where(User.id == user_id, User.workspace_id == workspace_id))
+    if user is None:
+        raise NotFound(f"id: no user {user_id!r} in this workspace", field="id")
+    return user
+
+
+def find_user(*, session: Session, workspace_id: str, email: str) -> User:
+    """The workspace's user with this address, whatever its case."""
+    user = session.scalar(
+        select(User).where(User.email_key == email.strip().lower(), User.workspace_id == workspace_id)
+    )
+    if user is None:
+        raise NotFound(f"email: no user {email!r} in this workspace", field="email")
+    return user
+
+
+def _keep_an_admin(session: Session, user: User, field: str) -> None:
+    """Refuse to take away the workspace's last enabled admin: nobody could manage it from the web."""
+    others = session.scalar(
+        select(User.id).where(
+            User.workspace_id == user.workspace_id,
+            User.role == Role.ADMIN.value,
+            User.disabled_at.is_(None),
+            User.id != user.id,
+        )
+    )
+    if user.role == Role.ADMIN and user.disabled_at is None and others is None:
+        raise Conflict(f"{field}: {user.email} is the workspace's last admin", field=field)
+
+
+def change_role(*, session: Session, user: User, role: str, actor: str) -> User:
+    """Give ``user`` another role (effective on their next request), audited as ``user.role``.
+
+    Raises:
+      ValidationFailed: not a user role. Conflict: it would leave the workspace without an admin.
+    """
+    if _checked_role(role) == user.role:
+        return user
+    if role != Role.ADMIN:
+        _keep_an_admin(session, user, "role")
+    before = user_state(user)
+    user.role = Role(role).value
+    session.flush()
+    _audit(session, user, "user.role", actor=actor, before=before)
+    return user
+
+
+def set_disabled(*, session: Session, user: User, disabled: bool, actor: str) -> User:
+    """Disable a user, which ends their sessions at once, or enable them again; audited as
+    ``user.disable`` or ``user.enable``. Doing it twice changes nothing and records nothing.
+
+    Raises:
+      Conflict: disabling the workspace's last enabled admin.
+    """
+    if disabled == (user.disabled_at is not None):
+        return user
+    if disabled:
+        _keep_an_admin(session, user, "id")
+    before = user_state(user)
+    user.disabled_at = utcnow() if disabled else None
+    if disabled:
+        revoke_sessions(session=session, user_id=user.id)
+    session.flush()
+    _audit(session, user, "user.disable" if disabled else "user.enable", actor=actor, before=before)
+    return user
 
 
 def list_users(*, session: Session, workspace_id: str | None = None) -> list[User]:

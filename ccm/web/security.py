@@ -21,6 +21,10 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+EMAIL_PREVIEW_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+"""The CSP of a page showing a stored email in a sandboxed ``srcdoc`` iframe, which inherits its
+parent's policy: emails carry inline styles. Scripts stay refused, and so do remote images, so
+that looking at an email never fires its open-tracking pixel."""
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -69,8 +73,10 @@ def check_unsafe_request() -> Response | None:
 
 
 def add_headers(response: Response) -> Response:
-    """``after_request``: the strict CSP, and no caching of pages that show a user's data."""
-    response.headers["Content-Security-Policy"] = CSP
+    """``after_request``: the strict CSP, unless the view chose its own (a header it set, or
+    ``g.csp``: a sandboxed preview frame, an email in the outbox), and no caching of pages that
+    show a user's data."""
+    response.headers.setdefault("Content-Security-Policy", g.get("csp", CSP))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     if request.endpoint != "web.static":  # the assets are versioned files, cacheable

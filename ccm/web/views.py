@@ -1,55 +1,32 @@
-"""The pages: log in and out, the dashboard, the user's password, and the workspace's users (admins).
+"""The pages: log in and out, the dashboard and the user's password (the workspace's users are in
+:mod:`ccm.web.admin_users`).
 
 Each view validates its form, calls one service and renders; writes go through a unit of work of
 their own, so that a page answered with 401 or 429 still keeps what it must (a failed login)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import current_app, g, redirect, request, url_for
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from ccm.access import USER_ROLES, Permission, allows
+from ccm.access import Permission
+from ccm.db import utcnow
 from ccm.errors import CCMError
-from ccm.messages.models import Message
+from ccm.messages.overview import message_overview
 from ccm.profiles.models import Profile
 from ccm.users import throttle
-from ccm.users.service import change_password, check_password, create_user, list_users, revoke_session, start_session
-from ccm.web.security import COOKIE, add_headers, check_unsafe_request, csrf_token, load_user, requires
+from ccm.users.service import change_password, check_password, revoke_session, start_session
+from ccm.web.dashboard import DASHBOARD_DAYS, dashboard_charts
+from ccm.web.pages import db, page, screen
+from ccm.web.security import COOKIE, requires
 
-bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
-bp.before_request(load_user)
-bp.before_request(check_unsafe_request)
-bp.after_request(add_headers)
-
-NAV = (
-    ("Dashboard", "web.dashboard", Permission.VIEW),
-    ("Users", "web.users", Permission.ADMIN),
-    ("Password", "web.password", Permission.VIEW),
-)
-
-
-@bp.app_context_processor
-def _layout() -> dict[str, Any]:
-    user = g.get("user")
-    if user is None or request.blueprint != "web":
-        return {"nav": [], "csrf": ""}
-    return {"nav": [(label, url_for(ep)) for label, ep, p in NAV if allows(user.role, p)], "csrf": csrf_token(user)}
-
-
-def _db() -> Any:
-    return current_app.extensions["ccm"].db
-
-
-def _page(template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Response:
-    return Response(render_template(template, **context), status=status, headers=headers, mimetype="text/html")
+bp = screen("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
 
 @bp.get("/login")
 def login_form() -> Response:
-    return _page("login.html", email="", notices=[])
+    return page("login.html", email="", notices=[])
 
 
 @bp.post("/login")
@@ -57,7 +34,7 @@ def login() -> Response:
     email, password = request.form.get("email", "")[:320], request.form.get("password", "")[:1000]
     settings, ip = current_app.extensions["ccm"].settings, request.remote_addr or "?"
     limits = {"max_failures": settings.login_max_failures, "window": settings.login_window}
-    with _db().unit_of_work() as session:
+    with db().unit_of_work() as session:
         wait = throttle.retry_after(session=session, email=email, ip=ip, **limits)
         user = None if wait else check_password(session=session, email=email, password=password)
         if user is None and wait is None:
@@ -67,9 +44,9 @@ def login() -> Response:
             token = start_session(session=session, user_id=user.id, hours=settings.session_hours)
     if wait:
         notice = f"Too many failed logins; try again in {wait} seconds."
-        return _page("login.html", 429, {"Retry-After": str(wait)}, email=email, notices=[notice])
+        return page("login.html", 429, {"Retry-After": str(wait)}, email=email, notices=[notice])
     if user is None:
-        return _page("login.html", 401, email=email, notices=["Wrong email or password."])
+        return page("login.html", 401, email=email, notices=["Wrong email or password."])
     response = redirect(_safe_next(request.args.get("next")))
     response.set_cookie(
         COOKIE,
@@ -92,7 +69,7 @@ def _safe_next(target: str | None) -> str:
 @bp.post("/logout")
 def logout() -> Response:
     if g.user is not None:
-        with _db().unit_of_work() as session:
+        with db().unit_of_work() as session:
             revoke_session(session=session, session_id=g.user.session_id)
     response = redirect(url_for("web.login_form"))
     response.delete_cookie(COOKIE)
@@ -103,21 +80,19 @@ def logout() -> Response:
 @requires(Permission.VIEW)
 def dashboard() -> Response:
     workspace_id = g.user.workspace_id
-    with _db().unit_of_work() as session:
+    with db().read_only() as session:
         profiles = session.scalar(select(func.count()).select_from(Profile).where(Profile.workspace_id == workspace_id))
-        by_status = session.execute(
-            select(Message.status, func.count()).where(Message.workspace_id == workspace_id).group_by(Message.status)
-        ).all()
-    return _page("dashboard.html", profiles=profiles, by_status=sorted(by_status), notices=[])
+        overview = message_overview(session=session, workspace_id=workspace_id, days=DASHBOARD_DAYS, now=utcnow())
+    return page("dashboard.html", profiles=profiles, days=DASHBOARD_DAYS, **dashboard_charts(overview))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @requires(Permission.VIEW)
 def password() -> Response:
     if request.method == "GET":
-        return _page("password.html", notices=[], forced=g.user.must_change_password)
+        return page("password.html", notices=[], forced=g.user.must_change_password)
     try:
-        with _db().unit_of_work() as session:
+        with db().unit_of_work() as session:
             change_password(
                 session=session,
                 user_id=g.user.user_id,
@@ -126,26 +101,5 @@ def password() -> Response:
                 keep_session=g.user.session_id,
             )
     except CCMError as exc:
-        return _page("password.html", 422, notices=[exc.message], forced=g.user.must_change_password)
+        return page("password.html", 422, notices=[exc.message], forced=g.user.must_change_password)
     return redirect(url_for("web.dashboard"))
-
-
-@bp.route("/users", methods=["GET", "POST"])
-@requires(Permission.ADMIN)
-def users() -> Response:
-    notices, status = [], 200
-    if request.method == "POST":
-        try:
-            with _db().unit_of_work() as session:
-                user, one_time = create_user(
-                    session=session,
-                    workspace_id=g.user.workspace_id,
-                    email=request.form.get("email", ""),
-                    role=request.form.get("role", ""),
-                )
-            notices.append(f"Created {user.email}; one-time password (shown once): {one_time}")
-        except CCMError as exc:
-            notices, status = [exc.message], 422
-    with _db().unit_of_work() as session:
-        rows = list_users(session=session, workspace_id=g.user.workspace_id)
-    return _page("users.html", status, users=rows, roles=[r.value for r in USER_ROLES], notices=notices)

@@ -170,3 +170,43 @@ def test_previewing_the_latest_version_of_an_unpublished_template_is_a_409(api):
 
     assert (latest.status_code, latest.json["error"]["details"]["field"]) == (409, "version")
     assert draft.status_code == 200
+
+
+def test_rollback_publishes_the_old_content_as_a_new_version(api):
+    publish_template(api)
+    first = api.get("/v1/templates/welcome/versions/1").json["variants"]
+    api.patch("/v1/templates/welcome", json={"variants": [{"channel": "sms", "body": "Changed {{ first_name }}"}]})
+    assert api.post("/v1/templates/welcome/publish").json["version"] == 2
+
+    rolled = api.post("/v1/templates/welcome/versions/1/rollback")
+    assert (rolled.status_code, rolled.json) == (201, {"version": 3, "created": True})
+    assert api.get("/v1/templates/welcome/versions/3").json["variants"] == first
+    assert api.get("/v1/templates/welcome").json["variants"] == first
+    entry = api.get("/v1/audit", query_string={"action": "template.rollback"}).json["items"]
+    assert [(e["before"], e["after"]) for e in entry] == [({"version": 2}, {"version": 3, "from_version": 1})]
+
+    again = api.post("/v1/templates/welcome/versions/1/rollback")
+    assert (again.status_code, again.json) == (200, {"version": 3, "created": False})
+
+
+def test_rollback_keeps_the_snippets_frozen_in_the_old_version(api):
+    api.put("/v1/snippets/partials/sig.txt", json={"source": "Old signature"})
+    publish_template(api, variables=[], variants=[{"channel": "sms", "body": "Hi {% include 'partials/sig.txt' %}"}])
+    api.put("/v1/snippets/partials/sig.txt", json={"source": "New signature"})
+    api.patch("/v1/templates/welcome", json={"description": "republish with the new signature"})
+    api.patch(
+        "/v1/templates/welcome", json={"variants": [{"channel": "sms", "body": "Hey {% include 'partials/sig.txt' %}"}]}
+    )
+    assert api.post("/v1/templates/welcome/publish").json["version"] == 2
+
+    assert api.post("/v1/templates/welcome/versions/1/rollback").json["version"] == 3
+    assert api.get("/v1/templates/welcome/versions/3").json["snippets"] == {"partials/sig.txt": "Old signature"}
+
+
+def test_rollback_to_a_version_that_does_not_exist_is_404_naming_it(api):
+    publish_template(api)
+    missing = api.post("/v1/templates/welcome/versions/7/rollback")
+    assert missing.status_code == 404
+    assert missing.json["error"]["details"]["field"] == "version"
+    assert api.get("/v1/templates/welcome").json["latest_version"] == 1
+    assert api.post("/v1/templates/nope/versions/1/rollback").status_code == 404

@@ -8,17 +8,20 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from ccm.audit.models import AuditEntry
 from ccm.bootstrap import FIRST_ADMIN_EMAIL, first_admin
 from ccm.cli import main
 from ccm.errors import Conflict, ValidationFailed
 from ccm.users.models import User, UserSession
 from ccm.users.service import (
     change_password,
+    change_role,
     check_password,
     create_user,
     digest,
     revoke_session,
     session_user,
+    set_disabled,
     start_session,
 )
 
@@ -140,7 +143,10 @@ def test_ccm_users_create_prints_the_one_time_password_alone_on_the_last_line(cl
     password = result.output.strip().splitlines()[-1]
     assert " " not in password and len(password) >= 12
     with uow() as session:
-        assert check_password(session=session, email="dee@example.com", password=password).role == "marketer"
+        dee = check_password(session=session, email="dee@example.com", password=password)
+        assert dee.role == "marketer"
+    audited = [(action, actor.startswith("cli:")) for action, actor, _, _ in _audited(uow, dee.id)]
+    assert audited == [("user.create", True)]
     listed = cli("users", "list", "--workspace", "acme")
     assert (
         "Dee@example.com" in listed.output and "marketer" in listed.output and "must change password" in listed.output
@@ -157,3 +163,75 @@ def test_ccm_users_create_takes_a_password_on_stdin_and_refuses_a_duplicate(cli,
     assert again.exit_code == 1 and "email" in again.output
     bad_role = cli("users", "create", "--email", "f@example.com", "--role", "standard")
     assert bad_role.exit_code == 2
+
+
+def _audited(uow, user_id):
+    with uow() as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.target_type == "user", AuditEntry.target_id == user_id)
+        ).all()
+        return [(row.action, row.actor, row.before, row.after) for row in sorted(rows, key=lambda row: row.id)]
+
+
+def test_creating_changing_the_role_of_and_disabling_a_user_are_audited(uow, workspace):
+    admin, _ = _user(uow, workspace, email="boss@example.com", role="admin")
+    boss = "user:boss@example.com"
+    with uow() as session:
+        user, _ = create_user(
+            session=session, workspace_id=workspace[0], email="g@example.com", role="agent", actor=boss
+        )
+        token = start_session(session=session, user_id=user.id, hours=1)
+    with uow() as session:
+        change_role(session=session, user=session.get(User, user.id), role="marketer", actor=boss)
+        set_disabled(session=session, user=session.get(User, user.id), disabled=True, actor=boss)
+        set_disabled(session=session, user=session.get(User, user.id), disabled=True, actor=boss)
+    with uow() as session:
+        assert session_user(session=session, token=token) is None
+        assert check_password(session=session, email="g@example.com", password="x" * 12) is None
+    agent, marketer = {"email": "g@example.com", "role": "agent", "disabled": False}, {"role": "marketer"}
+    assert _audited(uow, user.id) == [
+        ("user.create", boss, None, agent),
+        ("user.role", boss, agent, {**agent, **marketer}),
+        ("user.disable", boss, {**agent, **marketer}, {**agent, **marketer, "disabled": True}),
+    ]
+    assert _audited(uow, admin.id)[0][:2] == ("user.create", "system")
+
+
+def test_the_last_admin_can_be_neither_disabled_nor_demoted(uow, workspace):
+    admin, _ = _user(uow, workspace, email="solo@example.com", role="admin")
+    with uow() as session:
+        for change, field in (
+            (lambda: set_disabled(session=session, user=session.get(User, admin.id), disabled=True, actor="t"), "id"),
+            (lambda: change_role(session=session, user=session.get(User, admin.id), role="viewer", actor="t"), "role"),
+        ):
+            with pytest.raises(Conflict) as refused:
+                change()
+            assert refused.value.details["field"] == field
+    second, _ = _user(uow, workspace, email="second@example.com", role="admin")
+    with uow() as session:
+        change_role(session=session, user=session.get(User, admin.id), role="viewer", actor="t")
+    with uow() as session:
+        assert session.get(User, admin.id).role == "viewer"
+        with pytest.raises(ValidationFailed):
+            change_role(session=session, user=session.get(User, second.id), role="standard", actor="t")
+
+
+def test_ccm_users_disable_ends_the_sessions_and_is_audited_as_the_operator(cli, uow, workspace):
+    user, _ = _user(uow, workspace)
+    with uow() as session:
+        token = start_session(session=session, user_id=user.id, hours=1)
+    disabled = cli("users", "disable", "--workspace", "acme", "--email", "ANN@example.com")
+    assert disabled.exit_code == 0, disabled.output
+    with uow() as session:
+        assert session_user(session=session, token=token) is None
+        assert check_password(session=session, email="ann@example.com", password=PASSWORD) is None
+    assert "disabled" in cli("users", "list", "--workspace", "acme").output
+    unknown = cli("users", "disable", "--workspace", "acme", "--email", "nobody@example.com")
+    assert unknown.exit_code == 1 and "email" in unknown.output
+    assert cli("users", "disable", "--workspace", "nope", "--email", "ann@example.com").exit_code == 1
+    assert cli("users", "enable", "--workspace", "acme", "--email", "ann@example.com").exit_code == 0
+    assert cli("users", "role", "--workspace", "acme", "--email", "ann@example.com", "--role", "viewer").exit_code == 0
+    actions = [(action, actor.startswith("cli:")) for action, actor, _, _ in _audited(uow, user.id)]
+    assert actions == [("user.create", False), ("user.disable", True), ("user.enable", True), ("user.role", True)]
+    with uow() as session:
+        assert check_password(session=session, email="ann@example.com", password=PASSWORD).role == "viewer"

@@ -41,3 +41,6 @@ def web_client(app, make_user):
         return client
 
     return logged_in
+
+
+from tests.web.browser import browse, chromium  # noqa: E402, F401  (fixtures for the browser tests)

@@ -9,7 +9,7 @@ from ccm.web.security import CSP
 from tests.web.conftest import PASSWORD, csrf_of
 
 NAV = {
-    "admin": {"Dashboard", "Users", "Password"},
+    "admin": {"Dashboard", "Admin", "Password"},
     "marketer": {"Dashboard", "Password"},
     "agent": {"Dashboard", "Password"},
     "viewer": {"Dashboard", "Password"},
@@ -20,7 +20,7 @@ NAV = {
 def test_each_role_sees_its_dashboard_and_only_its_nav(web_client, role):
     page = web_client(role).get("/")
     assert page.status_code == 200 and "<main" in page.text and "Profiles" in page.text
-    for label in {"Dashboard", "Users", "Password"}:
+    for label in {"Dashboard", "Admin", "Password"}:
         assert (f">{label}</a>" in page.text) == (label in NAV[role]), label
 
 
@@ -92,14 +92,14 @@ def test_a_first_login_must_change_the_password_which_logs_out_elsewhere(app, ma
 
 def test_a_post_without_the_csrf_token_is_refused(web_client):
     client = web_client("admin")
-    refused = client.post("/users", data={"email": "new@example.com", "role": "viewer"})
+    refused = client.post("/admin/users", data={"email": "new@example.com", "role": "viewer"})
     assert refused.status_code == 403
-    wrong = client.post("/users", data={"email": "new@example.com", "role": "viewer", "csrf_token": "x" * 64})
+    wrong = client.post("/admin/users", data={"email": "new@example.com", "role": "viewer", "csrf_token": "x" * 64})
     assert wrong.status_code == 403
-    assert "new@example.com" not in client.get("/users").text
+    assert "new@example.com" not in client.get("/admin/users").text
     csrf = csrf_of(client.get("/").text)
     by_header = client.post(
-        "/users", data={"email": "new@example.com", "role": "viewer"}, headers={"X-CSRF-Token": csrf}
+        "/admin/users", data={"email": "new@example.com", "role": "viewer"}, headers={"X-CSRF-Token": csrf}
     )
     assert by_header.status_code == 200 and "new@example.com" in by_header.text
 
@@ -108,8 +108,8 @@ def test_a_cross_site_post_is_refused(web_client, app, make_user):
     client = web_client("admin")
     csrf = csrf_of(client.get("/").text)
     data = {"email": "new@example.com", "role": "viewer", "csrf_token": csrf}
-    assert client.post("/users", data=data, headers={"Origin": "https://evil.example"}).status_code == 403
-    assert client.post("/users", data=data, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.post("/admin/users", data=data, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post("/admin/users", data=data, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
     make_user("viewer")
     login = {"email": "viewer@example.com", "password": PASSWORD}
     assert app.test_client().post("/login", data=login, headers={"Origin": "https://evil.example"}).status_code == 403
@@ -118,9 +118,9 @@ def test_a_cross_site_post_is_refused(web_client, app, make_user):
 def test_a_viewer_forcing_a_post_to_an_admin_form_is_refused(web_client):
     client = web_client("viewer")
     csrf = csrf_of(client.get("/").text)
-    answer = client.post("/users", data={"email": "sneaky@example.com", "role": "admin", "csrf_token": csrf})
+    answer = client.post("/admin/users", data={"email": "sneaky@example.com", "role": "admin", "csrf_token": csrf})
     assert answer.status_code == 403 and "viewer" in answer.text
-    assert client.get("/users").status_code == 403
+    assert client.get("/admin/users").status_code == 403
 
 
 def test_pages_carry_the_strict_csp(app, web_client):
