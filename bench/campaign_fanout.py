@@ -11,6 +11,13 @@ process of its own, nothing else running. That process measures itself: wall tim
 fan-out, its own CPU (getrusage) and its PostgreSQL backend's (``/proc/<pid>/stat``: one pooled
 connection, opened before it starts), and its resident memory before and at peak (``VmHWM``).
 The counts are checked in the database afterwards: one message per recipient, none missing.
+
+``--baseline DIR`` (another version of CCM, e.g. ``git archive <commit> | tar -x -C DIR``) measures
+that version in the same run, on the same seeded database: migrated by the baseline's own
+migrations, its fan-out first, then the messages truncated, the database migrated to this
+version's head and ANALYZEd, and this version's fan-out. Each fan-out starts right after a
+CHECKPOINT and a read of the whole audience (the segment's count), so both find the same cache
+and owe the same full-page writes.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
     REDIS_URL,
+    ROOT,
     analyze,
     ccm_env,
     cpu_seconds,
@@ -126,7 +134,10 @@ def fan_out_in_this_process(campaign_id: str) -> dict[str, Any]:
         ]
     )
     runtime.close()
+    import ccm
+
     return {
+        "code": str(Path(ccm.__file__).parents[1]),
         "seconds": round(seconds, 3),
         "worker_cpu_s": round(worker_cpu, 3),
         "postgres_cpu_s": round(backend_cpu, 3),
@@ -140,13 +151,31 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def fan_out(campaign_id: str) -> dict[str, Any]:
-    """Run the fan-out in a fresh worker process (settings from the environment, as a worker's)."""
-    env = ccm_env(campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK", "10000"))
+def fan_out(campaign_id: str, code: Path = ROOT) -> dict[str, Any]:
+    """Run the fan-out of the CCM in ``code`` in a fresh worker process (settings from the
+    environment, as a worker's; ``BENCH_CAMPAIGN_CHUNK`` overrides the chunk's default)."""
+    env = ccm_env(campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK"))
+    script = code / "bench" / "campaign_fanout.py"
     done = subprocess.run(
-        [sys.executable, __file__, "--fan-out", campaign_id], env=env, capture_output=True, text=True, check=True
+        [sys.executable, str(script), "--fan-out", campaign_id], env=env, capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def migrate_with(code: Path) -> None:
+    """Migrate the benchmark database to the head of the CCM in ``code``, with its migrations."""
+    upgrade = f"from ccm.migrate import upgrade; upgrade({database_url()!r})"
+    subprocess.run([sys.executable, "-c", upgrade], cwd=code, env=ccm_env() | {"PYTHONPATH": str(code)}, check=True)
+
+
+def run_sql(*statements: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
 
 
 def written(runtime, campaign_id: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -163,30 +192,55 @@ def written(runtime, campaign_id: str) -> dict[str, int]:  # type: ignore[no-unt
     return {"messages": row[0], "distinct_profiles": row[1], "queued": row[2]}
 
 
-def measure(size: int, events_per_profile: int, rules: dict[str, Any], label: str) -> dict[str, Any]:
-    fresh_database()
+def measure(
+    size: int, events_per_profile: int, rules: dict[str, Any], label: str, baseline: Path | None
+) -> dict[str, Any]:
+    fresh_database(migrate=baseline is None)
+    if baseline is not None:
+        migrate_with(baseline)
     runtime = bench_runtime()
     workspace_id, seed_seconds = seed_profiles(runtime, size, events_per_profile)
     analyze()
-    campaign_id, segment_id = launch_campaign(runtime, workspace_id, rules, f"fan-out {label} {size}")
-    audience = count_segment(runtime, workspace_id, segment_id)
-    result = fan_out(campaign_id)
-    counts = written(runtime, campaign_id)
+    runs: dict[str, Any] = {}
+    if baseline is not None:
+        runs["baseline"] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size} baseline", baseline)
+        run_sql("TRUNCATE message, campaign_holdout CASCADE")
+        migrate_with(ROOT)
+        analyze()
+    runs["this"] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size}", ROOT)
     runtime.close()
+    result = {"profiles": size, "segment": label, "seed_seconds": round(seed_seconds, 1), **runs}
+    if baseline is not None:
+        result["ratio"] = round(runs["this"]["recipients_per_s"] / runs["baseline"]["recipients_per_s"], 2)
+    return result
+
+
+def measure_fan_out(runtime, workspace_id: str, rules: dict[str, Any], name: str, code: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Launch a campaign of the segment and fan it out with the CCM in ``code``; checked and measured."""
+    campaign_id, segment_id = launch_campaign(runtime, workspace_id, rules, f"fan-out {name}")
+    audience = count_segment(runtime, workspace_id, segment_id)
+    run_sql("CHECKPOINT")
+    result = fan_out(campaign_id, code)
+    counts = written(runtime, campaign_id)
     assert counts["messages"] == counts["distinct_profiles"] == audience, (counts, audience)
     per_thousand = 1000 / max(counts["messages"], 1)
-    result |= {
-        "profiles": size,
-        "segment": label,
+    return result | {
         "recipients": counts["messages"],
-        "seed_seconds": round(seed_seconds, 1),
         "recipients_per_s": round(counts["messages"] / result["seconds"], 1),
         "cpu_ms_per_1000": {
             "worker": round(result["worker_cpu_s"] * 1000 * per_thousand, 2),
             "postgres": round(result["postgres_cpu_s"] * 1000 * per_thousand, 2),
         },
     }
-    return result
+
+
+def report(size: int, label: str, version: str, r: dict[str, Any]) -> None:
+    print(
+        f"{size:>9,} profiles  {label:<9} {version:<8} {r['recipients']:>9,} recipients in {r['seconds']:7.2f} s  "
+        f"{r['recipients_per_s']:>9,.0f}/s  CPU ms/1,000: worker {r['cpu_ms_per_1000']['worker']}, "
+        f"postgres {r['cpu_ms_per_1000']['postgres']}  RSS {r['rss_before_mib']} → peak {r['peak_rss_mib']} MiB",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -194,24 +248,24 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--events-per-profile", type=int, default=2)
     parser.add_argument("--segments", default="everyone,reachable", help="everyone: all profiles; reachable: email")
+    parser.add_argument("--baseline", default=None, help="another CCM checkout, measured in the same run")
     parser.add_argument("--fan-out", default=None, help=argparse.SUPPRESS)  # the worker process
     args = parser.parse_args()
     if args.fan_out:
         print(json.dumps(fan_out_in_this_process(args.fan_out)))
         return
     rules = {"everyone": EVERYONE, "reachable": REACHABLE}
+    baseline = Path(args.baseline).resolve() if args.baseline else None
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         for label in args.segments.split(","):
-            r = measure(size, args.events_per_profile, rules[label], label)
+            r = measure(size, args.events_per_profile, rules[label], label, baseline)
             results.append(r)
-            print(
-                f"{size:>9,} profiles  {label:<9} {r['recipients']:>9,} recipients in {r['seconds']:7.2f} s  "
-                f"{r['recipients_per_s']:>9,.0f}/s  CPU ms/1,000: worker {r['cpu_ms_per_1000']['worker']}, "
-                f"postgres {r['cpu_ms_per_1000']['postgres']}  "
-                f"RSS {r['rss_before_mib']} → peak {r['peak_rss_mib']} MiB",
-                flush=True,
-            )
+            for version in ("baseline", "this"):
+                if version in r:
+                    report(size, label, version, r[version])
+            if "ratio" in r:
+                print(f"{'':>30}ratio (this / baseline): {r['ratio']}", flush=True)
             save("campaign_fanout", {"when": time.strftime("%Y-%m-%d %H:%M"), "results": results})  # after each size
 
 

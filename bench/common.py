@@ -29,8 +29,9 @@ def database_url() -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
 
 
-def fresh_database() -> str:
-    """Drop and recreate the benchmark database, then migrate it."""
+def fresh_database(*, migrate: bool = True) -> str:
+    """Drop and recreate the benchmark database, then migrate it (unless the caller will, with
+    another version's migrations)."""
     from ccm.migrate import upgrade
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -38,7 +39,8 @@ def fresh_database() -> str:
         connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
         connection.execute(text(f"CREATE DATABASE {DATABASE}"))
     admin.dispose()
-    upgrade(database_url())
+    if migrate:
+        upgrade(database_url())
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     for a slot and is then answered 429 with ``Retry-After`` (the Segment clients retry it), rather
     than queueing until the clients time out."""
     ingest_queue_wait: float = Field(default=0.5, ge=0)
-    campaign_chunk: int = Field(default=10_000, ge=1, le=99_999)
+    campaign_chunk: int = Field(default=25_000, ge=1, le=99_999)
     """Profiles a campaign's fan-out writes per transaction (rows and checkpoint commit together)."""
     campaign_max_rate: float = Field(default=5_000.0, gt=0)
     """Messages per second a campaign without a throttle is released to delivery at, at most."""

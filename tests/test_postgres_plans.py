@@ -25,6 +25,7 @@ from ccm.jobs import PendingJob
 from ccm.messages.accept import _LOOKUP
 from ccm.messages.bulk import _batch_statement
 from ccm.messages.models import DeliveryAttempt, Message
+from ccm.messages.rules import _SENT_SINCE
 from ccm.pagination import PageQuery, paginate
 from ccm.profiles.models import Profile
 from ccm.profiles.search import search_statements
@@ -155,16 +156,17 @@ def _seed(connection: Connection, workspaces: list[str], version: str) -> None:
 def plan(connection: Connection, statement: Any, params: dict[str, Any], *, generic: bool) -> dict[str, Any]:
     """The plan PostgreSQL makes for ``statement``: for these values, or generic (any values)."""
     compiled = statement.compile(dialect=connection.dialect)
-    sql, names = str(compiled), list(compiled.positiontup or [])
+    expanded = compiled.construct_expanded_state(params)  # an IN list: one parameter per value
+    sql, names = expanded.statement, list(expanded.positiontup or [])
     if not names:  # pyformat: %(name)s, in the order they appear
         import re
 
         names = re.findall(r"%\((\w+)\)s", sql)
         sql = re.sub(r"%\((\w+)\)s", "%s", sql)
-    processors = compiled._bind_processors
+    processors = compiled._bind_processors | expanded.processors
     values = []
     for name in names:
-        value = params[compiled.binds[name].key] if compiled.binds[name].key in params else compiled.binds[name].value
+        value = expanded.parameters[name]
         values.append(processors[name](value) if name in processors else value)
     if not generic:
         return _explain(connection, "EXPLAIN (FORMAT JSON) " + sql, values)
@@ -304,7 +306,18 @@ def hot_queries(values: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any], 
             .order_by(_m.c.id.desc())
             .limit(51),
             {"workspace_id": workspace_id, "profile_id": profile_id},
-            ("ix_message_workspace_profile",),
+            ("ix_message_profile_created",),
+        ),
+        (
+            "frequency caps: what a profile was sent lately",
+            _SENT_SINCE,
+            {
+                "b_workspace": workspace_id,
+                "b_profile": profile_id,
+                "b_self": "msg_0",
+                "b_since": now - dt.timedelta(days=7),
+            },
+            ("ix_message_profile_created",),
         ),
         (
             "provider report: the message behind a provider id",

@@ -23,10 +23,13 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     ColumnElement,
     Integer,
+    MetaData,
     Select,
     String,
+    Table,
     case,
     column,
     func,
@@ -56,6 +59,15 @@ RELEASE_MARGIN = dt.timedelta(seconds=2)
 beyond the release cursor (see the module docstring)."""
 MAX_CHUNK = 99_999
 """A row's number takes five digits of its id."""
+_STAGED = Table(
+    "fanout_chunk",
+    MetaData(),
+    Column("id", String(32), nullable=False),
+    Column("timezone", String(64)),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+"""One chunk's audience (see :func:`_stage`); in no schema's metadata: it lives for one transaction."""
 
 
 @dataclass(frozen=True)
@@ -83,23 +95,38 @@ class Written:
 def write_chunk(session: Session, plan: Plan, *, size: int, now: dt.datetime) -> Written:
     """Write the next chunk of ``plan``'s phase after the campaign's checkpoint; ``last_id`` None
     when the phase has nothing left. The caller moves the checkpoint in the same transaction."""
+    dialect = session.get_bind().dialect.name
+    staged = _stage(session, plan, size=min(size, MAX_CHUNK), now=now)
+    last_id = session.execute(select(func.max(staged.c.id))).scalar()
+    if last_id is not None:
+        if dialect == "postgresql":
+            # The checkpoint commits with the rows: a commit lost in a crash loses both, consistently.
+            session.execute(text("SET LOCAL synchronous_commit = off"))
+        holdout = _insert_holdout(session, plan, staged, now) if plan.campaign.holdout_percent > 0 else 0
+        chosen = _phase_filter(session, plan, staged.c.id)
+        zones, fallback = _zones(session, plan, staged, chosen)
+        _insert_messages(session, plan, staged, chosen, zones, now)
+    if dialect != "postgresql":  # PostgreSQL drops it at commit
+        staged.drop(session.connection())
+    return Written(holdout, fallback, last_id) if last_id is not None else Written(0, 0, None)
+
+
+def _stage(session: Session, plan: Plan, *, size: int, now: dt.datetime) -> Table:
+    """The chunk's audience, evaluated once into a temporary table: the next ``size`` profile ids
+    after the checkpoint, with their time zones when the campaign sends at local time. Every
+    statement of the chunk reads it, instead of running the segment's query again."""
     campaign = plan.campaign
     audience = audience_query(session, campaign.workspace_id, campaign.segment_id, now=now).subquery("aud")
     after = campaign.fanout_cursor or ""
-    window = select(audience.c.id).where(audience.c.id > after).order_by(audience.c.id).limit(min(size, MAX_CHUNK))
-    last_id = session.execute(select(func.max(window.subquery().c.id))).scalar()
-    if last_id is None:
-        return Written(0, 0, None)
-    if session.get_bind().dialect.name == "postgresql":
-        # The checkpoint commits with the rows: a commit lost in a crash loses both, consistently.
-        session.execute(text("SET LOCAL synchronous_commit = off"))
-    ids = audience.c.id
-    in_range = (ids > after) & (ids <= last_id)
-    holdout = _insert_holdout(session, plan, audience, in_range, now) if campaign.holdout_percent > 0 else 0
-    chosen = in_range & _phase_filter(session, plan, ids)
-    zones, fallback = _zones(session, plan, audience, chosen)
-    _insert_messages(session, plan, audience, chosen, zones, now)
-    return Written(holdout, fallback, last_id)
+    window = select(audience.c.id).where(audience.c.id > after).order_by(audience.c.id).limit(size).subquery("win")
+    zone: ColumnElement[str | None] = literal(None, String)
+    source: Any = window
+    if plan.timing.by_zone:
+        source, zone = window.join(_p, _p.c.id == window.c.id), _p.c.timezone
+    _STAGED.create(session.connection())
+    rows = select(window.c.id, zone).select_from(source)
+    session.execute(_STAGED.insert().from_select(["id", "timezone"], rows))
+    return _STAGED
 
 
 def bucket(session: Session, salt: str, profile_id: ColumnElement[str]) -> ColumnElement[int]:
@@ -130,11 +157,9 @@ def _phase_filter(session: Session, plan: Plan, ids: ColumnElement[str]) -> Colu
     return keep & (sampled if plan.phase is FanoutPhase.SAMPLE else ~sampled)
 
 
-def _insert_holdout(
-    session: Session, plan: Plan, audience: Any, in_range: ColumnElement[bool], now: dt.datetime
-) -> int:
-    rows = select(literal(plan.campaign.id, String), audience.c.id, literal(now, UTCDateTime())).where(
-        in_range & _held(session, plan, audience.c.id)
+def _insert_holdout(session: Session, plan: Plan, staged: Table, now: dt.datetime) -> int:
+    rows = select(literal(plan.campaign.id, String), staged.c.id, literal(now, UTCDateTime())).where(
+        _held(session, plan, staged.c.id)
     )
     statement = _insert(session, _h).from_select(
         ["campaign_id", "profile_id", "added_at"], rows, include_defaults=False
@@ -156,16 +181,11 @@ class _Zones:
     fallback: dt.datetime
 
 
-def _zones(session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bool]) -> tuple[_Zones, int]:
+def _zones(session: Session, plan: Plan, staged: Table, chosen: ColumnElement[bool]) -> tuple[_Zones, int]:
     """The due time of each time zone in the chunk, and how many recipients need the fallback."""
     if not plan.timing.by_zone:
         return _Zones(None, plan.timing.start), 0
-    counted = (
-        select(_p.c.timezone, func.count())
-        .select_from(audience.join(_p, _p.c.id == audience.c.id))
-        .where(chosen)
-        .group_by(_p.c.timezone)
-    )
+    counted = select(staged.c.timezone, func.count()).where(chosen).group_by(staged.c.timezone)
     # One pass over the chunk gives both the zones to compute and how many have none valid.
     counts = {row[0]: row[1] for row in session.execute(counted)}
     by_zone, fallback_due = due_by_zone(plan.timing, counts, plan.fallback_zone)
@@ -174,19 +194,19 @@ def _zones(session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bo
 
 
 def _insert_messages(
-    session: Session, plan: Plan, audience: Any, chosen: ColumnElement[bool], zones: _Zones, now: dt.datetime
+    session: Session, plan: Plan, staged: Table, chosen: ColumnElement[bool], zones: _Zones, now: dt.datetime
 ) -> None:
     campaign, dialect = plan.campaign, session.get_bind().dialect.name
-    ids = audience.c.id
+    ids = staged.c.id
     chunk = _base32(campaign.fanout_chunks + 1, 6)
     floor = now + RELEASE_MARGIN
-    source: Any = audience
+    source: Any = staged
     if zones.by_zone is None:
         prefix: ColumnElement[str] = literal(_prefix(campaign, chunk, zones.fallback, floor), String)
         deadline: ColumnElement[dt.datetime] = literal(zones.fallback + plan.deadline, UTCDateTime())
     else:
         table = _zone_table(dialect, campaign, chunk, zones, floor, plan.deadline)
-        source = audience.join(_p, _p.c.id == ids).outerjoin(table, table.c.tz == _p.c.timezone)
+        source = staged.outerjoin(table, table.c.tz == staged.c.timezone)
         prefix = func.coalesce(table.c.prefix, literal(_prefix(campaign, chunk, zones.fallback, floor), String))
         deadline = func.coalesce(table.c.deadline, literal(zones.fallback + plan.deadline, UTCDateTime()))
     number = func.row_number().over(order_by=ids)

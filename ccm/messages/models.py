@@ -56,8 +56,9 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "send_key"),
         Index("ix_message_workspace_id", "workspace_id", "id"),  # the message list, newest first
-        Index("ix_message_workspace_profile", "workspace_id", "profile_id", "id"),  # the list of one profile
-        Index("ix_message_profile_created", "profile_id", "created_at", "id"),  # the timeline; erasure
+        # The timeline; the list of one profile and its frequency caps (a profile's messages are
+        # few: sorted by id after the lookup); erasure.
+        Index("ix_message_profile_created", "profile_id", "created_at", "id"),
         # A campaign's messages, in release order (their ids encode their due time); only campaign
         # messages are in it.
         Index(
