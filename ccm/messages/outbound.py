@@ -189,11 +189,18 @@ def addresses_of(pendings: Iterable[Pending]) -> list[tuple[str, str, str]]:
     :func:`ccm.suppression.service.read_ahead` (chat ids are each provider's own: read when used)."""
     found = []
     for pending in pendings:
-        if pending.email:
+        if pending.email and _may_use(pending, "email"):
             found.append((pending.workspace_id, "email", pending.email))
-        if pending.phone:
+        if pending.phone and _may_use(pending, "sms"):
             found.append((pending.workspace_id, "sms", pending.phone))
     return found
+
+
+def _may_use(pending: Pending, channel: str) -> bool:
+    # Only a shortcut: an address routing does reach without having been read ahead is read then.
+    if pending.channel_override:
+        return pending.channel_override == channel
+    return pending.allowed_channels is None or channel in pending.allowed_channels
 
 
 def plan(runtime: Runtime, session: Session, pending: Pending, known: ReadAhead | None = None) -> Plan:
