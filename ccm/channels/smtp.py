@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import re
 import smtplib
-import socket
-import ssl
 import threading
 from collections.abc import Sequence
-from functools import cache
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -32,6 +29,7 @@ from ccm.channels.base import (
     Receipt,
     TransientDeliveryError,
 )
+from ccm.channels.smtp_connection import describe_reply, open_connection
 from ccm.channels.smtp_settings import DEFAULT_PORTS, STARTTLS_MODES, SmtpSettings, build_tls_context, parse_url
 
 __all__ = [
@@ -102,7 +100,7 @@ class SmtpProvider(NoCallbacks):
 
     def check(self) -> None:
         """Connect, say EHLO, secure and authenticate as a send would, then QUIT."""
-        conn = _open_connection(self.settings, self._tls_context)
+        conn = open_connection(self.settings, self._tls_context)
         try:
             conn.quit()
         except (smtplib.SMTPException, OSError):
@@ -162,12 +160,7 @@ class SmtpProvider(NoCallbacks):
           messages abandoned after the commit point are absent.
         """
         results: dict[str, Receipt | DeliveryError] = {}
-        staged: list[tuple[OutboundMessage, smtplib.SMTP]] = []
-        for slot, message in enumerate(messages):
-            try:
-                staged.append((message, self._stage(slot, message)))
-            except DeliveryError as error:
-                results[message.message_id] = error
+        staged = self._stage_all(messages, results)
         try:
             owned = set(commit_point([message.message_id for message, _ in staged])) if staged else set()
         except BaseException:
@@ -204,7 +197,7 @@ class SmtpProvider(NoCallbacks):
         conn = conns[slot]
         if conn is not None and conn.sock is not None:
             return conn, True
-        conn = _open_connection(self.settings, self._tls_context)
+        conn = open_connection(self.settings, self._tls_context)
         conns[slot] = conn
         with self._lock:
             self._open.add(conn)
@@ -225,16 +218,76 @@ class SmtpProvider(NoCallbacks):
             if held is conn:
                 conns[slot] = None
 
+    def _stage_all(
+        self, messages: Sequence[OutboundMessage], results: dict[str, Receipt | DeliveryError]
+    ) -> list[tuple[OutboundMessage, smtplib.SMTP]]:
+        """Every message up to its final dot, each on its own connection; the errors into ``results``.
+
+        Where the server pipelines, every envelope is written before any reply is read, so the
+        batch waits for one round trip instead of one per message."""
+        staged: list[tuple[OutboundMessage, smtplib.SMTP]] = []
+        written = []
+        for slot, message in enumerate(messages):
+            try:
+                payload = _data_payload(message)
+                conn, reused = self._connection(slot)
+                if not conn.has_extn("pipelining"):
+                    staged.append((message, self._stage_on(slot, message, payload, conn, reused=reused)))
+                elif self._wrote_envelope(conn, message, len(payload), reused=reused):
+                    written.append((slot, message, payload, conn, reused))
+                else:
+                    staged.append((message, self._stage(slot, message)))  # its reused connection was closed
+            except DeliveryError as error:
+                results[message.message_id] = error
+        for slot, message, payload, conn, reused in written:
+            try:
+                staged.append((message, self._finish_stage(slot, message, payload, conn, reused=reused)))
+            except DeliveryError as error:
+                results[message.message_id] = error
+        return staged
+
+    def _wrote_envelope(self, conn: smtplib.SMTP, message: OutboundMessage, size: int, *, reused: bool) -> bool:
+        """MAIL, RCPT and DATA written in one go, replies not read; False when a reused connection
+        turned out closed (dropped: the message is to be staged on a fresh one)."""
+        try:
+            conn.send(_envelope(conn, message, size))
+            return True
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop(conn)
+            if reused:
+                return False
+            raise TransientDeliveryError(f"SMTP connection failed: {exc}", reason="network_error") from exc
+
+    def _finish_stage(
+        self, slot: int, message: OutboundMessage, payload: bytes, conn: smtplib.SMTP, *, reused: bool
+    ) -> smtplib.SMTP:
+        """The replies to an envelope written by :meth:`_wrote_envelope`, then the body."""
+        try:
+            self._envelope_replies(conn, reused=reused)
+            conn.send(payload)
+            return conn
+        except _StaleConnection:
+            self._drop(conn)
+            return self._stage(slot, message)  # on a fresh connection
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop(conn)
+            raise TransientDeliveryError(f"SMTP connection failed: {exc}", reason="network_error") from exc
+
     def _stage(self, slot: int, message: OutboundMessage) -> smtplib.SMTP:
         """MAIL, RCPT, DATA and the body on connection ``slot``, up to (not including) the final dot."""
-        payload = _data_payload(message)
-        while True:
-            conn, reused = self._connection(slot)
-            try:
-                self._begin_data(conn, message, payload, reused=reused)
-                return conn
-            except _StaleConnection:
-                self._drop(conn)  # the next connection is fresh, so this retries at most once
+        conn, reused = self._connection(slot)
+        return self._stage_on(slot, message, _data_payload(message), conn, reused=reused)
+
+    def _stage_on(
+        self, slot: int, message: OutboundMessage, payload: bytes, conn: smtplib.SMTP, *, reused: bool
+    ) -> smtplib.SMTP:
+        """:meth:`_stage` on ``conn``, or on a fresh connection if ``conn`` was found closed."""
+        try:
+            self._begin_data(conn, message, payload, reused=reused)
+            return conn
+        except _StaleConnection:
+            self._drop(conn)  # the next connection is fresh, so this retries at most once
+            return self._stage(slot, message)
 
     def _begin_data(self, conn: smtplib.SMTP, message: OutboundMessage, payload: bytes, *, reused: bool) -> None:
         try:
@@ -278,11 +331,18 @@ class SmtpProvider(NoCallbacks):
     def _pipelined_envelope(self, conn: smtplib.SMTP, message: OutboundMessage, size: int, *, reused: bool) -> None:
         """MAIL, RCPT and DATA in one write, then their three replies (RFC 2920): one round trip
         instead of three. The addresses were checked by :func:`_data_payload` (ASCII, no <>)."""
-        options = f" SIZE={size}" if conn.has_extn("size") else ""
-        commands = f"MAIL FROM:<{message.envelope_from}>{options}\r\nRCPT TO:<{message.to}>\r\nDATA\r\n"
+        try:
+            conn.send(_envelope(conn, message, size))
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            if reused:
+                raise _StaleConnection from exc
+            raise
+        self._envelope_replies(conn, reused=reused)
+
+    def _envelope_replies(self, conn: smtplib.SMTP, *, reused: bool) -> None:
+        """The replies to a pipelined MAIL, RCPT and DATA, each checked."""
         replies: list[tuple[int, bytes]] = []
         try:
-            conn.send(commands.encode("ascii"))
             while len(replies) < 3 and (not replies or replies[-1][0] != 421):  # 421: the server is closing
                 replies.append(conn.getreply())
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -359,7 +419,7 @@ class _StaleConnection(Exception):
 
 def classify_reply(stage: str, code: int, text: bytes) -> DeliveryError:
     """The delivery error for an SMTP reply ``code`` to ``stage`` (``MAIL FROM``, ``RCPT TO``...)."""
-    detail = f"SMTP {stage} answered {_describe((code, text))}"
+    detail = f"SMTP {stage} answered {describe_reply((code, text))}"
     if code in _CONFIG_CODES:
         return ProviderConfigError(detail, reason="auth_failed")
     if 400 <= code < 500:
@@ -372,11 +432,6 @@ def classify_reply(stage: str, code: int, text: bytes) -> DeliveryError:
             return PermanentDeliveryError(detail, reason="invalid_address")
         return PermanentDeliveryError(detail, reason="rejected")
     return TransientDeliveryError(detail, reason="protocol_error")
-
-
-def _describe(reply: tuple[int, bytes | str]) -> str:
-    text = reply[1].decode("utf-8", "replace") if isinstance(reply[1], bytes) else reply[1]
-    return f"{reply[0]} {text}"
 
 
 def _data_payload(message: OutboundMessage) -> bytes:
@@ -398,74 +453,7 @@ def _data_payload(message: OutboundMessage) -> bytes:
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
-def _open_connection(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib.SMTP:
-    """Connect, say EHLO, secure and authenticate, raising the classified error on failure."""
-    conn: smtplib.SMTP | None = None
-    try:
-        conn = _connect(settings, context)
-        assert conn.sock is not None, "connected"
-        # The final "." goes out as its own small write after the commit point; with Nagle's
-        # algorithm it would wait for the server's delayed ACK (~40 ms) on every message.
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _secure_and_login(conn, settings, context)
-        return conn
-    except BaseException as exc:
-        if conn is not None:
-            conn.close()
-        if isinstance(exc, DeliveryError) or not isinstance(exc, Exception):
-            raise
-        raise _connection_error(settings, exc) from exc
-
-
-def _connect(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib.SMTP:
-    local_hostname = settings.local_hostname or _local_fqdn()
-    if settings.implicit_tls:
-        return smtplib.SMTP_SSL(
-            settings.host,
-            settings.port,
-            local_hostname=local_hostname,
-            timeout=settings.timeout,
-            context=context,
-        )
-    return smtplib.SMTP(settings.host, settings.port, local_hostname=local_hostname, timeout=settings.timeout)
-
-
-def _secure_and_login(conn: smtplib.SMTP, settings: SmtpSettings, context: ssl.SSLContext) -> None:
-    conn.ehlo()
-    if not settings.implicit_tls and settings.starttls != "off":
-        if conn.has_extn("starttls"):
-            conn.starttls(context=context)
-            conn.ehlo()
-        elif settings.starttls == "required":
-            raise ProviderConfigError(f"{settings.host} does not offer STARTTLS", reason="tls_unavailable")
-    if settings.username is None:
-        return
-    if not conn.has_extn("auth"):
-        raise ProviderConfigError(f"{settings.host} does not offer AUTH", reason="auth_unavailable")
-    conn.login(settings.username, settings.password or "")
-
-
-def _connection_error(settings: SmtpSettings, exc: Exception) -> DeliveryError:
-    """Classify a failure while connecting, securing or authenticating.
-
-    None of these is about the message, so none is permanent: a 5xx here (greeting, EHLO,
-    STARTTLS, AUTH) means the server will not take mail from us as configured.
-    """
-    where = f"SMTP {settings.host}:{settings.port}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ProviderConfigError(f"{where}: TLS certificate rejected: {exc}", reason="tls_verification")
-    if isinstance(exc, smtplib.SMTPResponseException):
-        detail = f"{where}: {type(exc).__name__}: {_describe((exc.smtp_code, exc.smtp_error))}"
-        if 400 <= exc.smtp_code < 500:
-            return TransientDeliveryError(detail, reason="deferred")
-        reason = "auth_failed" if isinstance(exc, smtplib.SMTPAuthenticationError) else "refused"
-        return ProviderConfigError(detail, reason=reason)
-    if isinstance(exc, smtplib.SMTPException) and "authentication method" in str(exc):
-        return ProviderConfigError(f"{where}: {exc}", reason="auth_failed")
-    return TransientDeliveryError(f"{where}: {type(exc).__name__}: {exc}", reason="network_error")
-
-
-@cache
-def _local_fqdn() -> str:
-    """What smtplib would say in EHLO, looked up once per process rather than per connection."""
-    return socket.getfqdn()
+def _envelope(conn: smtplib.SMTP, message: OutboundMessage, size: int) -> bytes:
+    """MAIL, RCPT and DATA as one pipelined write (the addresses were checked by :func:`_data_payload`)."""
+    options = f" SIZE={size}" if conn.has_extn("size") else ""
+    return f"MAIL FROM:<{message.envelope_from}>{options}\r\nRCPT TO:<{message.to}>\r\nDATA\r\n".encode("ascii")

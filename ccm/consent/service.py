@@ -8,10 +8,11 @@ never the suppression list).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import datetime as dt
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, or_, select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ccm.consent.models import ALL_TOPICS, ConsentRecord
@@ -79,18 +80,45 @@ def latest_statuses(*, session: Session, profile_ids: Collection[str]) -> dict[t
     """The latest status per (profile id, channel, topic) of these profiles, in one query."""
     if not profile_ids:
         return {}
-    column = _TABLE.c.profile_id
-    if dialect_of(session) == "postgresql":  # one array parameter: one statement whatever the count
-        among = column == any_(bindparam("ids", type_=ARRAY(String)))
-    else:
-        among = column.in_(bindparam("ids", expanding=True))
     rows = session.execute(
         select(_TABLE.c.profile_id, _TABLE.c.channel, _TABLE.c.topic, _TABLE.c.status)
-        .where(among)
+        .where(_among(session))
         .order_by(_TABLE.c.recorded_at, _TABLE.c.id),
         {"ids": list(profile_ids)},
     )
     return {(row.profile_id, row.channel, row.topic): row.status for row in rows}
+
+
+_Latest = tuple[dt.datetime, str, str]
+Known = Mapping[str, Mapping[tuple[str, str], _Latest]]
+"""Consent read ahead for a batch of messages: profile id → (channel, topic) → the latest
+record's (recorded at, id, status); a profile read with no records maps to an empty mapping."""
+
+
+def read_ahead(*, session: Session, profile_ids: Collection[str]) -> dict[str, dict[tuple[str, str], _Latest]]:
+    """Every decision :func:`allows` needs about these profiles, in one read: the ``known`` it
+    takes in the same transaction instead of a query per message and channel."""
+    known: dict[str, dict[tuple[str, str], _Latest]] = {profile_id: {} for profile_id in profile_ids}
+    if not known:
+        return known
+    rows = session.execute(
+        select(_TABLE.c.profile_id, _TABLE.c.channel, _TABLE.c.topic, _TABLE.c.recorded_at, _TABLE.c.id)
+        .add_columns(_TABLE.c.status)
+        .where(_among(session))
+        .order_by(_TABLE.c.recorded_at, _TABLE.c.id),
+        {"ids": list(known)},
+    )
+    for profile_id, channel, topic, recorded_at, record_id, status in rows:
+        known[profile_id][channel, topic] = (recorded_at, record_id, status)
+    return known
+
+
+def _among(session: Session) -> ColumnElement[bool]:
+    """``profile_id`` is one of the ``ids`` parameter."""
+    column = _TABLE.c.profile_id
+    if dialect_of(session) == "postgresql":  # one array parameter: one statement whatever the count
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(bindparam("ids", expanding=True))
 
 
 def history(*, session: Session, profile_id: str) -> list[ConsentRecord]:
@@ -122,11 +150,29 @@ def latest_status(*, session: Session, profile_id: str, channel: str, topic: str
     ).scalar()
 
 
-def allows(*, session: Session, profile_id: str, channel: str, topic: str | None, policy: WorkspacePolicy) -> bool:
-    """Whether a marketing message on ``channel`` about ``topic`` may go to the profile now."""
+def allows(
+    *,
+    session: Session,
+    profile_id: str,
+    channel: str,
+    topic: str | None,
+    policy: WorkspacePolicy,
+    known: Known | None = None,
+) -> bool:
+    """Whether a marketing message on ``channel`` about ``topic`` may go to the profile now. A
+    profile ``known`` answers for (:func:`read_ahead` in this transaction) is not read again."""
     topic = topic or ALL_TOPICS
-    latest = latest_status(session=session, profile_id=profile_id, channel=channel, topic=topic)
+    if known is not None and profile_id in known:
+        latest = _latest_known(known[profile_id], channel, topic)
+    else:
+        latest = latest_status(session=session, profile_id=profile_id, channel=channel, topic=topic)
     if latest is not None:
         return bool(latest == "granted")
     declared = policy.topics.get(topic)
     return (declared.mode if declared else policy.consent_default) == "opt_out"
+
+
+def _latest_known(records: Mapping[tuple[str, str], _Latest], channel: str, topic: str) -> str | None:
+    """What :func:`latest_status` would read: the later of the topic's and all topics' records."""
+    found = [record for record in (records.get((channel, topic)), records.get((channel, ALL_TOPICS))) if record]
+    return max(found)[2] if found else None

@@ -58,16 +58,15 @@ from ccm.messages.outbound import (
     Pending,
     Plan,
     Prepared,
-    addresses_of,
     load_pending,
     load_pending_many,
     plan,
     prepare,
+    read_ahead,
     recheck,
 )
-from ccm.messages.rules import Deferred, NotSendable
+from ccm.messages.rules import Deferred, NotSendable, ReadAhead
 from ccm.runtime import Runtime
-from ccm.suppression.service import Known, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +254,7 @@ def claim_many(runtime: Runtime, message_ids: Sequence[str]) -> list[Claimed]:
     plans = []
     with runtime.db.read_only() as session:
         pendings = load_pending_many(session, message_ids)
-        known = read_ahead(session, addresses_of(pendings.values()))
+        known = read_ahead(session, pendings.values())
         for message_id in message_ids:
             pending = pendings.get(message_id)
             if pending is None:  # not committed yet: its own job (the relay) will bring it again
@@ -275,7 +274,7 @@ def claim_many(runtime: Runtime, message_ids: Sequence[str]) -> list[Claimed]:
     with runtime.db.unit_of_work() as session:
         for write in ended:
             write(session)
-        known = read_ahead(session, addresses_of(planned.pending for planned, _ in ready))
+        known = read_ahead(session, (planned.pending for planned, _ in ready))
         checked = [
             (planned.pending, rechecked)
             for planned, prepared in ready
@@ -294,7 +293,7 @@ def claim_many(runtime: Runtime, message_ids: Sequence[str]) -> list[Claimed]:
     return claimed
 
 
-def _plan(runtime: Runtime, session: Session, pending: Pending, known: Known | None = None) -> Plan:
+def _plan(runtime: Runtime, session: Session, pending: Pending, known: ReadAhead | None = None) -> Plan:
     """Phase a, reads only: whether this run may claim the message, and where it goes."""
     _check_claimable(runtime, session, pending)
     with _ending_unsent(runtime, pending):
@@ -338,7 +337,7 @@ def _take(session: Session, planned: Plan, prepared: Prepared) -> Claimed | None
     return _claimed(pending, rechecked, token)
 
 
-def _rechecked(session: Session, planned: Plan, prepared: Prepared, known: Known | None = None) -> Prepared | None:
+def _rechecked(session: Session, planned: Plan, prepared: Prepared, known: ReadAhead | None = None) -> Prepared | None:
     """Suppression, consent and caps once more; None (the message ended) when they refuse now."""
     try:
         return recheck(session, planned, prepared, known)

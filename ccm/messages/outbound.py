@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ccm.channels.base import OutboundMessage
 from ccm.channels.email_mime import EmailContent, HeaderInjectionError, build_email, message_id_for
 from ccm.channels.registry import Configured
+from ccm.consent import service as consent
 from ccm.conversations.replies import reply_address
 from ccm.engagement.tracking import rewrite_html
 from ccm.message_templates.footer import MarketingFooter
@@ -25,11 +26,11 @@ from ccm.message_templates.rendering import PublishedTemplate, RenderedParts, bu
 from ccm.message_templates.sandbox import RenderError
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.routing import Route, candidate_channels, choose_route
-from ccm.messages.rules import NotSendable, SendRules, sms_body
+from ccm.messages.rules import NotSendable, ReadAhead, SendRules, sms_body
 from ccm.profiles.models import Profile
 from ccm.profiles.service import template_context
 from ccm.runtime import Runtime
-from ccm.suppression.service import Known
+from ccm.suppression import service as suppression
 from ccm.tokens import UNSUBSCRIBE
 from ccm.workspaces.models import Workspace
 from ccm.workspaces.schemas import WorkspacePolicy
@@ -170,21 +171,41 @@ def load_pending_many(session: Session, message_ids: Sequence[str]) -> dict[str,
     return {row.id: Pending(**row._mapping) for row in rows}
 
 
+def read_ahead(session: Session, pendings: Iterable[Pending]) -> ReadAhead:
+    """What the send rules of these messages read, read once for all of them in this transaction:
+    their addresses' suppression and, for marketing ones, their profiles' consent."""
+    pendings = list(pendings)
+    return ReadAhead(
+        suppression=suppression.read_ahead(session, addresses_of(pendings)),
+        consent=consent.read_ahead(
+            session=session,
+            profile_ids={p.profile_id for p in pendings if p.category == "marketing" and p.profile_id is not None},
+        ),
+    )
+
+
 def addresses_of(pendings: Iterable[Pending]) -> list[tuple[str, str, str]]:
     """The (workspace id, channel, address) each message may be sent to, for
     :func:`ccm.suppression.service.read_ahead` (chat ids are each provider's own: read when used)."""
     found = []
     for pending in pendings:
-        if pending.email:
+        if pending.email and _may_use(pending, "email"):
             found.append((pending.workspace_id, "email", pending.email))
-        if pending.phone:
+        if pending.phone and _may_use(pending, "sms"):
             found.append((pending.workspace_id, "sms", pending.phone))
     return found
 
 
-def plan(runtime: Runtime, session: Session, pending: Pending, known: Known | None = None) -> Plan:
-    """Route and check a pending message, as of now, with reads only. ``known``: suppression read
-    ahead in this transaction.
+def _may_use(pending: Pending, channel: str) -> bool:
+    # Only a shortcut: an address routing does reach without having been read ahead is read then.
+    if pending.channel_override:
+        return pending.channel_override == channel
+    return pending.allowed_channels is None or channel in pending.allowed_channels
+
+
+def plan(runtime: Runtime, session: Session, pending: Pending, known: ReadAhead | None = None) -> Plan:
+    """Route and check a pending message, as of now, with reads only. ``known``: suppression and
+    consent read ahead in this transaction (:func:`read_ahead`).
 
     Raises:
       NotSendable: no channel qualifies or a frequency cap is reached (skipped).
@@ -197,7 +218,7 @@ def plan(runtime: Runtime, session: Session, pending: Pending, known: Known | No
 
 
 def plan_with(
-    runtime: Runtime, session: Session, pending: Pending, template: PublishedTemplate, known: Known | None = None
+    runtime: Runtime, session: Session, pending: Pending, template: PublishedTemplate, known: ReadAhead | None = None
 ) -> Plan:
     """:func:`plan` with the template given (a send not yet written: :mod:`ccm.messages.preview`)."""
     policy = policy_of(pending.workspace_settings, workspace_id=pending.workspace_id)
@@ -243,7 +264,7 @@ def prepare(runtime: Runtime, planned: Plan) -> Prepared:
     )
 
 
-def recheck(session: Session, planned: Plan, prepared: Prepared, known: Known | None = None) -> Prepared:
+def recheck(session: Session, planned: Plan, prepared: Prepared, known: ReadAhead | None = None) -> Prepared:
     """Suppression, consent and frequency caps once more, inside the claim's transaction: an
     opt-out, a bounce or another send to the person committed while the message rendered still
     counts. Indexed reads only. Returns ``prepared`` without the addresses now blocked.
@@ -268,7 +289,7 @@ def recheck(session: Session, planned: Plan, prepared: Prepared, known: Known | 
     return prepared if allowed == prepared.targets else replace(prepared, targets=allowed, to_address=allowed[0][1])
 
 
-def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy, known: Known | None) -> SendRules:
+def _send_rules(session: Session, pending: Pending, policy: WorkspacePolicy, known: ReadAhead | None) -> SendRules:
     assert pending.profile_id is not None  # plan() skipped messages whose profile was deleted
     return SendRules(
         session,

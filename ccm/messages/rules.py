@@ -5,13 +5,14 @@ one; and the SMS body as sent. Each refusal carries a reason that ends up on the
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ccm.channels.sms import SmsSize, sms_size
-from ccm.consent.service import allows
+from ccm.consent import service as consent
 from ccm.db import UTCDateTime, utcnow
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.timing import Window, cap_exceeded, next_allowed, quiet_window
@@ -49,6 +50,15 @@ class Deferred(Exception):
         self.until, self.reason, self.route = until, reason, route
 
 
+@dataclass(frozen=True)
+class ReadAhead:
+    """What the rules of a batch of messages read once for all of them, in the transaction that
+    checks them: suppression of their addresses and consent of their profiles."""
+
+    suppression: Known
+    consent: consent.Known
+
+
 class SendRules:
     """The rules for one pending message (see the module docstring)."""
 
@@ -65,7 +75,7 @@ class SendRules:
         timezone: str | None,
         preferences: dict[str, Any] | None,
         source: str = "api",
-        known: Known | None = None,
+        known: ReadAhead | None = None,
     ) -> None:
         self.session, self.policy = session, policy
         self.message_id, self.workspace_id, self.profile_id = message_id, workspace_id, profile_id
@@ -88,14 +98,23 @@ class SendRules:
         if self.category == "marketing" and channel == "email" and marketing_email_refusal(self.policy):
             return NO_POSTAL_ADDRESS  # read again at every send: removing the address stops the mail
         reason = suppressed(
-            session=self.session, workspace_id=self.workspace_id, channel=channel, address=address, known=self.known
+            session=self.session,
+            workspace_id=self.workspace_id,
+            channel=channel,
+            address=address,
+            known=self.known.suppression if self.known else None,
         )
         # A keyword's confirmation answers the very STOP that just suppressed the address — and
         # only a STOP: a bounced or erased address gets nothing.
         if reason and not (reason == "stop" and self.source == "keyword"):
             return f"suppressed:{reason}"
-        if self.category == "marketing" and not allows(
-            session=self.session, profile_id=self.profile_id, channel=channel, topic=self.topic, policy=self.policy
+        if self.category == "marketing" and not consent.allows(
+            session=self.session,
+            profile_id=self.profile_id,
+            channel=channel,
+            topic=self.topic,
+            policy=self.policy,
+            known=self.known.consent if self.known else None,
         ):
             return "no_consent"
         return None

@@ -372,6 +372,27 @@ def test_a_batch_sends_every_body_before_one_commit_point_then_every_dot(provide
     assert server.connections == 5  # the connections are kept for the next batch
 
 
+def test_a_pipelined_batch_waits_for_a_slow_server_once_not_once_per_message(provider, server):
+    if not server.pipelining:
+        pytest.skip("without PIPELINING every command waits for its reply")
+    provider.send_batch(batch(10), commit_point=lambda ids: ids)  # the connections, opened
+    server.mail_delay = 0.3
+    started = time.monotonic()
+    results = provider.send_batch(batch(10), commit_point=lambda ids: ids)
+    assert time.monotonic() - started < 1.5  # one envelope after another would take 3 s
+    assert [type(results[f"msg_{n}"]) for n in range(10)] == [Receipt] * 10
+    assert len(server.messages) == 20
+
+
+def test_a_batch_on_connections_the_server_closed_goes_out_once_on_fresh_ones(provider, server):
+    provider.send_batch(batch(3), commit_point=lambda ids: ids)
+    server.drop_connections()
+    results = provider.send_batch(batch(3), commit_point=lambda ids: ids)
+    assert [type(results[f"msg_{n}"]) for n in range(3)] == [Receipt] * 3
+    assert sorted(m.rcpt_tos[0] for m in server.messages[3:]) == [f"rcpt{n}@example.com" for n in range(3)]
+    assert server.connections == 6
+
+
 def test_a_batch_keeps_each_recipients_error_to_itself(provider, server):
     server.set_reply("RCPT nobody@example.com", "550 5.1.1 No such user")
     committed = []

@@ -195,6 +195,22 @@ def test_unsubscribe_tokens_survive_key_rotation_and_reject_forgeries(api, app, 
         rotated.close()
 
 
+def test_unsubscribe_links_in_mail_sent_before_the_smaller_compression_window_still_work(api, app, runtime):
+    from itsdangerous import URLSafeTimedSerializer
+
+    message_id, _, raw = send_email(api, runtime)
+    token = (
+        email.message_from_string(raw, policy=email.policy.default)["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
+    )
+    payload = runtime.signer.verify(UNSUBSCRIBE, token, max_age=86400)
+    earlier = URLSafeTimedSerializer(runtime.signer.keys, salt=UNSUBSCRIBE).dumps(payload)  # as signed before
+    assert earlier.startswith(".")  # compressed, with zlib's default window
+    assert app.test_client().post(f"/u/{earlier}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    history = api.get("/v1/profiles/u1/consent").json["history"]
+    assert [(r["status"], r["source"]) for r in history] == [("revoked", "one_click")]
+    assert payload["m"] == message_id
+
+
 def test_preference_page_saves_choices(api, app, runtime):
     api.patch("/v1/workspace", json={"policy": {"topics": {"news": {"mode": "opt_out", "description": "News"}}}})
     message_id, _, raw = send_email(api, runtime)

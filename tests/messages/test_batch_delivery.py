@@ -5,7 +5,7 @@ point sends nothing; nothing is sent twice when the batch runs again."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from ccm.messages.batch import deliver_batch
 from ccm.messages.delivery import deliver_message
@@ -144,3 +144,58 @@ def test_suppressions_count_in_a_batch_whether_added_before_or_while_it_renders(
     assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(
         f"u{n}@example.com" for n in range(10) if n not in (1, 2)
     )
+
+
+def test_consent_counts_in_a_batch_the_latest_record_deciding_whether_before_or_while_it_renders(
+    api, runtime, smtp_server
+):
+    """The batch reads its profiles' consent once per transaction, not once per message: each
+    message is still decided by its profile's latest record for the topic or for all topics."""
+    from ccm.messages import outbound
+
+    variants = [{"channel": "email", "locale": "en", "subject": "News", "html": "<p>Hi {{ first_name }}</p>"}]
+    publish_template(api, variables=["first_name"], variants=variants, category="marketing")
+
+    def consent(who, topic, status):
+        answer = api.post(f"/v1/profiles/{who}/consent", json={"channel": "email", "topic": topic, "status": status})
+        assert answer.status_code == 201, answer.json
+
+    for n in range(5):
+        put_profile(api, f"u{n}", email=f"u{n}@example.com", channels=["email"])
+    consent("u1", "news", "revoked")
+    consent("u2", "*", "revoked")
+    consent("u2", "news", "granted")  # later: it decides
+    consent("u3", "news", "granted")
+    consent("u3", "*", "revoked")  # later: it decides
+    ids = [send(api, to={"external_id": f"u{n}"}, topic="news").json["id"] for n in range(5)]
+    original, rendered = outbound.prepare, []
+
+    def prepare_then_revoke(runtime, planned):
+        if not rendered:
+            consent("u4", "news", "revoked")
+        rendered.append(planned.pending.id)
+        return original(runtime, planned)
+
+    consent_reads = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM consent_record" in statement:
+            consent_reads.append(statement)
+
+    event.listen(runtime.db.engine, "before_cursor_execute", count)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("ccm.messages.delivery.prepare", prepare_then_revoke)
+            deliver_batch(runtime, ids)
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", count)
+    outcomes = [(found["status"], found["reason"]) for found in (message(api, i) for i in ids)]
+    assert [(status, reason if status == "skipped" else None) for status, reason in outcomes] == [
+        ("sent", None),
+        ("skipped", "no_consent"),
+        ("sent", None),
+        ("skipped", "no_consent"),
+        ("skipped", "no_consent"),  # revoked while the batch rendered
+    ]
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == ["u0@example.com", "u2@example.com"]
+    assert len(consent_reads) == 2  # one per transaction of the claim, whatever the batch's size

@@ -94,6 +94,7 @@ class SmtpTestServer:
       commands: the verbs the server has handled (``EHLO``, ``MAIL``, ``RCPT``, ``DATA``, ``RSET``),
         recorded before it replies, in order.
       connections: how many client connections said EHLO.
+      mail_delay: seconds the server waits before answering each MAIL (a slow or distant server).
 
     ``drop_connections()`` closes every client connection from the server side, as an idle
     timeout would; ``stop()`` (or leaving the ``with`` block) aborts them and shuts down.
@@ -110,6 +111,7 @@ class SmtpTestServer:
     ) -> None:
         self.messages: list[ReceivedMessage] = []
         self.pipelining = pipelining
+        self.mail_delay = 0.0
         self.commands: list[str] = []
         self.implicit_tls = implicit_tls
         self._handler = _Handler(self, auth)
@@ -280,6 +282,7 @@ class _Handler:
 
     async def handle_MAIL(self, smtp: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         self.server.commands.append("MAIL")
+        await asyncio.sleep(self.server.mail_delay)
         if self._credentials and not session.authenticated:
             return "530 5.7.0 Authentication required"
         override = self.server.reply_for("MAIL")
