@@ -34,6 +34,7 @@ from bench.campaign_fanout import bench_runtime, launch_campaign, seed_profiles 
 from bench.common import analyze, cpu_seconds, database_backends, fresh_database, save  # noqa: E402
 
 BOUND_MS = 300
+BUYER = {"external_id": "buyer", "email": "buyer@example.com"}
 EMAIL, PASSWORD = "bench@example.com", "bench password 1"
 STATUSES = [
     ("delivered", None, 45),
@@ -50,6 +51,8 @@ EXTRA_QUERIES = {
     "web_profiles.index": ["q=jo", "q=%2B1555"],
     "web_admin.audit": ["action=campaign.launch"],
 }
+ONLY_WITH = {"web_admin.provider_new": "kind=smtp"}
+"""Routes that are a page only with a query (without it, a 422 naming the parameter)."""
 
 
 def write_history(runtime: Any, workspace_id: str, count: int) -> None:
@@ -111,6 +114,57 @@ def write_history(runtime: Any, workspace_id: str, count: int) -> None:
     print(file=sys.stderr)
 
 
+def make_the_rest(runtime: Any, workspace_id: str, campaign_id: str) -> None:
+    """Through the API, as a user would: an import of a few rows, an SMS provider (the local
+    outbox, whose item the outbox screen shows), a webhook endpoint and a message delivered there,
+    by a worker in this process while the campaign is paused (its 100,000 stay queued)."""
+    import io
+
+    from sqlalchemy import text
+
+    from bench.campaign_fanout import api_client
+    from ccm.worker import InProcessWorker, install
+
+    client, headers = api_client(runtime, workspace_id)
+    assert client.post(f"/v1/campaigns/{campaign_id}/pause", headers=headers).status_code == 200
+    rows = "external_id,email\n" + "".join(f"import-{n},import-{n}@example.com\n" for n in range(200))
+    files = {"file": (io.BytesIO(rows.encode()), "people.csv")}
+    receipt = {
+        "key": "bench-receipt",
+        "category": "transactional",
+        "variants": [{"channel": "email", "locale": "en", "subject": "Your receipt", "html": "<p>Thank you.</p>"}],
+    }
+    calls = [
+        ("/v1/imports", {"data": files, "content_type": "multipart/form-data"}),
+        ("/v1/providers", {"json": {"kind": "local_outbox", "label": "sms outbox", "config": {"channel": "sms"}}}),
+        ("/v1/webhooks", {"json": {"url": "http://127.0.0.1:9/hook", "events": ["message.sent"]}}),
+        ("/v1/templates", {"json": receipt}),
+        ("/v1/templates/bench-receipt/publish", {}),
+        ("/v1/messages", {"json": {"to": BUYER, "template": "bench-receipt"}}),
+    ]
+    private = {"policy": {"webhooks_allow_private": True}}  # the hook's 127.0.0.1 (it never answers)
+    client.patch("/v1/workspace", json=private, headers=headers)
+    for path, options in calls:
+        answer = client.post(path, headers=headers, **options)
+        if answer.status_code >= 300:
+            print(f"{path}: {answer.status_code} {answer.json}", file=sys.stderr)
+    install(runtime)
+    worker = InProcessWorker(runtime, threads=2)
+    worker.start()
+    done = (
+        "SELECT (SELECT count(*) FROM outbox_item) > 0"
+        " AND (SELECT count(*) FROM import_job WHERE status = 'completed') > 0"
+    )
+    try:
+        for _ in range(120):
+            with runtime.db.engine.connect() as connection:
+                if connection.execute(text(done)).scalar():
+                    break
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+
+
 def samples(runtime: Any, workspace_id: str) -> dict[str, str]:
     """A value for each path parameter the screens take, read from the seeded workspace."""
     from sqlalchemy import text
@@ -124,6 +178,9 @@ def samples(runtime: Any, workspace_id: str) -> dict[str, str]:
         "import_id": "SELECT id FROM import_job WHERE workspace_id = :w LIMIT 1",
         "conversation_id": "SELECT id FROM conversation WHERE workspace_id = :w LIMIT 1",
         "user_id": "SELECT id FROM app_user WHERE workspace_id = :w LIMIT 1",
+        "account_id": "SELECT id FROM provider WHERE workspace_id = :w LIMIT 1",
+        "endpoint_id": "SELECT id FROM webhook_endpoint WHERE workspace_id = :w LIMIT 1",
+        "item_id": "SELECT id FROM outbox_item WHERE workspace_id = :w LIMIT 1",
     }
     found: dict[str, str] = {"version": "1", "template_key": "seed-newsletter"}
     with runtime.db.engine.connect() as connection:
@@ -155,6 +212,8 @@ def routes(app: Any, values: dict[str, str]) -> tuple[list[tuple[str, str]], lis
             untimed.append(f"{rule.rule} (no sample for {', '.join(missing)})")
             continue
         path = rule.build({a: values[a] for a in rule.arguments}, append_unknown=False)[1]
+        if rule.endpoint in ONLY_WITH:
+            path = f"{path}?{ONLY_WITH[rule.endpoint]}"
         timed.append((rule.endpoint, path))
         timed += [(rule.endpoint, f"{path}?{q}") for q in EXTRA_QUERIES.get(rule.endpoint, [])]
     return timed, untimed
@@ -173,8 +232,8 @@ def logged_in(app: Any, runtime: Any, workspace_id: str) -> Any:
 
 def time_page(client: Any, path: str, runs: int) -> dict[str, Any]:
     first = client.get(path)
-    if first.status_code != 200:
-        return {"status": first.status_code}
+    if first.status_code != 200:  # a redirect (/admin/ → its first page) is not a page of its own
+        return {"status": first.status_code, "location": first.headers.get("Location")}
     pids = database_backends()
     took, cpu_before, db_before = [], time.process_time(), cpu_seconds(pids)
     for _ in range(runs):
@@ -202,13 +261,14 @@ def main() -> None:
     from ccm.campaigns.engine import run_fanout
 
     fresh_database()
-    runtime = bench_runtime()
+    runtime = bench_runtime(local_outbox="email")  # the outbox screen shows what it "sent"
     workspace_id, _ = seed_profiles(runtime, args.profiles, 2)
     campaign_size = min(args.profiles, args.messages // 10)
     write_history(runtime, workspace_id, args.messages - campaign_size)
     rules = {"attribute": "external_id", "op": "exists"}
     campaign_id, _ = launch_campaign(runtime, workspace_id, rules, "bench newsletter")
     run_fanout(runtime, campaign_id)
+    make_the_rest(runtime, workspace_id, campaign_id)
     analyze()
     app = create_app(runtime=runtime)
     client = logged_in(app, runtime, workspace_id)
@@ -227,7 +287,7 @@ def main() -> None:
         "pages": pages,
         "not_timed": untimed,
         "slowest_ms": slowest,
-        "within_bound": slowest <= BOUND_MS and all(f["status"] == 200 for f in pages.values()),
+        "within_bound": slowest <= BOUND_MS and all(f["status"] in (200, 302) for f in pages.values()),
     }
     runtime.close()
     save("web_pages", result)
