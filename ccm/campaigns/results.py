@@ -16,7 +16,7 @@ What each count means (docs/campaign-results.md has the full table):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,15 +86,21 @@ class Group:
 
 @dataclass
 class Results:
-    """Per variant (in the campaign's variant order), the holdout (None without one), the total."""
+    """Per variant (in the campaign's variant order), the holdout (None without one), the total,
+    and per channel (``none``: skipped before one was chosen), largest first; conversions are
+    counted per variant only."""
 
     variants: dict[str, Group]
     holdout: Group | None
     total: Group
+    channels: dict[str, Group] = field(default_factory=dict)
 
 
 def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime | None = None) -> Results:
-    """Count everything about ``campaign``'s messages, per variant and for the holdout.
+    """Count everything about ``campaign``'s messages, per variant, per channel and for the holdout.
+
+    The messages and their engagement are counted once, by (variant, channel); both groupings are
+    sums of those cells, as a message has one variant and one channel.
 
     Parameters:
       as_of: count only the messages written before it and what happened to them by then (an
@@ -102,42 +108,33 @@ def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime
     """
     facts.without_jit(session)
     variants = {key: Group(key) for key in variant_keys(session, campaign.id)}
-
-    def group_of(variant: str | None) -> Group:
-        return variants.setdefault(_key(variant), Group(_key(variant)))
-
-    _count_into(session, campaign, as_of, m.c.variant, group_of)
+    channels: dict[str, Group] = {}
+    for (variant, channel), cell in _cells(session, campaign, as_of).items():
+        _add(variants.setdefault(_key(variant), Group(_key(variant))), cell)
+        _add(channels.setdefault(channel or "none", Group(channel or "none")), cell)
     if campaign.goal:
         for variant, count in session.execute(_conversions(session, campaign, as_of)):
-            group_of(variant).counts["conversions"] = count
-    return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()))
+            variants.setdefault(_key(variant), Group(_key(variant))).counts["conversions"] = count
+    by_size = dict(sorted(channels.items(), key=lambda item: -item[1].counts["targeted"]))
+    return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()), by_size)
 
 
-def channel_results(session: Session, campaign: Campaign) -> dict[str, Group]:
-    """The counts of :func:`campaign_results` by the channel each message went by (``none``: skipped
-    before one was chosen), largest first; conversions are counted per variant only."""
-    facts.without_jit(session)
-    channels: dict[str, Group] = {}
+def _cells(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> dict[tuple[Any, Any], Group]:
+    """The status and engagement counts of the campaign's messages by (variant, channel)."""
+    cells: dict[tuple[Any, Any], Group] = {}
 
-    def group_of(channel: str | None) -> Group:
-        return channels.setdefault(channel or "none", Group(channel or "none"))
+    def cell(variant: str | None, channel: str | None) -> Group:
+        return cells.setdefault((variant, channel), Group(""))
 
-    _count_into(session, campaign, None, m.c.channel, group_of)
-    return dict(sorted(channels.items(), key=lambda item: -item[1].counts["targeted"]))
-
-
-def _count_into(
-    session: Session, campaign: Campaign, as_of: dt.datetime | None, by: Any, group_of: Callable[[str | None], Group]
-) -> None:
-    """Add the status and engagement counts of the campaign's messages, grouped by column ``by``."""
-    for row in session.execute(_status_counts(session, campaign, as_of, by)).mappings():
-        group = group_of(row["grp"])
+    for row in session.execute(_status_counts(session, campaign, as_of)).mappings():
+        group = cell(row["variant"], row["channel"])
         for name in STATUS_COUNTS:
             group.counts[name] += int(row[name] or 0)
         if row["skip_code"] is not None:
             group.skipped_by_reason[row["skip_code"]] = int(row["skipped"])
-    for key, name, count in session.execute(_engagement_counts(campaign, as_of, by)):
-        group_of(key).counts[name] = count
+    for variant, channel, name, count in session.execute(_engagement_counts(campaign, as_of)):
+        cell(variant, channel).counts[name] = count
+    return cells
 
 
 def variant_keys(session: Session, campaign_id: str) -> list[str]:
@@ -152,9 +149,9 @@ def _key(variant: str | None) -> str:
 STATUS_COUNTS = ("targeted", "pending", "sent", "delivered", "delivery_confirmed", "failed", "skipped")
 
 
-def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | None, by: Any) -> Select[Any]:
-    """The counts a message's own row answers, by ``by`` (the variant) and skip reason (a few rows a
-    variant: the messages that were not skipped, then one per skip reason). A failed message
+def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+    """The counts a message's own row answers, by variant, channel and skip reason (a few rows a
+    cell: the messages that were not skipped, then one per skip reason). A failed message
     was sent when an attempt of it got through (a bounce); only those are looked up."""
     status = m.c.status
     skip_code = case((status == MessageStatus.SKIPPED, facts.reason_code(session, m.c.reason))).label("skip_code")
@@ -165,7 +162,8 @@ def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | No
 
     return (
         select(
-            by.label("grp"),
+            m.c.variant,
+            m.c.channel,
             skip_code,
             func.count().label("targeted"),
             share(status.in_(facts.PENDING)).label("pending"),
@@ -176,17 +174,17 @@ def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | No
             share(status == MessageStatus.SKIPPED).label("skipped"),
         )
         .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of))
-        .group_by(by, skip_code)
+        .group_by(m.c.variant, m.c.channel, skip_code)
     )
 
 
-def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None, by: Any) -> Select[Any]:
-    """Messages with each kind of engagement (see :data:`ccm.campaigns.facts.ENGAGEMENT`), by
-    ``by`` (the variant): ``(variant, count name, messages)``."""
+def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+    """Messages with each kind of engagement (see :data:`ccm.campaigns.facts.ENGAGEMENT`) by
+    variant and channel: ``(variant, channel, count name, messages)``."""
     classes = facts.engagement_classes()
     by_then = [] if as_of is None else [_e.c.occurred_at <= as_of]
     return (
-        select(by, classes.c.counted, func.count(_e.c.message_id.distinct()))
+        select(m.c.variant, m.c.channel, classes.c.counted, func.count(_e.c.message_id.distinct()))
         .select_from(
             _e.join(m, m.c.id == _e.c.message_id).join(
                 classes,
@@ -194,7 +192,7 @@ def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None, by: Any) -
             )
         )
         .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of), *by_then)
-        .group_by(by, classes.c.counted)
+        .group_by(m.c.variant, m.c.channel, classes.c.counted)
     )
 
 
@@ -242,11 +240,15 @@ def _holdout(session: Session, campaign: Campaign, as_of: dt.datetime | None) ->
 def _total(groups: Any) -> Group:
     total = Group("all")
     for group in groups:
-        for name in COUNTS:
-            total.counts[name] += group.counts[name]
-        for reason, count in group.skipped_by_reason.items():
-            total.skipped_by_reason[reason] = total.skipped_by_reason.get(reason, 0) + count
+        _add(total, group)
     return total
+
+
+def _add(into: Group, group: Group) -> None:
+    for name in COUNTS:
+        into.counts[name] += group.counts[name]
+    for reason, count in group.skipped_by_reason.items():
+        into.skipped_by_reason[reason] = into.skipped_by_reason.get(reason, 0) + count
 
 
 def _ratio(top: int, bottom: int) -> float | None:
