@@ -21,12 +21,10 @@ from ccm.imports.mapping import CONSENT_CHANNELS, FIELDS, SKIP
 from ccm.imports.models import FINAL, ImportJob
 from ccm.imports.parsing import DELIMITERS
 from ccm.pagination import PageQuery
-from ccm.web.inputs import refuse_unstorable
 from ccm.web.pages import db, page, screen
 from ccm.web.security import actor, requires
 
 bp = screen("imports", __name__, url_prefix="/imports")
-bp.before_request(refuse_unstorable)
 MAP_PREFIX = "map:"
 """A column's target is the form field ``map:<column header>``."""
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "windows-1252", "iso-8859-1")

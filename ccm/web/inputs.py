@@ -1,5 +1,5 @@
-"""Refusing what no column can store (a NUL character, an unpaired surrogate) in a form field, a
-query parameter, a path part or an uploaded file's name, before a view runs: PostgreSQL would
+"""Refusing what no column can store (a NUL character, an unpaired surrogate) in a path part, a
+query parameter, a form field or an uploaded file's name, before a view runs: PostgreSQL would
 fail the statement (a 500). The API refuses the same with :func:`ccm.validation.check_input`."""
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from ccm.validation import unstorable
 
 
 def refuse_unstorable() -> Response | None:
-    """``before_request``: 422 naming the first field that holds what cannot be stored."""
-    names = {f"{key}.filename": file.filename or "" for key, file in request.files.items()}
-    for values in (request.view_args or {}, request.args.to_dict(), request.form.to_dict(), names):
-        found = unstorable(values, "")
-        if found is not None:
-            field, problem = found
-            html = render_template("input_refused.html", field=field, problem=problem)
-            return Response(html, status=422, mimetype="text/html")
+    """``before_request`` of every screen (:func:`ccm.web.pages.screen`): 422 naming the first
+    field that holds what cannot be stored."""
+    names = [(f"{key}.filename", file.filename or "") for key, file in request.files.items(multi=True)]
+    sources = (request.view_args or {}).items(), request.args.items(multi=True), request.form.items(multi=True), names
+    for items in sources:
+        for name, value in items:
+            found = unstorable(value, name)
+            if found is not None:
+                html = render_template("input_refused.html", field=found[0], problem=found[1])
+                return Response(html, status=422, mimetype="text/html")
     return None

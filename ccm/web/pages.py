@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template
 from werkzeug.wrappers import Response
 
-from ccm.validation import unstorable
+from ccm.web.inputs import refuse_unstorable
 from ccm.web.security import add_headers, check_unsafe_request, load_user
 
 PREFIX = "web"
@@ -27,19 +27,6 @@ def screen(name: str, import_name: str, *, url_prefix: str | None = None, **opti
     bp.before_request(refuse_unstorable)
     bp.after_request(add_headers)
     return bp
-
-
-def refuse_unstorable() -> Response | None:
-    """``before_request``: a path, query or form value no column can store (a NUL character …) is
-    answered 422 naming it, before any view hands it to the database (PostgreSQL would fail)."""
-    sources = (request.view_args or {}).items(), request.args.items(multi=True), request.form.items(multi=True)
-    for items in sources:
-        for name, value in items:
-            found = unstorable(value, name)
-            if found is not None:
-                notice = f"{found[0]}: {found[1]}"
-                return Response(render_template("base.html", notices=[notice]), status=422, mimetype="text/html")
-    return None
 
 
 def is_screen(blueprint: str | None) -> bool:

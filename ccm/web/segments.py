@@ -32,12 +32,10 @@ from ccm.segments.rules import EngagementKind
 from ccm.segments.schemas import MembersIn, RulesIn, SegmentName
 from ccm.validation import CHANNELS, check_input
 from ccm.web import segment_form as form
-from ccm.web.inputs import refuse_unstorable
 from ccm.web.pages import db, page, screen
 from ccm.web.security import requires
 
 bp = screen("segments", __name__, url_prefix="/segments")
-bp.before_request(refuse_unstorable)
 SAMPLE_SIZE = 10
 LIST_SIZE = 100
 _NAME_ADAPTER: TypeAdapter[str] = TypeAdapter(SegmentName)
