@@ -24,22 +24,19 @@ from ccm.pagination import PageQuery
 from ccm.web.pages import db, page, screen
 from ccm.web.security import actor, requires
 
-bp = screen("imports", __name__, url_prefix="/imports")
+
+def _largest_upload() -> int:
+    """A file may be as large as the API takes (CCM_IMPORT_MAX_BYTES), plus the form around it."""
+    return _settings().import_max_bytes + 1_000_000
+
+
+bp = screen("imports", __name__, url_prefix="/imports", max_body=_largest_upload)
 MAP_PREFIX = "map:"
 """A column's target is the form field ``map:<column header>``."""
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "windows-1252", "iso-8859-1")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 TARGETS = (*FIELDS, *(f"consent.{channel}" for channel in CONSENT_CHANNELS), SKIP)
 LIST_SIZE = 20
-
-
-def _allow_large_files() -> None:
-    """A file may be as large as the API takes (CCM_IMPORT_MAX_BYTES), plus the form around it."""
-    request.max_content_length = _settings().import_max_bytes + 1_000_000
-
-
-# First of the blueprint's hooks: the CSRF check reads the form, and so the body, before the rest run.
-bp.before_request_funcs.setdefault(None, []).insert(0, _allow_large_files)
 
 
 @bp.get("/")

@@ -91,6 +91,13 @@ def test_a_bad_file_or_mapping_is_refused_next_to_its_control(web_client, runtim
     assert jobs(runtime) == [] and profiles(runtime) == []
 
 
+@pytest.mark.settings(max_request_bytes=100, import_max_bytes=100_000)
+def test_a_file_larger_than_other_requests_may_be_is_taken_up_to_the_import_limit(web_client, runtime):
+    client = web_client("marketer")
+    answer = client.post("/imports/", data=form(client, PEOPLE * 20))
+    assert answer.status_code == 302 and len(jobs(runtime)) == 1
+
+
 @pytest.mark.settings(import_max_bytes=50)
 def test_a_file_over_the_limit_is_refused_naming_the_file(web_client, runtime):
     client = web_client("marketer")
