@@ -23,19 +23,21 @@ from ccm.messages.accept import (
     DROP_EXPIRED_KEY,
     Accepted,
     Keyed,
-    Recipient,
-    check_marketing_email,
-    check_request,
-    found_recipient,
-    is_inline,
     key_row_for,
     message_row,
     replay_error,
     replayed,
     store_answers,
-    template_of,
 )
 from ccm.messages.accept import TABLES as _TABLES
+from ccm.messages.admission import (
+    Recipient,
+    check_marketing_email,
+    check_request,
+    found_recipient,
+    is_inline,
+    template_of,
+)
 from ccm.messages.models import MessageStatus
 from ccm.messages.schemas import SendIn
 from ccm.messages.tasks import DELIVER, DELIVER_BATCH

@@ -16,7 +16,7 @@ from ccm.db import utcnow
 from ccm.errors import NotFound
 from ccm.ids import new_id
 from ccm.message_templates.rendering import PublishedTemplate, make_bundle
-from ccm.messages.accept import latest_template
+from ccm.messages.admission import latest_template
 from ccm.messages.outbound import Pending, plan_with
 from ccm.messages.rules import Deferred, NotSendable
 from ccm.messages.service import SYSTEM_TEMPLATE, SYSTEM_TEXT

@@ -28,7 +28,8 @@ from ccm.errors import NotFound, ValidationFailed
 from ccm.ids import new_id
 from ccm.message_templates.rendering import PublishedTemplate
 from ccm.messages import state
-from ccm.messages.accept import Recipient, check_request, email_refusal, message_row, template_of
+from ccm.messages.accept import message_row
+from ccm.messages.admission import Recipient, check_request, email_refusal, template_of
 from ccm.messages.models import Message, MessageStatus
 from ccm.messages.tasks import DELIVER
 from ccm.profiles.models import Profile

@@ -18,7 +18,8 @@ from ccm.message_templates.models import MessageTemplate
 from ccm.message_templates.schemas import ChatVariant, EmailVariant, SmsVariant, TemplateIn
 from ccm.message_templates.service import create_template, publish
 from ccm.messages import state
-from ccm.messages.accept import Accepted, Recipient, accept_message, check_request, latest_template
+from ccm.messages.accept import Accepted, accept_message
+from ccm.messages.admission import Recipient, check_request, latest_template
 from ccm.messages.models import PENDING_STATUSES, Message, MessageStatus
 from ccm.messages.schemas import SendIn
 from ccm.messages.tasks import DELIVER

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ccm.consent.service import current, history
 from ccm.errors import ValidationFailed
 from ccm.message_templates.service import list_templates
-from ccm.messages.accept import latest_template
+from ccm.messages.admission import latest_template
 from ccm.messages.preview import check_send
 from ccm.messages.support import CHANNELS
 from ccm.pagination import PageQuery
