@@ -21,9 +21,10 @@ from ccm.engagement import tasks as engagement_tasks
 from ccm.idempotency import tasks as idempotency_tasks
 from ccm.imports import tasks as import_tasks
 from ccm.ingest import tasks as ingest_tasks
-from ccm.jobs import Job, Relay
+from ccm.jobs import Job
 from ccm.logs import DELIVERY_OUTCOMES, OutcomeCounts, throughput_line
 from ccm.messages import tasks as message_tasks
+from ccm.relay import Relay
 from ccm.runtime import Runtime
 from ccm.triggers import tasks as trigger_tasks
 from ccm.webhooks import tasks as webhook_tasks

@@ -13,8 +13,9 @@ from ccm import jobs
 from ccm.brokers import requeue_dead_workers
 from ccm.config import Settings, SettingsError
 from ccm.db import utcnow
-from ccm.jobs import PendingJob, relay_once
+from ccm.jobs import PendingJob
 from ccm.messages.claims import DELIVER
+from ccm.relay import relay_once
 from ccm.worker import InProcessWorker
 
 JOB = jobs.Job("messages.deliver", queue="deliveries")

@@ -7,9 +7,10 @@ import threading
 
 from sqlalchemy import func, select
 
-from ccm.jobs import PendingJob, relay_once
+from ccm.jobs import PendingJob
 from ccm.messages.models import Message
 from ccm.profiles.models import Profile
+from ccm.relay import relay_once
 from tests.messages.test_send_api import finished
 from tests.support.factories import publish_template, put_profile
 

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select, update
 
 from ccm.db import utcnow
-from ccm.jobs import PendingJob, relay_once
+from ccm.jobs import PendingJob
 from ccm.messages.claims import MAX_CLAIMS
 from ccm.messages.delivery import deliver_message
 from ccm.messages.models import DeliveryAttempt, Message
+from ccm.relay import relay_once
 from tests.messages.test_send_api import send
 from tests.support.factories import publish_template, put_profile
 

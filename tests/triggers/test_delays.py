@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import update
 
 from ccm.db import utcnow
-from ccm.jobs import PendingJob, relay_once
+from ccm.jobs import PendingJob
 from ccm.messages.models import Message
+from ccm.relay import relay_once
 from ccm.triggers.firing import release_due
 from ccm.triggers.models import TriggerFire
 from tests.ingest.test_tracking_api import post
