@@ -29,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +116,25 @@ def count_segment(runtime, workspace_id: str, segment_id: str) -> int:  # type: 
 
 
 def fan_out_in_this_process(campaign_id: str) -> dict[str, Any]:
-    """The worker side: run the fan-out and measure this process and its database backend."""
-    from sqlalchemy import text
-
+    """The worker side: run the fan-out and measure this process and its database backends (as
+    many as it has lanes, all opened before it starts and found again by their application name)."""
     from ccm.campaigns.engine import run_fanout
 
+    os.environ["PGAPPNAME"] = f"ccm-fanout-{os.getpid()}"  # libpq's: every connection of this process
     runtime = bench_runtime()
-    with runtime.db.engine.connect() as connection:  # the pool's one connection, opened now
-        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    lanes = getattr(runtime.settings, "campaign_fanout_lanes", 1)
+    with ExitStack() as opened:  # the pool's connections, opened now
+        for _ in range(lanes + 1):
+            opened.enter_context(runtime.db.engine.connect())
+        backends = _backends(runtime)
     rss_before = rss_mib([os.getpid()])[0]
-    mine, theirs, started = _own_cpu(), cpu_seconds([backend]), time.perf_counter()
+    theirs = {pid: cpu_seconds([pid]) for pid in backends}
+    mine, started = _own_cpu(), time.perf_counter()
     run_fanout(runtime, campaign_id)
     seconds = time.perf_counter() - started
-    worker_cpu, backend_cpu = _own_cpu() - mine, cpu_seconds([backend]) - theirs
+    after = _backends(runtime)
+    worker_cpu = _own_cpu() - mine
+    backend_cpu = sum(cpu_seconds([pid]) - theirs.get(pid, 0.0) for pid in after)
     peak = int(
         next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:")).split()[
             1
@@ -138,12 +145,26 @@ def fan_out_in_this_process(campaign_id: str) -> dict[str, Any]:
 
     return {
         "code": str(Path(ccm.__file__).parents[1]),
+        "lanes": lanes,
+        "backends": len(after),
         "seconds": round(seconds, 3),
         "worker_cpu_s": round(worker_cpu, 3),
         "postgres_cpu_s": round(backend_cpu, 3),
         "rss_before_mib": rss_before,
         "peak_rss_mib": round(peak / 1024, 1),
     }
+
+
+def _backends(runtime) -> list[int]:  # type: ignore[no-untyped-def]
+    """The PostgreSQL backends of this process's connections."""
+    from sqlalchemy import text
+
+    with runtime.db.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": os.environ["PGAPPNAME"]},
+        )
+        return [int(pid) for (pid,) in rows]
 
 
 def _own_cpu() -> float:
@@ -153,8 +174,12 @@ def _own_cpu() -> float:
 
 def fan_out(campaign_id: str, code: Path = ROOT) -> dict[str, Any]:
     """Run the fan-out of the CCM in ``code`` in a fresh worker process (settings from the
-    environment, as a worker's; ``BENCH_CAMPAIGN_CHUNK`` overrides the chunk's default)."""
-    env = ccm_env(campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK"))
+    environment, as a worker's; ``BENCH_CAMPAIGN_CHUNK`` and ``BENCH_FANOUT_LANES`` override the
+    chunk's and the lanes' defaults)."""
+    env = ccm_env(
+        campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK"),
+        campaign_fanout_lanes=os.environ.get("BENCH_FANOUT_LANES"),
+    )
     script = code / "bench" / "campaign_fanout.py"
     done = subprocess.run(
         [sys.executable, str(script), "--fan-out", campaign_id], env=env, capture_output=True, text=True, check=True
@@ -236,7 +261,8 @@ def measure_fan_out(runtime, workspace_id: str, rules: dict[str, Any], name: str
 
 def report(size: int, label: str, version: str, r: dict[str, Any]) -> None:
     print(
-        f"{size:>9,} profiles  {label:<9} {version:<8} {r['recipients']:>9,} recipients in {r['seconds']:7.2f} s  "
+        f"{size:>9,} profiles  {label:<9} {version:<8} lanes {r.get('lanes', 1)} "
+        f"{r['recipients']:>9,} recipients in {r['seconds']:7.2f} s  "
         f"{r['recipients_per_s']:>9,.0f}/s  CPU ms/1,000: worker {r['cpu_ms_per_1000']['worker']}, "
         f"postgres {r['cpu_ms_per_1000']['postgres']}  RSS {r['rss_before_mib']} → peak {r['peak_rss_mib']} MiB",
         flush=True,
