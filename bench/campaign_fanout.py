@@ -18,6 +18,12 @@ migrations, its fan-out first, then the messages truncated, the database migrate
 version's head and ANALYZEd, and this version's fan-out. Each fan-out starts right after a
 CHECKPOINT and a read of the whole audience (the segment's count), so both find the same cache
 and owe the same full-page writes.
+
+``--one-lane`` measures this version again with one fan-out lane (``CCM_CAMPAIGN_FANOUT_LANES=1``),
+and ``--without-message-fks`` again with ``message``'s foreign keys dropped — an experiment that
+says what their per-row checks cost, not something CCM does — each on the same database after
+the messages are truncated. The worker's PostgreSQL CPU is that of all its backends (found by
+their application name, ``PGAPPNAME``, opened before the clock starts).
 """
 
 from __future__ import annotations
@@ -48,6 +54,12 @@ from bench.common import (  # noqa: E402
 
 EVERYONE = {"attribute": "external_id", "op": "exists"}
 REACHABLE = {"reachable": "email"}
+FKS = (
+    "fk_message_profile_id_profile",
+    "fk_message_template_version_id_template_version",
+    "fk_message_workspace_id_workspace",
+)
+"""The foreign keys of ``message`` that ``--without-message-fks`` drops (an experiment, not CCM)."""
 
 
 def bench_runtime(**settings: Any):  # type: ignore[no-untyped-def]
@@ -172,13 +184,13 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def fan_out(campaign_id: str, code: Path = ROOT) -> dict[str, Any]:
+def fan_out(campaign_id: str, code: Path = ROOT, lanes: int | None = None) -> dict[str, Any]:
     """Run the fan-out of the CCM in ``code`` in a fresh worker process (settings from the
     environment, as a worker's; ``BENCH_CAMPAIGN_CHUNK`` and ``BENCH_FANOUT_LANES`` override the
     chunk's and the lanes' defaults)."""
     env = ccm_env(
         campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK"),
-        campaign_fanout_lanes=os.environ.get("BENCH_FANOUT_LANES"),
+        campaign_fanout_lanes=lanes or os.environ.get("BENCH_FANOUT_LANES"),
     )
     script = code / "bench" / "campaign_fanout.py"
     done = subprocess.run(
@@ -218,7 +230,13 @@ def written(runtime, campaign_id: str) -> dict[str, int]:  # type: ignore[no-unt
 
 
 def measure(
-    size: int, events_per_profile: int, rules: dict[str, Any], label: str, baseline: Path | None
+    size: int,
+    events_per_profile: int,
+    rules: dict[str, Any],
+    label: str,
+    baseline: Path | None,
+    without_fks: bool,
+    one_lane: bool,
 ) -> dict[str, Any]:
     fresh_database(migrate=baseline is None)
     if baseline is not None:
@@ -233,19 +251,34 @@ def measure(
         migrate_with(ROOT)
         analyze()
     runs["this"] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size}", ROOT)
+    if one_lane:
+        run_sql("TRUNCATE message, campaign_holdout CASCADE")
+        analyze()
+        runs["one_lane"] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size} 1 lane", ROOT, lanes=1)
+    if without_fks:
+        run_sql(
+            "TRUNCATE message, campaign_holdout CASCADE", *(f"ALTER TABLE message DROP CONSTRAINT {fk}" for fk in FKS)
+        )
+        analyze()
+        runs["no_fks"] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size} no FKs", ROOT)
     runtime.close()
     result = {"profiles": size, "segment": label, "seed_seconds": round(seed_seconds, 1), **runs}
     if baseline is not None:
-        result["ratio"] = round(runs["this"]["recipients_per_s"] / runs["baseline"]["recipients_per_s"], 2)
+        for version in ("this", "one_lane", "no_fks"):
+            if version in runs:
+                ratio = runs[version]["recipients_per_s"] / runs["baseline"]["recipients_per_s"]
+                result["ratio" if version == "this" else f"ratio_{version}"] = round(ratio, 2)
     return result
 
 
-def measure_fan_out(runtime, workspace_id: str, rules: dict[str, Any], name: str, code: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def measure_fan_out(  # type: ignore[no-untyped-def]
+    runtime, workspace_id: str, rules: dict[str, Any], name: str, code: Path, lanes: int | None = None
+) -> dict[str, Any]:
     """Launch a campaign of the segment and fan it out with the CCM in ``code``; checked and measured."""
     campaign_id, segment_id = launch_campaign(runtime, workspace_id, rules, f"fan-out {name}")
     audience = count_segment(runtime, workspace_id, segment_id)
     run_sql("CHECKPOINT")
-    result = fan_out(campaign_id, code)
+    result = fan_out(campaign_id, code, lanes)
     counts = written(runtime, campaign_id)
     assert counts["messages"] == counts["distinct_profiles"] == audience, (counts, audience)
     per_thousand = 1000 / max(counts["messages"], 1)
@@ -275,6 +308,12 @@ def main() -> None:
     parser.add_argument("--events-per-profile", type=int, default=2)
     parser.add_argument("--segments", default="everyone,reachable", help="everyone: all profiles; reachable: email")
     parser.add_argument("--baseline", default=None, help="another CCM checkout, measured in the same run")
+    parser.add_argument("--one-lane", action="store_true", help="this version again with one fan-out lane")
+    parser.add_argument(
+        "--without-message-fks",
+        action="store_true",
+        help="an experiment: this version again with message's foreign keys dropped (what their checks cost)",
+    )
     parser.add_argument("--fan-out", default=None, help=argparse.SUPPRESS)  # the worker process
     args = parser.parse_args()
     if args.fan_out:
@@ -285,13 +324,16 @@ def main() -> None:
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         for label in args.segments.split(","):
-            r = measure(size, args.events_per_profile, rules[label], label, baseline)
+            r = measure(
+                size, args.events_per_profile, rules[label], label, baseline, args.without_message_fks, args.one_lane
+            )
             results.append(r)
-            for version in ("baseline", "this"):
+            for version in ("baseline", "this", "one_lane", "no_fks"):
                 if version in r:
                     report(size, label, version, r[version])
-            if "ratio" in r:
-                print(f"{'':>30}ratio (this / baseline): {r['ratio']}", flush=True)
+            for key in ("ratio", "ratio_one_lane", "ratio_no_fks"):
+                if key in r:
+                    print(f"{'':>30}{key} (to the baseline): {r[key]}", flush=True)
             save("campaign_fanout", {"when": time.strftime("%Y-%m-%d %H:%M"), "results": results})  # after each size
 
 

@@ -37,6 +37,8 @@ S = CampaignStatus
 WRITING = (FanoutPhase.ALL, FanoutPhase.SAMPLE, FanoutPhase.REST)
 """Phases in which the fan-out has rows to write."""
 SKIP_CHUNK = 5_000
+RAMP = 4
+"""Claims smaller than ``CCM_CAMPAIGN_CHUNK`` a fan-out starts with (see :func:`_chunk_size`)."""
 CANCELLED_REASON = "campaign_cancelled"
 
 
@@ -103,7 +105,7 @@ def _claim(session: Session, runtime: Runtime, campaign_id: str) -> _Step:
     now = utcnow()
     if campaign.fanout_started_at is None:
         campaign.fanout_started_at = now
-    size = runtime.settings.campaign_chunk
+    size = _chunk_size(runtime.settings.campaign_chunk, campaign.fanout_chunks)
     upto = fanout.next_boundary(session, campaign, after=campaign.fanout_cursor or "", size=size, now=now)
     if upto is not None:
         campaign.fanout_chunks += 1
@@ -119,6 +121,12 @@ def _claim(session: Session, runtime: Runtime, campaign_id: str) -> _Step:
     _end_phase(campaign, now)
     campaign.updated_at = now
     return _Step.STOP
+
+
+def _chunk_size(chunk: int, claimed: int) -> int:
+    """The size of the next claim: the first ones smaller (1/16, 1/8, 1/4, 1/2 of ``chunk``, at
+    least 1,000), so that an audience of a few chunks is still shared by the lanes."""
+    return chunk if claimed >= RAMP else max(chunk >> (RAMP - claimed), min(chunk, 1_000))
 
 
 def _writing(campaign: Campaign) -> bool:
