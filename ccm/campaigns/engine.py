@@ -146,8 +146,14 @@ def _write(session: Session, campaign_id: str, *, wait: bool) -> int:
     chunk = session.scalars(claimed).first()
     if chunk is None:
         return 0
+    # KEY SHARE, held to the commit: the pump's tick (FOR UPDATE SKIP LOCKED) skips the campaign
+    # until the chunk's rows are in, so that it never releases past ids still being written; it
+    # lets the other lanes, the claims and a cancel (FOR NO KEY UPDATE) through. ``now`` after it.
     campaign = session.scalars(
-        select(Campaign).where(Campaign.id == campaign_id).execution_options(populate_existing=True)
+        select(Campaign)
+        .where(Campaign.id == campaign_id)
+        .with_for_update(read=True, key_share=True)
+        .execution_options(populate_existing=True)
     ).one()
     if not _writing(campaign):
         raise _Stopped
