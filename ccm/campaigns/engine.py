@@ -92,8 +92,8 @@ def _run_lane(runtime: Runtime, campaign_id: str) -> int:
 
 def _claim(session: Session, runtime: Runtime, campaign_id: str) -> _Step:
     """Claim the next chunk after the checkpoint, or end the phase when nothing is left to claim
-    or to write. ``FOR NO KEY UPDATE``: the lanes' message inserts hold ``KEY SHARE`` on the
-    campaign (their foreign key) for a whole chunk, which a ``FOR UPDATE`` would wait for."""
+    or to write. ``FOR NO KEY UPDATE``: the lanes' writes hold ``KEY SHARE`` on the campaign for
+    a whole chunk (see :func:`_write`), which a ``FOR UPDATE`` would wait for."""
     campaign = session.scalars(
         select(Campaign)
         .where(Campaign.id == campaign_id)
