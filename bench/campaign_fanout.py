@@ -18,6 +18,12 @@ migrations, its fan-out first, then the messages truncated, the database migrate
 version's head and ANALYZEd, and this version's fan-out. Each fan-out starts right after a
 CHECKPOINT and a read of the whole audience (the segment's count), so both find the same cache
 and owe the same full-page writes.
+
+``--one-lane`` measures this version again with one fan-out lane (``CCM_CAMPAIGN_FANOUT_LANES=1``),
+and ``--without-message-fks`` again with ``message``'s foreign keys dropped — an experiment that
+says what their per-row checks cost, not something CCM does — each on the same database after
+the messages are truncated. The worker's PostgreSQL CPU is that of all its backends (found by
+their application name, ``PGAPPNAME``, opened before the clock starts).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +54,16 @@ from bench.common import (  # noqa: E402
 
 EVERYONE = {"attribute": "external_id", "op": "exists"}
 REACHABLE = {"reachable": "email"}
+FKS = {
+    "constant": ("fk_message_template_version_id_template_version", "fk_message_workspace_id_workspace"),
+    "all": (
+        "fk_message_profile_id_profile",
+        "fk_message_template_version_id_template_version",
+        "fk_message_workspace_id_workspace",
+    ),
+}
+"""The foreign keys of ``message`` that ``--without-message-fks`` drops (an experiment, not CCM):
+all three, or the two whose parent row is the same for every message of a chunk."""
 
 
 def bench_runtime(**settings: Any):  # type: ignore[no-untyped-def]
@@ -115,19 +132,25 @@ def count_segment(runtime, workspace_id: str, segment_id: str) -> int:  # type: 
 
 
 def fan_out_in_this_process(campaign_id: str) -> dict[str, Any]:
-    """The worker side: run the fan-out and measure this process and its database backend."""
-    from sqlalchemy import text
-
+    """The worker side: run the fan-out and measure this process and its database backends (as
+    many as it has lanes, all opened before it starts and found again by their application name)."""
     from ccm.campaigns.engine import run_fanout
 
+    os.environ["PGAPPNAME"] = f"ccm-fanout-{os.getpid()}"  # libpq's: every connection of this process
     runtime = bench_runtime()
-    with runtime.db.engine.connect() as connection:  # the pool's one connection, opened now
-        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    lanes = getattr(runtime.settings, "campaign_fanout_lanes", 1)
+    with ExitStack() as opened:  # the pool's connections, opened now
+        for _ in range(lanes + 1):
+            opened.enter_context(runtime.db.engine.connect())
+        backends = _backends(runtime)
     rss_before = rss_mib([os.getpid()])[0]
-    mine, theirs, started = _own_cpu(), cpu_seconds([backend]), time.perf_counter()
+    theirs = {pid: cpu_seconds([pid]) for pid in backends}
+    mine, started = _own_cpu(), time.perf_counter()
     run_fanout(runtime, campaign_id)
     seconds = time.perf_counter() - started
-    worker_cpu, backend_cpu = _own_cpu() - mine, cpu_seconds([backend]) - theirs
+    after = _backends(runtime)
+    worker_cpu = _own_cpu() - mine
+    backend_cpu = sum(cpu_seconds([pid]) - theirs.get(pid, 0.0) for pid in after)
     peak = int(
         next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:")).split()[
             1
@@ -138,6 +161,8 @@ def fan_out_in_this_process(campaign_id: str) -> dict[str, Any]:
 
     return {
         "code": str(Path(ccm.__file__).parents[1]),
+        "lanes": lanes,
+        "backends": len(after),
         "seconds": round(seconds, 3),
         "worker_cpu_s": round(worker_cpu, 3),
         "postgres_cpu_s": round(backend_cpu, 3),
@@ -146,15 +171,31 @@ def fan_out_in_this_process(campaign_id: str) -> dict[str, Any]:
     }
 
 
+def _backends(runtime) -> list[int]:  # type: ignore[no-untyped-def]
+    """The PostgreSQL backends of this process's connections."""
+    from sqlalchemy import text
+
+    with runtime.db.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": os.environ["PGAPPNAME"]},
+        )
+        return [int(pid) for (pid,) in rows]
+
+
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def fan_out(campaign_id: str, code: Path = ROOT) -> dict[str, Any]:
+def fan_out(campaign_id: str, code: Path = ROOT, lanes: int | None = None) -> dict[str, Any]:
     """Run the fan-out of the CCM in ``code`` in a fresh worker process (settings from the
-    environment, as a worker's; ``BENCH_CAMPAIGN_CHUNK`` overrides the chunk's default)."""
-    env = ccm_env(campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK"))
+    environment, as a worker's; ``BENCH_CAMPAIGN_CHUNK`` and ``BENCH_FANOUT_LANES`` override the
+    chunk's and the lanes' defaults)."""
+    env = ccm_env(
+        campaign_chunk=os.environ.get("BENCH_CAMPAIGN_CHUNK"),
+        campaign_fanout_lanes=lanes or os.environ.get("BENCH_FANOUT_LANES"),
+    )
     script = code / "bench" / "campaign_fanout.py"
     done = subprocess.run(
         [sys.executable, str(script), "--fan-out", campaign_id], env=env, capture_output=True, text=True, check=True
@@ -193,7 +234,13 @@ def written(runtime, campaign_id: str) -> dict[str, int]:  # type: ignore[no-unt
 
 
 def measure(
-    size: int, events_per_profile: int, rules: dict[str, Any], label: str, baseline: Path | None
+    size: int,
+    events_per_profile: int,
+    rules: dict[str, Any],
+    label: str,
+    baseline: Path | None,
+    without_fks: bool,
+    one_lane: bool,
 ) -> dict[str, Any]:
     fresh_database(migrate=baseline is None)
     if baseline is not None:
@@ -208,19 +255,34 @@ def measure(
         migrate_with(ROOT)
         analyze()
     runs["this"] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size}", ROOT)
+    if one_lane:
+        run_sql("TRUNCATE message, campaign_holdout CASCADE")
+        analyze()
+        runs["one_lane"] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size} 1 lane", ROOT, lanes=1)
+    if without_fks:
+        drops = (f"ALTER TABLE message DROP CONSTRAINT {fk}" for fk in FKS[without_fks])
+        run_sql("TRUNCATE message, campaign_holdout CASCADE", *drops)
+        analyze()
+        name = f"no_fks_{without_fks}"
+        runs[name] = measure_fan_out(runtime, workspace_id, rules, f"{label} {size} {name}", ROOT)
     runtime.close()
     result = {"profiles": size, "segment": label, "seed_seconds": round(seed_seconds, 1), **runs}
     if baseline is not None:
-        result["ratio"] = round(runs["this"]["recipients_per_s"] / runs["baseline"]["recipients_per_s"], 2)
+        for version in runs:
+            if version != "baseline":
+                ratio = runs[version]["recipients_per_s"] / runs["baseline"]["recipients_per_s"]
+                result["ratio" if version == "this" else f"ratio_{version}"] = round(ratio, 2)
     return result
 
 
-def measure_fan_out(runtime, workspace_id: str, rules: dict[str, Any], name: str, code: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def measure_fan_out(  # type: ignore[no-untyped-def]
+    runtime, workspace_id: str, rules: dict[str, Any], name: str, code: Path, lanes: int | None = None
+) -> dict[str, Any]:
     """Launch a campaign of the segment and fan it out with the CCM in ``code``; checked and measured."""
     campaign_id, segment_id = launch_campaign(runtime, workspace_id, rules, f"fan-out {name}")
     audience = count_segment(runtime, workspace_id, segment_id)
     run_sql("CHECKPOINT")
-    result = fan_out(campaign_id, code)
+    result = fan_out(campaign_id, code, lanes)
     counts = written(runtime, campaign_id)
     assert counts["messages"] == counts["distinct_profiles"] == audience, (counts, audience)
     per_thousand = 1000 / max(counts["messages"], 1)
@@ -236,7 +298,8 @@ def measure_fan_out(runtime, workspace_id: str, rules: dict[str, Any], name: str
 
 def report(size: int, label: str, version: str, r: dict[str, Any]) -> None:
     print(
-        f"{size:>9,} profiles  {label:<9} {version:<8} {r['recipients']:>9,} recipients in {r['seconds']:7.2f} s  "
+        f"{size:>9,} profiles  {label:<9} {version:<15} lanes {r.get('lanes', 1)} "
+        f"{r['recipients']:>9,} recipients in {r['seconds']:7.2f} s  "
         f"{r['recipients_per_s']:>9,.0f}/s  CPU ms/1,000: worker {r['cpu_ms_per_1000']['worker']}, "
         f"postgres {r['cpu_ms_per_1000']['postgres']}  RSS {r['rss_before_mib']} → peak {r['peak_rss_mib']} MiB",
         flush=True,
@@ -249,6 +312,14 @@ def main() -> None:
     parser.add_argument("--events-per-profile", type=int, default=2)
     parser.add_argument("--segments", default="everyone,reachable", help="everyone: all profiles; reachable: email")
     parser.add_argument("--baseline", default=None, help="another CCM checkout, measured in the same run")
+    parser.add_argument("--one-lane", action="store_true", help="this version again with one fan-out lane")
+    parser.add_argument(
+        "--without-message-fks",
+        nargs="?",
+        const="all",
+        choices=sorted(FKS),
+        help="an experiment: this version again with message's foreign keys dropped (what their checks cost)",
+    )
     parser.add_argument("--fan-out", default=None, help=argparse.SUPPRESS)  # the worker process
     args = parser.parse_args()
     if args.fan_out:
@@ -259,13 +330,15 @@ def main() -> None:
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         for label in args.segments.split(","):
-            r = measure(size, args.events_per_profile, rules[label], label, baseline)
+            r = measure(
+                size, args.events_per_profile, rules[label], label, baseline, args.without_message_fks, args.one_lane
+            )
             results.append(r)
-            for version in ("baseline", "this"):
+            for version in ("baseline", "this", "one_lane", "no_fks_constant", "no_fks_all"):
                 if version in r:
                     report(size, label, version, r[version])
-            if "ratio" in r:
-                print(f"{'':>30}ratio (this / baseline): {r['ratio']}", flush=True)
+            for key in [key for key in r if key.startswith("ratio")]:
+                print(f"{'':>30}{key} (to the baseline): {r[key]}", flush=True)
             save("campaign_fanout", {"when": time.strftime("%Y-%m-%d %H:%M"), "results": results})  # after each size
 
 

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     ingest_queue_wait: float = Field(default=0.5, ge=0)
     campaign_chunk: int = Field(default=25_000, ge=1, le=99_999)
     """Profiles a campaign's fan-out writes per transaction (rows and checkpoint commit together)."""
+    campaign_fanout_lanes: int = Field(default=2, ge=1, le=16)
+    """Connections a campaign's fan-out writes its chunks on at once, on PostgreSQL (each chunk's
+    work is in its backend: one core per lane). SQLite has one writer: one lane."""
     campaign_max_rate: float = Field(default=5_000.0, gt=0)
     """Messages per second a campaign without a throttle is released to delivery at, at most."""
     campaign_breaker_min: int = Field(default=100, ge=1)

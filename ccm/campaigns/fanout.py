@@ -1,10 +1,12 @@
 """The fan-out: a campaign's audience written as message rows, in set-based keyset chunks.
 
-Each chunk is one transaction that locks the campaign row, takes the next ``CCM_CAMPAIGN_CHUNK``
-profile ids of the audience after the checkpoint (``fanout_cursor``), writes their holdout rows and
-their messages with one ``INSERT … SELECT`` each, and moves the checkpoint — so a worker killed
-anywhere resumes exactly where the last commit left it, and a second fan-out of the same campaign
-(a job published twice) waits for the lock and then finds the checkpoint moved. The send key
+A chunk is a range of the audience's profile ids, ``(after, upto]``, claimed by
+:func:`next_boundary` (at most ``CCM_CAMPAIGN_CHUNK`` of them) under the campaign's lock and then
+written by :func:`write_chunk` in a transaction of its own — its holdout rows and its messages
+with one ``INSERT … SELECT`` each — that also deletes the chunk's claim (see
+:mod:`ccm.campaigns.engine`: several lanes write chunks in parallel). A worker killed anywhere
+leaves exactly the claims not yet written; a second fan-out of the same campaign (a job published
+twice) claims after the checkpoint and skips the chunks another lane holds. The send key
 ``campaign:<campaign>:<profile>`` is unique per workspace: whatever happens, one message per
 campaign and profile.
 
@@ -84,41 +86,64 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """A claimed chunk: the audience's profile ids in ``(after, upto]``, and its number."""
+
+    after: str
+    upto: str
+    number: int
+
+
+@dataclass(frozen=True)
 class Written:
-    """What a chunk wrote: holdout rows, recipients given the fallback zone, the last profile id."""
+    """What a chunk wrote: holdout rows, recipients given the fallback zone, the last profile id
+    written, and whether the chunk held more than one write may take (then the rest, after
+    ``last_id``, is still to write, under a new number)."""
 
     holdout: int
     fallback: int
     last_id: str | None
+    full: bool = False
 
 
-def write_chunk(session: Session, plan: Plan, *, size: int, now: dt.datetime) -> Written:
-    """Write the next chunk of ``plan``'s phase after the campaign's checkpoint; ``last_id`` None
-    when the phase has nothing left. The caller moves the checkpoint in the same transaction."""
+def next_boundary(session: Session, campaign: Campaign, *, after: str, size: int, now: dt.datetime) -> str | None:
+    """The last profile id of the next ``size`` of the audience after ``after``: the end of the
+    next chunk to claim; None when the audience has nothing left after it."""
+    audience = audience_query(session, campaign.workspace_id, campaign.segment_id, now=now).subquery("aud")
+    window = select(audience.c.id).where(audience.c.id > after).order_by(audience.c.id).limit(min(size, MAX_CHUNK))
+    return session.execute(select(func.max(window.subquery("win").c.id))).scalar()
+
+
+def write_chunk(session: Session, plan: Plan, chunk: Chunk, *, now: dt.datetime) -> Written:
+    """Write ``plan``'s phase for the audience in ``chunk``'s range; ``last_id`` None when none of
+    it is in the audience any more."""
     dialect = session.get_bind().dialect.name
-    staged = _stage(session, plan, size=min(size, MAX_CHUNK), now=now)
-    last_id = session.execute(select(func.max(staged.c.id))).scalar()
+    staged = _stage(session, plan, chunk, now=now)
+    count, last_id = session.execute(select(func.count(), func.max(staged.c.id))).one()
     if last_id is not None:
         if dialect == "postgresql":
-            # The checkpoint commits with the rows: a commit lost in a crash loses both, consistently.
+            # The claim's removal commits with the rows: a commit lost in a crash loses both.
             session.execute(text("SET LOCAL synchronous_commit = off"))
         holdout = _insert_holdout(session, plan, staged, now) if plan.campaign.holdout_percent > 0 else 0
         chosen = _phase_filter(session, plan, staged.c.id)
         zones, fallback = _zones(session, plan, staged, chosen)
-        _insert_messages(session, plan, staged, chosen, zones, now)
+        _insert_messages(session, plan, staged, chosen, zones, chunk.number, now)
     if dialect != "postgresql":  # PostgreSQL drops it at commit
         staged.drop(session.connection())
-    return Written(holdout, fallback, last_id) if last_id is not None else Written(0, 0, None)
+    if last_id is None:
+        return Written(0, 0, None)
+    return Written(holdout, fallback, last_id, full=count >= MAX_CHUNK and last_id < chunk.upto)
 
 
-def _stage(session: Session, plan: Plan, *, size: int, now: dt.datetime) -> Table:
-    """The chunk's audience, evaluated once into a temporary table: the next ``size`` profile ids
-    after the checkpoint, with their time zones when the campaign sends at local time. Every
-    statement of the chunk reads it, instead of running the segment's query again."""
+def _stage(session: Session, plan: Plan, chunk: Chunk, *, now: dt.datetime) -> Table:
+    """The chunk's audience, evaluated once into a temporary table: its profile ids (at most
+    :data:`MAX_CHUNK`, the most a chunk's ids can number), with their time zones when the
+    campaign sends at local time. Every statement of the chunk reads it, instead of running the
+    segment's query again."""
     campaign = plan.campaign
     audience = audience_query(session, campaign.workspace_id, campaign.segment_id, now=now).subquery("aud")
-    after = campaign.fanout_cursor or ""
-    window = select(audience.c.id).where(audience.c.id > after).order_by(audience.c.id).limit(size).subquery("win")
+    ranged = select(audience.c.id).where(audience.c.id > chunk.after, audience.c.id <= chunk.upto)
+    window = ranged.order_by(audience.c.id).limit(MAX_CHUNK).subquery("win")
     zone: ColumnElement[str | None] = literal(None, String)
     source: Any = window
     if plan.timing.by_zone:
@@ -194,11 +219,17 @@ def _zones(session: Session, plan: Plan, staged: Table, chosen: ColumnElement[bo
 
 
 def _insert_messages(
-    session: Session, plan: Plan, staged: Table, chosen: ColumnElement[bool], zones: _Zones, now: dt.datetime
+    session: Session,
+    plan: Plan,
+    staged: Table,
+    chosen: ColumnElement[bool],
+    zones: _Zones,
+    chunk_number: int,
+    now: dt.datetime,
 ) -> None:
     campaign, dialect = plan.campaign, session.get_bind().dialect.name
     ids = staged.c.id
-    chunk = _base32(campaign.fanout_chunks + 1, 6)
+    chunk = _base32(chunk_number, 6)
     floor = now + RELEASE_MARGIN
     source: Any = staged
     if zones.by_zone is None:

@@ -4,7 +4,7 @@ A :class:`Campaign`'s ``status`` moves only through :func:`ccm.campaigns.state.t
 messages are ordinary ``message`` rows (``source="campaign"``, ``campaign_id``, ``variant``,
 ``send_key = "campaign:<campaign>:<profile>"``), so the delivery core sends, retries and re-checks
 them like any other. The fan-out writes them in keyset chunks, each committing its rows together
-with the checkpoint (``fanout_cursor``); the pump releases them to delivery at the campaign's
+with its checkpoint (:class:`FanoutChunk`); the pump releases them to delivery at the campaign's
 rate from its own durable cursor (``release_cursor``). A message's id encodes the time it is due
 (see :mod:`ccm.campaigns.fanout`), so release order is id order, on the ``(campaign_id, id)`` index.
 """
@@ -79,9 +79,10 @@ class Campaign(Base):
     """Why a campaign was cancelled (``cancelled``, ``deadline_missed``)."""
     fanout_phase: Mapped[str] = mapped_column(String(20), default=FanoutPhase.ALL)
     fanout_cursor: Mapped[str | None] = mapped_column(String(32))
-    """The last profile id the current phase has written (the fan-out's checkpoint)."""
+    """The last profile id the current phase has claimed for a chunk (the fan-out's checkpoint;
+    the claimed chunks not yet written are :class:`FanoutChunk` rows)."""
     fanout_chunks: Mapped[int] = mapped_column(default=0)
-    """Chunks written so far (every chunk's message ids carry its number)."""
+    """Chunks claimed so far (every chunk's message ids carry its number)."""
     fanout_started_at: Mapped[dt.datetime | None]
     sample_done_at: Mapped[dt.datetime | None]
     release_cursor: Mapped[str | None] = mapped_column(String(32))
@@ -132,3 +133,19 @@ class CampaignHoldout(Base):
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"), primary_key=True, index=True)
     added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FanoutChunk(Base):
+    """A chunk of a campaign's fan-out claimed and not yet written: the audience's profile ids in
+    ``(after, upto]``. Fan-out lanes claim chunks one after another under the campaign's lock
+    and write them in parallel; a chunk's row goes in the transaction that writes its messages,
+    so after a crash the rows left are exactly the chunks to write again."""
+
+    __tablename__ = "campaign_fanout_chunk"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    after: Mapped[str] = mapped_column(String(32))
+    """The profile id the chunk starts after ('' for the first)."""
+    upto: Mapped[str] = mapped_column(String(32))
+    """The chunk's last profile id, inclusive."""
