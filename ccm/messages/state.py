@@ -12,7 +12,9 @@ The statements are built once per shape (expected statuses, target, compared col
 fields) and cached. A move of many messages at once is either the same statement over a list of
 ids (:func:`transition_many`) or one statement executed for each message in a single round trip
 (:func:`claim_many`, :func:`hold_many`, :func:`transition_each`: a batch's claims, commit point
-and outcomes); when fewer rows changed than were asked, one read tells which moved.
+and outcomes); when fewer rows changed than were asked, one read tells which moved. On PostgreSQL
+the claims and the outcomes are one ``UPDATE … FROM`` the batch's rows instead, returning the rows
+that moved: one statement to bind and plan, not one per message.
 """
 
 from __future__ import annotations
