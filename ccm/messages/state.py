@@ -407,11 +407,11 @@ def _batch_form(statement: Update) -> Update:
         if param.startswith(("b_", "v_")) and param != "b_now"
     }
     rows = batch_rows(names)
-    swapped = visitors.replacement_traverse(
-        statement,
-        {},
-        lambda element: rows.c[element.key] if isinstance(element, BindParameter) and element.key in names else None,
-    )
+
+    def from_rows(element: visitors.ExternallyTraversible, **_: Any) -> visitors.ExternallyTraversible | None:
+        return rows.c[element.key] if isinstance(element, BindParameter) and element.key in names else None
+
+    swapped = visitors.replacement_traverse(statement, {}, from_rows)
     assert isinstance(swapped, Update)
     return swapped.returning(*_RETURNED)
 
