@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -29,23 +29,17 @@ from sqlalchemy import (
     DateTime,
     Insert,
     MetaData,
-    String,
     Table,
     TextClause,
-    bindparam,
-    cast,
-    column,
     create_engine,
     event,
-    func,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.sql.selectable import TableValuedAlias
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
 
@@ -152,22 +146,6 @@ def _pg_insert_many(table: str, columns: tuple[str, ...], returning: str | None,
     sql += " ON CONFLICT DO NOTHING" if ignoring else ""
     sql += f" RETURNING {returning}" if returning else ""
     return text(sql)
-
-
-def batch_rows(columns: Mapping[str, TypeEngine[Any]]) -> TableValuedAlias:
-    """The rows of a batch as a table of ``columns`` (name → SQL type) on PostgreSQL, read from one
-    JSON parameter named ``rows`` (:func:`rows_param`): ``UPDATE … FROM`` it changes B rows with
-    one statement and one set of parameters, where an executemany binds and runs B statements."""
-    return (
-        func.jsonb_to_recordset(cast(bindparam("rows", type_=String), JSONB))
-        .table_valued(*(column(name, type_) for name, type_ in columns.items()))
-        .render_derived(name="batch", with_types=True)
-    )
-
-
-def rows_param(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The ``rows`` parameter of :func:`batch_rows`: datetimes as naive UTC, like the columns."""
-    return json.dumps(rows, default=_json_value, separators=(",", ":"))
 
 
 def _json_value(value: Any) -> Any:

@@ -92,10 +92,9 @@ _PUSH_JOB = (
     .where(_JOBS.c.key == bindparam("b_key"))
     .values(due_at=bindparam("b_due"), publishes=bindparam("b_publishes"))
 )
-_FINISH_JOBS = delete(_JOBS).where(_JOBS.c.key.in_(bindparam("b_keys", expanding=True)))
-_LEASE_JOBS = (
+_LEASE_JOB = (
     update(_JOBS)
-    .where(_JOBS.c.key.in_(bindparam("b_keys", expanding=True)), _JOBS.c.due_at < bindparam("b_due"))
+    .where(_JOBS.c.key == bindparam("b_key"), _JOBS.c.due_at < bindparam("b_due"))
     .values(due_at=bindparam("b_due"))
 )
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
@@ -230,7 +229,7 @@ def lease(runtime: Context, job: Job, *args: Any) -> None:
             # The lease guards against this worker dying, not the database: it need not wait for
             # the WAL flush (a fifth of a second later), which would cost a disk sync per job.
             session.execute(_ASYNC_COMMIT)
-        session.execute(_LEASE_JOBS, {"b_keys": keys, "b_due": due})
+        session.execute(_LEASE_JOB, [{"b_key": key, "b_due": due} for key in keys])
 
 
 def finish(session: Session, job: Job, *args: Any) -> None:
@@ -241,7 +240,7 @@ def finish(session: Session, job: Job, *args: Any) -> None:
 def finish_many(session: Session, job: Job, args: Sequence[tuple[Any, ...]]) -> None:
     """:func:`finish` for many jobs of one kind, in one round trip."""
     if args:
-        session.execute(_FINISH_JOBS, {"b_keys": [job_key(job, *each) for each in args]})
+        session.execute(_FINISH_JOB, [{"b_key": job_key(job, *each)} for each in args])
 
 
 class Publisher:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ccm.channels.base import OutboundMessage, Receipt
 from ccm.channels.registry import Configured
-from ccm.db import batch_rows, dialect_of, rows_param, utcnow
+from ccm.db import utcnow
 from ccm.ids import new_id
 from ccm.messages.claims import Claimed, Hops
 from ccm.messages.models import AttemptOutcome, DeliveryAttempt
@@ -35,23 +35,6 @@ _FINISH_ATTEMPT = (
     )
 )
 _INSERT_ATTEMPT = insert(_a)
-_FINISHED = batch_rows(
-    {"b_id": _a.c.message_id.type, "b_number": _a.c.number.type, "b_outcome": _a.c.outcome.type}
-    | {"b_provider_id": _a.c.provider_message_id.type, "b_hops": _a.c.hops.type}
-)
-_FINISH_BATCH = (
-    update(_a)
-    .where(_a.c.message_id == _FINISHED.c.b_id, _a.c.number == _FINISHED.c.b_number)
-    .values(
-        outcome=_FINISHED.c.b_outcome,
-        provider=bindparam("b_provider"),
-        provider_message_id=_FINISHED.c.b_provider_id,
-        error=None,
-        retry_at=None,
-        hops=_FINISHED.c.b_hops,
-        finished_at=bindparam("b_now"),
-    )
-)
 
 
 def attempt_row(
@@ -179,19 +162,6 @@ def finish_many(
 ) -> None:
     """:func:`finish` for a batch the provider took: one statement for all of them."""
     now = utcnow()
-    if dialect_of(session) == "postgresql":
-        rows = [
-            {
-                "b_id": claimed.message_id,
-                "b_number": claimed.attempt_number,
-                "b_outcome": outcome,
-                "b_provider_id": receipt.provider_message_id,
-                "b_hops": list(hops.items),
-            }
-            for claimed, hops, outcome, receipt in finished
-        ]
-        session.execute(_FINISH_BATCH, {"rows": rows_param(rows), "b_provider": provider, "b_now": now})
-        return
     session.execute(
         _FINISH_ATTEMPT,
         [

@@ -12,9 +12,7 @@ The statements are built once per shape (expected statuses, target, compared col
 fields) and cached. A move of many messages at once is either the same statement over a list of
 ids (:func:`transition_many`) or one statement executed for each message in a single round trip
 (:func:`claim_many`, :func:`hold_many`, :func:`transition_each`: a batch's claims, commit point
-and outcomes); when fewer rows changed than were asked, one read tells which moved. On PostgreSQL
-the claims and the outcomes are one ``UPDATE … FROM`` the batch's rows instead, returning the rows
-that moved: one statement to bind and plan, not one per message.
+and outcomes); when fewer rows changed than were asked, one read tells which moved.
 """
 
 from __future__ import annotations
@@ -28,11 +26,9 @@ from typing import Any, Final
 
 from sqlalchemy import Row, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter
 
 from ccm import jobs
-from ccm.db import batch_rows, dialect_of, rowcount, rows_param, utcnow
+from ccm.db import rowcount, utcnow
 from ccm.messages.claims import DELIVER
 from ccm.messages.models import Message, MessageStatus
 from ccm.webhooks.service import emit
@@ -141,23 +137,10 @@ def claim_many(session: Session, claims: Sequence[Claim]) -> set[str]:
             }
             for claim in group
         ]
-        if dialect_of(session) == "postgresql":
-            taken |= {row.id for row in _update_each(session, statement, params, now)}
-            continue
         moved = rowcount(session.execute(statement, params))
         tokens = {claim.message_id: claim.new_token for claim in group}
         taken |= set(tokens) if moved == len(group) else _holding(session, tokens, S.SENDING)
     return taken
-
-
-def _update_each(
-    session: Session, statement: Update, params: Sequence[Mapping[str, Any]], now: dt.datetime
-) -> Sequence[Row[*tuple[Any, ...]]]:
-    """Run the compare-and-set of each row in ``params`` as one ``UPDATE … FROM`` its rows
-    (PostgreSQL, :func:`ccm.db.batch_rows`); the rows that moved."""
-    batch = _batch_form(statement)
-    rows = rows_param([{name: value for name, value in row.items() if name != "b_now"} for row in params])
-    return session.execute(batch, {"rows": rows, "b_now": now}).all()
 
 
 def hold_many(session: Session, held: Mapping[str, str]) -> set[str]:
@@ -278,13 +261,13 @@ def transition_each(
         | {f"v_{name}": value for name, value in move.fields.items()}
         for move in moves
     ]
-    statement = _statement(_Shape(moving, to, names))
-    if dialect_of(session) == "postgresql":
-        rows = _update_each(session, statement, params, now)
-        moved_now = {row.id for row in rows}
-        moved = [move.message_id for move in moves if move.message_id in moved_now]
+    changed = rowcount(session.execute(_statement(_Shape(moving, to, names)), params))
+    if changed == len(moves):
+        moved = [move.message_id for move in moves]
     else:
-        moved, rows = _each_moved(session, statement, params, moves, to, now)
+        moved_now = _moved_at(session, [move.message_id for move in moves], to, now)
+        moved = [move.message_id for move in moves if move.message_id in moved_now]
+    rows = session.execute(select(*_RETURNED).where(_m.c.id.in_(moved))).all() if moved else []
     _announce(session, rows, to, {move.message_id: move.reason for move in moves})
     for move in moves:
         if move.message_id not in moved and transition(
@@ -298,24 +281,6 @@ def transition_each(
         ):
             moved.append(move.message_id)
     return moved
-
-
-def _each_moved(
-    session: Session,
-    statement: Update,
-    params: Sequence[Mapping[str, Any]],
-    moves: Sequence[Move],
-    to: MessageStatus,
-    now: dt.datetime,
-) -> tuple[list[str], Sequence[Row[*tuple[Any, ...]]]]:
-    """:func:`transition_each`'s update as one statement per message (an executemany); the ids that
-    moved and their rows."""
-    if rowcount(session.execute(statement, params)) == len(moves):
-        moved = [move.message_id for move in moves]
-    else:
-        moved_now = _moved_at(session, [move.message_id for move in moves], to, now)
-        moved = [move.message_id for move in moves if move.message_id in moved_now]
-    return moved, session.execute(select(*_RETURNED).where(_m.c.id.in_(moved))).all() if moved else []
 
 
 def _moved_at(session: Session, ids: Sequence[str], to: MessageStatus, now: dt.datetime) -> set[str]:
@@ -392,31 +357,6 @@ class _Shape:
     compare_updated: bool = False
     many: bool = False
     returning: bool = False
-
-
-@functools.lru_cache(maxsize=256)
-def _batch_form(statement: Update) -> Update:
-    """``statement`` (a per-message compare-and-set) reading each message's parameters from the
-    batch's rows instead: every ``b_…``/``v_…`` parameter but ``b_now`` becomes a column of
-    :func:`ccm.db.batch_rows`, typed as the column it is compared with or written to."""
-    names = {
-        param: _m.c[_PARAM_COLUMNS.get(param, param.removeprefix("v_"))].type
-        for param in sorted(
-            {element.key for element in visitors.iterate(statement) if isinstance(element, BindParameter)}
-        )
-        if param.startswith(("b_", "v_")) and param != "b_now"
-    }
-    rows = batch_rows(names)
-
-    def from_rows(element: visitors.ExternallyTraversible, **_: Any) -> visitors.ExternallyTraversible | None:
-        return rows.c[element.key] if isinstance(element, BindParameter) and element.key in names else None
-
-    swapped = visitors.replacement_traverse(statement, {}, from_rows)
-    assert isinstance(swapped, Update)
-    return swapped.returning(*_RETURNED)
-
-
-_PARAM_COLUMNS = {"b_id": "id", "b_token": "claim_token", "b_updated": "updated_at"}
 
 
 @functools.lru_cache(maxsize=256)
