@@ -16,9 +16,12 @@ database's PostgreSQL backends, PostgreSQL's shared processes, redis-server and 
 from __future__ import annotations
 
 import argparse
+import os
 import smtplib
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,27 +138,56 @@ def wait_completed(campaign_id: str, timeout: float, tag: str) -> dict[str, Any]
     }
 
 
+def sample_rss(pids: Callable[[], list[int]], every: float, into: list[dict[str, Any]], stop: threading.Event) -> None:
+    """Append the worker processes' RSS (MiB) to ``into`` every ``every`` seconds until ``stop``."""
+    started = time.monotonic()
+    while not stop.wait(every):
+        into.append({"t": round(time.monotonic() - started), "rss_mib": rss_mib(pids())})
+
+
+def worker_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """``dramatiq workers``, or ``bench.worker_probe`` (tracemalloc inside each worker) with ``--probe``."""
+    module = "workers"
+    extra = {}
+    if args.probe:
+        Path(args.probe).mkdir(parents=True, exist_ok=True)
+        module, extra = "bench.worker_probe", {"BENCH_PROBE_DIR": str(Path(args.probe).resolve())}
+    command = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        module,
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    return command, extra
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profiles", type=int, default=115_000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--probe", help="a directory: tracemalloc samples from inside each worker (slows them)")
+    parser.add_argument("--rss-every", type=float, default=15, help="seconds between RSS samples")
     args = parser.parse_args()
     sink, port = need("smtp-sink", "postfix"), free_port()
     fresh_database()
     runtime = bench_runtime(local_outbox="email")  # only for the sample's render: the workers send over SMTP
     workspace_id, _ = seed_profiles(runtime, args.profiles, 0)
     analyze()
-    env = ccm_env(smtp_url=f"smtp://127.0.0.1:{port}?local_hostname=localhost")
-    workers = [sys.executable, "-m", "dramatiq", "workers", "--processes", str(args.processes)]
+    workers, extra = worker_command(args)
+    env = {**ccm_env(smtp_url=f"smtp://127.0.0.1:{port}?local_hostname=localhost"), **extra}
     # -m: smtp-sink serves 256 connections at once by default; a batch holds B open per worker thread.
     with process([sink, "-u", "nobody", "-m", "4096", f"127.0.0.1:{port}", "4096"]) as sink_process:
         wait_port(port)
         raw = sample_raw(runtime, workspace_id)
         bare = baseline(port, 20_000, raw)
         print(f"bare smtplib loop   {bare:8.0f} messages/s  ({len(raw)} bytes each)", flush=True)
-        with process([*workers, "--threads", str(args.threads)], env=env) as worker_process:
+        with process(workers, env=env) as worker_process:
             warm = launch(
                 runtime, workspace_id, "warm-up", {"attribute": "attributes.city", "op": "equals", "value": "Abuja"}
             )
@@ -169,11 +201,15 @@ def main() -> None:
             }
             analyze()
             cpu: dict[str, float] = {}
-            rss_before = rss_mib(groups["workers"]()[1:])  # the worker processes, not their supervisor
+            processes = lambda: groups["workers"]()[1:]  # noqa: E731  (the worker processes, not their supervisor)
+            rss_before, timeline, stop = rss_mib(processes()), [], threading.Event()
+            sampler = threading.Thread(target=sample_rss, args=(processes, args.rss_every, timeline, stop), daemon=True)
+            sampler.start()
             with involved_cpu(cpu, groups):
                 campaign_id = launch(runtime, workspace_id, "measured", REACHABLE)
                 result = wait_completed(campaign_id, args.timeout, "campaign")
-            result["worker_rss_mib"] = {"before": rss_before, "after": rss_mib(groups["workers"]()[1:])}
+            stop.set()
+            result["worker_rss_mib"] = {"before": rss_before, "after": rss_mib(processes()), "every": timeline}
     sent = max(result["sent"], 1)
     result["cpu_ms_per_message"] = {name: round(s * 1000 / sent, 3) for name, s in cpu.items() if name != "load"}
     result["ratio_to_bare_smtplib"] = round((result["per_second"] or 0) / bare, 3)
@@ -181,11 +217,11 @@ def main() -> None:
         f"campaign  {result['per_second']} messages/s  ({result['sent']} sent, {result['skipped']} skipped, "
         f"{result['failed']} failed, {result['claims']} claims, {result['distinct_profiles']} profiles)  ratio "
         f"{result['ratio_to_bare_smtplib']}  CPU ms/message {result['cpu_ms_per_message']}  "
-        f"RSS {result['worker_rss_mib']}",
+        f"RSS {result['worker_rss_mib']['before']} -> {result['worker_rss_mib']['after']}",
         flush=True,
     )
     save(
-        "campaign_smtp",
+        os.environ.get("BENCH_RESULT_NAME", "campaign_smtp"),
         {
             "when": time.strftime("%Y-%m-%d %H:%M"),
             "profiles": args.profiles,

@@ -7,16 +7,17 @@ with the newest and verified with any, so rotating the key does not break links 
 
 from __future__ import annotations
 
+import json as _json
 import zlib
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
-from itsdangerous.serializer import Serializer
 
 from ccm.crypto import secret_keys
 
 UNSUBSCRIBE = "ccm.unsubscribe"
+_COMPACT = _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600
 
 
@@ -31,7 +32,8 @@ class _SmallWindowSerializer(URLSafeTimedSerializer):
     output is an ordinary zlib stream: itsdangerous (and every token already sent) loads as before."""
 
     def dump_payload(self, obj: Any) -> bytes:
-        json = Serializer.dump_payload(self, obj)
+        # itsdangerous' own compact JSON (no ASCII escapes, no spaces), with an encoder built once.
+        json = _COMPACT.encode(obj).encode()
         deflate = zlib.compressobj(6, zlib.DEFLATED, 10, 1)
         compressed = deflate.compress(json) + deflate.flush()
         if len(compressed) < len(json) - 1:

@@ -140,7 +140,12 @@ def is_machine(hit: Hit, *, seconds_after_send: float | None) -> bool:
 
 
 def _body(payload: dict[str, Any]) -> str:
-    return _b64(json.dumps(payload, separators=(",", ":")).encode())
+    return _b64(_COMPACT.encode(payload).encode())
+
+
+# Built once: json.dumps with separators builds an encoder per call, and every link of every
+# tracked email is signed.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def _b64(data: bytes) -> str:
