@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from ccm.auth.api import record_key_use
 from ccm.config import Settings
 from ccm.errors import CCMError, PayloadTooLarge
 from ccm.http import (
@@ -36,6 +37,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     _register_blueprints(app)
     app.before_request(check_request)
     app.after_request(finish_request)
+    # Registered first so that it runs last, once the request's session is closed.
+    app.teardown_request(record_key_use)
     app.teardown_request(discard_session)
     _register_error_handlers(app)
     return app

@@ -3,6 +3,7 @@ refused (403, nothing changed) to the other roles; bad input a 4xx naming the fi
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -228,7 +229,10 @@ def test_an_admin_creates_a_write_key_shown_once_and_revokes_it(admin, app, runt
     assert token not in listing and token[:12] in listing and "write" in listing
     track = {"type": "track", "userId": "u1", "event": "Signed Up"}
     headers = {"Authorization": f"Bearer {token}"}
+    assert "<td>never</td>" in listing
     assert app.test_client().post("/v1/track", json=track, headers=headers).status_code < 300
+    used = re.search(r'<time datetime="([^"]+)">', admin.get("/admin/keys").text)  # the write key, just used
+    assert used and used.group(1).startswith(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
     with runtime.db.unit_of_work() as session:
         key_id = session.scalars(select(ApiKey.id).where(ApiKey.name == "site")).one()
     assert admin.post_form(f"/admin/keys/{key_id}/revoke").status_code == 200
