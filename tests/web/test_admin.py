@@ -24,19 +24,6 @@ PAGES = ("/admin/users", "/admin/providers", "/admin/keys", "/admin/audit", "/ad
 SID = "AC" + "1" * 32
 
 
-@pytest.fixture
-def admin(web_client):
-    """An admin's client and a ``post(path, **form)`` sending the session's CSRF token."""
-    client = web_client("admin")
-    csrf = csrf_of(client.get("/").text)
-
-    def post(path, data=None, **form):
-        return client.post(path, data={"csrf_token": csrf, **(data or {}), **form})
-
-    client.post_form = post
-    return client
-
-
 def audited(runtime, action):
     with runtime.db.unit_of_work() as session:
         rows = session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)).all()
@@ -409,6 +396,7 @@ FORMS = (
     ("/admin/providers/{provider}/check", {}),
     ("/admin/providers/{provider}/disable", {}),
     ("/admin/providers/{provider}/enable", {}),
+    ("/admin/providers/{provider}/delete", {}),
     ("/admin/keys", {"name": "sneaky", "role": "admin"}),
     ("/admin/keys/{key}/revoke", {}),
     ("/admin/settings", {"help_text": "Sneaky"}),
