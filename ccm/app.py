@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ccm.auth.api import record_key_use
+from ccm.auth.usage import KeyUse
 from ccm.config import Settings
 from ccm.errors import CCMError, PayloadTooLarge
 from ccm.http import (
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     runtime = runtime or create_runtime(settings or Settings.from_env())
     app = Flask("ccm")
     app.extensions["ccm"] = runtime
+    app.extensions["ccm.key_use"] = KeyUse(runtime.db)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_request_bytes  # larger bodies get 413
     app.json = _InOrderJSON(app)
     _register_blueprints(app)

@@ -40,7 +40,7 @@ def note_key_use(caller: service.Caller) -> None:
     """Mark the request's key as used; :func:`record_key_use` writes it when the request is over,
     and only when the stored time is more than a minute old (most requests write nothing)."""
     now = utcnow()
-    if usage.is_stale(caller.last_used_at, now):
+    if _key_use().claim(caller.key_id, caller.last_used_at, now):
         g.key_used = (caller.key_id, now)
 
 
@@ -50,8 +50,11 @@ def record_key_use(_exc: BaseException | None) -> None:
     failure (logged) changes nothing about the answer."""
     noted: tuple[str, dt.datetime] | None = g.pop("key_used", None)
     if noted is not None:
-        key_id, at = noted
-        usage.touch(current_app.extensions["ccm"].db, key_id, at)
+        _key_use().touch(*noted)
+
+
+def _key_use() -> usage.KeyUse:
+    return current_app.extensions["ccm.key_use"]
 
 
 def current_workspace_id() -> str:
