@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from ccm.auth.api import record_key_use
+from ccm.auth.usage import KeyUse
 from ccm.config import Settings
 from ccm.errors import CCMError, PayloadTooLarge
 from ccm.http import (
@@ -31,11 +33,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     runtime = runtime or create_runtime(settings or Settings.from_env())
     app = Flask("ccm")
     app.extensions["ccm"] = runtime
+    app.extensions["ccm.key_use"] = KeyUse(runtime.db)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_request_bytes  # larger bodies get 413
     app.json = _InOrderJSON(app)
     _register_blueprints(app)
     app.before_request(check_request)
     app.after_request(finish_request)
+    # Registered first so that it runs last, once the request's session is closed.
+    app.teardown_request(record_key_use)
     app.teardown_request(discard_session)
     _register_error_handlers(app)
     return app

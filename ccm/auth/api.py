@@ -3,13 +3,16 @@ with the key's role; and the API keys endpoints, for admin keys."""
 
 from __future__ import annotations
 
-from flask import Blueprint, g, request
+import datetime as dt
+
+from flask import Blueprint, current_app, g, request
 
 from ccm import access
 from ccm.access import Permission
 from ccm.audit import service as audit
-from ccm.auth import service
+from ccm.auth import service, usage
 from ccm.auth.schemas import ApiKeyCreated, ApiKeyId, ApiKeyIn, ApiKeyList, ApiKeyOut
+from ccm.db import utcnow
 from ccm.errors import NotFound, Unauthorized
 from ccm.http import PERMISSIONS, db_session, endpoint, permissions
 
@@ -27,9 +30,31 @@ def require_api_key() -> None:
     if request.endpoint is not None:
         # Fail closed: a route whose permission was never declared is for admins until it is.
         access.require(caller.role, PERMISSIONS.get(request.endpoint, Permission.ADMIN))
+    note_key_use(caller)
     g.caller = caller
     g.workspace_id = caller.workspace_id
     g.actor = f"api_key:{caller.prefix}"
+
+
+def note_key_use(caller: service.Caller) -> None:
+    """Mark the request's key as used; :func:`record_key_use` writes it when the request is over,
+    and only when the stored time is more than a minute old (most requests write nothing)."""
+    now = utcnow()
+    if _key_use().claim(caller.key_id, caller.last_used_at, now):
+        g.key_used = (caller.key_id, now)
+
+
+def record_key_use(_exc: BaseException | None) -> None:
+    """``teardown_request``: write the key's last use noted by :func:`note_key_use`, in its own
+    transaction once the request's has ended, so that it holds none of the request's locks and a
+    failure (logged) changes nothing about the answer."""
+    noted: tuple[str, dt.datetime] | None = g.pop("key_used", None)
+    if noted is not None:
+        _key_use().touch(*noted)
+
+
+def _key_use() -> usage.KeyUse:
+    return current_app.extensions["ccm.key_use"]
 
 
 def current_workspace_id() -> str:

@@ -27,3 +27,5 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(20), default=ApiKeyRole.ADMIN, server_default=ApiKeyRole.ADMIN.value)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+    """When the key last authenticated a request, to the minute (see :mod:`ccm.auth.usage`)."""

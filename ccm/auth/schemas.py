@@ -30,6 +30,9 @@ class ApiKeyOut(BaseModel):
     name: str
     role: ApiKeyRole
     created_at: dt.datetime
+    last_used_at: dt.datetime | None = Field(
+        description="when the key last authenticated a request, to the minute; null if never"
+    )
 
 
 class ApiKeyCreated(ApiKeyOut):

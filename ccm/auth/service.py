@@ -7,6 +7,7 @@ plain digest is enough to make a leaked table useless.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ class Caller:
     workspace_id: str
     role: str
     prefix: str
+    last_used_at: dt.datetime | None = None
+    """As stored, to the minute (see :mod:`ccm.auth.usage`): read by the same lookup, for free."""
 
 
 def digest(token: str) -> str:
@@ -51,9 +54,9 @@ def create_api_key(
 
 
 _keys = ApiKey.__table__
-_CALLER = select(_keys.c.id, _keys.c.workspace_id, _keys.c.role, _keys.c.prefix).where(  # prebuilt: every request
-    _keys.c.digest == bindparam("digest"), _keys.c.revoked_at.is_(None)
-)
+_CALLER = select(  # prebuilt: every request
+    _keys.c.id, _keys.c.workspace_id, _keys.c.role, _keys.c.prefix, _keys.c.last_used_at
+).where(_keys.c.digest == bindparam("digest"), _keys.c.revoked_at.is_(None))
 
 
 def authenticate(*, session: Session, token: str) -> Caller | None:
@@ -63,7 +66,7 @@ def authenticate(*, session: Session, token: str) -> Caller | None:
     if not token.startswith(KEY_PREFIX):
         return None
     row = session.connection().execute(_CALLER, {"digest": digest(token)}).first()
-    return None if row is None else Caller(row.id, row.workspace_id, row.role, row.prefix)
+    return None if row is None else Caller(row.id, row.workspace_id, row.role, row.prefix, row.last_used_at)
 
 
 def list_api_keys(*, session: Session, workspace_id: str | None) -> list[ApiKey]:

@@ -8,7 +8,7 @@ from ccm.access import Permission
 from ccm.audit.api import audit
 from ccm.audit.service import Target
 from ccm.auth.api import current_workspace_id, require_api_key
-from ccm.channels import accounts
+from ccm.channels import accounts, removal
 from ccm.channels.models import ProviderAccount
 from ccm.channels.schemas import ProviderCheckOut, ProviderIn, ProviderList, ProviderOut, ProviderPatch
 from ccm.db import after_commit, end_transaction
@@ -104,11 +104,23 @@ def patch_provider(account_id: AccountId, body: ProviderPatch) -> ProviderOut:
     return out
 
 
-@endpoint(bp, "/<account_id>", method="DELETE", responses={204: None}, summary="Remove a provider account")
+@endpoint(
+    bp,
+    "/<account_id>",
+    method="DELETE",
+    responses={204: None},
+    errors=(409,),
+    summary="Remove a provider account; 409 when it is the last enabled one of its channel and messages wait to be "
+    "sent (disable it first)",
+)
 def delete_provider(account_id: AccountId) -> tuple[None, int]:
-    account = accounts.get_account(session=db_session(), workspace_id=current_workspace_id(), account_id=account_id)
-    before = _out(account).model_dump(mode="json")
-    db_session().delete(account)
+    before = get_provider(account_id).model_dump(mode="json")
+    removal.delete_account(
+        session=db_session(),
+        workspace_id=current_workspace_id(),
+        account_id=account_id,
+        default_channels=_runtime().providers.default_channels,
+    )
     _forget_after_commit()
     audit("provider.delete", Target("provider", account_id), before=before)
     return None, 204

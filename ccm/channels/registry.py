@@ -134,6 +134,12 @@ class ChannelProviders:
             self._lists[(workspace_id, channel)] = (time.monotonic() + CACHE_SECONDS, found)
         return found
 
+    @property
+    def default_channels(self) -> frozenset[str]:
+        """The channels served from the environment (``CCM_SMTP_URL``, the local outbox) when a
+        workspace configures no provider for them."""
+        return frozenset(self._defaults)
+
     def forget(self, workspace_id: str) -> None:
         """Drop this process's cached lists for a workspace (after it changed its providers)."""
         with self._lock:

@@ -5,12 +5,12 @@ from typing import Annotated, Any
 
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
 
 from ccm.access import Permission
 from ccm.auth.api import current_workspace_id, require_api_key
 from ccm.conversations.follow_up import send_in_conversation
 from ccm.conversations.inbox import get_conversation as get_conversation_in
+from ccm.conversations.inbox import list_conversations as list_conversations_in
 from ccm.conversations.inbox import thread
 from ccm.conversations.models import Conversation
 from ccm.conversations.service import receive_email
@@ -19,7 +19,7 @@ from ccm.http import db_session, endpoint, permissions, read_body
 from ccm.idempotency.http import HEADER as IDEMPOTENCY_HEADER
 from ccm.idempotency.http import respond_idempotently
 from ccm.message_templates.schemas import TemplateKey
-from ccm.pagination import PageQuery, paginate, split_page
+from ccm.pagination import PageQuery
 from ccm.profiles.service import get_profile
 from ccm.validation import ExternalId, RequestModel, free_form, id_field
 
@@ -38,6 +38,7 @@ class ConversationOut(BaseModel):
     channel: str
     subject: str | None
     status: str
+    assignee_id: str | None = Field(description="the web app user (usr_…) who answers it; null if unassigned")
     created_at: dt.datetime
     last_message_at: dt.datetime
 
@@ -47,8 +48,20 @@ class ConversationList(BaseModel):
     next_cursor: str | None
 
 
+UNASSIGNED = "none"
+Assignee = Annotated[
+    str,
+    Field(
+        pattern=rf"^({UNASSIGNED}|usr_[0-9A-Z]{{26}})$",
+        description=f"a user id (usr_…): the conversations assigned to that user; {UNASSIGNED}: those assigned "
+        "to no one",
+    ),
+]
+
+
 class ConversationQuery(PageQuery):
     profile: ExternalId | None = Field(None, description="external id")
+    assignee: Assignee | None = None
 
 
 class ThreadEntry(BaseModel):
@@ -119,15 +132,21 @@ def inbound_email() -> tuple[InboundOut, int]:
     query=ConversationQuery,
     responses={200: ConversationList},
     errors=(404,),
-    summary="Conversations, newest first",
+    summary="Conversations, newest first; only one person's (profile) or one assignee's (assignee) when asked",
 )
 def list_conversations(query: ConversationQuery) -> ConversationList:
-    statement = select(Conversation).where(Conversation.workspace_id == current_workspace_id())
-    if query.profile:
-        profile = get_profile(session=db_session(), workspace_id=current_workspace_id(), external_id=query.profile)
-        statement = statement.where(Conversation.profile_id == profile.id)
-    rows = db_session().scalars(paginate(statement, Conversation.id, query)).all()
-    items, cursor = split_page(rows, query, lambda c: c.id)
+    session, workspace_id = db_session(), current_workspace_id()
+    profile = (
+        get_profile(session=session, workspace_id=workspace_id, external_id=query.profile) if query.profile else None
+    )
+    items, cursor = list_conversations_in(
+        session=session,
+        workspace_id=workspace_id,
+        page=query,
+        profile_id=profile.id if profile else None,
+        assignee_id=None if query.assignee in (None, UNASSIGNED) else query.assignee,
+        unassigned=query.assignee == UNASSIGNED,
+    )
     return ConversationList(items=[ConversationOut.model_validate(c) for c in items], next_cursor=cursor)
 
 

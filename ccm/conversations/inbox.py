@@ -42,9 +42,10 @@ def list_conversations(
     status: str | None = None,
     profile_id: str | None = None,
     assignee_id: str | None = None,
+    unassigned: bool = False,
 ) -> tuple[list[Conversation], str | None]:
     """The workspace's conversations, newest first; only those in ``status``, with the profile or
-    assigned to the user, when given.
+    assigned to the user, when given, or assigned to no one when ``unassigned``.
 
     Raises:
       ValidationFailed: an unknown status.
@@ -56,6 +57,8 @@ def list_conversations(
         statement = statement.where(Conversation.profile_id == profile_id)
     if assignee_id is not None:
         statement = statement.where(Conversation.assignee_id == assignee_id)
+    if unassigned:
+        statement = statement.where(Conversation.assignee_id.is_(None))
     rows = session.scalars(paginate(statement, Conversation.id, page)).all()
     items, cursor = split_page(rows, page, lambda conversation: conversation.id)
     return list(items), cursor

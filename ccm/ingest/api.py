@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from ccm.access import Permission, allows
 from ccm.auth import service as keys
+from ccm.auth.api import note_key_use
 from ccm.db import utcnow
 from ccm.errors import CCMError
 from ccm.http import db_session, declare_permission, unreachable
@@ -77,6 +78,7 @@ def _store(kind: str | None) -> Response | tuple[Response, int]:
         return _error(401, "unauthorized", "unknown or revoked write key", "Authorization")
     if not allows(caller.role, Permission.EVENTS):
         return _error(403, "forbidden", f"this API key's role {caller.role!r} may not send events", "Authorization")
+    note_key_use(caller)
     received_at = utcnow()
     calls = calls_of(body, kind=kind, received_at=received_at, ip=request.remote_addr)
     stored = service.ingest(session=session, workspace_id=caller.workspace_id, calls=calls, received_at=received_at)

@@ -40,6 +40,8 @@ ROUTES: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
     ("POST", "/providers/<account_id>/check", "provider_check", admin_providers.check),
     ("POST", "/providers/<account_id>/enable", "provider_enable", admin_providers.enable),
     ("POST", "/providers/<account_id>/disable", "provider_disable", admin_providers.disable),
+    ("GET", "/providers/<account_id>/delete", "provider_delete_confirm", admin_providers.confirm_delete),
+    ("POST", "/providers/<account_id>/delete", "provider_delete", admin_providers.delete),
     ("GET", "/keys", "keys", admin_keys.index),
     ("POST", "/keys", "key_create", admin_keys.create),
     ("POST", "/keys/<key_id>/revoke", "key_revoke", admin_keys.revoke),
@@ -49,6 +51,8 @@ ROUTES: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
     ("GET", "/webhooks", "webhooks", admin_webhooks.index),
     ("POST", "/webhooks", "webhook_create", admin_webhooks.create),
     ("GET", "/webhooks/<endpoint_id>", "webhook_deliveries", admin_webhooks.deliveries),
+    ("GET", "/webhooks/<endpoint_id>/delete", "webhook_delete_confirm", admin_webhooks.confirm_delete),
+    ("POST", "/webhooks/<endpoint_id>/delete", "webhook_delete", admin_webhooks.delete),
 )
 """(method, path, endpoint, view): every admin page and form."""
 

@@ -1,18 +1,20 @@
 """The workspace's provider accounts (admins): list them, add or configure one through a form
 generated from its kind's config model, check its credentials against the provider, enable or
-disable it. The same accounts service as ``/v1/providers``; every change is audited as there."""
+disable it, delete it after a confirmation (refused while it is the last provider of a channel
+messages wait on, see :mod:`ccm.channels.removal`). The same services as ``/v1/providers``; every
+change is audited as there."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ccm.access import Permission
 from ccm.audit.service import Target
-from ccm.channels import accounts
+from ccm.channels import accounts, removal
 from ccm.channels.models import ProviderAccount
 from ccm.channels.registry import PROVIDERS
 from ccm.channels.schemas import ProviderIn, ProviderOut, ProviderPatch
@@ -213,4 +215,86 @@ def check(account_id: str) -> Response:
             f"{account.label}: " + ("the check passed." if error is None else f"the check failed: {error}")
         )
         outcome.status = 200
+    return _list(outcome)
+
+
+def _consequences(plan: removal.Removal, account: dict[str, Any]) -> list[str]:
+    """What deleting the account changes, in the words the confirmation page uses."""
+    channel = account["channel"]
+    lines = [
+        "Its settings and secrets are deleted; this cannot be undone (the audit log keeps its settings, "
+        "secrets masked)."
+    ]
+    if not account["enabled"]:
+        lines.append("It is disabled and sends nothing now: no message changes route.")
+    elif plan.last_of_channel:
+        lines.append(
+            f"It is the only enabled {channel} provider: messages on {channel} would fall back to another "
+            "channel or end skipped (no_provider)."
+        )
+    else:
+        lines.append(
+            f"Messages on {channel} go through the workspace's other {channel} providers (or the server's default)."
+        )
+    lines.append(
+        "Reports the provider sends later about messages already sent through it (delivered, bounced) are refused, "
+        "as for a disabled account: those messages stay as last reported."
+    )
+    return lines
+
+
+@requires(Permission.ADMIN)
+def confirm_delete(account_id: str) -> Response:
+    """The confirmation step: what deleting the account would do, and the button that does it."""
+    outcome = Outcome()
+
+    def work(session: Session) -> tuple[removal.Removal, dict[str, Any]]:
+        plan = removal.plan_removal(
+            session=session,
+            workspace_id=g.user.workspace_id,
+            account_id=account_id,
+            default_channels=_runtime().providers.default_channels,
+        )
+        return plan, _out(plan.account)
+
+    found = run_write(outcome, work)
+    if found is None:
+        return _list(outcome)
+    plan, account = found
+    return page(
+        "admin/confirm_delete.html",
+        heading=f"Delete the provider {account['label']}?",
+        facts=[
+            ("Kind", account["kind"]),
+            ("Channel", account["channel"]),
+            ("State", "enabled" if account["enabled"] else "disabled"),
+        ],
+        consequences=_consequences(plan, account),
+        refused=plan.refused,
+        action=url_for("web_admin.provider_delete", account_id=account_id),
+        cancel=url_for("web_admin.providers"),
+        button=f"Delete {account['label']}",
+    )
+
+
+@requires(Permission.ADMIN)
+def delete(account_id: str) -> Response:
+    """Delete the account, audited as ``provider.delete`` with what it was (secrets masked)."""
+    outcome = Outcome()
+
+    def work(session: Session) -> str:
+        before = _out(_account(session, account_id))
+        removal.delete_account(
+            session=session,
+            workspace_id=g.user.workspace_id,
+            account_id=account_id,
+            default_channels=_runtime().providers.default_channels,
+        )
+        _forget_after_commit(session)
+        audit(session, "provider.delete", Target("provider", account_id), before=before)
+        return str(before["label"])
+
+    label = run_write(outcome, work)
+    if label is not None:
+        outcome.notices.append(f"Deleted {label}.")
     return _list(outcome)

@@ -1,13 +1,14 @@
 """Outbound webhooks (admins): the subscriptions, a new one (URL and events; its signing secret
-shown once), and each one's recent deliveries with their status, attempts and response code.
-The webhooks service of ``/v1/webhooks``, audited as there."""
+shown once), each one's recent deliveries with their status, attempts and response code, and
+deleting one after a confirmation that says what goes with it. The webhooks service of
+``/v1/webhooks``, audited as there."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -79,3 +80,56 @@ def deliveries(endpoint_id: str) -> Response:
         outcome.failed(exc)
         return _page(outcome)
     return page("admin/webhook.html", webhook=webhook, deliveries=rows, **outcome.shown())
+
+
+def _consequences(plan: service.Removal) -> list[str]:
+    return [
+        "CCM stops calling this URL at once (other processes within a few seconds).",
+        f"{plan.pending} deliveries still pending are not made."
+        if plan.pending
+        else "No delivery is pending: nothing is dropped.",
+        f"Its delivery log ({plan.logged} deliveries) is deleted with it; the audit log keeps the URL and events.",
+    ]
+
+
+@requires(Permission.ADMIN)
+def confirm_delete(endpoint_id: str) -> Response:
+    """The confirmation step: what deleting the endpoint drops, and the button that does it."""
+    outcome = Outcome()
+    plan = run_write(
+        outcome,
+        lambda session: service.plan_removal(
+            session=session, workspace_id=g.user.workspace_id, endpoint_id=endpoint_id
+        ),
+    )
+    if plan is None:
+        return _page(outcome)
+    webhook = plan.endpoint
+    return page(
+        "admin/confirm_delete.html",
+        heading=f"Delete the webhook to {webhook.url}?",
+        facts=[("Events", ", ".join(webhook.events)), ("State", "enabled" if webhook.enabled else "disabled")],
+        consequences=_consequences(plan),
+        refused=None,
+        action=url_for("web_admin.webhook_delete", endpoint_id=endpoint_id),
+        cancel=url_for("web_admin.webhooks"),
+        button="Delete webhook",
+    )
+
+
+@requires(Permission.ADMIN)
+def delete(endpoint_id: str) -> Response:
+    """Delete the endpoint and its log, audited as ``webhook.delete`` with what it was."""
+    outcome = Outcome()
+
+    def work(session: Session) -> str:
+        webhook = service.delete_endpoint(session=session, workspace_id=g.user.workspace_id, endpoint_id=endpoint_id)
+        current_app.extensions["ccm"].webhooks.forget(session, g.user.workspace_id)
+        before = WebhookOut.model_validate(webhook).model_dump(mode="json")
+        audit(session, "webhook.delete", Target("webhook", endpoint_id), before=before)
+        return webhook.url
+
+    url = run_write(outcome, work)
+    if url is not None:
+        outcome.notices.append(f"Deleted the webhook to {url}.")
+    return _page(outcome)

@@ -104,12 +104,17 @@ def list_webhooks() -> WebhookList:
     return WebhookList(items=[WebhookOut.model_validate(item) for item in items])
 
 
-@endpoint(bp, "/<endpoint_id>", method="DELETE", responses={204: None}, summary="Remove a webhook subscription")
+@endpoint(
+    bp,
+    "/<endpoint_id>",
+    method="DELETE",
+    responses={204: None},
+    summary="Remove a webhook subscription, with its delivery log; deliveries still pending are not made",
+)
 def delete_webhook(endpoint_id: EndpointId) -> tuple[None, int]:
     session = db_session()
-    webhook = service.get_endpoint(session=session, workspace_id=current_workspace_id(), endpoint_id=endpoint_id)
+    webhook = service.delete_endpoint(session=session, workspace_id=current_workspace_id(), endpoint_id=endpoint_id)
     before = WebhookOut.model_validate(webhook).model_dump(mode="json")
-    session.delete(webhook)
     audit("webhook.delete", Target("webhook", endpoint_id), before=before)
     current_app.extensions["ccm"].webhooks.forget(session, current_workspace_id())
     return None, 204

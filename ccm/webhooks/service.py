@@ -9,10 +9,11 @@ import secrets
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ccm import jobs
@@ -88,6 +89,45 @@ def get_endpoint(*, session: Session, workspace_id: str, endpoint_id: str) -> We
     )
     if endpoint is None:
         raise NotFound(f"no webhook {endpoint_id!r}", field="id")
+    return endpoint
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What deleting an endpoint takes with it: deliveries not yet made, and its delivery log."""
+
+    endpoint: WebhookEndpoint
+    pending: int
+    logged: int
+
+
+def plan_removal(*, session: Session, workspace_id: str, endpoint_id: str) -> Removal:
+    """Raises NotFound: the workspace has no such endpoint."""
+    endpoint = get_endpoint(session=session, workspace_id=workspace_id, endpoint_id=endpoint_id)
+    counts = session.execute(
+        select(func.count(), func.count().filter(WebhookDelivery.status == "pending")).where(
+            WebhookDelivery.endpoint_id == endpoint_id
+        )
+    ).one()
+    return Removal(endpoint, pending=counts[1], logged=counts[0])
+
+
+def delete_endpoint(*, session: Session, workspace_id: str, endpoint_id: str) -> WebhookEndpoint:
+    """Unsubscribe: the endpoint goes with its delivery log. Nothing is refused: no other
+    object depends on an endpoint. A delivery still pending is dropped with the log (its
+    queued job finds no delivery and ends): the subscriber asked for no more calls.
+
+    The log is deleted rather than kept: it exists to debug this endpoint, it holds event
+    payloads (personal data: addresses, message ids) that no screen or retention rule would
+    reach once the endpoint is gone, and the audit log keeps what the endpoint was.
+
+    Raises:
+      NotFound: the workspace has no such endpoint.
+    """
+    endpoint = get_endpoint(session=session, workspace_id=workspace_id, endpoint_id=endpoint_id)
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id))
+    session.delete(endpoint)
+    session.flush()
     return endpoint
 
 

@@ -44,3 +44,16 @@ def web_client(app, make_user):
 
 
 from tests.web.browser import browse, chromium  # noqa: E402, F401  (fixtures for the browser tests)
+
+
+@pytest.fixture
+def admin(web_client):
+    """An admin's client and a ``post_form(path, **form)`` sending the session's CSRF token."""
+    client = web_client("admin")
+    csrf = csrf_of(client.get("/").text)
+
+    def post(path, data=None, **form):
+        return client.post(path, data={"csrf_token": csrf, **(data or {}), **form})
+
+    client.post_form = post
+    return client

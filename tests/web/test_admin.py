@@ -3,6 +3,7 @@ refused (403, nothing changed) to the other roles; bad input a 4xx naming the fi
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -21,19 +22,6 @@ from tests.web.conftest import PASSWORD, csrf_of
 
 PAGES = ("/admin/users", "/admin/providers", "/admin/keys", "/admin/audit", "/admin/settings", "/admin/webhooks")
 SID = "AC" + "1" * 32
-
-
-@pytest.fixture
-def admin(web_client):
-    """An admin's client and a ``post(path, **form)`` sending the session's CSRF token."""
-    client = web_client("admin")
-    csrf = csrf_of(client.get("/").text)
-
-    def post(path, data=None, **form):
-        return client.post(path, data={"csrf_token": csrf, **(data or {}), **form})
-
-    client.post_form = post
-    return client
 
 
 def audited(runtime, action):
@@ -228,7 +216,10 @@ def test_an_admin_creates_a_write_key_shown_once_and_revokes_it(admin, app, runt
     assert token not in listing and token[:12] in listing and "write" in listing
     track = {"type": "track", "userId": "u1", "event": "Signed Up"}
     headers = {"Authorization": f"Bearer {token}"}
+    assert "<td>never</td>" in listing
     assert app.test_client().post("/v1/track", json=track, headers=headers).status_code < 300
+    used = re.search(r'<time datetime="([^"]+)">', admin.get("/admin/keys").text)  # the write key, just used
+    assert used and used.group(1).startswith(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
     with runtime.db.unit_of_work() as session:
         key_id = session.scalars(select(ApiKey.id).where(ApiKey.name == "site")).one()
     assert admin.post_form(f"/admin/keys/{key_id}/revoke").status_code == 200
@@ -405,6 +396,7 @@ FORMS = (
     ("/admin/providers/{provider}/check", {}),
     ("/admin/providers/{provider}/disable", {}),
     ("/admin/providers/{provider}/enable", {}),
+    ("/admin/providers/{provider}/delete", {}),
     ("/admin/keys", {"name": "sneaky", "role": "admin"}),
     ("/admin/keys/{key}/revoke", {}),
     ("/admin/settings", {"help_text": "Sneaky"}),

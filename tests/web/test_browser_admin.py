@@ -1,5 +1,5 @@
-"""The admin screens and the outbox in Chromium: an admin configures a provider and reads the
-audit log; a viewer finds no admin control, and a forced form is refused."""
+"""The admin screens and the outbox in Chromium: an admin configures a provider, deletes it after
+the confirmation page, and reads the audit log; a viewer finds no admin control, and a forced form is refused."""
 
 from __future__ import annotations
 
@@ -24,10 +24,17 @@ def test_an_admin_configures_a_provider_and_reads_the_audit_log(browse, smtp_ser
     assert page.get_by_role("status").first.inner_text() == "Added Relay."
     page.get_by_role("button", name="Check Relay").click()
     assert page.get_by_role("status").first.inner_text() == "Relay: the check passed."
-    page.get_by_role("link", name="Relay").click()
+    page.get_by_role("link", name="Relay", exact=True).click()
     assert page.get_by_label("url (required)").input_value() == ""  # a secret is never shown back
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Providers").click()
     screenshot(page, "admin-providers")
+    page.get_by_role("link", name="Delete Relay").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Delete the provider Relay?"
+    page.get_by_role("link", name="Cancel").click()  # nothing deleted: the list is back, Relay in it
+    page.get_by_role("link", name="Delete Relay").click()
+    page.get_by_role("button", name="Delete Relay").click()
+    assert page.get_by_role("status").first.inner_text() == "Deleted Relay."
+    assert page.get_by_role("link", name="Relay", exact=True).count() == 0
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Audit log").click()
     page.get_by_label("Action").fill("provider.create")
     page.get_by_role("button", name="Filter").click()
