@@ -45,6 +45,13 @@ def commit_then(session: Session, then: Callable[[], None]) -> None:
         then()
         return
     session.flush()
+    status = dbapi.pgconn.transaction_status
+    if status == pq.TransactionStatus.INERROR:  # a COMMIT would roll back: nothing may follow it
+        raise psycopg.errors.InFailedSqlTransaction("the transaction failed; it cannot commit")
+    if status != pq.TransactionStatus.INTRANS:  # nothing was written: no answer to wait for
+        commit(session)
+        then()
+        return
     try:
         _send_commit(dbapi.pgconn)
     except BaseException:
