@@ -6,8 +6,9 @@ socket writes release the GIL around the system call, and getting it back can ta
 interval (5 ms) while other threads render: 50 dots could take 50 of those. The dots on plain TCP
 sockets are therefore written by calling libc's ``send`` through ``ctypes.PyDLL``, which keeps the
 GIL: 50 dots are 50 system calls with nothing of this process run in between. A TLS connection
-must encrypt its dot, so it goes through ``SSLSocket.sendall`` after the plain ones (each of those
-may still wait for the GIL).
+must encrypt its dot, so it goes through ``SSLSocket.sendall`` after the plain ones, which releases
+the GIL; while those are written the process's switch interval is cut to
+:data:`TLS_SWITCH_INTERVAL`, so that getting it back waits for that, not for 5 ms.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ import errno
 import os
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 _DOT = b".\r\n"
 # MSG_NOSIGNAL: a connection the server closed answers EPIPE instead of killing the process.
 _FLAGS = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
 _RawSend = Callable[[int, bytes, int, int], int]
+TLS_SWITCH_INTERVAL: float | None = 0.0001
+"""Seconds: the switch interval while TLS dots are written (None: leave it as it is)."""
 
 
 def _libc_send() -> _RawSend | None:
@@ -61,9 +67,42 @@ def write_final_dots(sockets: Sequence[socket.socket | None]) -> dict[int, OSErr
                     failed[n] = OSError(code, os.strerror(code))
             elif sent < len(_DOT):
                 later.append((n, sock, _DOT[sent:]))
-    for n, sock, rest in later:
-        try:
-            sock.sendall(rest)
-        except OSError as exc:
-            failed[n] = exc
+    with _quick_handoffs(bool(later)):
+        for n, sock, rest in later:
+            try:
+                sock.sendall(rest)
+            except OSError as exc:
+                failed[n] = exc
     return failed
+
+
+class _QuickHandoffs:
+    """The switch interval cut to :data:`TLS_SWITCH_INTERVAL` while any thread is inside (it is
+    process-wide: the first thread in cuts it, the last one out puts it back)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._usual = sys.getswitchinterval()
+
+    @contextmanager
+    def __call__(self, wanted: bool) -> Iterator[None]:
+        interval = TLS_SWITCH_INTERVAL
+        if not wanted or interval is None:
+            yield
+            return
+        with self._lock:
+            if self._inside == 0:
+                self._usual = sys.getswitchinterval()
+                sys.setswitchinterval(interval)
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if self._inside == 0:
+                    sys.setswitchinterval(self._usual)
+
+
+_quick_handoffs = _QuickHandoffs()
