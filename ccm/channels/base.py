@@ -101,10 +101,17 @@ CommitPoint = Callable[[], None]
 (the final ``.`` of SMTP DATA, the HTTP request). It records the attempt durably and raises if this
 worker no longer owns the message, in which case the provider must abort without sending."""
 
-BatchCommitPoint = Callable[[Sequence[str]], Collection[str]]
+Release = Callable[[Collection[str]], None]
+"""Finishes the given messages of a batch at once (SMTP: writes their final dots)."""
+
+BatchCommitPoint = Callable[[Sequence[str], Release], Collection[str]]
 """The commit point of a batch: given the ids of the messages that reached their irrevocable
 step, record them durably in one go and answer the ids this worker still owns (only those may be
-finished); raise to abandon them all."""
+finished); raise to abandon them all. It may call ``release(owned)`` once, the instant its record
+is on its way to the database and before the database confirmed it — a worker killed in between
+loses the messages not yet finished, so the later they go the more a kill loses — and must not
+raise once it did. If it does not call ``release``, the provider finishes the owned ids after it
+returns."""
 
 
 @runtime_checkable

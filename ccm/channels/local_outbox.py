@@ -7,7 +7,7 @@ the delivery core calls its commit point, then it writes the message in its own 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -71,7 +71,7 @@ class LocalOutboxProvider(NoCallbacks):
         self, messages: Sequence[OutboundMessage], *, commit_point: BatchCommitPoint
     ) -> dict[str, Receipt | DeliveryError]:
         """Store every message the commit point still owns, in one transaction."""
-        owned = set(commit_point([message.message_id for message in messages]))
+        owned = set(commit_point([message.message_id for message in messages], _nothing_to_release))
         return self._store([message for message in messages if message.message_id in owned])
 
     def _store(self, messages: Sequence[OutboundMessage]) -> dict[str, Receipt | DeliveryError]:
@@ -102,3 +102,7 @@ class LocalOutboxProvider(NoCallbacks):
 
     def close(self) -> None:
         pass
+
+
+def _nothing_to_release(ids: Collection[str]) -> None:
+    """The outbox stores the messages after the commit point: there is nothing to finish early."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import smtplib
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -27,9 +27,11 @@ from ccm.channels.base import (
     ProviderConfigError,
     ProviderLimits,
     Receipt,
+    Release,
     TransientDeliveryError,
 )
 from ccm.channels.smtp_connection import describe_reply, open_connection
+from ccm.channels.smtp_dots import write_final_dots
 from ccm.channels.smtp_settings import DEFAULT_PORTS, STARTTLS_MODES, SmtpSettings, build_tls_context, parse_url
 
 __all__ = [
@@ -47,7 +49,6 @@ _MAILBOX_UNKNOWN = re.compile(rb"^\s*5\.1\.[0-9]")
 _CONFIG_CODES = frozenset({530, 534, 535, 538})
 _QUEUE_ID = re.compile(rb"queued as ([^\s;]+)", re.IGNORECASE)
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-_FINAL_DOT = b".\r\n"
 
 
 class SmtpConfig(BaseModel):
@@ -134,7 +135,7 @@ class SmtpProvider(NoCallbacks):
           ProviderConfigError: authentication or TLS is misconfigured.
         """
 
-        def only_this(ids: Sequence[str]) -> Sequence[str]:
+        def only_this(ids: Sequence[str], release: Release) -> Sequence[str]:
             commit_point()
             return ids
 
@@ -150,10 +151,10 @@ class SmtpProvider(NoCallbacks):
 
         Every message goes as far as its body, final dot held back; then ``commit_point`` gets
         the ids that got that far and answers those this run may finish (still owned). Only
-        those get their dot — written to every connection before any reply is read, so the
-        window in which a crash leaves an outcome unknown is a few milliseconds for the batch.
-        A message the commit point does not return is abandoned without its dot. If the commit
-        point raises, nothing is finished and the exception propagates.
+        those get their dot — written to every connection before any reply is read, when the
+        commit point releases them (the instant its record left for the database) or else right
+        after it returns. A message the commit point does not return is abandoned without its
+        dot. If the commit point raises, nothing is finished and the exception propagates.
 
         Returns:
           By message id, a receipt or the error that message met (the errors of :meth:`send`);
@@ -161,18 +162,26 @@ class SmtpProvider(NoCallbacks):
         """
         results: dict[str, Receipt | DeliveryError] = {}
         staged = self._stage_all(messages, results)
+        written: list[tuple[OutboundMessage, smtplib.SMTP]] | None = None
+
+        def release(ids: Collection[str]) -> None:
+            nonlocal written
+            wanted = set(ids)
+            finishing = [(message, conn) for message, conn in staged if message.message_id in wanted]
+            written = self._write_dots(finishing, results)
+
         try:
-            owned = set(commit_point([message.message_id for message, _ in staged])) if staged else set()
+            owned = set(commit_point([message.message_id for message, _ in staged], release)) if staged else set()
         except BaseException:
             for _, conn in staged:
                 self._drop(conn)
             raise
-        finishing = [(message, conn) for message, conn in staged if message.message_id in owned]
-        written = self._write_dots(finishing, results)
+        if written is None:
+            release(owned)
         for message, conn in staged:
             if message.message_id not in owned:
                 self._drop(conn)  # no longer ours: without the dot, the server discards it
-        for message, conn in written:
+        for message, conn in written or []:
             results[message.message_id] = self._end_of_data(conn, message)
         return results
 
@@ -305,20 +314,9 @@ class SmtpProvider(NoCallbacks):
     def _write_dots(
         self, staged: list[tuple[OutboundMessage, smtplib.SMTP]], results: dict[str, Receipt | DeliveryError]
     ) -> list[tuple[OutboundMessage, smtplib.SMTP]]:
-        """The final dot on every connection; those whose write failed get an unknown outcome.
-
-        Between the commit point and the last dot a crash loses the messages not yet dotted, so
-        the dots go out in one loop over the bare sockets (no smtplib layer, no bookkeeping
-        between two writes); the failures are dealt with after the last one."""
-        sockets = [conn.sock for _, conn in staged]
-        failed: dict[int, OSError] = {}
-        for n, sock in enumerate(sockets):
-            try:
-                if sock is None:  # closed by close() from another thread
-                    raise smtplib.SMTPServerDisconnected("the connection was closed")
-                sock.sendall(_FINAL_DOT)
-            except OSError as exc:
-                failed[n] = exc
+        """The final dot on every connection (:func:`write_final_dots`); those whose write
+        failed get an unknown outcome, dealt with after the last dot went out."""
+        failed = write_final_dots([conn.sock for _, conn in staged])
         written = []
         for n, (message, conn) in enumerate(staged):
             if n not in failed:

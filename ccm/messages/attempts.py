@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ccm.channels.base import OutboundMessage, Receipt
 from ccm.channels.registry import Configured
-from ccm.db import utcnow
+from ccm.db import dialect_of, insert_ignoring_conflicts, utcnow
 from ccm.ids import new_id
 from ccm.messages.claims import Claimed, Hops
 from ccm.messages.models import AttemptOutcome, DeliveryAttempt
@@ -89,8 +89,11 @@ def mark_in_flight_many(
     configured: Configured,
     outbound: Mapping[str, OutboundMessage],
     hops: Mapping[str, Hops],
+    *,
+    ignoring_existing: bool = False,
 ) -> None:
-    """:func:`mark_in_flight` for a batch's first hop: one multi-row insert."""
+    """:func:`mark_in_flight` for a batch's first hop: one multi-row insert (``ignoring_existing``:
+    an attempt already there, from an earlier try of the same intent, is left as it is)."""
     rows = [
         attempt_row(
             item.message_id,
@@ -102,7 +105,8 @@ def mark_in_flight_many(
         for item in items
     ]
     if rows:
-        session.execute(_INSERT_ATTEMPT, rows)
+        insert = insert_ignoring_conflicts(dialect_of(session), _a) if ignoring_existing else _INSERT_ATTEMPT
+        session.execute(insert, rows)
 
 
 def in_flight_attempt(session: Session, message_id: str) -> int | None:

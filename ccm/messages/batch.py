@@ -5,20 +5,22 @@
    :func:`delivery.claim_many`).
 2. Messages whose first provider can send a batch (SMTP) go out together, one connection each:
    every body is written with its final dot held back, then **one intent transaction** marks all
-   of them ``in_flight`` (only those still owned), then every final dot is written before any
-   reply is read. A crash before the intent re-sends nothing and loses nothing (the claims go
-   stale and are taken again); a crash after it leaves exactly those messages
-   ``sent(outcome_unknown)``, never re-sent. A worker killed once its ``COMMIT`` is on the wire
-   but before a message's dot loses that message (PostgreSQL commits what the dead worker sent;
-   the server discards a body without its dot): that window is the ``COMMIT``'s round trip plus
-   the dots, so the intent transaction does not wait for the WAL flush
-   (``synchronous_commit = off``: on this machine 3.3 ms → 0.1 ms median, 12.5 → 2.0 ms p90,
-   bench/README.md). What that costs: should PostgreSQL itself crash (or its machine lose power)
-   within the WAL writer's delay (≤ 3 × ``wal_writer_delay``, 0.6 s by default) after an intent
-   committed and before a later synchronous commit flushed it — the batch's own outcome
-   transaction, a few milliseconds later, does — the intent is lost while the dots went out:
-   the claims go stale and those messages are sent again. A database crash at that instant can
-   thus duplicate one batch per delivering thread; a worker kill, far more frequent, loses less.
+   of them ``in_flight`` (only those still owned), and every final dot is written the instant its
+   ``COMMIT`` has left — before the answer is read (:func:`ccm.db_commit.commit_then`) — then
+   every reply is read. A crash before the ``COMMIT`` left re-sends nothing and loses nothing (the
+   claims go stale and are taken again); a crash after it leaves exactly those messages
+   ``sent(outcome_unknown)``, never re-sent. A worker killed once its ``COMMIT`` is on the wire but
+   before a message's dot loses that message (PostgreSQL commits what the dead worker sent; the
+   server discards a body without its dot): that window is now the dots alone, written with the
+   GIL held (:mod:`ccm.channels.smtp_dots`), about 15 µs a message on loopback — it was the
+   ``COMMIT``'s round trip, getting the GIL back after it, and a GIL hand-off per dot
+   (bench/README.md). The price of not waiting: should the ``COMMIT`` then fail or go unanswered
+   (PostgreSQL crashed or the connection broke in those few milliseconds), the dots went out with
+   no confirmed intent. The intent is then written again in a new transaction (a no-op where the
+   first one did commit); only if that fails too — the database still down — can those messages
+   be sent again once their claims go stale, and that is logged with their ids. The intent
+   commits synchronously (the WAL flush no longer sits in the window), so a database crash after
+   the answer cannot lose it.
 3. **One outcome transaction** records every message the provider took (the attempts, the
    messages and their jobs: a few round trips for the whole batch). A message it refused
    takes the single-message path from there (failover to the next provider, retry, fallback to
@@ -36,16 +38,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from ccm.channels.base import DeliveryError, OutboundMessage, Receipt, SendsBatches
+from ccm.channels.base import DeliveryError, OutboundMessage, Receipt, Release, SendsBatches
 from ccm.channels.registry import Configured
+from ccm.db_commit import CommitUnconfirmed, commit_then
 from ccm.messages import attempts, delivery, outcomes, state
 from ccm.messages.claims import Claimed, Hops
 from ccm.runtime import Runtime
 
 log = logging.getLogger(__name__)
-_NO_WAL_FLUSH_WAIT = text("SET LOCAL synchronous_commit = off")
 
 
 def deliver_batch(runtime: Runtime, message_ids: Sequence[str]) -> None:
@@ -89,10 +91,8 @@ def _send_group(runtime: Runtime, group: list[Claimed]) -> None:
     by_id = {item.message_id: item for item in group}
     outbound = {item.message_id: replace(item.outbound, to=item.targets[0][1]) for item in group}
 
-    def commit_point(ids: Sequence[str]) -> list[str]:
-        owned = record_intents(runtime, [by_id[i] for i in ids], configured, outbound, hops)
-        delivery.failpoint(runtime, "batch_after_intent")
-        return owned
+    def commit_point(ids: Sequence[str], release: Release) -> list[str]:
+        return record_intents(runtime, [by_id[i] for i in ids], configured, outbound, hops, release)
 
     try:
         results = provider.send_batch([outbound[i] for i in by_id], commit_point=commit_point)
@@ -110,21 +110,66 @@ def record_intents(
     configured: Configured,
     outbound: dict[str, OutboundMessage],
     hops: dict[str, Hops],
+    release: Release,
 ) -> list[str]:
     """The batch's commit point, one transaction: each message still owned is ``in_flight``
     with this provider from here on. Returns the ids owned; the others must not be finished.
-    It commits without waiting for the WAL flush (see the module docstring for why and the cost)."""
-    with runtime.db.unit_of_work() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(_NO_WAL_FLUSH_WAIT)
-        held = state.hold_many(session, {item.message_id: item.token for item in items})
-        owned = [item.message_id for item in items if item.message_id in held]
-        attempts.mark_in_flight_many(
-            session, [item for item in items if item.message_id in held], configured, outbound, hops
-        )
+    ``release(owned)`` runs the instant the ``COMMIT`` has left, before its answer (see the module
+    docstring); should that answer not confirm it, the intent is written again (idempotent)."""
+    owned: list[str] = []
+
+    def dots() -> None:
+        delivery.failpoint(runtime, "batch_after_intent")  # the intent sent, no dot yet
+        release(owned)
+
+    try:
+        with runtime.db.unit_of_work() as session:
+            owned = _write_intents(session, items, configured, outbound, hops)
+            commit_then(session, dots)
+    except CommitUnconfirmed as exc:
+        _confirm_intents(runtime, [item for item in items if item.message_id in owned], configured, outbound, hops, exc)
     for message_id in owned:
         hops[message_id].intent_recorded = True
     return owned
+
+
+def _write_intents(
+    session: Session,
+    items: Sequence[Claimed],
+    configured: Configured,
+    outbound: dict[str, OutboundMessage],
+    hops: dict[str, Hops],
+    *,
+    again: bool = False,
+) -> list[str]:
+    """Hold every message still owned and insert its ``in_flight`` attempt; the ids held."""
+    held = state.hold_many(session, {item.message_id: item.token for item in items})
+    mine = [item for item in items if item.message_id in held]
+    attempts.mark_in_flight_many(session, mine, configured, outbound, hops, ignoring_existing=again)
+    return [item.message_id for item in mine]
+
+
+def _confirm_intents(
+    runtime: Runtime,
+    items: Sequence[Claimed],
+    configured: Configured,
+    outbound: dict[str, OutboundMessage],
+    hops: dict[str, Hops],
+    cause: CommitUnconfirmed,
+) -> None:
+    """The dots went out but the intent's ``COMMIT`` was not confirmed: write it again, in a new
+    transaction (a no-op where the first one did commit). If that fails too, these messages may
+    be sent a second time once their claims go stale: said loudly, with their ids."""
+    ids = [item.message_id for item in items]
+    log.warning("batch intent of %d messages not confirmed after their dots (%s); writing it again", len(ids), cause)
+    try:
+        with runtime.db.unit_of_work() as session:
+            held = _write_intents(session, items, configured, outbound, hops, again=True)
+    except Exception:
+        log.exception("batch intent lost after the dots: messages %s may be sent twice", ids)
+        return
+    if len(held) < len(ids):
+        log.error("batch intent lost after the dots: messages %s may be sent twice", sorted(set(ids) - set(held)))
 
 
 def _record(

@@ -1,9 +1,10 @@
 """Campaigns through crashes, with real ``dramatiq`` worker processes and the loopback SMTP server:
 workers SIGKILLed again and again (tests/support/sigkill.py; its 20,000-recipient run is
 bench/fault_campaign_sigkill.py), the broker losing everything it held, every process restarted
-while the campaign is paused. Nobody gets two emails; the campaign completes with exact counts;
-every recipient gets one email except, possibly, some of those a kill left ``outcome_unknown``
-(between the intent's commit and their final dot), which the kill test counts and reports.
+while the campaign is paused. Every recipient gets exactly one email; the campaign completes with
+exact counts. (A kill between the intent's COMMIT leaving and a message's final dot would still
+lose that message, ``sent(outcome_unknown)``; that window is the dots alone, microseconds, see
+ccm/messages/batch.py.)
 (2,000 recipients rather than the issue's 20,000, to keep the suite short: the fan-out still runs
 in several chunks, CCM_CAMPAIGN_CHUNK=300, so kills land between its checkpoints; the broker and
 pause tests use 1,000.)"""
@@ -11,7 +12,6 @@ pause tests use 1,000.)"""
 from __future__ import annotations
 
 import time
-import warnings
 from collections import Counter
 
 import pytest
@@ -27,7 +27,8 @@ from tests.support.sigkill import KillPlan, Tally, Workers, kill_repeatedly, tal
 pytestmark = [pytest.mark.e2e, needs_redis]
 RECIPIENTS = 2_000
 SMALLER = 1_000
-KILLS = KillPlan(groups=2, threads=2, pause=(0.5, 1.0), kills=5, seconds=15)
+# Several threads a worker process, as deployed: their GIL hand-offs were what a kill exploited.
+KILLS = KillPlan(groups=2, threads=4, pause=(0.5, 1.0), kills=6, seconds=15)
 
 
 def _env(settings, smtp_server):
@@ -75,7 +76,7 @@ def _start(api, runtime, workspace, recipients=RECIPIENTS, **overrides):
     return campaign["id"]
 
 
-def test_workers_killed_again_and_again_still_send_everyone_one_email(
+def test_workers_killed_again_and_again_send_everyone_exactly_one_email(
     api, runtime, workspace, settings, smtp_server, tmp_path, record_property
 ):
     campaign_id = _start(api, runtime, workspace)
@@ -91,12 +92,7 @@ def test_workers_killed_again_and_again_still_send_everyone_one_email(
     assert report.kills >= 3  # the kills landed while the campaign ran
     assert got.duplicates == {}  # nobody twice
     assert got.expected == RECIPIENTS and got.unexpected == frozenset()
-    # Guaranteed: a recipient can only miss their email if a kill fell between the intent and the
-    # final dot, which leaves them ``sent(outcome_unknown)``; at most one batch per thread per kill.
-    assert got.lost_not_unknown == frozenset()
-    assert len(got.lost) <= report.kills * KILLS.threads * settings.delivery_batch
-    if got.lost:  # measured, not hidden: the loss the window still allows (see bench/README.md)
-        warnings.warn(f"{len(got.lost)} of {got.unknown} outcome_unknown recipients got no email", stacklevel=1)
+    assert got.lost == frozenset()  # and nobody missed: exactly one email each
     _exact_counts(runtime, campaign_id, done)
     assert done["counts"]["sent"] == RECIPIENTS
 

@@ -358,7 +358,7 @@ def batch(count: int, *, bad: int | None = None) -> list[OutboundMessage]:
 def test_a_batch_sends_every_body_before_one_commit_point_then_every_dot(provider, server):
     seen = []
 
-    def commit(ids):
+    def commit(ids, release):
         seen.append((list(ids), len(server.messages)))
         return ids
 
@@ -368,26 +368,26 @@ def test_a_batch_sends_every_body_before_one_commit_point_then_every_dot(provide
     assert all(isinstance(receipt, Receipt) for receipt in results.values())
     assert sorted(m.rcpt_tos[0] for m in server.messages) == [f"rcpt{n}@example.com" for n in range(5)]
     assert server.connections == 5
-    provider.send_batch(batch(5), commit_point=lambda ids: ids)
+    provider.send_batch(batch(5), commit_point=lambda ids, release: ids)
     assert server.connections == 5  # the connections are kept for the next batch
 
 
 def test_a_pipelined_batch_waits_for_a_slow_server_once_not_once_per_message(provider, server):
     if not server.pipelining:
         pytest.skip("without PIPELINING every command waits for its reply")
-    provider.send_batch(batch(10), commit_point=lambda ids: ids)  # the connections, opened
+    provider.send_batch(batch(10), commit_point=lambda ids, release: ids)  # the connections, opened
     server.mail_delay = 0.3
     started = time.monotonic()
-    results = provider.send_batch(batch(10), commit_point=lambda ids: ids)
+    results = provider.send_batch(batch(10), commit_point=lambda ids, release: ids)
     assert time.monotonic() - started < 1.5  # one envelope after another would take 3 s
     assert [type(results[f"msg_{n}"]) for n in range(10)] == [Receipt] * 10
     assert len(server.messages) == 20
 
 
 def test_a_batch_on_connections_the_server_closed_goes_out_once_on_fresh_ones(provider, server):
-    provider.send_batch(batch(3), commit_point=lambda ids: ids)
+    provider.send_batch(batch(3), commit_point=lambda ids, release: ids)
     server.drop_connections()
-    results = provider.send_batch(batch(3), commit_point=lambda ids: ids)
+    results = provider.send_batch(batch(3), commit_point=lambda ids, release: ids)
     assert [type(results[f"msg_{n}"]) for n in range(3)] == [Receipt] * 3
     assert sorted(m.rcpt_tos[0] for m in server.messages[3:]) == [f"rcpt{n}@example.com" for n in range(3)]
     assert server.connections == 6
@@ -396,7 +396,7 @@ def test_a_batch_on_connections_the_server_closed_goes_out_once_on_fresh_ones(pr
 def test_a_batch_keeps_each_recipients_error_to_itself(provider, server):
     server.set_reply("RCPT nobody@example.com", "550 5.1.1 No such user")
     committed = []
-    results = provider.send_batch(batch(4, bad=2), commit_point=lambda ids: committed.extend(ids) or ids)
+    results = provider.send_batch(batch(4, bad=2), commit_point=lambda ids, release: committed.extend(ids) or ids)
     assert committed == ["msg_0", "msg_1", "msg_3"]  # the refused one never reached the commit point
     assert isinstance(results["msg_2"], PermanentDeliveryError) and results["msg_2"].reason == "invalid_address"
     assert [type(results[f"msg_{n}"]) for n in (0, 1, 3)] == [Receipt] * 3
@@ -404,23 +404,24 @@ def test_a_batch_keeps_each_recipients_error_to_itself(provider, server):
 
 
 def test_a_batch_finishes_only_what_the_commit_point_says_is_still_owned(provider, server):
-    results = provider.send_batch(batch(3), commit_point=lambda ids: [ids[0], ids[2]])
+    results = provider.send_batch(batch(3), commit_point=lambda ids, release: [ids[0], ids[2]])
     assert sorted(results) == ["msg_0", "msg_2"]  # msg_1 was abandoned: no dot, no result
     assert sorted(m.rcpt_tos[0] for m in server.messages) == ["rcpt0@example.com", "rcpt2@example.com"]
 
 
 def test_a_failing_batch_commit_point_sends_nothing(provider, server):
-    def commit(ids):
+    def commit(ids, release):
         raise RuntimeError("database down")
 
     with pytest.raises(RuntimeError):
         provider.send_batch(batch(3), commit_point=commit)
     time.sleep(0.2)
     assert server.messages == []
-    assert all(isinstance(r, Receipt) for r in provider.send_batch(batch(3), commit_point=lambda ids: ids).values())
+    results = provider.send_batch(batch(3), commit_point=lambda ids, release: ids)
+    assert all(isinstance(r, Receipt) for r in results.values())
 
 
 def test_a_rejected_end_of_data_is_that_messages_error(provider, server):
     server.set_reply("DATA", "554 5.7.1 Spam")
-    results = provider.send_batch(batch(2), commit_point=lambda ids: ids)
+    results = provider.send_batch(batch(2), commit_point=lambda ids, release: ids)
     assert {type(error) for error in results.values()} == {PermanentDeliveryError}

@@ -199,3 +199,40 @@ def test_consent_counts_in_a_batch_the_latest_record_deciding_whether_before_or_
     ]
     assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == ["u0@example.com", "u2@example.com"]
     assert len(consent_reads) == 2  # one per transaction of the claim, whatever the batch's size
+
+
+@pytest.fixture
+def first_intent_refused_at_commit(runtime):
+    """PostgreSQL refuses the first intent's COMMIT (a deferred trigger: checked at COMMIT, after
+    the dots went out); a sequence, not a table, counts the tries, so the refusal does not undo it."""
+    if runtime.db.is_sqlite:
+        pytest.skip("SQLite commits before the dots: there is no answer to come after them")
+    statements = [
+        "CREATE SEQUENCE refuse_once_seq",
+        """CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN IF nextval('refuse_once_seq') = 1 THEN RAISE EXCEPTION 'refused at COMMIT'; END IF;
+           RETURN NULL; END $$""",
+        """CREATE CONSTRAINT TRIGGER refuse_once AFTER INSERT ON delivery_attempt
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_once()""",
+    ]
+    with runtime.db.unit_of_work() as session:
+        for statement in statements:
+            session.execute(text(statement))
+    yield
+    with runtime.db.unit_of_work() as session:
+        session.execute(text("DROP TRIGGER refuse_once ON delivery_attempt"))
+        session.execute(text("DROP FUNCTION refuse_once()"))
+        session.execute(text("DROP SEQUENCE refuse_once_seq"))
+
+
+def test_an_intent_refused_at_commit_after_the_dots_is_written_again_and_nobody_gets_two(
+    api, runtime, smtp_server, queued, first_intent_refused_at_commit, caplog
+):
+    deliver_batch(runtime, queued)
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(f"u{n}@example.com" for n in range(10))
+    for message_id in queued:
+        found = message(api, message_id)
+        assert (found["status"], [a["outcome"] for a in found["attempts"]]) == ("sent", ["sent"])
+    deliver_batch(runtime, queued)  # a redelivered job finds them done
+    assert len(smtp_server.messages) == 10
+    assert "not confirmed after their dots" in caplog.text
