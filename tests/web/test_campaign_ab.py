@@ -137,11 +137,12 @@ def test_every_field_an_error_can_name_has_its_place_on_the_form(app, slot):
     assert f'aria-describedby="{slot.replace(".", "-")}-error"' in html
 
 
-def waiting_campaign(runtime, api, workspace, **fields) -> str:
-    """A running A/B campaign whose sample (60 per variant, B opened four times as often) is out."""
+def waiting_campaign(runtime, api, workspace, opened=(6, 24), **fields) -> str:
+    """A running A/B campaign whose sample is out: 60 messages per variant, the first ``opened``
+    of A's and of B's opened (by default B four times as often)."""
     audience = [
-        Recipient(f"{key.lower()}{n}", key, "sent", engagement=["opened"] if n < opened else [])
-        for key, opened in (("A", 6), ("B", 24))
+        Recipient(f"{key.lower()}{n}", key, "sent", engagement=["opened"] if n < count else [])
+        for key, count in zip("AB", opened, strict=True)
         for n in range(60)
     ]
     fields = {"ab_test": dict(TEST), "phase": FanoutPhase.WAITING} | fields
@@ -161,6 +162,13 @@ def test_a_waiting_test_shows_its_stage_the_leader_and_the_pick(web_client, api,
     assert text_of(page, "ab-leader").startswith("Leading now on opens: variant B (significant, 99.9 % confidence)")
     assert "Pick a winner now" in page
     assert re.search(r'value="B" checked> Variant B \(promo\)', page)  # the leader is offered first
+
+
+def test_before_any_difference_no_variant_is_said_to_lead(web_client, api, runtime, workspace):
+    campaign_id = waiting_campaign(runtime, api, workspace, opened=(0, 0))
+    page = web_client("marketer").get(f"/campaigns/{campaign_id}").text
+    assert text_of(page, "ab-leader").startswith("The variants are level on opens so far.")
+    assert re.search(r'value="A" checked> Variant A', page)
 
 
 def test_a_viewer_sees_the_stage_but_no_pick(web_client, api, runtime, workspace):
@@ -222,8 +230,8 @@ def test_once_the_winner_went_out_the_page_says_so_and_a_pick_is_a_409(web_clien
     client = web_client("marketer")
     page = client.get(f"/campaigns/{campaign_id}").text
     assert text_of(page, "ab-stage") == (
-        "Winner sent: variant B won (chosen automatically, significant at 99.9 % confidence) "
-        "and went to the rest of the audience."
+        "Test over: variant B won (chosen automatically, significant at 99.9 % confidence); "
+        "the rest of the audience gets it."
     )
     assert "Pick a winner now" not in page and 'data-field="ab-leader"' not in page
     answer = client.post(
