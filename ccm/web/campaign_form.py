@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ccm.campaigns.schemas import CampaignIn
+from ccm.campaigns.schemas import CampaignIn, Metric
 from ccm.campaigns.timing import DAYS
 from ccm.errors import CCMError
 from ccm.http import validation_failed
@@ -26,8 +26,9 @@ from ccm.validation import CHANNELS, check_input
 VARIANT_ROWS = 3
 """Rows of A/B variants the form offers."""
 SCHEDULES = ("now", "at", "local")
-METRICS = (("opened", "Opens"), ("clicked", "Clicks"), ("replied", "Replies"), ("converted", "Conversions (the goal)"))
-"""The A/B test's metrics as the form offers them (the schema's ``Metric``), the default first."""
+_LABELS = {"opened": "Opens", "clicked": "Clicks", "replied": "Replies", "converted": "Conversions (the goal)"}
+METRICS = tuple((metric, _LABELS.get(metric, metric)) for metric in get_args(Metric))
+"""The A/B test's metrics as the form offers them: the schema's, in its order (its default first)."""
 WEEK = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 DAY_LABELS = dict(zip(DAYS, WEEK, strict=True))
 LISTS = ("channels", "calendar.days")
@@ -123,7 +124,8 @@ def _ab_test(values: dict[str, Any]) -> dict[str, Any]:
     test = _filled(values, {"sample_percent": True, "wait_hours": True}, prefix="ab_test.")
     if not test:
         return {}
-    return {"ab_test": test | {"metric": values.get("ab_test.metric") or METRICS[0][0]}}
+    metric = values.get("ab_test.metric")
+    return {"ab_test": test | ({"metric": metric} if metric else {})}
 
 
 def _calendar(values: dict[str, Any]) -> dict[str, Any]:
