@@ -35,7 +35,7 @@ from ccm.campaigns import breakers, engine, state, windows
 from ccm.campaigns.models import Campaign, CampaignStatus, FanoutPhase
 from ccm.campaigns.progress import final_counts, read_progress
 from ccm.campaigns.queues import TICK_SECONDS
-from ccm.campaigns.winner import winner_for_the_rest
+from ccm.campaigns.winner import wait_ends_at, winner_for_the_rest
 from ccm.db import insert_many, utcnow
 from ccm.ids import first_id_at
 from ccm.messages.models import Message, MessageStatus
@@ -237,8 +237,7 @@ def _decide(session: Session, runtime: Runtime, campaign: Campaign, now: dt.date
     test = campaign.ab_test or {}
     winner = test.get("winner")
     if not winner:
-        waited = (now - (campaign.sample_done_at or now)).total_seconds() / 3600
-        if waited < float(test.get("wait_hours", 0)):
+        if now < wait_ends_at(campaign, now=now):
             return
         control = engine.plan_of(session, campaign, now).variants[0].key
         winner = winner_for_the_rest(session, campaign, control=control)

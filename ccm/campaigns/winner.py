@@ -11,6 +11,7 @@ has a single measured message (nothing delivered yet) is there no winner to pick
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -63,6 +64,13 @@ def winner_for_the_rest(session: Session, campaign: Campaign, *, control: str) -
     return control
 
 
+def wait_ends_at(campaign: Campaign, *, now: dt.datetime) -> dt.datetime:
+    """When the A/B sample's wait is over: ``wait_hours`` after the sample was written (after
+    ``now`` while it is still being written)."""
+    test = campaign.ab_test or {}
+    return (campaign.sample_done_at or now) + dt.timedelta(hours=float(test.get("wait_hours", 0)))
+
+
 def choose_winner(session: Session, campaign: Campaign, variant: str) -> Campaign:
     """Override the test: ``variant`` is the winner (``decided_by: "manual"``); the engine's next
     tick sends it to the rest.
@@ -71,6 +79,18 @@ def choose_winner(session: Session, campaign: Campaign, variant: str) -> Campaig
       Conflict: the campaign has no A/B test, is not running or paused, or its rest has already
         been sent a winner.
       ValidationFailed: ``variant`` is not one of the campaign's variants.
+    """
+    check_winner(session, campaign, variant)
+    decision = judge(campaign_results(session, campaign), (campaign.ab_test or {})["metric"])
+    _record(campaign, variant, by="manual", decision=decision)
+    return campaign
+
+
+def check_winner(session: Session, campaign: Campaign, variant: str) -> None:
+    """Whether :func:`choose_winner` would take ``variant`` now (a confirmation asks before it).
+
+    Raises:
+      Conflict, ValidationFailed: as :func:`choose_winner`.
     """
     test = campaign.ab_test
     if not test:
@@ -82,9 +102,6 @@ def choose_winner(session: Session, campaign: Campaign, variant: str) -> Campaig
     keys = variant_keys(session, campaign.id)
     if variant not in keys:
         raise ValidationFailed(f"variant: no variant {variant!r}; this campaign has {', '.join(keys)}", field="variant")
-    decision = judge(campaign_results(session, campaign), test["metric"])
-    _record(campaign, variant, by="manual", decision=decision)
-    return campaign
 
 
 def _record(campaign: Campaign, winner: str, *, by: str, decision: Decision) -> None:

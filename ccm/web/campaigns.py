@@ -1,5 +1,6 @@
 """The marketer's campaign screens: the list, the composer, the moves (launch, pause, resume,
-cancel), the live progress page and the results with their charts and CSV.
+cancel), the A/B winner picked by hand (after a confirmation), the live progress page and the
+results with their charts and CSV.
 
 Every view calls the service ``/v1/campaigns`` calls (:mod:`ccm.campaigns.service`), and the
 moves are audited as the API audits them, with the user as the actor. The progress page reads
@@ -11,23 +12,28 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, g, redirect, request, stream_with_context, url_for
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound as HttpNotFound
 from werkzeug.wrappers import Response
 
 from ccm.access import Permission, allows
 from ccm.audit.service import Target, record
-from ccm.campaigns import export, results, service
+from ccm.campaigns import export, results, service, winner
 from ccm.campaigns.api import STREAM_SECONDS, campaign_out, progress_events
 from ccm.campaigns.models import Campaign
+from ccm.campaigns.results_schemas import WinnerIn
+from ccm.db import utcnow
 from ccm.errors import CCMError
+from ccm.http import validation_failed
 from ccm.message_templates.service import list_templates
 from ccm.pagination import PageQuery
 from ccm.segments.models import Segment
 from ccm.segments.service import list_segments
 from ccm.validation import CHANNELS
 from ccm.web import campaign_charts
-from ccm.web.campaign_form import Composed, blank, read_form, show_error
+from ccm.web.campaign_ab import ab_view
+from ccm.web.campaign_form import DAY_LABELS, METRICS, Composed, blank, read_form, show_error
 from ccm.web.pages import db, page, screen
 from ccm.web.security import actor, requires
 
@@ -88,6 +94,23 @@ def act(campaign_id: str, move: str) -> Response:
     return redirect(url_for("web_campaigns.show", campaign_id=campaign_id), 303)
 
 
+@bp.post("/<campaign_id>/winner")
+@requires(Permission.CAMPAIGNS)
+def pick_winner(campaign_id: str) -> Response:
+    """End the A/B test with the variant picked by hand: the first post asks for a confirmation,
+    the confirmed one calls the service ``POST /v1/campaigns/{id}/winner`` calls."""
+    given = request.form.get("variant", "")
+    try:
+        if request.form.get("confirmed") != "yes":
+            return _confirm_winner(campaign_id, given)
+        with db().unit_of_work() as session:
+            # Locked, as the API locks it: the engine's tick skips the campaign meanwhile.
+            winner.choose_winner(session, _find(session, campaign_id, lock=True), _variant(given))
+    except CCMError as exc:
+        return _show(campaign_id, exc.status, notices=[exc.message], errors={"variant": exc.message})
+    return redirect(url_for("web_campaigns.show", campaign_id=campaign_id), 303)
+
+
 @bp.get("/<campaign_id>/events")
 @requires(Permission.VIEW)
 def events(campaign_id: str) -> Response:
@@ -125,19 +148,45 @@ def missing(error: HttpNotFound) -> Response:
     return page("campaigns/missing.html", 404, reason=error.description)
 
 
-def _show(campaign_id: str, status: int = 200, notices: list[str] | None = None) -> Response:
+def _show(
+    campaign_id: str, status: int = 200, notices: list[str] | None = None, errors: dict[str, str] | None = None
+) -> Response:
     with db().read_only() as session:
         campaign = _find(session, campaign_id)
         segment = session.get(Segment, campaign.segment_id)
         out = campaign_out(session, campaign)
+        ab = ab_view(session, campaign, now=utcnow())
     return page(
         "campaigns/show.html",
         status,
         campaign=out,
         segment=segment.name if segment else campaign.segment_id,
+        ab=ab,
+        metrics=dict(METRICS),
+        days=DAY_LABELS,
         can_write=_can_write(),
         notices=notices or [],
+        errors=errors or {},
     )
+
+
+def _confirm_winner(campaign_id: str, given: str) -> Response:
+    """The question before the winner is picked, once the service's rules allow the pick."""
+    with db().read_only() as session:
+        campaign = _find(session, campaign_id)
+        variant = _variant(given)
+        winner.check_winner(session, campaign, variant)
+        template = {v.key: v.template for v in service.variants_of(session, campaign.id)}[variant]
+        name = campaign.name
+    return page("campaigns/winner.html", campaign_id=campaign_id, name=name, variant=variant, template_key=template)
+
+
+def _variant(given: str) -> str:
+    """The variant key as ``POST /v1/campaigns/{id}/winner`` reads it (a 422 naming ``variant``)."""
+    try:
+        return WinnerIn.model_validate({"variant": given}).variant
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
 
 
 def _move(session: Session, campaign_id: str, move: str) -> None:
@@ -165,10 +214,12 @@ def _audit(session: Session, action: str, campaign: Campaign, **change: Any) -> 
     )
 
 
-def _find(session: Session, campaign_id: str) -> Campaign:
+def _find(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
     """The workspace's campaign, or the 404 page (an unknown id, or another workspace's)."""
     try:
-        return service.get_campaign(session=session, workspace_id=g.user.workspace_id, campaign_id=campaign_id)
+        return service.get_campaign(
+            session=session, workspace_id=g.user.workspace_id, campaign_id=campaign_id, lock=lock
+        )
     except CCMError:
         raise HttpNotFound(f"No campaign {campaign_id!r}.") from None
 
@@ -191,6 +242,8 @@ def _composer(composed: Composed, status: int = 200) -> Response:
         segments=segment_choices,
         templates=templates,
         channels=CHANNELS,
+        metrics=METRICS,
+        days=DAY_LABELS,
         notices=notices,
     )
 

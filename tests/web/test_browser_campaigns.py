@@ -1,5 +1,7 @@
 """The campaign screens in Chromium: compose and launch a campaign and watch its progress bar,
-kept live by the event stream, reach 100 %; then its results with their charts; the dashboard."""
+kept live by the event stream, reach 100 %; then its results with their charts; the dashboard.
+Compose an A/B test on a sample with a sending calendar at phone width, launch it, see it wait
+for its winner, and pick the winner by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.campaigns.conftest import ready, seed_profiles
+from tests.campaigns.conftest import publish_promo, ready, seed_profiles
 from tests.web.browser import PHONE, screenshot
 
 
@@ -62,3 +64,60 @@ def test_a_viewer_reads_the_campaign_screens_at_phone_width_without_buttons(brow
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} scrolls sideways: {width}px"
+
+
+def test_compose_an_ab_test_with_a_calendar_launch_it_and_pick_the_winner_by_hand(
+    browse, api, runtime, workspace, worker, smtp_server
+):
+    segment = ready(api)
+    publish_promo(api, "promo-b")
+    seed_profiles(runtime, workspace[0], 12)
+    page = browse("marketer", viewport=PHONE)
+    page.goto("/campaigns/new")
+    page.get_by_label("Name").fill("Subject line test")
+    page.get_by_label("Segment").select_option(segment)
+    page.get_by_label("Variant A template").select_option("promo")
+    page.get_by_label("Variant B template").select_option("promo-b")
+    page.get_by_label("Sample (percent of the audience that gets the variants)").fill("50")
+    page.get_by_label("Wait (hours before the winner is chosen)").fill("24")
+    page.get_by_label("Winner by").select_option("clicked")
+    for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"):
+        page.get_by_label(day).check()
+    page.get_by_label("Send from (HH:MM)").fill("09:00")
+    page.get_by_label("Send until (HH:MM, not included)").fill("18:00")
+    _fits_the_phone(page)
+    screenshot(page, "campaign-composer-ab")
+    page.get_by_role("button", name="Save draft").click()
+
+    assert page.get_by_role("heading", name="Subject line test").is_visible()
+    setup = page.get_by_role("region", name="Set-up")
+    expect(setup.get_by_role("row", name="A/B test")).to_contain_text("a 50 % sample, winner by clicks after 24 h")
+    expect(setup.get_by_role("row", name="Sending calendar")).to_contain_text(
+        "Monday, Tuesday, Wednesday, Thursday, Friday; 09:00–18:00 in each recipient's time zone"
+    )
+    stage = page.locator('[data-field="ab-stage"]')
+    expect(stage).to_contain_text("Not started")
+    page.get_by_role("button", name="Launch").click()
+
+    # The sample is written, then the page (kept live) says the test waits for its winner.
+    expect(stage).to_contain_text("Waiting for the winner", timeout=20_000)
+    expect(stage).to_contain_text("the winner by clicks is chosen at")
+    _fits_the_phone(page)
+    screenshot(page, "campaign-ab-waiting")
+    test = page.get_by_role("region", name="A/B test")
+    test.get_by_label("Variant B (promo-b)").check()
+    test.get_by_role("button", name="Pick the winner now").click()
+
+    expect(page.get_by_role("heading", name="Send variant B to the rest of the audience?")).to_be_visible()
+    screenshot(page, "campaign-ab-confirm")
+    page.get_by_role("button", name="Yes, send variant B to the rest").click()
+    expect(page.locator('[data-field="ab-stage"]')).to_contain_text(
+        re.compile(r"variant B (won )?\(picked by hand"), timeout=20_000
+    )
+    decided = api.get(f"/v1/campaigns/{page.url.rsplit('/', 1)[-1]}").json["ab_test"]
+    assert (decided["winner"], decided["decided_by"]) == ("B", "manual")
+
+
+def _fits_the_phone(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} scrolls sideways: {width}px"

@@ -43,6 +43,15 @@
     reasons(root, campaign.skipped_by_reason);
   }
 
+  // The A/B test's section is the server's to word (ccm/web/campaign_ab.py): when the test moves
+  // on (the sample written, a winner chosen, the rest sent), the page is loaded again.
+  function abMoved(campaign) {
+    var ab = document.querySelector("[data-ab-phase]");
+    if (!ab || !campaign.ab_test) { return false; }
+    return ab.dataset.abPhase !== campaign.fanout_phase || ab.dataset.abStatus !== campaign.status ||
+      ab.dataset.abWinner !== (campaign.ab_test.winner || "");
+  }
+
   function ended(root, status) {
     put(root, "done", "The campaign is " + status + ".");
     document.querySelectorAll("[data-while-live]").forEach(function (el) { el.hidden = true; });
@@ -50,7 +59,11 @@
 
   function watch(root) {
     var source = new EventSource(root.dataset.progressEvents);
-    source.addEventListener("progress", function (event) { show(root, JSON.parse(event.data)); });
+    source.addEventListener("progress", function (event) {
+      var campaign = JSON.parse(event.data);
+      if (abMoved(campaign)) { source.close(); window.location.reload(); return; }
+      show(root, campaign);
+    });
     source.addEventListener("end", function (event) {
       var status = JSON.parse(event.data).status;
       source.close();
