@@ -3,8 +3,8 @@
 Written at most about once a minute per key (see :mod:`ccm.auth.usage`), so it is "last used, to
 the minute", not a per-request counter.
 
-Revision ID: 0019k
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-03 10:30:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import ccm.db
 
-revision = "0019k"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ for the whole chunk, so one PostgreSQL backend (one core) did all the work. Lane
 them on their own connections in parallel; a claimed chunk is a row here until the transaction
 that writes its messages deletes it, so a crash leaves exactly the chunks to write again.
 
-Revision ID: 0019f
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-03 10:40:00
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019f"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
