@@ -112,8 +112,9 @@ def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime
     for (variant, channel), cell in _cells(session, campaign, as_of).items():
         _add(variants.setdefault(_key(variant), Group(_key(variant))), cell)
         _add(channels.setdefault(channel or "none", Group(channel or "none")), cell)
-    if campaign.goal:
-        for variant, count in session.execute(_conversions(session, campaign, as_of)):
+    ids = facts.id_range(session, campaign.id)
+    if campaign.goal and ids is not None:
+        for variant, count in session.execute(_conversions(session, campaign, as_of, ids)):
             variants.setdefault(_key(variant), Group(_key(variant))).counts["conversions"] = count
     by_size = dict(sorted(channels.items(), key=lambda item: -item[1].counts["targeted"]))
     return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()), by_size)
@@ -213,9 +214,10 @@ def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None, ids: tuple
     )
 
 
-def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None, ids: tuple[str, str]) -> Select[Any]:
     """Recipients who did the goal event within the window after an attempt of theirs got
-    through (one does per message: at most one provider call per send), by variant."""
+    through (one does per message: at most one provider call per send), by variant; the
+    messages and attempts are read in the campaign's id range ``ids``."""
     ws, cid = campaign.workspace_id, campaign.id
     did = facts.converted(
         session,
@@ -229,7 +231,8 @@ def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None
     return (
         select(m.c.variant, func.count(m.c.profile_id.distinct()))
         .select_from(m.join(_a, _a.c.message_id == m.c.id))
-        .where(facts.of_campaign(ws, cid, as_of), _a.c.outcome.in_(facts.HANDED_OVER), did)
+        .where(facts.of_campaign(ws, cid, as_of), m.c.id.between(*ids), _a.c.message_id.between(*ids))
+        .where(_a.c.outcome.in_(facts.HANDED_OVER), did)
         .group_by(m.c.variant)
     )
 
