@@ -109,10 +109,10 @@ def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime
     facts.without_jit(session)
     variants = {key: Group(key) for key in variant_keys(session, campaign.id)}
     channels: dict[str, Group] = {}
-    for (variant, channel), cell in _cells(session, campaign, as_of).items():
+    ids = facts.id_range(session, campaign.id)
+    for (variant, channel), cell in _cells(session, campaign, as_of, ids).items():
         _add(variants.setdefault(_key(variant), Group(_key(variant))), cell)
         _add(channels.setdefault(channel or "none", Group(channel or "none")), cell)
-    ids = facts.id_range(session, campaign.id)
     if campaign.goal and ids is not None:
         for variant, count in session.execute(_conversions(session, campaign, as_of, ids)):
             variants.setdefault(_key(variant), Group(_key(variant))).counts["conversions"] = count
@@ -120,8 +120,11 @@ def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime
     return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()), by_size)
 
 
-def _cells(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> dict[tuple[Any, Any], Group]:
-    """The status and engagement counts of the campaign's messages by (variant, channel)."""
+def _cells(
+    session: Session, campaign: Campaign, as_of: dt.datetime | None, ids: tuple[str, str] | None
+) -> dict[tuple[Any, Any], Group]:
+    """The status and engagement counts of the campaign's messages (``ids``: the range of
+    their ids, None when it has none) by (variant, channel)."""
     cells: dict[tuple[Any, Any], Group] = {}
 
     def cell(variant: str | None, channel: str | None) -> Group:
@@ -134,7 +137,6 @@ def _cells(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> d
         group.counts["sent"] += int(row["sent_then_failed"])
         if row["skip_code"] is not None:
             group.skipped_by_reason[row["skip_code"]] = group.skipped_by_reason.get(row["skip_code"], 0) + messages
-    ids = facts.id_range(session, campaign.id)
     if ids is None:
         return cells
     for row in session.execute(_engagement_counts(campaign, as_of, ids)).mappings():
