@@ -2,6 +2,7 @@
 messages (the issue's bound: no page over 300 ms).
 
     .venv/bin/python bench/web_pages.py [--profiles 100000] [--messages 1000000] [--runs 7]
+    .venv/bin/python bench/web_pages.py --reuse --only /results   # again on the same data, two pages
 
 A fresh migrated PostgreSQL database is seeded with ``ccm seed``'s generator (profiles, consent,
 suppressions, events, engagement), then 90 % of the messages are written as history (COPY: ids and
@@ -10,7 +11,9 @@ real campaign fanned out to the audience. ANALYZE. An admin logs in through the 
 GET route of the web app's blueprints (read from the URL map, so a new screen is timed without
 editing this file) is requested ``--runs`` times after one warm-up, in process through the WSGI
 app: the server's time, with no network in between. A route whose path parameters this script
-cannot fill is listed as not timed, with the parameter.
+cannot fill is listed as not timed, with the parameter. ``--reuse`` times the database that the
+last run seeded (no drop, no seeding: two versions of the code compare on the same rows), and
+``--only`` times only the paths that contain one of its strings.
 
 Each page's median is also given as a ratio to ``/login`` (a page that renders a template and
 reads nothing) in the same run, and its CPU per request is read from ``/proc`` for exactly this
@@ -220,10 +223,14 @@ def routes(app: Any, values: dict[str, str]) -> tuple[list[tuple[str, str]], lis
 
 
 def logged_in(app: Any, runtime: Any, workspace_id: str) -> Any:
+    from sqlalchemy import select
+
+    from ccm.users.models import User
     from ccm.users.service import create_user
 
     with runtime.db.unit_of_work() as session:
-        create_user(session=session, workspace_id=workspace_id, email=EMAIL, role="admin", password=PASSWORD)
+        if session.scalar(select(User.id).where(User.email_key == EMAIL)) is None:  # --reuse: made before
+            create_user(session=session, workspace_id=workspace_id, email=EMAIL, role="admin", password=PASSWORD)
     client = app.test_client()
     answer = client.post("/login", data={"email": EMAIL, "password": PASSWORD})
     assert answer.status_code == 302, answer.text
@@ -251,28 +258,47 @@ def time_page(client: Any, path: str, runs: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--profiles", type=int, default=100_000)
-    parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
-    args = parser.parse_args()
-    from ccm.app import create_app
+def seed_all(runtime: Any, profiles: int, messages: int) -> str:
+    """The fresh database seeded as the module says; the workspace's id."""
     from ccm.campaigns.engine import run_fanout
 
-    fresh_database()
-    runtime = bench_runtime(local_outbox="email")  # the outbox screen shows what it "sent"
-    workspace_id, _ = seed_profiles(runtime, args.profiles, 2)
-    campaign_size = min(args.profiles, args.messages // 10)
-    write_history(runtime, workspace_id, args.messages - campaign_size)
+    workspace_id, _ = seed_profiles(runtime, profiles, 2)
+    campaign_size = min(profiles, messages // 10)
+    write_history(runtime, workspace_id, messages - campaign_size)
     rules = {"attribute": "external_id", "op": "exists"}
     campaign_id, _ = launch_campaign(runtime, workspace_id, rules, "bench newsletter")
     run_fanout(runtime, campaign_id)
     make_the_rest(runtime, workspace_id, campaign_id)
     analyze()
+    return workspace_id
+
+
+def seeded_workspace(runtime: Any) -> str:
+    """The workspace of the campaign a previous run seeded (``--reuse``)."""
+    from sqlalchemy import text
+
+    with runtime.db.engine.connect() as connection:
+        return str(connection.execute(text("SELECT workspace_id FROM campaign LIMIT 1")).scalar_one())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--reuse", action="store_true", help="time the database the last run seeded")
+    parser.add_argument("--only", action="append", default=[], help="time only the paths containing this")
+    args = parser.parse_args()
+    from ccm.app import create_app
+
+    if not args.reuse:
+        fresh_database()
+    runtime = bench_runtime(local_outbox="email")  # the outbox screen shows what it "sent"
+    workspace_id = seeded_workspace(runtime) if args.reuse else seed_all(runtime, args.profiles, args.messages)
     app = create_app(runtime=runtime)
     client = logged_in(app, runtime, workspace_id)
     timed, untimed = routes(app, samples(runtime, workspace_id))
+    timed = [(endpoint, path) for endpoint, path in timed if not args.only or any(s in path for s in args.only)]
     baseline = time_page(app.test_client(), "/login", args.runs)
     pages = {path: time_page(client, path, args.runs) | {"endpoint": endpoint} for endpoint, path in timed}
     for figures in pages.values():
@@ -290,7 +316,7 @@ def main() -> None:
         "within_bound": slowest <= BOUND_MS and all(f["status"] in (200, 302) for f in pages.values()),
     }
     runtime.close()
-    save("web_pages", result)
+    save("web_pages_only" if args.only else "web_pages", result)  # a part never replaces the whole
     print(f"{'page':60} {'median':>8} {'max':>8} {'ratio':>6} {'app cpu':>8} {'pg cpu':>7}")
     for path, f in sorted(pages.items(), key=lambda item: -item[1].get("max_ms", 1e9)):
         if f["status"] != 200:

@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Integer,
     Subquery,
@@ -20,11 +19,9 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    null,
     or_,
     select,
     text,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -57,6 +54,19 @@ def of_campaign(workspace_id: str, campaign_id: str, as_of: dt.datetime | None =
     return condition if as_of is None else and_(condition, m.c.created_at < as_of)
 
 
+def id_range(session: Session, campaign_id: str) -> tuple[str, str] | None:
+    """The campaign's first and last message id (two probes of ``ix_message_campaign``), None
+    before it has a message. Every row of its messages, and every event or attempt of them,
+    has a message id in that range: a query bounded by it in both tables reads the two in id
+    order through their indexes, and PostgreSQL plans it from the range's true size (as
+    values, not a subquery) instead of scanning every message of the workspace
+    (bench/README.md, issue 11)."""
+    first, last = session.execute(
+        select(func.min(m.c.id), func.max(m.c.id)).where(m.c.campaign_id == campaign_id)
+    ).one()
+    return None if first is None else (first, last)
+
+
 ENGAGEMENT: tuple[tuple[str, bool | None, str], ...] = (
     ("opened", False, "opened"),
     ("clicked", False, "opened"),  # images blocked: the person who clicked read it
@@ -72,17 +82,14 @@ ENGAGEMENT: tuple[tuple[str, bool | None, str], ...] = (
 None is either. Opens and clicks by machines (privacy proxies, link scanners) count apart."""
 
 
-def engagement_classes() -> Subquery:
-    """:data:`ENGAGEMENT` as a table (``kind``, ``machine``, ``counted``) to join events to."""
-    rows = [
-        select(
-            literal(kind).label("kind"),
-            (literal(machine) if machine is not None else null().cast(Boolean)).label("machine"),
-            literal(counted).label("counted"),
-        )
-        for kind, machine, counted in ENGAGEMENT
-    ]
-    return union_all(*rows).subquery("classes")
+def engagement_conditions() -> dict[str, ColumnElement[bool]]:
+    """:data:`ENGAGEMENT` as one condition on an engagement event per count it adds to (a count
+    whose kinds are several is any of them)."""
+    conditions: dict[str, list[ColumnElement[bool]]] = {}
+    for kind, machine, counted in ENGAGEMENT:
+        condition = _e.c.kind == kind if machine is None else and_(_e.c.kind == kind, _e.c.machine.is_(machine))
+        conditions.setdefault(counted, []).append(condition)
+    return {counted: or_(*each) for counted, each in conditions.items()}
 
 
 def per_message(workspace_id: str, campaign_id: str) -> Subquery:

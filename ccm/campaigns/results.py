@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from ccm.campaigns import facts
@@ -109,31 +109,40 @@ def campaign_results(session: Session, campaign: Campaign, *, as_of: dt.datetime
     facts.without_jit(session)
     variants = {key: Group(key) for key in variant_keys(session, campaign.id)}
     channels: dict[str, Group] = {}
-    for (variant, channel), cell in _cells(session, campaign, as_of).items():
+    ids = facts.id_range(session, campaign.id)
+    for (variant, channel), cell in _cells(session, campaign, as_of, ids).items():
         _add(variants.setdefault(_key(variant), Group(_key(variant))), cell)
         _add(channels.setdefault(channel or "none", Group(channel or "none")), cell)
-    if campaign.goal:
-        for variant, count in session.execute(_conversions(session, campaign, as_of)):
+    if campaign.goal and ids is not None:
+        for variant, count in session.execute(_conversions(session, campaign, as_of, ids)):
             variants.setdefault(_key(variant), Group(_key(variant))).counts["conversions"] = count
     by_size = dict(sorted(channels.items(), key=lambda item: -item[1].counts["targeted"]))
     return Results(variants, _holdout(session, campaign, as_of), _total(variants.values()), by_size)
 
 
-def _cells(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> dict[tuple[Any, Any], Group]:
-    """The status and engagement counts of the campaign's messages by (variant, channel)."""
+def _cells(
+    session: Session, campaign: Campaign, as_of: dt.datetime | None, ids: tuple[str, str] | None
+) -> dict[tuple[Any, Any], Group]:
+    """The status and engagement counts of the campaign's messages (``ids``: the range of
+    their ids, None when it has none) by (variant, channel)."""
     cells: dict[tuple[Any, Any], Group] = {}
 
     def cell(variant: str | None, channel: str | None) -> Group:
         return cells.setdefault((variant, channel), Group(""))
 
     for row in session.execute(_status_counts(session, campaign, as_of)).mappings():
-        group = cell(row["variant"], row["channel"])
-        for name in STATUS_COUNTS:
-            group.counts[name] += int(row[name] or 0)
+        group, messages = cell(row["variant"], row["channel"]), int(row["messages"])
+        for name in _status_names(row["status"]):
+            group.counts[name] += messages
+        group.counts["sent"] += int(row["sent_then_failed"])
         if row["skip_code"] is not None:
-            group.skipped_by_reason[row["skip_code"]] = int(row["skipped"])
-    for variant, channel, name, count in session.execute(_engagement_counts(campaign, as_of)):
-        cell(variant, channel).counts[name] = count
+            group.skipped_by_reason[row["skip_code"]] = group.skipped_by_reason.get(row["skip_code"], 0) + messages
+    if ids is None:
+        return cells
+    for row in session.execute(_engagement_counts(campaign, as_of, ids)).mappings():
+        group = cell(row["variant"], row["channel"])
+        for name in ENGAGEMENT_COUNTS:
+            group.counts[name] = int(row[name] or 0)
     return cells
 
 
@@ -146,59 +155,71 @@ def _key(variant: str | None) -> str:
     return variant or "A"  # a campaign of one template: its messages may carry no variant
 
 
-STATUS_COUNTS = ("targeted", "pending", "sent", "delivered", "delivery_confirmed", "failed", "skipped")
+ENGAGEMENT_COUNTS = tuple(dict.fromkeys(counted for *_, counted in facts.ENGAGEMENT))
 
 
 def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
-    """The counts a message's own row answers, by variant, channel and skip reason (a few rows a
-    cell: the messages that were not skipped, then one per skip reason). A failed message
-    was sent when an attempt of it got through (a bounce); only those are looked up."""
+    """The campaign's messages by variant, channel, status and skip reason (a few rows a cell),
+    and how many of each failed after an attempt got through (a bounce: they were sent; only
+    the failed messages' attempts are looked up). Python adds the statuses up into the counts:
+    one count per row costs PostgreSQL less than a sum per count."""
     status = m.c.status
     skip_code = case((status == MessageStatus.SKIPPED, facts.reason_code(session, m.c.reason))).label("skip_code")
     handed_over = exists().where(_a.c.message_id == m.c.id, _a.c.outcome.in_(facts.HANDED_OVER))
-
-    def share(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-        return func.sum(case((condition, 1), else_=0))
-
     return (
         select(
             m.c.variant,
             m.c.channel,
+            status,
             skip_code,
-            func.count().label("targeted"),
-            share(status.in_(facts.PENDING)).label("pending"),
-            share(or_(status.in_(facts.ACCEPTED), and_(status == MessageStatus.FAILED, handed_over))).label("sent"),
-            share(status.in_(facts.ACCEPTED)).label("delivered"),
-            share(status == MessageStatus.DELIVERED).label("delivery_confirmed"),
-            share(status == MessageStatus.FAILED).label("failed"),
-            share(status == MessageStatus.SKIPPED).label("skipped"),
+            func.count().label("messages"),
+            func.count().filter(and_(status == MessageStatus.FAILED, handed_over)).label("sent_then_failed"),
         )
         .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of))
-        .group_by(m.c.variant, m.c.channel, skip_code)
+        .group_by(m.c.variant, m.c.channel, status, skip_code)
     )
 
 
-def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+def _status_names(status: str) -> tuple[str, ...]:
+    """The counts a message of ``status`` adds to (a failed one is ``sent`` too when an attempt
+    of it got through: :func:`_status_counts` says how many)."""
+    names = ["targeted"]
+    names += ["pending"] if status in facts.PENDING else []
+    names += ["sent", "delivered"] if status in facts.ACCEPTED else []
+    names += ["delivery_confirmed"] if status == MessageStatus.DELIVERED else []
+    names += [status] if status in (MessageStatus.FAILED, MessageStatus.SKIPPED) else []
+    return tuple(names)
+
+
+def _engagement_counts(campaign: Campaign, as_of: dt.datetime | None, ids: tuple[str, str]) -> Select[Any]:
     """Messages with each kind of engagement (see :data:`ccm.campaigns.facts.ENGAGEMENT`) by
-    variant and channel: ``(variant, channel, count name, messages)``."""
-    classes = facts.engagement_classes()
+    variant and channel: ``(variant, channel, one column per count name)``.
+
+    The events in the campaign's id range ``ids`` are folded into one row of 0/1 flags per
+    message, which is joined to its message and summed. (Joining the kinds as a table to the
+    events let PostgreSQL hash every message of the workspace; ``count(DISTINCT …)`` per kind
+    sorted the events once per kind.)"""
     by_then = [] if as_of is None else [_e.c.occurred_at <= as_of]
+    conditions = facts.engagement_conditions()
+    flags = [func.max(case((condition, 1), else_=0)).label(name) for name, condition in conditions.items()]
+    engaged = (
+        select(_e.c.message_id, *flags)
+        .where(_e.c.message_id.between(*ids), *by_then)
+        .group_by(_e.c.message_id)
+        .subquery("engaged")
+    )
     return (
-        select(m.c.variant, m.c.channel, classes.c.counted, func.count(_e.c.message_id.distinct()))
-        .select_from(
-            _e.join(m, m.c.id == _e.c.message_id).join(
-                classes,
-                and_(classes.c.kind == _e.c.kind, or_(classes.c.machine.is_(None), classes.c.machine == _e.c.machine)),
-            )
-        )
-        .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of), *by_then)
-        .group_by(m.c.variant, m.c.channel, classes.c.counted)
+        select(m.c.variant, m.c.channel, *(func.sum(engaged.c[name]).label(name) for name in conditions))
+        .select_from(m.join(engaged, engaged.c.message_id == m.c.id))
+        .where(facts.of_campaign(campaign.workspace_id, campaign.id, as_of), m.c.id.between(*ids))
+        .group_by(m.c.variant, m.c.channel)
     )
 
 
-def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None) -> Select[Any]:
+def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None, ids: tuple[str, str]) -> Select[Any]:
     """Recipients who did the goal event within the window after an attempt of theirs got
-    through (one does per message: at most one provider call per send), by variant."""
+    through (one does per message: at most one provider call per send), by variant; the
+    messages and attempts are read in the campaign's id range ``ids``."""
     ws, cid = campaign.workspace_id, campaign.id
     did = facts.converted(
         session,
@@ -212,7 +233,8 @@ def _conversions(session: Session, campaign: Campaign, as_of: dt.datetime | None
     return (
         select(m.c.variant, func.count(m.c.profile_id.distinct()))
         .select_from(m.join(_a, _a.c.message_id == m.c.id))
-        .where(facts.of_campaign(ws, cid, as_of), _a.c.outcome.in_(facts.HANDED_OVER), did)
+        .where(facts.of_campaign(ws, cid, as_of), m.c.id.between(*ids), _a.c.message_id.between(*ids))
+        .where(_a.c.outcome.in_(facts.HANDED_OVER), did)
         .group_by(m.c.variant)
     )
 
@@ -260,12 +282,15 @@ def hourly_engagement(session: Session, campaign: Campaign, *, hours: int) -> Ma
     ``{(hour, variant): {"opened", "clicked", "machine_opened"}}`` (hours with nothing are absent)."""
     if campaign.launched_at is None:
         return {}
+    ids = facts.id_range(session, campaign.id)
+    if ids is None:
+        return {}
     facts.without_jit(session)
-    return _buckets(session, campaign, campaign.launched_at, hours)
+    return _buckets(session, campaign, campaign.launched_at, hours, ids)
 
 
 def _buckets(
-    session: Session, campaign: Campaign, start: dt.datetime, hours: int
+    session: Session, campaign: Campaign, start: dt.datetime, hours: int, ids: tuple[str, str]
 ) -> dict[tuple[int, str], dict[str, int]]:
     e = EngagementEvent.__table__
     hour = facts.hours_since(session, e.c.occurred_at, start).label("hour")
@@ -275,6 +300,8 @@ def _buckets(
         .join(m, m.c.id == e.c.message_id)
         .where(
             facts.of_campaign(campaign.workspace_id, campaign.id),
+            m.c.id.between(*ids),
+            e.c.message_id.between(*ids),
             e.c.kind.in_(("opened", "clicked")),
             ~((e.c.kind == "clicked") & e.c.machine),
             e.c.occurred_at >= start,

@@ -128,8 +128,9 @@ def results_page(campaign_id: str) -> Response:
     with db().read_only() as session:
         campaign = _find(session, campaign_id)
         charts = campaign_charts.results_charts(session, campaign)
-        out = campaign_out(session, campaign)
-    return page("campaigns/results.html", campaign=out, charts=charts, can_write=_can_write())
+        # Its heading only: campaign_out would count the messages' statuses again, for its progress.
+        heading = {"id": campaign.id, "name": campaign.name, "status": campaign.status}
+    return page("campaigns/results.html", campaign=heading, charts=charts, can_write=_can_write())
 
 
 @bp.get("/<campaign_id>/results.csv")

@@ -4,8 +4,8 @@ variant: a message's engagement is counted in its own channel and variant, once.
 from __future__ import annotations
 
 from ccm.campaigns.models import Campaign
-from ccm.campaigns.results import campaign_results
-from tests.campaigns.results_helpers import Recipient, make_campaign
+from ccm.campaigns.results import campaign_results, hourly_engagement
+from tests.campaigns.results_helpers import LAUNCH, Recipient, add_recipients, make_campaign
 
 
 def test_each_channel_counts_its_own_messages_across_variants(runtime, api, workspace):
@@ -30,3 +30,22 @@ def test_each_channel_counts_its_own_messages_across_variants(runtime, api, work
     a, b = measured.variants["A"].counts, measured.variants["B"].counts
     assert (a["targeted"], a["opened"], a["clicked"], b["targeted"], b["replied"]) == (3, 2, 2, 3, 1)
     assert measured.total.counts["targeted"] == sms["targeted"] + email["targeted"]
+
+
+def test_engagement_of_messages_written_among_the_campaigns_is_not_counted(runtime, api, workspace):
+    # The counts read the events whose message id lies between the campaign's first and last:
+    # another campaign's messages written in between are in that range, and must not count.
+    first = make_campaign(runtime, api, workspace[0], [Recipient("f1", engagement=["opened"])], variants=("A",))
+    with runtime.db.unit_of_work() as session:
+        other = Campaign(workspace_id=workspace[0], name="Other", segment_id="seg_test", launched_at=LAUNCH)
+        session.add(other)
+    theirs = [Recipient("o1", engagement=["opened", "clicked"]), Recipient("o2", engagement=["replied"])]
+    add_recipients(runtime, api, workspace[0], other.id, theirs)
+    add_recipients(runtime, api, workspace[0], first, [Recipient("f2", engagement=["machine_opened"])])
+    with runtime.db.unit_of_work() as session:
+        campaign = session.get_one(Campaign, first)
+        counts = campaign_results(session, campaign).total.counts
+        hourly = hourly_engagement(session, campaign, hours=3)
+    assert (counts["targeted"], counts["opened"], counts["clicked"], counts["replied"]) == (2, 1, 0, 0)
+    assert counts["machine_opened"] == 1
+    assert hourly == {(0, "A"): {"opened": 1, "clicked": 0, "machine_opened": 1}}
