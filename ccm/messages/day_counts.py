@@ -1,16 +1,17 @@
 """A workspace's messages counted by the day they were made (UTC), status, channel and skip reason,
 cached per day in ``message_day_count`` and counted again from ``message`` when a day's count is
-missing or older than :func:`max_age`.
+missing or older than :func:`max_age`; the messages made since today's count are counted live.
 
-Every day's messages keep changing after it: today's are still being made (a campaign's fan-out)
-and delivered, and a closed day's move late (a delivery report or bounce turns ``sent`` into
-``delivered`` or ``failed`` days afterwards; a queued one is sent, retried or skipped). Nothing on
-the send path writes the cache — each write there would cost every delivery of a campaign — so the
-counts shown are at most :func:`max_age` old: a minute for today, five minutes for yesterday, twice
-as long for each day further back (late changes gather in the first days), about 21 hours from
-nine days back.
+A day's messages keep changing after they are made: today's are being delivered, and a closed day's
+move late (a delivery report or bounce turns ``sent`` into ``delivered`` or ``failed`` days
+afterwards; a queued one is sent, retried or skipped). Nothing on the send path writes the cache —
+each write there would cost every delivery of a campaign — so a message's *status* shown is at most
+:func:`max_age` old: a minute for today's, five minutes for yesterday's, twice as long for each day
+further back (late changes gather in the first days), about 21 hours from nine days back. A new
+message shows at once: a cached count covers the messages made before its ``computed_at``, the
+live count those made since.
 
-Counting from a day scans ``ix_message_workspace_id`` from that day's first id to now (a campaign
+Counting from a day scans ``ix_message_workspace_id`` from that day's first id (a campaign
 message's id is its due time, so no upper id bound holds), so the days to count again are counted
 in one query, from the oldest of them to now; the younger days' counts come along.
 """
@@ -21,7 +22,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Row, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -66,28 +67,39 @@ class DayCells(NamedTuple):
 
 
 def day_cells(*, session: Session, workspace_id: str, days: Sequence[dt.date], now: dt.datetime) -> DayCells:
-    """The cells of ``days`` (consecutive, oldest first, the last one today) in at most two reads:
-    the cache, then, if it lacks a day or holds one too old, one count from that day to now."""
-    cached, engagement = _fresh_cache(session, workspace_id, days, now)
+    """The cells of ``days`` (consecutive, oldest first, the last one today) in two reads: the
+    cache, then one count — of the messages made since today's count if every day is cached and
+    young enough, else of every message made from the oldest day missing or too old until ``now``
+    (the ``computed_at`` to store them with)."""
+    cached = _fresh_cache(session, workspace_id, days, now)
+    kept = [Cell(row.day, *cell) for row in cached for cell in row.counts]
     if len(cached) == len(days):
-        return DayCells([cell for cells in cached.values() for cell in cells], {}, engagement)
+        since = cached[-1].computed_at
+        return DayCells(
+            kept + count_cells(session=session, workspace_id=workspace_id, since=since), {}, cached[-1].engagement
+        )
     start = days[len(cached)]
-    counted = count_cells(session=session, workspace_id=workspace_id, start=start)
+    since = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    counted = count_cells(session=session, workspace_id=workspace_id, since=since, until=now)
     recounted: dict[str, list[Cell]] = {day.isoformat(): [] for day in days if day >= start}
     for cell in counted:
         if cell.day in recounted:
             recounted[cell.day].append(cell)
-    return DayCells([cell for cells in cached.values() for cell in cells] + counted, recounted)
+    return DayCells(kept + counted, recounted)
 
 
-def count_cells(*, session: Session, workspace_id: str, start: dt.date) -> list[Cell]:
-    """The workspace's messages made from the start of ``start`` (UTC) on, counted in one ``GROUP BY``."""
-    since = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+def count_cells(
+    *, session: Session, workspace_id: str, since: dt.datetime, until: dt.datetime | None = None
+) -> list[Cell]:
+    """The workspace's messages made from ``since`` (until before ``until``), counted in one ``GROUP BY``."""
     day = _day(session, _m.c.created_at).label("day")
     skip = case((_m.c.status == MessageStatus.SKIPPED, reason_code(session, _m.c.reason))).label("skip")
+    made = [_m.c.workspace_id == workspace_id, _m.c.id >= first_id_at("msg", since), _m.c.created_at >= since]
+    if until is not None:
+        made.append(_m.c.created_at < until)
     rows = session.execute(
         select(day, _m.c.status, _m.c.channel, skip, func.count())
-        .where(_m.c.workspace_id == workspace_id, _m.c.id >= first_id_at("msg", since), _m.c.created_at >= since)
+        .where(*made)
         .group_by(day, _m.c.status, _m.c.channel, skip)
     )
     return [Cell(str(at)[:10], status, channel, reason, count) for at, status, channel, reason, count in rows]
@@ -124,26 +136,22 @@ def save_day_counts(
 
 def _fresh_cache(
     session: Session, workspace_id: str, days: Sequence[dt.date], now: dt.datetime
-) -> tuple[dict[str, list[Cell]], dict[str, Any] | None]:
-    """The cached days of ``days`` still young enough, up to the first one that is not (the days
-    after it are counted with it anyway), and the engagement kept on the last one."""
+) -> list[Row[*tuple[Any, ...]]]:
+    """The cached rows of ``days`` still young enough, up to the first one that is not (the days
+    after it are counted with it anyway)."""
     names = [day.isoformat() for day in days]
+    columns = (_c.c.day, _c.c.counts, _c.c.engagement, _c.c.computed_at)
     rows = {
         row.day: row
-        for row in session.execute(
-            select(_c.c.day, _c.c.counts, _c.c.engagement, _c.c.computed_at).where(
-                _c.c.workspace_id == workspace_id, _c.c.day.in_(names)
-            )
-        )
+        for row in session.execute(select(*columns).where(_c.c.workspace_id == workspace_id, _c.c.day.in_(names)))
     }
-    fresh: dict[str, list[Cell]] = {}
+    fresh = []
     for day, name in zip(days, names, strict=True):
         row = rows.get(name)
         if row is None or now - row.computed_at >= max_age(day, days[-1]):
             break
-        fresh[name] = [Cell(name, *cell) for cell in row.counts]
-    last = rows.get(names[-1])
-    return fresh, last.engagement if last is not None and len(fresh) == len(days) else None
+        fresh.append(row)
+    return fresh
 
 
 def _day(session: Session, moment: Any) -> Any:

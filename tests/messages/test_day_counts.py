@@ -18,7 +18,7 @@ from ccm.message_templates.models import TemplateVersion
 from ccm.messages.day_counts import FIRST_MAX_AGE, TODAY_MAX_AGE, max_age, save_day_counts
 from ccm.messages.models import Message, MessageDayCount, MessageStatus
 from ccm.messages.overview import Overview, message_overview
-from ccm.messages.state import report
+from ccm.messages.state import report, transition_many
 from tests.campaigns.conftest import publish_promo, seed_profiles
 
 NOW = dt.datetime.combine(utcnow().date(), dt.time(12), tzinfo=dt.UTC)  # no midnight inside a test
@@ -41,7 +41,7 @@ def write(runtime, workspace_id: str, rows, *, at: dt.datetime = NOW) -> list[st
         assert version is not None
         values = []
         for n, (days_ago, status, channel, reason) in enumerate(rows):
-            made = at - dt.timedelta(days=days_ago, minutes=n)
+            made = at - dt.timedelta(days=days_ago, minutes=n + 1)
             key = id_at("msg", made)
             values.append(
                 {"id": key, "workspace_id": workspace_id, "source": "api", "send_key": key}
@@ -96,15 +96,28 @@ def test_the_first_view_counts_and_caches_the_14_days_and_equals_a_direct_count(
     )
 
 
-def test_todays_new_messages_show_once_its_count_is_a_minute_old(runtime, workspace, history):
+def test_a_message_made_after_todays_count_shows_at_once(runtime, workspace, history):
     first = view(runtime, workspace[0], NOW)
-    write(runtime, workspace[0], [(0, "sent", "sms", None)], at=NOW + dt.timedelta(seconds=1))
-    cached = view(runtime, workspace[0], NOW + TODAY_MAX_AGE - dt.timedelta(seconds=1))
-    assert cached.recounted == {} and cached.by_day_status == first.by_day_status
-    again = view(runtime, workspace[0], NOW + TODAY_MAX_AGE)
-    assert set(again.recounted) == {NOW.date().isoformat()}
+    write(
+        runtime, workspace[0], [(0, "sent", "sms", None)], at=NOW + dt.timedelta(minutes=1, seconds=1)
+    )  # made at NOW + 1 s
+    again = view(runtime, workspace[0], NOW + dt.timedelta(seconds=2))
+    assert again.recounted == {}
     assert again.by_day_status == direct_count(runtime, workspace[0], NOW) != first.by_day_status
     assert again.by_day_status[(NOW.date().isoformat(), "sent")] == 1
+
+
+def test_a_status_change_of_todays_message_shows_once_its_count_is_a_minute_old(runtime, workspace, history):
+    view(runtime, workspace[0], NOW)
+    queued = history[1]
+    with runtime.db.unit_of_work() as session:
+        assert transition_many(session, [queued], expect=[MessageStatus.QUEUED], to=MessageStatus.SKIPPED, reason="x")
+    today = NOW.date().isoformat()
+    cached = view(runtime, workspace[0], NOW + TODAY_MAX_AGE - dt.timedelta(seconds=1))
+    assert cached.recounted == {} and cached.by_day_status[(today, "queued")] == 1
+    again = view(runtime, workspace[0], NOW + TODAY_MAX_AGE)
+    assert set(again.recounted) == {today} and (today, "queued") not in again.by_day_status
+    assert again.by_day_status == direct_count(runtime, workspace[0], NOW)
 
 
 def test_a_late_delivery_report_shows_once_the_days_count_is_older_than_its_refresh_age(runtime, workspace, history):
