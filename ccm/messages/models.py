@@ -168,3 +168,22 @@ class DeliveryAttempt(Base):
     retry_at: Mapped[dt.datetime | None]
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
+
+
+class MessageDayCount(Base):
+    """The dashboard's count of one closed day (UTC) of a workspace's messages, by status, channel
+    and skip reason, as of ``computed_at``; :mod:`ccm.messages.day_counts` keeps it. Nothing on the
+    send path writes it: a message's later change of status reaches it when it is counted again."""
+
+    __tablename__ = "message_day_count"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    """``YYYY-MM-DD``: the messages made that day."""
+    counts: Mapped[list[Any]]
+    """``[[status, channel, skip reason, count], …]``: channel and skip reason may be null."""
+    engagement: Mapped[dict[str, Any] | None]
+    """On the row of the day that was today when counted: ``{"days": n, "opened": …, "clicked": …}``,
+    people's opens and clicks of the n days ending it (messages opened on two days count once, so
+    they are not a sum of days)."""
+    computed_at: Mapped[dt.datetime]

@@ -1,9 +1,9 @@
 """A workspace's messages of the last days at a glance (the dashboard): counts by day, status and
-channel, skip reasons, and the messages opened and clicked, in two ``GROUP BY`` queries.
+channel, skip reasons, and the messages opened and clicked.
 
-Both stay bounded on a large workspace: the messages are found through ``ix_message_workspace_id``
-(``workspace_id, id``) from the first id of the window (ids sort by creation time), and the
-engagement through ``ix_engagement_event_workspace_kind_time``; the answer is a few hundred rows.
+The counts come from :mod:`ccm.messages.day_counts` (each day's cached until it is too old), the
+opens and clicks of the window from one ``GROUP BY`` on ``ix_engagement_event_workspace_kind_time``,
+cached beside today's count and taken again with it.
 """
 
 from __future__ import annotations
@@ -12,22 +12,22 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ccm.campaigns.facts import reason_code
-from ccm.db import dialect_of
 from ccm.engagement.models import EngagementEvent
-from ccm.ids import first_id_at
-from ccm.messages.models import Message, MessageStatus
+from ccm.messages.day_counts import Cell, day_cells
+from ccm.messages.models import MessageStatus
 
-_m, _e = Message.__table__, EngagementEvent.__table__
+_e = EngagementEvent.__table__
 DELIVERED = (MessageStatus.SENT, MessageStatus.DELIVERED)
 
 
 @dataclass
 class Overview:
-    """The window's days (``YYYY-MM-DD``, oldest first) and its counts."""
+    """The window's days (``YYYY-MM-DD``, oldest first) and its counts; ``recounted`` and
+    ``engagement`` hold what was counted afresh for it, for the caller to cache
+    (:func:`ccm.messages.day_counts.save_day_counts`)."""
 
     days: list[str]
     by_day_status: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -35,6 +35,8 @@ class Overview:
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     opened: int = 0
     clicked: int = 0
+    recounted: dict[str, list[Cell]] = field(default_factory=dict)
+    engagement: dict[str, Any] | None = None
 
     def total(self, *statuses: str) -> int:
         return sum(count for (_, status), count in self.by_day_status.items() if status in statuses)
@@ -52,38 +54,36 @@ class Overview:
 
 def message_overview(*, session: Session, workspace_id: str, days: int, now: dt.datetime) -> Overview:
     """The last ``days`` days (today, UTC, included) of the workspace's messages."""
-    start = dt.datetime.combine(now.date() - dt.timedelta(days=days - 1), dt.time(), tzinfo=dt.UTC)
-    overview = Overview([(start.date() + dt.timedelta(days=n)).isoformat() for n in range(days)])
-    day = _day(session, _m.c.created_at).label("day")
-    skip = case((_m.c.status == MessageStatus.SKIPPED, reason_code(session, _m.c.reason))).label("skip")
+    window = [now.date() - dt.timedelta(days=days - 1 - n) for n in range(days)]
+    counted = day_cells(session=session, workspace_id=workspace_id, days=window, now=now)
+    overview = Overview([day.isoformat() for day in window], recounted=counted.recounted)
+    for cell in counted.cells:
+        _add(overview.by_day_status, (cell.day, cell.status), cell.messages)
+        _add(overview.by_channel_status, (cell.channel or "none", cell.status), cell.messages)
+        if cell.skip is not None:
+            _add(overview.skipped_by_reason, cell.skip, cell.messages)
+    engagement = counted.engagement
+    if engagement is None or engagement.get("days") != days:
+        engagement = {"days": days} | _engaged(session, workspace_id, window[0])
+        overview.engagement = engagement
+    overview.opened, overview.clicked = engagement.get("opened", 0), engagement.get("clicked", 0)
+    return overview
+
+
+def _engaged(session: Session, workspace_id: str, first_day: dt.date) -> dict[str, int]:
+    """People's opens and clicks (distinct messages) from the start of ``first_day`` on."""
     rows = session.execute(
-        select(day, _m.c.status, _m.c.channel, skip, func.count())
-        .where(_m.c.workspace_id == workspace_id, _m.c.id >= first_id_at("msg", start), _m.c.created_at >= start)
-        .group_by(day, _m.c.status, _m.c.channel, skip)
-    )
-    for at, status, channel, reason, count in rows:
-        _add(overview.by_day_status, (str(at)[:10], status), count)
-        _add(overview.by_channel_status, (channel or "none", status), count)
-        if reason is not None:
-            _add(overview.skipped_by_reason, reason, count)
-    engaged = session.execute(
         select(_e.c.kind, func.count(_e.c.message_id.distinct()))
         .where(
             _e.c.workspace_id == workspace_id,
             _e.c.kind.in_(("opened", "clicked")),
-            _e.c.occurred_at >= start,
+            _e.c.occurred_at >= dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC),
             ~_e.c.machine,
         )
         .group_by(_e.c.kind)
     )
-    for kind, count in engaged:
-        setattr(overview, kind, count)
-    return overview
+    return {kind: count for kind, count in rows}
 
 
 def _add(counts: dict[Any, int], key: Any, count: int) -> None:
     counts[key] = counts.get(key, 0) + count
-
-
-def _day(session: Session, moment: Any) -> Any:
-    return func.date_trunc("day", moment) if dialect_of(session) == "postgresql" else func.date(moment)
