@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import Session
 
+from ccm.campaigns.facts import id_range
 from ccm.campaigns.models import Campaign, CampaignStatus
 from ccm.ids import time_of_id
 from ccm.messages.models import Message, MessageStatus
@@ -43,14 +44,24 @@ def reason_code(reason: str | None) -> str:
 
 
 def read_progress(session: Session, campaign: Campaign, *, now: dt.datetime) -> Progress:
-    """The campaign's progress now (exact: read from its messages)."""
-    since = now - dt.timedelta(seconds=RATE_WINDOW)
-    recent = func.sum(func.coalesce((_m.c.finished_at >= since).cast(Integer), 0))
-    rows = session.execute(
-        select(_m.c.status, _m.c.reason, func.count(), recent)
-        .where(_m.c.campaign_id == campaign.id)
-        .group_by(_m.c.status, _m.c.reason)
-    ).all()
+    """The campaign's progress now (exact: read from its messages).
+
+    The messages are bounded by the campaign's first and last id as well (:func:`ccm.campaigns.facts.id_range`): on
+    PostgreSQL a campaign of a tenth of the table is otherwise read by a parallel scan of every
+    message (293 → 121 ms for 100,000 of 1,000,000; bench/README.md, issue 11)."""
+    bounds = id_range(session, campaign.id)
+    if bounds is None:
+        rows: list[Any] = []
+    else:
+        since = now - dt.timedelta(seconds=RATE_WINDOW)
+        recent = func.sum(func.coalesce((_m.c.finished_at >= since).cast(Integer), 0))
+        rows = list(
+            session.execute(
+                select(_m.c.status, _m.c.reason, func.count(), recent)
+                .where(_m.c.campaign_id == campaign.id, _m.c.id.between(*bounds))
+                .group_by(_m.c.status, _m.c.reason)
+            ).all()
+        )
     counts = dict.fromkeys(_STATUSES, 0)
     skipped: dict[str, int] = {}
     failed: dict[str, int] = {}
@@ -65,13 +76,11 @@ def read_progress(session: Session, campaign: Campaign, *, now: dt.datetime) -> 
     targeted = sum(counts.values())
     counts |= {"targeted": targeted, "released": campaign.released, "holdout": campaign.holdout_count}
     progress = _with_pace(Progress(counts, skipped, failed), campaign, ended_recently)
-    return _with_eta(progress, campaign, _last_due(session, campaign, now))
+    return _with_eta(progress, campaign, _until(bounds[1] if bounds else None, now))
 
 
-def _last_due(session: Session, campaign: Campaign, now: dt.datetime) -> float:
-    """Seconds until the campaign's last message is due (0 when it is): its id says when (one
-    probe of the ``(campaign_id, id)`` index)."""
-    last = session.scalar(select(func.max(_m.c.id)).where(_m.c.campaign_id == campaign.id))
+def _until(last: str | None, now: dt.datetime) -> float:
+    """Seconds until the campaign's last message is due (0 when it is): its id says when."""
     return max((time_of_id(last) - now).total_seconds(), 0.0) if last else 0.0
 
 
