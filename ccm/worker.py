@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 TASKS: dict[Job, Callable[..., None]] = {
     message_tasks.DELIVER: message_tasks.deliver,
     message_tasks.DELIVER_BATCH: message_tasks.deliver_batch,
+    message_tasks.COUNT_DAYS: message_tasks.count_days,
     webhook_tasks.DELIVER: webhook_tasks.deliver,
     engagement_tasks.RECORD_HITS: engagement_tasks.record_hits,
     idempotency_tasks.PURGE_EXPIRED: idempotency_tasks.purge_expired,

@@ -36,6 +36,10 @@ TODAY_MAX_AGE = dt.timedelta(minutes=1)
 """How old today's count may be (today is still being made: a campaign's fan-out, its deliveries)."""
 FIRST_MAX_AGE = dt.timedelta(minutes=5)
 """How old yesterday's count may be; each day further back may be twice as old (up to 2**8 times)."""
+VIEW_GRACE = 3
+"""A view takes a count up to this many times its :func:`max_age` old: the periodic refresh
+(:data:`ccm.messages.tasks.COUNT_DAYS`) recounts at the age itself, so a view only counts when
+no worker has (the first view of a workspace, or workers stopped)."""
 
 
 class Cell(NamedTuple):
@@ -66,12 +70,14 @@ class DayCells(NamedTuple):
     engagement: dict[str, Any] | None = None
 
 
-def day_cells(*, session: Session, workspace_id: str, days: Sequence[dt.date], now: dt.datetime) -> DayCells:
+def day_cells(
+    *, session: Session, workspace_id: str, days: Sequence[dt.date], now: dt.datetime, grace: float = 1
+) -> DayCells:
     """The cells of ``days`` (consecutive, oldest first, the last one today) in two reads: the
     cache, then one count — of the messages made since today's count if every day is cached and
     young enough, else of every message made from the oldest day missing or too old until ``now``
     (the ``computed_at`` to store them with)."""
-    cached = _fresh_cache(session, workspace_id, days, now)
+    cached = _fresh_cache(session, workspace_id, days, now, grace)
     kept = [Cell(row.day, *cell) for row in cached for cell in row.counts]
     if len(cached) == len(days):
         since = cached[-1].computed_at
@@ -135,10 +141,10 @@ def save_day_counts(
 
 
 def _fresh_cache(
-    session: Session, workspace_id: str, days: Sequence[dt.date], now: dt.datetime
+    session: Session, workspace_id: str, days: Sequence[dt.date], now: dt.datetime, grace: float
 ) -> list[Row[*tuple[Any, ...]]]:
-    """The cached rows of ``days`` still young enough, up to the first one that is not (the days
-    after it are counted with it anyway)."""
+    """The cached rows of ``days`` still young enough (``grace`` times :func:`max_age`), up to the
+    first one that is not (the days after it are counted with it anyway)."""
     names = [day.isoformat() for day in days]
     columns = (_c.c.day, _c.c.counts, _c.c.engagement, _c.c.computed_at)
     rows = {
@@ -148,10 +154,15 @@ def _fresh_cache(
     fresh = []
     for day, name in zip(days, names, strict=True):
         row = rows.get(name)
-        if row is None or now - row.computed_at >= max_age(day, days[-1]):
+        if row is None or now - row.computed_at >= max_age(day, days[-1]) * grace:
             break
         fresh.append(row)
     return fresh
+
+
+def counted_workspaces(session: Session) -> list[str]:
+    """The workspaces whose dashboard has been looked at (they have a cached count)."""
+    return list(session.scalars(select(_c.c.workspace_id).distinct()))
 
 
 def _day(session: Session, moment: Any) -> Any:

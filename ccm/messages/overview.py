@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ccm.db import Database
 from ccm.engagement.models import EngagementEvent
-from ccm.messages.day_counts import Cell, day_cells
+from ccm.messages.day_counts import Cell, counted_workspaces, day_cells, save_day_counts
 from ccm.messages.models import MessageStatus
 
 _e = EngagementEvent.__table__
@@ -52,10 +53,15 @@ class Overview:
         }
 
 
-def message_overview(*, session: Session, workspace_id: str, days: int, now: dt.datetime) -> Overview:
-    """The last ``days`` days (today, UTC, included) of the workspace's messages."""
+DAYS = 14
+"""The days the dashboard shows (today included)."""
+
+
+def message_overview(*, session: Session, workspace_id: str, days: int, now: dt.datetime, grace: float = 1) -> Overview:
+    """The last ``days`` days (today, UTC, included) of the workspace's messages; the days whose
+    cached count is older than ``grace`` times its age are counted again (:attr:`Overview.recounted`)."""
     window = [now.date() - dt.timedelta(days=days - 1 - n) for n in range(days)]
-    counted = day_cells(session=session, workspace_id=workspace_id, days=window, now=now)
+    counted = day_cells(session=session, workspace_id=workspace_id, days=window, now=now, grace=grace)
     overview = Overview([day.isoformat() for day in window], recounted=counted.recounted)
     for cell in counted.cells:
         _add(overview.by_day_status, (cell.day, cell.status), cell.messages)
@@ -68,6 +74,33 @@ def message_overview(*, session: Session, workspace_id: str, days: int, now: dt.
         overview.engagement = engagement
     overview.opened, overview.clicked = engagement.get("opened", 0), engagement.get("clicked", 0)
     return overview
+
+
+def read_overview(database: Database, workspace_id: str, *, now: dt.datetime, grace: float = 1) -> Overview:
+    """:func:`message_overview` of the dashboard's :data:`DAYS`, read without a lock; the days
+    counted again are stored after, in a short write of their own."""
+    with database.read_only() as session:
+        overview = message_overview(session=session, workspace_id=workspace_id, days=DAYS, now=now, grace=grace)
+    if overview.recounted:
+        with database.unit_of_work() as session:
+            save_day_counts(
+                session=session,
+                workspace_id=workspace_id,
+                days=overview.recounted,
+                engagement=overview.engagement,
+                computed_at=now,
+            )
+    return overview
+
+
+def refresh_day_counts(database: Database, *, now: dt.datetime) -> int:
+    """Count again the days whose cached count has reached its age, for every workspace whose
+    dashboard has been looked at, so that a view finds them counted; returns the workspaces."""
+    with database.read_only() as session:
+        workspaces = counted_workspaces(session)
+    for workspace_id in workspaces:
+        read_overview(database, workspace_id, now=now)
+    return len(workspaces)
 
 
 def _engaged(session: Session, workspace_id: str, first_day: dt.date) -> dict[str, int]:

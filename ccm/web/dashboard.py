@@ -9,8 +9,6 @@ from ccm.messages.models import MessageStatus
 from ccm.messages.overview import Overview
 from ccm.web import charts
 
-DASHBOARD_DAYS = 14
-
 
 def dashboard_charts(overview: Overview) -> dict[str, Any]:
     statuses = [str(s) for s in MessageStatus if overview.total(s)]

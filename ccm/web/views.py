@@ -13,12 +13,12 @@ from werkzeug.wrappers import Response
 from ccm.access import Permission
 from ccm.db import utcnow
 from ccm.errors import CCMError
-from ccm.messages.day_counts import save_day_counts
-from ccm.messages.overview import message_overview
+from ccm.messages.day_counts import VIEW_GRACE
+from ccm.messages.overview import DAYS, read_overview
 from ccm.profiles.models import Profile
 from ccm.users import throttle
 from ccm.users.service import change_password, check_password, revoke_session, start_session
-from ccm.web.dashboard import DASHBOARD_DAYS, dashboard_charts
+from ccm.web.dashboard import dashboard_charts
 from ccm.web.pages import db, page, screen
 from ccm.web.security import COOKIE, requires
 
@@ -83,17 +83,8 @@ def dashboard() -> Response:
     workspace_id, now = g.user.workspace_id, utcnow()
     with db().read_only() as session:
         profiles = session.scalar(select(func.count()).select_from(Profile).where(Profile.workspace_id == workspace_id))
-        overview = message_overview(session=session, workspace_id=workspace_id, days=DASHBOARD_DAYS, now=now)
-    if overview.recounted:  # a short write after the reads, which took no lock
-        with db().unit_of_work() as session:
-            save_day_counts(
-                session=session,
-                workspace_id=workspace_id,
-                days=overview.recounted,
-                engagement=overview.engagement,
-                computed_at=now,
-            )
-    return page("dashboard.html", profiles=profiles, days=DASHBOARD_DAYS, **dashboard_charts(overview))
+    overview = read_overview(db(), workspace_id, now=now, grace=VIEW_GRACE)
+    return page("dashboard.html", profiles=profiles, days=DAYS, **dashboard_charts(overview))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

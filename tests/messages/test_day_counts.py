@@ -15,9 +15,9 @@ from ccm.db import utcnow
 from ccm.engagement.models import EngagementEvent
 from ccm.ids import id_at
 from ccm.message_templates.models import TemplateVersion
-from ccm.messages.day_counts import FIRST_MAX_AGE, TODAY_MAX_AGE, max_age, save_day_counts
+from ccm.messages.day_counts import FIRST_MAX_AGE, TODAY_MAX_AGE, VIEW_GRACE, max_age
 from ccm.messages.models import Message, MessageDayCount, MessageStatus
-from ccm.messages.overview import Overview, message_overview
+from ccm.messages.overview import Overview, read_overview, refresh_day_counts
 from ccm.messages.state import report, transition_many
 from tests.campaigns.conftest import publish_promo, seed_profiles
 
@@ -62,19 +62,10 @@ def direct_count(runtime, workspace_id: str, now: dt.datetime) -> Counter[tuple[
         return Counter((at.date().isoformat(), status) for at, status in rows if at.date() >= start)
 
 
-def view(runtime, workspace_id: str, now: dt.datetime) -> Overview:
-    """What the dashboard does: the overview, then the closed days it counted afresh cached."""
-    with runtime.db.read_only() as session:
-        overview = message_overview(session=session, workspace_id=workspace_id, days=14, now=now)
-    with runtime.db.unit_of_work() as session:
-        save_day_counts(
-            session=session,
-            workspace_id=workspace_id,
-            days=overview.recounted,
-            engagement=overview.engagement,
-            computed_at=now,
-        )
-    return overview
+def view(runtime, workspace_id: str, now: dt.datetime, grace: float = 1) -> Overview:
+    """What the dashboard does (at ``grace`` 1: the counts' own ages): the overview, then the
+    days it counted afresh cached."""
+    return read_overview(runtime.db, workspace_id, now=now, grace=grace)
 
 
 @pytest.fixture
@@ -162,3 +153,20 @@ def test_the_refresh_ages_double_day_by_day_up_to_256_times(runtime):
     today = NOW.date()
     ages = [max_age(today - dt.timedelta(days=n), today) for n in (0, 1, 2, 3, 9, 13)]
     assert ages == [TODAY_MAX_AGE, FIRST_MAX_AGE, 2 * FIRST_MAX_AGE, 4 * FIRST_MAX_AGE] + [256 * FIRST_MAX_AGE] * 2
+
+
+def test_a_view_takes_a_count_past_its_age_which_the_periodic_refresh_counts_again(runtime, workspace, history):
+    view(runtime, workspace[0], NOW, grace=VIEW_GRACE)
+    with runtime.db.unit_of_work() as session:
+        assert transition_many(
+            session, [history[1]], expect=[MessageStatus.QUEUED], to=MessageStatus.SKIPPED, reason="x"
+        )
+    aged = NOW + TODAY_MAX_AGE
+    stale = view(runtime, workspace[0], aged, grace=VIEW_GRACE)
+    assert (
+        stale.recounted == {} and stale.by_day_status[(NOW.date().isoformat(), "queued")] == 1
+    )  # no count in the view
+
+    assert refresh_day_counts(runtime.db, now=aged) == 1  # the workspaces whose dashboard was looked at
+    fresh = view(runtime, workspace[0], aged + dt.timedelta(seconds=1), grace=VIEW_GRACE)
+    assert fresh.recounted == {} and fresh.by_day_status == direct_count(runtime, workspace[0], NOW)
