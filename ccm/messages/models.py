@@ -79,19 +79,25 @@ class Message(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("msg"))
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(String(32))
+    """No foreign key, like ``template_version_id`` (migration 0022): every writer copies it from a row
+    that has one (the API key's, the campaign's), and a foreign key checked per row made two fan-out
+    lanes share one lock on the workspace row for every message. A workspace's deletion still takes
+    its messages, by a trigger on ``workspace``."""
     profile_id: Mapped[str | None] = mapped_column(ForeignKey("profile.id", ondelete="SET NULL"))
     source: Mapped[str] = mapped_column(String(20))
     send_key: Mapped[str] = mapped_column(String(300))
     category: Mapped[str] = mapped_column(String(20))
     topic: Mapped[str | None] = mapped_column(String(100))
     conversation_id: Mapped[str | None] = mapped_column(String(32))
+    """The conversation this message was sent in (a support follow-up), if any."""
     campaign_id: Mapped[str | None] = mapped_column(String(32))
     """The campaign that sent this message, if any; never changes after the insert (it is indexed)."""
     variant: Mapped[str | None] = mapped_column(String(20))
     """The campaign variant (``"A"``, ``"B"`` …) this message is; never changes after the insert."""
-    """The conversation this message was sent in (a support follow-up), if any."""
-    template_version_id: Mapped[str] = mapped_column(ForeignKey("template_version.id"))
+    template_version_id: Mapped[str] = mapped_column(String(32))
+    """The published version rendered; versions are immutable and never deleted but with their
+    workspace (no foreign key: see ``workspace_id``)."""
     template_key: Mapped[str] = mapped_column(String(200))
     template_version: Mapped[int]
     channel_override: Mapped[str | None] = mapped_column(String(20))
