@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--batch", type=int, default=None, help="CCM_DELIVERY_BATCH of the workers (default 50)")
     parser.add_argument("--probe", help="a directory: tracemalloc samples from inside each worker (slows them)")
     parser.add_argument("--rss-every", type=float, default=15, help="seconds between RSS samples")
     args = parser.parse_args()
@@ -180,7 +181,8 @@ def main() -> None:
     workspace_id, _ = seed_profiles(runtime, args.profiles, 0)
     analyze()
     workers, extra = worker_command(args)
-    env = {**ccm_env(smtp_url=f"smtp://127.0.0.1:{port}?local_hostname=localhost"), **extra}
+    smtp_url = f"smtp://127.0.0.1:{port}?local_hostname=localhost"
+    env = {**ccm_env(smtp_url=smtp_url, delivery_batch=args.batch), **extra}
     # -m: smtp-sink serves 256 connections at once by default; a batch holds B open per worker thread.
     with process([sink, "-u", "nobody", "-m", "4096", f"127.0.0.1:{port}", "4096"]) as sink_process:
         wait_port(port)
@@ -228,6 +230,7 @@ def main() -> None:
             "bytes": len(raw),
             "processes": args.processes,
             "threads": args.threads,
+            "batch": args.batch or 50,
             "bare_smtplib_per_s": round(bare, 1),
             "campaign": result,
         },

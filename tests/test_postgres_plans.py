@@ -21,7 +21,7 @@ from ccm.db import utcnow
 from ccm.idempotency.models import IdempotencyKey
 from ccm.ingest.models import Event
 from ccm.ingest.partitions import month_start, partition_name
-from ccm.jobs import PendingJob
+from ccm.jobs import _LEASE_JOB, PendingJob
 from ccm.messages.accept import _LOOKUP
 from ccm.messages.bulk import _batch_statement
 from ccm.messages.models import DeliveryAttempt, Message
@@ -267,6 +267,12 @@ def hot_queries(values: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any], 
             ("ix_job_outbox_due_at",),
         ),
         (
+            "a job's lease (every delivery batch: one per message)",
+            _LEASE_JOB,
+            {"b_key": f"messages.deliver:msg_{400:026d}", "b_due": now + dt.timedelta(hours=1)},
+            ("uq_job_outbox_key",),
+        ),
+        (
             "timeline: a profile's messages",
             select(_m)
             .where(_m.c.profile_id == bindparam("profile_id"))
@@ -370,3 +376,64 @@ def test_message_pages_keep_room_for_heap_only_updates(seeded):
         "claims",
     }
     assert set(indexed) & changed_by_deliveries == set()
+
+
+def _lease(runtime, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from ccm import jobs
+    from ccm.messages.claims import DELIVER_BATCH
+
+    jobs.lease(runtime, DELIVER_BATCH, ids)
+
+
+def _finish(runtime, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from ccm import jobs
+    from ccm.messages.claims import DELIVER
+
+    with runtime.db.unit_of_work() as session:
+        jobs.finish_many(session, DELIVER, [(one,) for one in ids])
+
+
+@pytest.mark.parametrize(("run", "statement"), [(_lease, "UPDATE job_outbox"), (_finish, "DELETE FROM job_outbox")])
+def test_the_outbox_is_never_scanned_by_a_plan_made_while_it_was_empty(runtime, run, statement):
+    """A worker's connection prepares its statements, and PostgreSQL may switch a prepared statement
+    to one generic plan after five runs, planned for the table's size of the moment. The outbox is
+    often near empty, and then a campaign releases thousands of rows into it: a generic plan made
+    on one page is a sequential scan of all of them, for every job of every batch (3 of 16
+    backends were busy on leases through a campaign before this was fixed)."""
+    from sqlalchemy import event
+
+    from ccm import jobs
+    from ccm.messages.claims import DELIVER
+
+    engine = runtime.db.engine
+    now, ids = utcnow(), [f"msg_{n:026d}" for n in range(5080)]
+    rows = [jobs.outbox_row(DELIVER, one, grace=60, now=now) for one in ids]
+    with engine.begin() as connection:
+        connection.execute(text("TRUNCATE job_outbox"))
+        connection.execute(text("ANALYZE job_outbox"))  # empty: relpages 0, reltuples 0
+        connection.execute(insert(_j), rows[:80])
+    for batch in range(8):  # a quiet moment: the connection prepares its statement, on an outbox of one page
+        run(runtime, ids[batch * 10 : (batch + 1) * 10])
+    with engine.begin() as connection:  # then a campaign's release
+        connection.execute(insert(_j), rows[80:])
+    ids = ids[80:]
+    scans: list[tuple[int, int]] = []  # (sequential, index) scans of the outbox by this backend, not yet flushed
+
+    def count_scans(conn, cursor, sql, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if sql.startswith(statement):
+            counts = conn.exec_driver_sql(
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'job_outbox'"
+            ).one()
+            scans.append((int(counts[0] or 0), int(counts[1] or 0)))
+
+    event.listen(engine, "after_cursor_execute", count_scans)
+    try:
+        for batch in range(8):
+            run(runtime, ids[batch * 50 : (batch + 1) * 50])
+    finally:
+        event.remove(engine, "after_cursor_execute", count_scans)
+    assert len(scans) == 8
+    sequential = [b[0] - a[0] for a, b in zip(scans, scans[1:], strict=False)]
+    by_key = [b[1] - a[1] for a, b in zip(scans, scans[1:], strict=False)]
+    assert sequential == [0] * 7, "the outbox was scanned whole"
+    assert by_key == [50] * 7  # each of a batch's 50 jobs found by its key
