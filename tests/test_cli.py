@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -358,3 +360,28 @@ def test_a_privacy_export_of_a_non_latin1_id_downloads_from_a_real_server(embedd
         disposition = answer.headers["Content-Disposition"]
         assert json.loads(answer.read())["profile"]["external_id"] == external_id
     assert disposition == "attachment; filename=\"eleve-.json\"; filename*=UTF-8''%C3%A9l%C3%A8ve-%E2%9C%93.json"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), ["--threads", "6", "--processes", str((os.cpu_count() or 1) + 1)]),
+        (("--processes", "2", "--threads", "8"), ["--threads", "8", "--processes", "2"]),
+    ],
+)
+def test_ccm_worker_runs_one_process_more_than_the_cpus_by_default(monkeypatch, tmp_path, args, expected):
+    """``ccm worker`` is ``dramatiq workers`` with CCM's defaults: six threads in each of one more
+    process than the machine has CPUs (what a campaign's deliveries measured fastest with)."""
+    import dramatiq.cli
+
+    ran: list[list[str]] = []
+
+    def dramatiq_main() -> int:
+        ran.append(list(sys.argv))
+        return 0
+
+    monkeypatch.setattr(dramatiq.cli, "main", dramatiq_main)
+    env = {"CCM_REDIS_URL": "redis://127.0.0.1:6379/15", "CCM_SECRET_KEY": "test", "CCM_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["worker", *args], env=env)
+    assert result.exit_code == 0, result.output
+    assert ran == [["dramatiq", "workers", *expected]]
