@@ -179,15 +179,6 @@ def later_or_equal(session: Session, bound: ColumnElement[Any], moment: Any) -> 
     return func.julianday(moment) <= bound
 
 
-def reason_code(session: Session, reason: Any) -> ColumnElement[Any]:
-    """A skip reason's code: the text before its first colon (``no_consent: email, marketing``)."""
-    reason = func.coalesce(reason, "unknown")
-    if dialect_of(session) == "postgresql":
-        return func.split_part(reason, ":", 1)
-    position = func.instr(reason, ":")
-    return case((position > 0, func.substr(reason, 1, position - 1)), else_=reason)
-
-
 def hours_since(session: Session, moment: Any, start: Any) -> ColumnElement[Any]:
     """Whole hours from ``start`` to ``moment`` (the chart's bucket)."""
     start = _bound(start)

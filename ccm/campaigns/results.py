@@ -29,6 +29,7 @@ from ccm.campaigns.models import Campaign, CampaignHoldout, CampaignVariant
 from ccm.campaigns.stats import Proportion
 from ccm.engagement.models import EngagementEvent
 from ccm.messages.models import DeliveryAttempt, MessageStatus
+from ccm.messages.reasons import reason_code
 
 COUNTS = (
     "targeted",
@@ -164,7 +165,7 @@ def _status_counts(session: Session, campaign: Campaign, as_of: dt.datetime | No
     the failed messages' attempts are looked up). Python adds the statuses up into the counts:
     one count per row costs PostgreSQL less than a sum per count."""
     status = m.c.status
-    skip_code = case((status == MessageStatus.SKIPPED, facts.reason_code(session, m.c.reason))).label("skip_code")
+    skip_code = case((status == MessageStatus.SKIPPED, reason_code(session, m.c.reason))).label("skip_code")
     handed_over = exists().where(_a.c.message_id == m.c.id, _a.c.outcome.in_(facts.HANDED_OVER))
     return (
         select(

@@ -26,10 +26,10 @@ from sqlalchemy import Row, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ccm.campaigns.facts import reason_code
 from ccm.db import dialect_of
 from ccm.ids import first_id_at
 from ccm.messages.models import Message, MessageDayCount, MessageStatus
+from ccm.messages.reasons import reason_code
 
 _m, _c = Message.__table__, MessageDayCount.__table__
 TODAY_MAX_AGE = dt.timedelta(minutes=1)
