@@ -56,7 +56,42 @@ def rows() -> list[tuple[str, list[tuple[str, float, str]]]]:
             )
         )
     found.extend(_ingest())
+    found.extend(_campaigns())
     return found
+
+
+def _campaigns() -> list[tuple[str, list[tuple[str, float, str]]]]:
+    """A campaign into smtp-sink against bare smtplib, and the fan-out at 1M against one lane."""
+    groups = []
+    smtp = RESULTS / "campaign_smtp.json"
+    if smtp.exists():
+        data = json.loads(smtp.read_text())
+        run = data["campaign"]
+        groups.append(
+            (
+                f"campaign of {run['sent']:,} emails, messages/s (ratio {run['ratio_to_bare_smtplib']:.2f})",
+                [
+                    ("bare smtplib loop", data["bare_smtplib_per_s"], "#9aa5b1"),
+                    (f"CCM launch → completed ({data['processes']} × {data['threads']})", run["per_second"], "#2563eb"),
+                    ("target", 1000.0, "#d1d5db"),
+                ],
+            )
+        )
+    fanout = RESULTS / "campaign_fanout.json"
+    if fanout.exists():
+        largest = max(json.loads(fanout.read_text())["results"], key=lambda r: r["profiles"])
+        if "one_lane" in largest:
+            groups.append(
+                (
+                    f"fan-out of {largest['this']['recipients']:,}, recipients/s (ratio {largest['ratio']:.2f})",
+                    [
+                        ("one lane", largest["one_lane"]["recipients_per_s"], "#9aa5b1"),
+                        ("CCM, two lanes", largest["this"]["recipients_per_s"], "#2563eb"),
+                        ("target", 50000.0, "#d1d5db"),
+                    ],
+                )
+            )
+    return groups
 
 
 def _ingest() -> list[tuple[str, list[tuple[str, float, str]]]]:
