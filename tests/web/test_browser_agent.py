@@ -50,6 +50,7 @@ def test_a_search_leads_to_the_profile_where_a_template_brings_its_fields(browse
     page.get_by_role("button", name="Search").click()
     assert page.get_by_role("link", name="Grace Hopper").count() == 0
     page.get_by_role("link", name="Ada Lovelace").click()
+    page.wait_for_load_state()  # htmx listens for the change below only once the page's scripts ran
     assert page.get_by_role("heading", name="Ada Lovelace").is_visible()
     assert page.get_by_role("heading", name="Channels and consent").is_visible()
 
