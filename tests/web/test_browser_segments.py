@@ -31,6 +31,7 @@ def test_build_a_segment_and_see_its_count(browse, people):
     page = browse("marketer")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Segments").click()
     page.get_by_role("link", name="New segment").click()
+    page.wait_for_load_state()  # htmx listens for the input below only once the page's scripts ran
     page.get_by_label("Name").fill("France")
     page.get_by_label("Field").fill("attributes.country")
     page.get_by_label("Value").fill("FR")
@@ -57,6 +58,7 @@ def test_build_a_segment_and_see_its_count(browse, people):
 def test_import_a_csv_and_watch_the_progress_reach_100_then_download_the_report(browse, worker, tmp_path):
     page = browse("marketer")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Imports").click()
+    page.wait_for_load_state()  # htmx listens for the input below only once the page's scripts ran
     path = tmp_path / "people.csv"
     path.write_text(PEOPLE)
     page.get_by_label("CSV file of profiles").set_input_files(str(path))

@@ -15,6 +15,7 @@ def test_compose_and_publish_a_template_with_live_preview(browse):
     page = browse("marketer")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Templates").click()
     page.get_by_role("link", name="New template").click()
+    page.wait_for_load_state()  # htmx listens for the input below only once the page's scripts ran
     page.get_by_label("Key").fill("order-shipped")
     page.get_by_label("Name").fill("Order shipped")
     page.get_by_label("First channel").select_option("sms")
