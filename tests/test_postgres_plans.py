@@ -12,9 +12,10 @@ from typing import Any
 
 import psycopg.sql
 import pytest
-from sqlalchemy import and_, bindparam, create_engine, insert, select, text
+from sqlalchemy import and_, bindparam, create_engine, event, insert, select, text
 from sqlalchemy.engine import Connection
 
+from ccm import jobs
 from ccm.auth.models import ApiKey
 from ccm.auth.service import _CALLER
 from ccm.db import utcnow
@@ -24,6 +25,7 @@ from ccm.ingest.partitions import month_start, partition_name
 from ccm.jobs import _LEASE_JOB, PendingJob
 from ccm.messages.accept import _LOOKUP
 from ccm.messages.bulk import _batch_statement
+from ccm.messages.claims import DELIVER, DELIVER_BATCH
 from ccm.messages.models import DeliveryAttempt, Message
 from ccm.messages.rules import _SENT_SINCE
 from ccm.pagination import PageQuery, paginate
@@ -379,16 +381,10 @@ def test_message_pages_keep_room_for_heap_only_updates(seeded):
 
 
 def _lease(runtime, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
-    from ccm import jobs
-    from ccm.messages.claims import DELIVER_BATCH
-
     jobs.lease(runtime, DELIVER_BATCH, ids)
 
 
 def _finish(runtime, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
-    from ccm import jobs
-    from ccm.messages.claims import DELIVER
-
     with runtime.db.unit_of_work() as session:
         jobs.finish_many(session, DELIVER, [(one,) for one in ids])
 
@@ -400,11 +396,6 @@ def test_the_outbox_is_never_scanned_by_a_plan_made_while_it_was_empty(runtime, 
     often near empty, and then a campaign releases thousands of rows into it: a generic plan made
     on one page is a sequential scan of all of them, for every job of every batch (3 of 16
     backends were busy on leases through a campaign before this was fixed)."""
-    from sqlalchemy import event
-
-    from ccm import jobs
-    from ccm.messages.claims import DELIVER
-
     engine = runtime.db.engine
     now, ids = utcnow(), [f"msg_{n:026d}" for n in range(5080)]
     rows = [jobs.outbox_row(DELIVER, one, grace=60, now=now) for one in ids]
