@@ -22,8 +22,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ccm.config import Settings
+from tests.support import logger_registry
 from tests.support.api import ApiClient
 from tests.support.smtp_server import SmtpTestServer
+
+logger_registry.install()
 
 TEST_VARIABLES = ("CCM_TEST_", "CCM_SCREENSHOTS", "CCM_CHROMIUM")
 """Variables of the test run itself (the backends, tests/web/browser.py), not settings of CCM."""
