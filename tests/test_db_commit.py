@@ -1,17 +1,32 @@
-"""``commit_then``: what a caller does "the instant the COMMIT left" runs before the answer is read on
-PostgreSQL (after the commit elsewhere), the transaction commits, and the connection goes back
-to the pool usable; a COMMIT the database refuses is reported after ``then`` ran."""
+"""``commit_writing``: the writes leave with the ``COMMIT`` (after the commit on SQLite), the
+transaction commits, and the connection goes back to the pool usable, whichever way the
+``COMMIT`` went (in one system call with the writes, or through libpq right before them); a
+``COMMIT`` the database refuses is reported after the writes were made. Then the guarantee
+itself: a process SIGKILLed over and over while it commits rows and writes each row's id on
+several sockets leaves every committed id on every socket and no other id on any."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from psycopg import pq
 from sqlalchemy import text
 
+from ccm import socket_writes
 from ccm.db import Database
-from ccm.db_commit import CommitUnconfirmed, commit_then
+from ccm.db_commit import CommitUnconfirmed, commit_writing
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -26,25 +41,42 @@ def db(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+@pytest.fixture(params=["one system call", "libpq, then the writes"])
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "one system call":
+        if socket_writes.io_uring_unavailable():
+            pytest.skip(f"io_uring is not available here: {socket_writes.io_uring_unavailable()}")
+    else:
+        monkeypatch.setattr(socket_writes, "USE_IO_URING", False)
+    return str(request.param)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected loopback TCP pair: (ours, the peer's)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        ours = socket.create_connection(server.getsockname())
+        theirs, _ = server.accept()
+    with ours, theirs:
+        theirs.settimeout(5)
+        yield ours, theirs
+
+
 def _ids(db: Database) -> list[int]:
     with db.read_only() as session:
         return list(session.execute(text("SELECT id FROM commit_probe ORDER BY id")).scalars())
 
 
-def _status(session) -> int | None:
-    dbapi = session.connection().connection.dbapi_connection
-    return dbapi.pgconn.transaction_status if hasattr(dbapi, "pgconn") else None
-
-
-def test_then_runs_once_the_commit_is_sent_and_the_row_is_kept(db):
-    seen = []
+def test_the_writes_leave_with_the_commit_and_the_row_is_kept(db, way, pair):
+    ours, theirs = pair
+    ran = []
     with db.unit_of_work() as session:
         session.execute(text("INSERT INTO commit_probe (id) VALUES (1)"))
-        commit_then(session, lambda: seen.append(_status(session)))
-    if db.is_sqlite:
-        assert seen == [None]
-    else:  # the COMMIT is on its way, its answer not read yet
-        assert seen == [pq.TransactionStatus.ACTIVE]
+        session.info.setdefault("after_commit", []).append(lambda: ran.append("after commit"))
+        failed = commit_writing(session, [(ours, b"one\r\n"), (ours, b"two\r\n")])
+    assert failed == {}
+    assert theirs.recv(100) == b"one\r\ntwo\r\n"
+    assert ran == ["after commit"]
     assert _ids(db) == [1]
     for n in (2, 3):  # the pooled connection is reused as if committed the usual way
         with db.unit_of_work() as session:
@@ -52,9 +84,20 @@ def test_then_runs_once_the_commit_is_sent_and_the_row_is_kept(db):
     assert _ids(db) == [1, 2, 3]
 
 
-def test_a_commit_the_database_refuses_is_reported_after_then_and_keeps_nothing(db):
+def test_a_write_that_fails_is_reported_by_position_and_the_others_are_made(db, way, pair):
+    ours, theirs = pair
+    with db.unit_of_work() as session:
+        session.execute(text("INSERT INTO commit_probe (id) VALUES (1)"))
+        failed = commit_writing(session, [(ours, b"one"), (None, b"gone"), (ours, b"two")])
+    assert list(failed) == [1]
+    assert theirs.recv(100) == b"onetwo"
+    assert _ids(db) == [1]
+
+
+def test_a_commit_the_database_refuses_is_reported_after_the_writes_and_keeps_nothing(db, way, pair):
     if db.is_sqlite:
-        pytest.skip("SQLite commits before then(): there is no answer to wait for")
+        pytest.skip("SQLite commits before the writes: there is no answer to wait for")
+    ours, theirs = pair
     with db.unit_of_work() as session:
         session.execute(
             text(
@@ -62,23 +105,127 @@ def test_a_commit_the_database_refuses_is_reported_after_then_and_keeps_nothing(
                 " probe INTEGER REFERENCES commit_probe (id) DEFERRABLE INITIALLY DEFERRED)"
             )
         )
-    ran = []
-    with pytest.raises(CommitUnconfirmed, match="foreign key"), db.unit_of_work() as session:
+    with pytest.raises(CommitUnconfirmed, match="foreign key") as refused, db.unit_of_work() as session:
         session.execute(text("INSERT INTO commit_probe (id) VALUES (7)"))
         session.execute(text("INSERT INTO commit_probe_ref (id, probe) VALUES (1, 99)"))  # checked at COMMIT
-        commit_then(session, lambda: ran.append(True))
-    assert ran == [True]
+        commit_writing(session, [(ours, b"dot")])
+    assert refused.value.write_failures == {}
+    assert theirs.recv(100) == b"dot"
     assert _ids(db) == []
     with db.unit_of_work() as session:
         session.execute(text("INSERT INTO commit_probe (id) VALUES (8)"))
     assert _ids(db) == [8]
 
 
-def test_an_error_before_the_commit_runs_nothing_and_keeps_nothing(db):
-    ran = []
+def test_an_error_before_the_commit_writes_nothing_and_keeps_nothing(db, way, pair):
+    ours, theirs = pair
     with pytest.raises(Exception, match="(?i)unique|duplicate"), db.unit_of_work() as session:
         session.execute(text("INSERT INTO commit_probe (id) VALUES (1)"))
         session.execute(text("INSERT INTO commit_probe (id) VALUES (1)"))
-        commit_then(session, lambda: ran.append(True))
-    assert ran == []
+        commit_writing(session, [(ours, b"dot")])
+    ours.close()
+    assert theirs.recv(100) == b""
     assert _ids(db) == []
+
+
+# The guarantee, under SIGKILL.
+
+SOCKETS = 50
+ROUNDS = 12
+_CHILD = textwrap.dedent(
+    """
+    import socket, sys
+    from sqlalchemy import text
+    from ccm import socket_writes
+    from ccm.db import Database
+    from ccm.db_commit import commit_writing
+
+    url, port, first, joint = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+    socket_writes.USE_IO_URING = joint
+    db = Database(url)
+    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range({sockets})]
+    for sock in sockets:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with db.unit_of_work() as session:
+        session.execute(text("SELECT 1"))
+    print("ready", flush=True)
+    n = first
+    while True:
+        with db.unit_of_work() as session:
+            session.execute(text("INSERT INTO commit_probe (id) VALUES (:n)"), {{"n": n}})
+            commit_writing(session, [(sock, b"%d\\n" % n) for sock in sockets])
+        n += 1
+    """
+).format(sockets=SOCKETS)
+
+
+def _killed_while_committing(url: str, first: int, *, joint: bool) -> list[set[int]]:
+    """One child run, SIGKILLed at a random moment; the ids each of its sockets delivered."""
+    received: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0), backlog=SOCKETS) as server:
+        readers = [threading.Thread(target=_drain, args=(server, received)) for _ in range(SOCKETS)]
+        for reader in readers:
+            reader.start()
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, _tagged(url), str(server.getsockname()[1]), str(first), str(int(joint))],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+            time.sleep(random.uniform(0.05, 0.3))
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        for reader in readers:
+            reader.join(timeout=10)
+    return [{int(line) for line in data.splitlines()} for data in received]
+
+
+CHILD_NAME = "ccm-commit-probe"
+
+
+def _tagged(url: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}application_name={CHILD_NAME}"
+
+
+def _drain(server: socket.socket, into: list[bytes]) -> None:
+    conn, _ = server.accept()
+    data = b""
+    with conn:
+        while chunk := conn.recv(65536):
+            data += chunk
+    into.append(data)
+
+
+def _backends_gone(db: Database) -> None:
+    """Wait until the dead child's session has ended (a COMMIT it sent still commits)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with db.read_only() as session:
+            others = session.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"), {"name": CHILD_NAME}
+            ).scalar_one()
+        if not others:
+            return
+        time.sleep(0.02)
+
+
+@pytest.mark.e2e
+def test_a_sigkill_never_falls_between_the_commit_and_the_writes(db, database_url):
+    if db.is_sqlite:
+        pytest.skip("SQLite commits before the writes: no COMMIT on the wire to pair them with")
+    if socket_writes.io_uring_unavailable():
+        pytest.skip(f"io_uring is not available here: {socket_writes.io_uring_unavailable()}")
+    first, torn = 0, []
+    for _ in range(ROUNDS):
+        delivered = _killed_while_committing(database_url, first, joint=True)
+        _backends_gone(db)
+        committed = {n for n in _ids(db) if n >= first}
+        assert len(delivered) == SOCKETS
+        for ids in delivered:
+            torn += sorted(committed ^ ids)
+        first = max(committed | set().union(*delivered), default=first) + 1
+    assert first > ROUNDS * 10  # each child committed rows before its kill
+    assert torn == []

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from ccm.db import Database
+    from ccm.socket_writes import Write
 
 
 @dataclass(frozen=True)
@@ -101,17 +102,27 @@ CommitPoint = Callable[[], None]
 (the final ``.`` of SMTP DATA, the HTTP request). It records the attempt durably and raises if this
 worker no longer owns the message, in which case the provider must abort without sending."""
 
-Release = Callable[[Collection[str]], None]
-"""Finishes the given messages of a batch at once (SMTP: writes their final dots)."""
+
+@dataclass(frozen=True)
+class FinalWrites:
+    """What finishes some messages of a batch: bytes to write on sockets (SMTP: each connection's
+    final dot), and ``done``, to be told which of those writes failed (by position) once made."""
+
+    writes: Sequence[Write]
+    done: Callable[[dict[int, OSError]], None]
+
+
+Release = Callable[[Collection[str]], FinalWrites]
+"""The writes that finish the given messages of a batch (it writes nothing itself)."""
 
 BatchCommitPoint = Callable[[Sequence[str], Release], Collection[str]]
 """The commit point of a batch: given the ids of the messages that reached their irrevocable
 step, record them durably in one go and answer the ids this worker still owns (only those may be
-finished); raise to abandon them all. It may call ``release(owned)`` once, the instant its record
-is on its way to the database and before the database confirmed it — a worker killed in between
-loses the messages not yet finished, so the later they go the more a kill loses — and must not
-raise once it did. If it does not call ``release``, the provider finishes the owned ids after it
-returns."""
+finished); raise to abandon them all. It may call ``release(owned)`` once and make the writes in
+the same instant as its record leaves for the database (:func:`ccm.db_commit.commit_writing`) — a
+worker killed between the two would lose the messages not yet finished — then tell ``done``; it
+must not raise once they are made. If it does not call ``release``, the provider finishes the
+owned ids after it returns."""
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from ccm.channels.base import (
     BatchCommitPoint,
     CommitPoint,
     DeliveryError,
+    FinalWrites,
     NoCallbacks,
     OutboundMessage,
     ProviderLimits,
@@ -104,5 +105,6 @@ class LocalOutboxProvider(NoCallbacks):
         pass
 
 
-def _nothing_to_release(ids: Collection[str]) -> None:
-    """The outbox stores the messages after the commit point: there is nothing to finish early."""
+def _nothing_to_release(ids: Collection[str]) -> FinalWrites:
+    """The outbox stores the messages after the commit point: there is nothing to write early."""
+    return FinalWrites([], lambda failed: None)

@@ -15,11 +15,13 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from ccm import socket_writes
 from ccm.channels.addresses import normalize_email_address
 from ccm.channels.base import (
     BatchCommitPoint,
     CommitPoint,
     DeliveryError,
+    FinalWrites,
     NoCallbacks,
     OutboundMessage,
     OutcomeUnknownError,
@@ -31,7 +33,6 @@ from ccm.channels.base import (
     TransientDeliveryError,
 )
 from ccm.channels.smtp_connection import describe_reply, open_connection
-from ccm.channels.smtp_dots import write_final_dots
 from ccm.channels.smtp_settings import DEFAULT_PORTS, STARTTLS_MODES, SmtpSettings, build_tls_context, parse_url
 
 __all__ = [
@@ -49,6 +50,8 @@ _MAILBOX_UNKNOWN = re.compile(rb"^\s*5\.1\.[0-9]")
 _CONFIG_CODES = frozenset({530, 534, 535, 538})
 _QUEUE_ID = re.compile(rb"queued as ([^\s;]+)", re.IGNORECASE)
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_FINAL_DOT = b".\r\n"
+"""The end of DATA (RFC 5321 §4.1.1.4): the body before it ends in CRLF (:func:`_data_payload`)."""
 
 
 class SmtpConfig(BaseModel):
@@ -164,11 +167,15 @@ class SmtpProvider(NoCallbacks):
         staged = self._stage_all(messages, results)
         written: list[tuple[OutboundMessage, smtplib.SMTP]] | None = None
 
-        def release(ids: Collection[str]) -> None:
-            nonlocal written
+        def release(ids: Collection[str]) -> FinalWrites:
             wanted = set(ids)
             finishing = [(message, conn) for message, conn in staged if message.message_id in wanted]
-            written = self._write_dots(finishing, results)
+
+            def done(failed: dict[int, OSError]) -> None:
+                nonlocal written
+                written = self._after_dots(finishing, failed, results)
+
+            return FinalWrites([(conn.sock, _FINAL_DOT) for _, conn in finishing], done)
 
         try:
             owned = set(commit_point([message.message_id for message, _ in staged], release)) if staged else set()
@@ -177,7 +184,8 @@ class SmtpProvider(NoCallbacks):
                 self._drop(conn)
             raise
         if written is None:
-            release(owned)
+            finals = release(owned)
+            finals.done(socket_writes.write_each(finals.writes))
         for message, conn in staged:
             if message.message_id not in owned:
                 self._drop(conn)  # no longer ours: without the dot, the server discards it
@@ -311,12 +319,14 @@ class SmtpProvider(NoCallbacks):
             self._drop(conn)
             raise TransientDeliveryError(f"SMTP connection failed: {exc}", reason="network_error") from exc
 
-    def _write_dots(
-        self, staged: list[tuple[OutboundMessage, smtplib.SMTP]], results: dict[str, Receipt | DeliveryError]
+    def _after_dots(
+        self,
+        staged: list[tuple[OutboundMessage, smtplib.SMTP]],
+        failed: dict[int, OSError],
+        results: dict[str, Receipt | DeliveryError],
     ) -> list[tuple[OutboundMessage, smtplib.SMTP]]:
-        """The final dot on every connection (:func:`write_final_dots`); those whose write
-        failed get an unknown outcome, dealt with after the last dot went out."""
-        failed = write_final_dots([conn.sock for _, conn in staged])
+        """The connections whose final dot was written; those whose write failed get an unknown
+        outcome, dealt with after the last dot went out."""
         written = []
         for n, (message, conn) in enumerate(staged):
             if n not in failed:

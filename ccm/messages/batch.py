@@ -5,22 +5,19 @@
    :func:`delivery.claim_many`).
 2. Messages whose first provider can send a batch (SMTP) go out together, one connection each:
    every body is written with its final dot held back, then **one intent transaction** marks all
-   of them ``in_flight`` (only those still owned), and every final dot is written the instant its
-   ``COMMIT`` has left — before the answer is read (:func:`ccm.db_commit.commit_then`) — then
-   every reply is read. A crash before the ``COMMIT`` left re-sends nothing and loses nothing (the
-   claims go stale and are taken again); a crash after it leaves exactly those messages
-   ``sent(outcome_unknown)``, never re-sent. A worker killed once its ``COMMIT`` is on the wire but
-   before a message's dot loses that message (PostgreSQL commits what the dead worker sent; the
-   server discards a body without its dot): that window is now the dots alone, written with the
-   GIL held (:mod:`ccm.channels.smtp_dots`), about 15 µs a message on loopback — it was the
-   ``COMMIT``'s round trip, getting the GIL back after it, and a GIL hand-off per dot
-   (bench/README.md). The price of not waiting: should the ``COMMIT`` then fail or go unanswered
-   (PostgreSQL crashed or the connection broke in those few milliseconds), the dots went out with
-   no confirmed intent. The intent is then written again in a new transaction (a no-op where the
-   first one did commit); only if that fails too — the database still down — can those messages
-   be sent again once their claims go stale, and that is logged with their ids. The intent
-   commits synchronously (the WAL flush no longer sits in the window), so a database crash after
-   the answer cannot lose it.
+   of them ``in_flight`` (only those still owned), and its ``COMMIT`` and every final dot leave in
+   one system call (:func:`ccm.db_commit.commit_writing`) — then every reply is read. A crash
+   before that call re-sends nothing and loses nothing (the claims go stale and are taken again);
+   a crash after it leaves exactly those messages ``sent(outcome_unknown)``, delivered and never
+   re-sent. A SIGKILL cannot fall between the ``COMMIT`` and a dot, so none is lost that way.
+   Where that one call cannot be made (TLS, io_uring refused) the dots follow the ``COMMIT``'s
+   bytes within about 15 µs each, with nothing else of the process in between, and a kill landing
+   there loses the dots not yet written (bench/README.md). Should the ``COMMIT`` then fail or go
+   unanswered (PostgreSQL crashed or the connection broke at that instant), the dots went out
+   with no confirmed intent. The intent is then written again in a new transaction (a no-op where
+   the first one did commit); only if that fails too — the database still down — can those
+   messages be sent again once their claims go stale, and that is logged with their ids. The
+   intent commits synchronously, so a database crash after the answer cannot lose it.
 3. **One outcome transaction** records every message the provider took (the attempts, the
    messages and their jobs: a few round trips for the whole batch). A message it refused
    takes the single-message path from there (failover to the next provider, retry, fallback to
@@ -40,9 +37,9 @@ from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
-from ccm.channels.base import DeliveryError, OutboundMessage, Receipt, Release, SendsBatches
+from ccm.channels.base import DeliveryError, FinalWrites, OutboundMessage, Receipt, Release, SendsBatches
 from ccm.channels.registry import Configured
-from ccm.db_commit import CommitUnconfirmed, commit_then
+from ccm.db_commit import CommitUnconfirmed, commit_writing
 from ccm.messages import attempts, delivery, outcomes, state
 from ccm.messages.claims import Claimed, Hops
 from ccm.runtime import Runtime
@@ -114,19 +111,18 @@ def record_intents(
 ) -> list[str]:
     """The batch's commit point, one transaction: each message still owned is ``in_flight``
     with this provider from here on. Returns the ids owned; the others must not be finished.
-    ``release(owned)`` runs the instant the ``COMMIT`` has left, before its answer (see the module
-    docstring); should that answer not confirm it, the intent is written again (idempotent)."""
+    The writes of ``release(owned)`` leave with the ``COMMIT`` (see the module docstring); should
+    its answer not confirm it, the intent is written again (idempotent)."""
     owned: list[str] = []
-
-    def dots() -> None:
-        delivery.failpoint(runtime, "batch_after_intent")  # the intent sent, no dot yet
-        release(owned)
-
+    finals: FinalWrites | None = None
     try:
         with runtime.db.unit_of_work() as session:
             owned = _write_intents(session, items, configured, outbound, hops)
-            commit_then(session, dots)
+            finals = release(owned)
+            finals.done(commit_writing(session, finals.writes))
     except CommitUnconfirmed as exc:
+        assert finals is not None  # only commit_writing raises it
+        finals.done(exc.write_failures)
         _confirm_intents(runtime, [item for item in items if item.message_id in owned], configured, outbound, hops, exc)
     for message_id in owned:
         hops[message_id].intent_recorded = True
