@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import mmap
 import os
 import platform
@@ -34,6 +35,8 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
 
 Write = tuple[socket.socket | int | None, bytes]
 """A socket (or its file descriptor; None: a connection closed meanwhile) and the bytes for it."""
@@ -73,7 +76,11 @@ _send = _libc_send()
 
 def write_together(writes: Sequence[Write]) -> dict[int, OSError] | None:
     """Every write in one system call (io_uring); the failures by position, or None — nothing
-    written — where that cannot be done here (see the module docstring)."""
+    written — where that cannot be done here (see the module docstring).
+
+    Raises:
+      OSError: the kernel refused the submission: nothing was written.
+    """
     if not writes or any(isinstance(sock, ssl.SSLSocket) for sock, _ in writes):
         return None
     ring = _thread_ring()
@@ -89,8 +96,14 @@ def write_together(writes: Sequence[Write]) -> dict[int, OSError] | None:
             pieces.append((sock if isinstance(sock, int) else sock.fileno(), data))
             positions.append(n)
     rest: list[tuple[int, socket.socket | int, bytes]] = []
-    for n, (fd, data), sent in zip(positions, pieces, ring.send_all(pieces), strict=True):
-        if sent == -errno.EAGAIN:
+    try:
+        results = ring.send_all(pieces)
+    finally:
+        if ring.broken:
+            _rings.ring = None
+            ring.close()
+    for n, (fd, data), sent in zip(positions, pieces, results, strict=True):
+        if sent in (-errno.EAGAIN, -errno.ECANCELED):
             rest.append((n, fd, data))
         elif sent < 0:
             failed[n] = OSError(-sent, os.strerror(-sent))
@@ -166,6 +179,7 @@ class _Ring:
         if fd < 0:
             raise OSError(-fd, os.strerror(-fd))
         self.fd = fd
+        self.broken = False
         try:
             self._map(params)
         except BaseException:
@@ -195,7 +209,12 @@ class _Ring:
 
     def send_all(self, pieces: Sequence[tuple[int, bytes]]) -> list[int]:
         """``send(fd, data, MSG_DONTWAIT | MSG_NOSIGNAL)`` for every piece, submitted in one system
-        call; what each returned (bytes written, or minus an errno)."""
+        call; what each returned (bytes written, or minus an errno; ``-ECANCELED``: never issued,
+        as the kernel took only the pieces before it — the ring is then :attr:`broken`).
+
+        Raises:
+          OSError: the kernel took none of them: nothing was written (the ring is broken).
+        """
         block = ctypes.create_string_buffer(b"".join(data for _, data in pieces))
         base = ctypes.addressof(block)
         sq_tail, sq_array = self._sq
@@ -209,13 +228,15 @@ class _Ring:
             offset += len(data)
         _U32.pack_into(self._sq_ring, sq_tail, (tail + len(pieces)) & 0xFFFFFFFF)
         submitted = _syscall(_SYS_IO_URING_ENTER, self.fd, len(pieces), 0, 0, 0, 0)
-        results = self._reap(len(pieces), submitted)
-        del block  # the kernel has copied every piece: each send completed before the call returned
+        if submitted != len(pieces):  # entries left in the ring would go with the next call
+            self.broken = True
+        if submitted <= 0:
+            raise OSError(-submitted or errno.EIO, "io_uring took none of the writes")
+        results = self._reap(submitted) + [-errno.ECANCELED] * (len(pieces) - submitted)
+        del block  # every issued send completed (MSG_DONTWAIT) and the kernel copied its bytes
         return results
 
-    def _reap(self, count: int, submitted: int) -> list[int]:
-        if submitted != count:  # the kernel took fewer (or none): the ring is not in a state to reuse
-            raise OSError(-submitted if submitted < 0 else errno.EIO, "io_uring took only part of the batch")
+    def _reap(self, count: int) -> list[int]:
         results = [-errno.EINPROGRESS] * count
         cq_head, cq_tail, cqes = self._cq
         seen = 0
@@ -291,6 +312,11 @@ def _thread_ring() -> _Ring | None:
             _rings.ring = _Ring(_RING_ENTRIES)
         except OSError as exc:  # ENOSYS (old kernel), EPERM (seccomp, io_uring_disabled), ENOMEM
             _unavailable = f"io_uring_setup failed: {exc}"
+            log.warning(
+                "io_uring is not available (%s): a batch's final dots follow its COMMIT instead of leaving"
+                " with it, and a worker killed in between loses those not yet written (README, Recovery)",
+                _unavailable,
+            )
             return None
     return _rings.ring
 

@@ -7,17 +7,8 @@ several sockets leaves every committed id on every socket and no other id on any
 
 from __future__ import annotations
 
-import os
-import random
-import signal
 import socket
-import subprocess
-import sys
-import textwrap
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -25,8 +16,7 @@ from sqlalchemy import text
 from ccm import socket_writes
 from ccm.db import Database
 from ccm.db_commit import CommitUnconfirmed, commit_writing
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import commit_kills
 
 
 @pytest.fixture
@@ -128,88 +118,9 @@ def test_an_error_before_the_commit_writes_nothing_and_keeps_nothing(db, way, pa
     assert _ids(db) == []
 
 
-# The guarantee, under SIGKILL.
+# The guarantee, under SIGKILL (tests/support/commit_kills.py).
 
-SOCKETS = 50
 ROUNDS = 12
-_CHILD = textwrap.dedent(
-    """
-    import socket, sys
-    from sqlalchemy import text
-    from ccm import socket_writes
-    from ccm.db import Database
-    from ccm.db_commit import commit_writing
-
-    url, port, first, joint = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-    socket_writes.USE_IO_URING = joint
-    db = Database(url)
-    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range({sockets})]
-    for sock in sockets:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with db.unit_of_work() as session:
-        session.execute(text("SELECT 1"))
-    print("ready", flush=True)
-    n = first
-    while True:
-        with db.unit_of_work() as session:
-            session.execute(text("INSERT INTO commit_probe (id) VALUES (:n)"), {{"n": n}})
-            commit_writing(session, [(sock, b"%d\\n" % n) for sock in sockets])
-        n += 1
-    """
-).format(sockets=SOCKETS)
-
-
-def _killed_while_committing(url: str, first: int, *, joint: bool) -> list[set[int]]:
-    """One child run, SIGKILLed at a random moment; the ids each of its sockets delivered."""
-    received: list[bytes] = []
-    with socket.create_server(("127.0.0.1", 0), backlog=SOCKETS) as server:
-        readers = [threading.Thread(target=_drain, args=(server, received)) for _ in range(SOCKETS)]
-        for reader in readers:
-            reader.start()
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, _tagged(url), str(server.getsockname()[1]), str(first), str(int(joint))],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        try:
-            assert child.stdout is not None and child.stdout.readline() == b"ready\n"
-            time.sleep(random.uniform(0.05, 0.3))
-        finally:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait()
-        for reader in readers:
-            reader.join(timeout=10)
-    return [{int(line) for line in data.splitlines()} for data in received]
-
-
-CHILD_NAME = "ccm-commit-probe"
-
-
-def _tagged(url: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}application_name={CHILD_NAME}"
-
-
-def _drain(server: socket.socket, into: list[bytes]) -> None:
-    conn, _ = server.accept()
-    data = b""
-    with conn:
-        while chunk := conn.recv(65536):
-            data += chunk
-    into.append(data)
-
-
-def _backends_gone(db: Database) -> None:
-    """Wait until the dead child's session has ended (a COMMIT it sent still commits)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with db.read_only() as session:
-            others = session.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"), {"name": CHILD_NAME}
-            ).scalar_one()
-        if not others:
-            return
-        time.sleep(0.02)
 
 
 @pytest.mark.e2e
@@ -218,14 +129,6 @@ def test_a_sigkill_never_falls_between_the_commit_and_the_writes(db, database_ur
         pytest.skip("SQLite commits before the writes: no COMMIT on the wire to pair them with")
     if socket_writes.io_uring_unavailable():
         pytest.skip(f"io_uring is not available here: {socket_writes.io_uring_unavailable()}")
-    first, torn = 0, []
-    for _ in range(ROUNDS):
-        delivered = _killed_while_committing(database_url, first, joint=True)
-        _backends_gone(db)
-        committed = {n for n in _ids(db) if n >= first}
-        assert len(delivered) == SOCKETS
-        for ids in delivered:
-            torn += sorted(committed ^ ids)
-        first = max(committed | set().union(*delivered), default=first) + 1
-    assert first > ROUNDS * 10  # each child committed rows before its kill
-    assert torn == []
+    runs = commit_kills.kill_rounds(db, database_url, ROUNDS, joint=True)
+    assert all(run.committed > 10 for run in runs)  # each child committed rows before its kill
+    assert [run.torn for run in runs] == [[]] * ROUNDS

@@ -47,11 +47,12 @@ from ccm.channels.base import (
     OutcomeUnknownError,
     ProviderConfigError,
     Receipt,
+    Release,
     TransientDeliveryError,
 )
 from ccm.channels.registry import Configured
 from ccm.db import utcnow
-from ccm.messages import attempts, outcomes, state
+from ccm.messages import attempts, intents, outcomes, state
 from ccm.messages.claims import DELIVER, MAX_CLAIMS, Claimed, ClaimLost, Hops
 from ccm.messages.models import AttemptOutcome, MessageStatus
 from ccm.messages.outbound import (
@@ -138,12 +139,28 @@ def refused_by_guard(runtime: Runtime, configured: Configured, hops: Hops) -> bo
 
 
 def _send(runtime: Runtime, claimed: Claimed, configured: Configured, outbound: OutboundMessage, hops: Hops) -> Receipt:
-    """The provider call, with transaction 2 (`record_intent`) as its commit point."""
+    """The provider call, with transaction 2 as its commit point: :func:`record_intent`, or for a
+    provider that finishes messages with writes of its own (SMTP's final dot) a batch of one
+    whose ``COMMIT`` leaves with that write (:mod:`ccm.messages.intents`)."""
+    provider = configured.provider
+    if intents.sends_batches(provider):
+        message_id = claimed.message_id
+
+        def batch_commit_point(ids: Sequence[str], release: Release) -> list[str]:
+            owned = intents.record(runtime, [claimed], configured, {message_id: outbound}, {message_id: hops}, release)
+            if not owned:
+                raise ClaimLost(message_id)
+            return owned
+
+        result = provider.send_batch([outbound], commit_point=batch_commit_point)[message_id]
+        if isinstance(result, DeliveryError):
+            raise result
+        return result
 
     def commit_point() -> None:
         record_intent(runtime, claimed, configured, outbound, hops)
 
-    return configured.provider.send(outbound, commit_point=commit_point)
+    return provider.send(outbound, commit_point=commit_point)
 
 
 def _not_taken(

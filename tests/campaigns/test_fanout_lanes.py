@@ -103,7 +103,8 @@ def test_a_fan_out_killed_while_both_lanes_write_resumes_with_exact_counts(api, 
         worker.kill()  # SIGKILL: whatever the lanes were writing is rolled back
     killed = _written(runtime, campaign_id)
     assert killed["messages"] + killed["held"] < audience, worker.output()  # it died mid-way
-    assert killed["claims"] >= 1  # claimed and not written: the chunks it was in the middle of
+    # Mostly the kill lands with chunks claimed and not written (the ones it was in the middle of);
+    # now and then both lanes are between two chunks: either way nothing half-written may remain.
     assert killed["holdout_count"] == killed["held"] and killed["messages"] == killed["profiles"]
     engine.run_fanout(runtime, campaign_id)  # the job published again after the crash
     _exactly_once(_written(runtime, campaign_id), audience)

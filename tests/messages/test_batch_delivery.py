@@ -64,28 +64,28 @@ def test_a_transient_refusal_retries_that_message_only(api, runtime, smtp_server
 
 
 def test_a_message_claimed_elsewhere_meanwhile_is_left_alone(api, runtime, smtp_server, queued, monkeypatch):
-    from ccm.messages import batch
+    from ccm.messages import intents
 
-    original = batch.record_intents
+    original = intents.record
 
     def steal_one(runtime, items, *args):
         with runtime.db.unit_of_work() as session:  # another run takes message 0 over
             session.execute(text("UPDATE message SET claim_token = 'other' WHERE id = :id"), {"id": queued[0]})
         return original(runtime, items, *args)
 
-    monkeypatch.setattr(batch, "record_intents", steal_one)
+    monkeypatch.setattr(intents, "record", steal_one)
     deliver_batch(runtime, queued)
     assert len(smtp_server.messages) == 9
     assert message(api, queued[0])["status"] == "sending"  # left to the run that owns it
 
 
 def test_a_failing_commit_point_sends_nothing_and_gives_the_claims_back(api, runtime, smtp_server, queued, monkeypatch):
-    from ccm.messages import batch
+    from ccm.messages import intents
 
     def database_down(*args):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(batch, "record_intents", database_down)
+    monkeypatch.setattr(intents, "record", database_down)
     with pytest.raises(RuntimeError):
         deliver_batch(runtime, queued)
     assert smtp_server.messages == []
@@ -235,4 +235,4 @@ def test_an_intent_refused_at_commit_after_the_dots_is_written_again_and_nobody_
         assert (found["status"], [a["outcome"] for a in found["attempts"]]) == ("sent", ["sent"])
     deliver_batch(runtime, queued)  # a redelivered job finds them done
     assert len(smtp_server.messages) == 10
-    assert "not confirmed after their dots" in caplog.text
+    assert "not confirmed after their final writes" in caplog.text

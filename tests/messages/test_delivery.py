@@ -68,16 +68,16 @@ def test_a_stale_claim_without_a_provider_call_is_taken_over(runtime, accepted, 
 
 
 def test_the_commit_point_refuses_a_run_that_lost_its_claim(runtime, accepted, smtp_server, monkeypatch):
-    from ccm.messages import delivery
+    from ccm.messages import intents
 
-    real_intent = delivery.record_intent
+    real_intent = intents.record
 
     def stolen(runtime_, claimed, *rest):
         with runtime.db.unit_of_work() as session:  # another run took the message meanwhile
             session.execute(update(Message).where(Message.id == accepted).values(claim_token="thief"))
-        real_intent(runtime_, claimed, *rest)
+        return real_intent(runtime_, claimed, *rest)
 
-    monkeypatch.setattr(delivery, "record_intent", stolen)
+    monkeypatch.setattr(intents, "record", stolen)
     deliver_message(runtime, accepted)
     assert smtp_server.messages == []  # the DATA was aborted before the final dot
     assert smtp_server.commands.count("DATA") == 1
@@ -92,7 +92,7 @@ def test_an_unexpected_error_gives_the_claim_back_and_is_raised(runtime, accepte
     def explode(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(SmtpProvider, "send", explode)
+    monkeypatch.setattr(SmtpProvider, "send_batch", explode)
     with pytest.raises(RuntimeError):
         deliver_message(runtime, accepted)
     message = row(runtime, accepted)
