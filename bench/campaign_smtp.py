@@ -152,6 +152,7 @@ def worker_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     if args.probe:
         Path(args.probe).mkdir(parents=True, exist_ok=True)
         module, extra = "bench.worker_probe", {"BENCH_PROBE_DIR": str(Path(args.probe).resolve())}
+        extra |= {name: value for name, value in os.environ.items() if name.startswith("BENCH_PROBE_")}
     command = [
         sys.executable,
         "-m",
@@ -172,7 +173,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--batch", type=int, default=None, help="CCM_DELIVERY_BATCH of the workers (default 50)")
-    parser.add_argument("--probe", help="a directory: tracemalloc samples from inside each worker (slows them)")
+    parser.add_argument(
+        "--probe",
+        help="a directory: samples from inside each worker (bench/worker_probe.py; BENCH_PROBE_SECONDS, "
+        "BENCH_PROBE_TRACEMALLOC=0 are passed on)",
+    )
     parser.add_argument("--rss-every", type=float, default=15, help="seconds between RSS samples")
     args = parser.parse_args()
     sink, port = need("smtp-sink", "postfix"), free_port()
@@ -182,7 +187,8 @@ def main() -> None:
     analyze()
     workers, extra = worker_command(args)
     smtp_url = f"smtp://127.0.0.1:{port}?local_hostname=localhost"
-    env = {**ccm_env(smtp_url=smtp_url, delivery_batch=args.batch), **extra}
+    tunables = {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}  # glibc's
+    env = {**ccm_env(smtp_url=smtp_url, delivery_batch=args.batch), **tunables, **extra}
     # -m: smtp-sink serves 256 connections at once by default; a batch holds B open per worker thread.
     with process([sink, "-u", "nobody", "-m", "4096", f"127.0.0.1:{port}", "4096"]) as sink_process:
         wait_port(port)

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     """Larger request bodies are refused with 413 (an inbound email's raw bytes are the largest)."""
 
     in_process_worker_threads: int = 4
+    worker_mmap_threshold: int = Field(32_768, ge=0)
+    """Bytes: in ``dramatiq workers`` processes, an allocation this size or larger that a heap has
+    no room for gets a mapping of its own, returned when freed, instead of growing the heap (0:
+    glibc's default, which raises this threshold to the largest block freed, up to 32 MiB, so
+    rendered bodies grow the threads' heaps and fragment them:
+    RSS crept up by 5–15 MiB per process over 80,000 emails; bench/README.md)."""
     relay_interval: float = 1.0
     """Seconds between scans of the job outbox for work to (re)publish."""
     relay_grace: float = 30.0

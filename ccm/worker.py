@@ -7,6 +7,7 @@ registered), which nothing below may do."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sys
 import threading
@@ -47,6 +48,18 @@ TASKS: dict[Job, Callable[..., None]] = {
 """Every actor CCM has. Adding one means adding it here, nowhere else."""
 PERIODIC: tuple[Job, ...] = tuple(job for job in TASKS if job.every)
 """The jobs every relay publishes on their schedule (:attr:`ccm.jobs.Job.every`)."""
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def tune_allocator(mmap_threshold: int) -> bool:
+    """Set glibc's mmap threshold for this process (see ``Settings.worker_mmap_threshold``); False
+    where it is 0 or the C library is not glibc."""
+    if mmap_threshold <= 0:
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold))
 
 
 def install(runtime: Runtime) -> None:

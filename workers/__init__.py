@@ -9,10 +9,11 @@ from ccm.brokers import check_redis_policy
 from ccm.config import Settings
 from ccm.logs import configure_logging
 from ccm.runtime import create_runtime
-from ccm.worker import RelayMiddleware, install
+from ccm.worker import RelayMiddleware, install, tune_allocator
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
+tune_allocator(settings.worker_mmap_threshold)
 runtime = create_runtime(settings)
 check_redis_policy(runtime.guards.client)  # rate limits, circuit breakers, tracking hits
 check_redis_policy(runtime.broker)  # when the broker is another Redis
