@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--batch", type=int, default=None, help="CCM_DELIVERY_BATCH of the workers (default 50)")
+    parser.add_argument("--no-io-uring", action="store_true", help="the workers' fallback: dots after the COMMIT")
     parser.add_argument(
         "--probe",
         help="a directory: samples from inside each worker (bench/worker_probe.py; BENCH_PROBE_SECONDS, "
@@ -188,6 +189,8 @@ def main() -> None:
     workers, extra = worker_command(args)
     smtp_url = f"smtp://127.0.0.1:{port}?local_hostname=localhost"
     tunables = {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}  # glibc's
+    if args.no_io_uring:
+        tunables["CCM_IO_URING"] = "false"
     env = {**ccm_env(smtp_url=smtp_url, delivery_batch=args.batch), **tunables, **extra}
     # -m: smtp-sink serves 256 connections at once by default; a batch holds B open per worker thread.
     with process([sink, "-u", "nobody", "-m", "4096", f"127.0.0.1:{port}", "4096"]) as sink_process:

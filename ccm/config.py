@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     """Larger request bodies are refused with 413 (an inbound email's raw bytes are the largest)."""
 
     in_process_worker_threads: int = 4
+    io_uring: bool = True
+    """An SMTP send's intent ``COMMIT`` and its final dots leave in one io_uring system call where
+    the kernel allows it (ccm/db_commit.py); False: always the fallback, the dots right after."""
     worker_mmap_threshold: int = Field(32_768, ge=0)
     """Bytes: in ``dramatiq workers`` processes, an allocation this size or larger that a heap has
     no room for gets a mapping of its own, returned when freed, instead of growing the heap (0:
