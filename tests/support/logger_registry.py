@@ -1,6 +1,6 @@
 """Make pytest's log capture safe against loggers created by other threads.
 
-Since pytest 9.1 each test phase starts by attaching its log handlers to every non-propagating
+pytest 9 (9.2 here) starts each test phase by attaching its log handlers to every non-propagating
 logger, iterating ``logging.root.manager.loggerDict`` without the logging module's lock. A logger
 created by another thread at that instant ends the phase with ``RuntimeError: dictionary changed
 size during iteration`` — and the suite's worker threads do create loggers: Dramatiq names one per
