@@ -152,7 +152,6 @@ def worker_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     if args.probe:
         Path(args.probe).mkdir(parents=True, exist_ok=True)
         module, extra = "bench.worker_probe", {"BENCH_PROBE_DIR": str(Path(args.probe).resolve())}
-        extra |= {name: value for name, value in os.environ.items() if name.startswith("BENCH_PROBE_")}
     command = [
         sys.executable,
         "-m",
@@ -176,8 +175,8 @@ def main() -> None:
     parser.add_argument("--no-io-uring", action="store_true", help="the workers' fallback: dots after the COMMIT")
     parser.add_argument(
         "--probe",
-        help="a directory: samples from inside each worker (bench/worker_probe.py; BENCH_PROBE_SECONDS, "
-        "BENCH_PROBE_TRACEMALLOC=0 are passed on)",
+        help="a directory: samples from inside each worker (bench/worker_probe.py; BENCH_PROBE_SECONDS and "
+        "BENCH_PROBE_TRACEMALLOC=0 in the environment reach it)",
     )
     parser.add_argument("--rss-every", type=float, default=15, help="seconds between RSS samples")
     args = parser.parse_args()
@@ -188,10 +187,11 @@ def main() -> None:
     analyze()
     workers, extra = worker_command(args)
     smtp_url = f"smtp://127.0.0.1:{port}?local_hostname=localhost"
-    tunables = {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}  # glibc's
-    if args.no_io_uring:
-        tunables["CCM_IO_URING"] = "false"
-    env = {**ccm_env(smtp_url=smtp_url, delivery_batch=args.batch), **tunables, **extra}
+    # The workers inherit this environment but its CCM_* settings (BENCH_PROBE_*, MALLOC_* pass).
+    env = {
+        **ccm_env(smtp_url=smtp_url, delivery_batch=args.batch, io_uring=False if args.no_io_uring else None),
+        **extra,
+    }
     # -m: smtp-sink serves 256 connections at once by default; a batch holds B open per worker thread.
     with process([sink, "-u", "nobody", "-m", "4096", f"127.0.0.1:{port}", "4096"]) as sink_process:
         wait_port(port)

@@ -244,7 +244,7 @@ class _Ring:
             head = _U32.unpack_from(self._cq_ring, cq_head)[0]
             tail = _U32.unpack_from(self._cq_ring, cq_tail)[0]
             if head == tail:  # not yet complete (not expected with MSG_DONTWAIT): wait, GIL released
-                waited = _syscall_waiting(_SYS_IO_URING_ENTER, self.fd, 0, count - seen, _IORING_ENTER_GETEVENTS, 0, 0)
+                waited = _syscall(_SYS_IO_URING_ENTER, self.fd, 0, count - seen, _IORING_ENTER_GETEVENTS, waiting=True)
                 if waited < 0 and waited != -errno.EINTR:
                     raise OSError(-waited, os.strerror(-waited))
                 continue
@@ -280,15 +280,12 @@ _raw_syscall = _syscall_function(_LIBC)  # GIL held: nothing of this process run
 _raw_syscall_waiting = _syscall_function(ctypes.CDLL(None, use_errno=True) if _LIBC is not None else None)
 
 
-def _syscall(number: int, *args: int) -> int:
-    assert _raw_syscall is not None
-    result = _raw_syscall(number, *args, *([0] * (6 - len(args))))
-    return -ctypes.get_errno() if result < 0 else int(result)
-
-
-def _syscall_waiting(number: int, *args: int) -> int:
-    assert _raw_syscall_waiting is not None
-    result = _raw_syscall_waiting(number, *args, *([0] * (6 - len(args))))
+def _syscall(number: int, *args: int, waiting: bool = False) -> int:
+    """``syscall(number, *args)``: its result, or minus the errno. ``waiting``: the call may block,
+    so it releases the GIL."""
+    function = _raw_syscall_waiting if waiting else _raw_syscall
+    assert function is not None
+    result = function(number, *args, *([0] * (6 - len(args))))
     return -ctypes.get_errno() if result < 0 else int(result)
 
 

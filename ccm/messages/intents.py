@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeGuard
 
 from sqlalchemy.orm import Session
@@ -52,51 +53,47 @@ def record(
     """The commit point: each message still owned is ``in_flight`` with this provider from here
     on, and the writes of ``release(owned)`` leave with the ``COMMIT``. Returns the ids owned; the
     others must not be finished."""
+    intent = _Intent(configured, outbound, hops)
     owned: list[str] = []
     finals: FinalWrites | None = None
     try:
         with runtime.db.unit_of_work() as session:
-            owned = _write(session, items, configured, outbound, hops)
+            owned = intent.write(session, items)
             finals = release(owned)
             finals.done(commit_writing(session, finals.writes))
     except CommitUnconfirmed as exc:
         assert finals is not None  # only commit_writing raises it
         finals.done(exc.write_failures)
-        _confirm(runtime, [item for item in items if item.message_id in owned], configured, outbound, hops, exc)
+        _confirm(runtime, intent, [item for item in items if item.message_id in owned], exc)
     for message_id in owned:
         hops[message_id].intent_recorded = True
     return owned
 
 
-def _write(
-    session: Session,
-    items: Sequence[Claimed],
-    configured: Configured,
-    outbound: dict[str, OutboundMessage],
-    hops: dict[str, Hops],
-    *,
-    again: bool = False,
-) -> list[str]:
-    """Hold every message still owned and mark its attempt ``in_flight`` (a new attempt at its
-    first hop, the same one at a later hop); the ids held."""
-    held = state.hold_many(session, {item.message_id: item.token for item in items})
-    mine = [item for item in items if item.message_id in held]
-    first = [item for item in mine if not hops[item.message_id].intent_recorded]
-    attempts.mark_in_flight_many(session, first, configured, outbound, hops, ignoring_existing=again)
-    for item in mine:
-        if hops[item.message_id].intent_recorded:  # failed over: this attempt's row is there already
-            attempts.mark_in_flight(session, item, configured, outbound[item.message_id], hops[item.message_id])
-    return [item.message_id for item in mine]
+@dataclass(frozen=True)
+class _Intent:
+    """What the messages are handed to: the provider account, each message as it goes out, and
+    its hops so far (by message id)."""
+
+    configured: Configured
+    outbound: dict[str, OutboundMessage]
+    hops: dict[str, Hops]
+
+    def write(self, session: Session, items: Sequence[Claimed], *, again: bool = False) -> list[str]:
+        """Hold every message still owned and mark its attempt ``in_flight`` (a new attempt at
+        its first hop, the same one at a later hop); the ids held."""
+        held = state.hold_many(session, {item.message_id: item.token for item in items})
+        mine = [item for item in items if item.message_id in held]
+        first = [item for item in mine if not self.hops[item.message_id].intent_recorded]
+        attempts.mark_in_flight_many(session, first, self.configured, self.outbound, self.hops, ignoring_existing=again)
+        for item in mine:
+            hops = self.hops[item.message_id]
+            if hops.intent_recorded:  # failed over: this attempt's row is there already
+                attempts.mark_in_flight(session, item, self.configured, self.outbound[item.message_id], hops)
+        return [item.message_id for item in mine]
 
 
-def _confirm(
-    runtime: Runtime,
-    items: Sequence[Claimed],
-    configured: Configured,
-    outbound: dict[str, OutboundMessage],
-    hops: dict[str, Hops],
-    cause: CommitUnconfirmed,
-) -> None:
+def _confirm(runtime: Runtime, intent: _Intent, items: Sequence[Claimed], cause: CommitUnconfirmed) -> None:
     """The writes went out but the intent's ``COMMIT`` was not confirmed: write it again, in a new
     transaction (a no-op where the first one did commit). If that fails too, these messages may
     be sent a second time once their claims go stale: said loudly, with their ids."""
@@ -104,7 +101,7 @@ def _confirm(
     log.warning("intent of %d messages not confirmed after their final writes (%s); writing it again", len(ids), cause)
     try:
         with runtime.db.unit_of_work() as session:
-            held = _write(session, items, configured, outbound, hops, again=True)
+            held = intent.write(session, items, again=True)
     except Exception:
         log.exception("intent lost after the final writes: messages %s may be sent twice", ids)
         return
