@@ -48,7 +48,12 @@ def test_a_count_within_its_budget_is_exact(api, crowd):
 
 
 @pytest.mark.settings(segment_count_budget_ms=1)
-def test_a_count_past_its_budget_answers_an_estimate(api, crowd):
+def test_a_count_past_its_budget_answers_an_estimate(api, crowd, monkeypatch):
+    from ccm.segments import counting
+
+    # The count's 1 ms runs out; the estimate's own budget is made ample, so that a loaded machine
+    # (the embedded run once took over 500 ms for the sample) still answers the sampled estimate.
+    monkeypatch.setattr(counting, "ESTIMATE_MIN_MS", 5_000)
     answer = api.post("/v1/segments/count", json={"rules": HALF}).json
     assert answer["approximate"] is True
     assert ROWS // 2 * 0.7 < answer["count"] < ROWS // 2 * 1.3, answer
